@@ -1,0 +1,201 @@
+/**
+ * One agent turn: persist the user's message, call the model, run the tool
+ * calls it asks for, call it again, until it stops. Every message is
+ * persisted as it completes, and an interrupted turn (abort, timeout, client
+ * gone) still leaves a transcript the provider will accept.
+ */
+import { Context, Duration, Effect, Ref, Stream } from "effect"
+import { type AssistantMessage, addUsage, emptyUsage, type ImagePart, type Message, type TextPart, type ToolResultMessage, toolCallsOf, type Usage } from "./Message.ts"
+import type { AgentSettings } from "./AgentSettings.ts"
+import { ToolRegistry, type Tool } from "./Tool.ts"
+import { TurnTimeout, type TurnEvent } from "./TurnEvent.ts"
+import * as Compaction from "./Compaction.ts"
+import { Models } from "../provider/Models.ts"
+import type { ProviderError } from "../provider/Provider.ts"
+import type { StoreError } from "../session/SessionStore.ts"
+import * as Transcript from "../session/Transcript.ts"
+
+/** Bounds a runaway tool loop; OpenClaw's own budget is of the same order. */
+export const MAX_MODEL_CALLS_PER_TURN = 32
+
+export interface TurnInput {
+  readonly runId: string
+  readonly text: string
+  readonly images?: ReadonlyArray<ImagePart> | undefined
+}
+
+/** The session as the run loop sees it: its entries and the one way to append. */
+export interface TurnSession {
+  readonly key: string
+  readonly agentId: string
+  readonly sessionId: string
+  readonly entries: Effect.Effect<ReadonlyArray<Transcript.Entry>>
+  readonly persist: (entries: ReadonlyArray<Transcript.Entry>, options?: { readonly sync?: boolean }) => Effect.Effect<void, StoreError | Transcript.TranscriptInvariantError>
+}
+
+export interface TurnResult {
+  readonly text: string
+  readonly model: string
+  readonly stopReason: AssistantMessage["stopReason"]
+  readonly usage: Usage
+  /** Usage of the last model call: what the context holds now. */
+  readonly lastCallUsage: Usage
+}
+
+/** Builds the system prompt for a turn; the workspace subsystem provides it. */
+export class SystemPromptSource extends Context.Service<SystemPromptSource, {
+  readonly build: (settings: AgentSettings, session: { readonly key: string; readonly kind: string }, tools: ReadonlyArray<Tool>) => Effect.Effect<string>
+}>()("beamclaw/agent/SystemPromptSource") {}
+
+export type TurnError = ProviderError | StoreError | Transcript.TranscriptInvariantError | TurnTimeout
+
+const lastId = (entries: ReadonlyArray<Transcript.Entry>) => entries.at(-1)?.id ?? null
+
+const summaryPreamble = (summary: string): Message => ({
+  role: "user",
+  content: `The earlier part of this conversation was compacted into this summary:\n<summary>\n${summary}\n</summary>`,
+  timestamp: 0
+})
+
+const renderToolOutput = (content: ReadonlyArray<TextPart | ImagePart>) =>
+  content.map((part) => part.type === "text" ? part.text : `[image ${part.mimeType}]`).join("\n")
+
+export const runTurn = Effect.fn("RunLoop.runTurn")(function*(
+  session: TurnSession,
+  settings: AgentSettings,
+  input: TurnInput,
+  emit: (event: TurnEvent) => Effect.Effect<void>
+): Effect.fn.Return<TurnResult, TurnError, Models | ToolRegistry | SystemPromptSource> {
+  const models = yield* Models
+  const registry = yield* ToolRegistry
+  const prompts = yield* SystemPromptSource
+
+  const body = Effect.gen(function*() {
+    const entries = yield* session.entries
+    const userContent: Message = input.images !== undefined && input.images.length > 0
+      ? { role: "user", content: [{ type: "text", text: input.text }, ...input.images], timestamp: Date.now() }
+      : { role: "user", content: input.text, timestamp: Date.now() }
+    yield* session.persist([Transcript.messageEntry(userContent, lastId(entries))])
+
+    const system = yield* prompts.build(settings, { key: session.key, kind: "main" }, registry.list)
+    const toolSpecs = registry.list.map((tool) => ({ name: tool.name, description: tool.description, inputSchema: tool.inputSchema }))
+    let usage = emptyUsage
+    let lastCallUsage = emptyUsage
+    let finalText = ""
+    let finalModel = settings.modelChain[0] ?? ""
+    let stopReason: AssistantMessage["stopReason"] = "stop"
+
+    for (let call = 0; call < MAX_MODEL_CALLS_PER_TURN; call++) {
+      const context = Transcript.contextMessages(yield* session.entries)
+      const messages = context.summary === undefined ? context.messages : [summaryPreamble(context.summary), ...context.messages]
+      const partial = yield* Ref.make("")
+      const done = yield* Ref.make<AssistantMessage | undefined>(undefined)
+
+      yield* models.stream(settings.modelChain, {
+        system,
+        messages,
+        tools: toolSpecs,
+        maxTokens: settings.maxTokens,
+        thinking: settings.thinking
+      }).pipe(
+        Stream.runForEach((event) => {
+          switch (event._tag) {
+            case "TextDelta":
+              return Ref.update(partial, (text) => text + event.text).pipe(Effect.andThen(emit({ _tag: "TextDelta", text: event.text })))
+            case "ThinkingDelta":
+              return emit({ _tag: "ThinkingDelta", thinking: event.thinking })
+            case "ToolCallStart":
+              return Effect.void
+            case "Failover":
+              return Ref.set(partial, "").pipe(Effect.andThen(emit(event)))
+            case "Done":
+              return Ref.set(done, event.message)
+          }
+        }),
+        // A model call cut short keeps what the user already saw, marked aborted.
+        Effect.onInterrupt(() =>
+          Effect.gen(function*() {
+            const text = yield* Ref.get(partial)
+            if (text.length === 0 || (yield* Ref.get(done)) !== undefined) return
+            const aborted: AssistantMessage = {
+              role: "assistant",
+              content: [{ type: "text", text }],
+              provider: "",
+              model: finalModel,
+              usage: emptyUsage,
+              stopReason: "aborted",
+              timestamp: Date.now()
+            }
+            yield* session.persist([Transcript.messageEntry(aborted, lastId(yield* session.entries))], { sync: true }).pipe(Effect.ignore)
+          })
+        )
+      )
+      const message = yield* Ref.get(done)
+      if (message === undefined) break
+      yield* session.persist([Transcript.messageEntry(message, lastId(yield* session.entries))])
+      usage = addUsage(usage, message.usage)
+      lastCallUsage = message.usage
+      finalModel = message.provider === "" ? message.model : `${message.provider}/${message.model}`
+      stopReason = message.stopReason
+      finalText = message.content.map((part) => part.type === "text" ? part.text : "").join("")
+
+      const calls = toolCallsOf(message)
+      if (calls.length === 0 || message.stopReason !== "toolUse") {
+        if (calls.length > 0) {
+          // The model stopped without waiting for its tool calls: close them so the history stays valid.
+          yield* session.persist(calls.map((c) => Transcript.messageEntry(Transcript.syntheticToolResult(c, "Not run: the model ended its turn."), null)))
+        }
+        break
+      }
+      const remaining = new Map(calls.map((c) => [c.id, c]))
+      yield* Effect.forEach(calls, (toolCall) =>
+        Effect.gen(function*() {
+          yield* emit({ _tag: "ToolStarted", id: toolCall.id, name: toolCall.name, input: toolCall.arguments })
+          const tool = registry.get(toolCall.name)
+          const output = tool === undefined
+            ? { content: [{ type: "text" as const, text: `Unknown tool ${toolCall.name}. Available: ${registry.list.map((t) => t.name).join(", ") || "none"}.` }], isError: true }
+            : yield* tool.run(toolCall.arguments, { sessionKey: session.key, agentId: session.agentId, workspace: settings.workspace, toolCallId: toolCall.id }).pipe(
+              Effect.catchTag("ToolError", (error) => Effect.succeed({ content: [{ type: "text" as const, text: error.message }], isError: true }))
+            )
+          const result: ToolResultMessage = {
+            role: "toolResult",
+            toolCallId: toolCall.id,
+            toolName: toolCall.name,
+            content: output.content,
+            isError: output.isError === true,
+            timestamp: Date.now()
+          }
+          yield* session.persist([Transcript.messageEntry(result, lastId(yield* session.entries))])
+          remaining.delete(toolCall.id)
+          yield* emit({ _tag: "ToolFinished", id: toolCall.id, name: toolCall.name, isError: result.isError, output: renderToolOutput(output.content) })
+        }), { discard: true }).pipe(
+          Effect.onInterrupt(() =>
+            Effect.gen(function*() {
+              const closing = [...remaining.values()].map((c) => Transcript.messageEntry(Transcript.syntheticToolResult(c, "Tool call aborted before it finished."), null))
+              yield* session.persist(closing, { sync: true }).pipe(Effect.ignore)
+            })
+          )
+        )
+      if (call === MAX_MODEL_CALLS_PER_TURN - 1) stopReason = "length"
+    }
+    return { text: finalText, model: finalModel, stopReason, usage, lastCallUsage }
+  })
+
+  const result = yield* body.pipe(
+    Effect.timeoutOrElse({
+      duration: Duration.seconds(settings.timeoutSeconds),
+      orElse: () => Effect.fail(new TurnTimeout({ sessionKey: session.key, timeoutSeconds: settings.timeoutSeconds, message: `the turn took longer than ${settings.timeoutSeconds}s and was stopped` }))
+    })
+  )
+
+  const window = Math.min(models.contextWindow(settings.modelChain[0] ?? "") ?? settings.contextTokens, settings.contextTokens)
+  const contextTokens = result.lastCallUsage.input + result.lastCallUsage.cacheRead + result.lastCallUsage.cacheWrite + result.lastCallUsage.output
+  if (Compaction.shouldCompact(contextTokens, window, settings.reserveTokens)) {
+    const compacted = yield* Compaction.compact(session, settings, contextTokens).pipe(
+      Effect.catchTag("ProviderError", (error) => Effect.logWarning(`compaction of ${session.key} failed, will retry after the next turn: ${error.message}`).pipe(Effect.as(undefined)))
+    )
+    if (compacted !== undefined) yield* emit({ _tag: "Compacted", tokensBefore: compacted.tokensBefore, summaryChars: compacted.summary.length })
+  }
+  yield* emit({ _tag: "TurnCompleted", runId: input.runId, text: result.text, model: result.model, stopReason: result.stopReason, usage: result.usage })
+  return result
+})

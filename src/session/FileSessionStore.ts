@@ -1,0 +1,258 @@
+/**
+ * SessionStore on the file system, in OpenClaw's layout:
+ * `<home>/agents/<agentId>/sessions/sessions.json` and `<sessionId>.jsonl`.
+ * Each transcript has one writer (its session actor), so no lock files.
+ * The index is a cache of what the transcripts say: writes are coalesced,
+ * and a lost or corrupt index is rebuilt from the transcript headers.
+ */
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import { Effect, Layer, Queue, Schema } from "effect"
+import { isValidSessionId } from "./SessionKey.ts"
+import { SessionEntry, SessionStore, StoreError } from "./SessionStore.ts"
+import * as Transcript from "./Transcript.ts"
+
+const IndexFile = Schema.Record(Schema.String, SessionEntry)
+const decodeIndex = Schema.decodeUnknownResult(IndexFile)
+const FLUSH_DELAY_MS = 250
+
+export interface FileSessionStoreOptions {
+  readonly home: string
+}
+
+const errorMessage = (error: unknown): string => error instanceof Error ? error.message : String(error)
+const isNotFound = (error: unknown): boolean =>
+  typeof error === "object" && error !== null && "code" in error && error.code === "ENOENT"
+
+export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSessionStoreOptions) {
+  const sessionsDir = (agentId: string) => path.join(options.home, "agents", agentId, "sessions")
+  const indexPath = (agentId: string) => path.join(sessionsDir(agentId), "sessions.json")
+
+  const io = <A>(operation: string, file: string, run: () => Promise<A>) =>
+    Effect.tryPromise({ try: run, catch: (error) => new StoreError({ operation, path: file, message: errorMessage(error) }) })
+
+  const transcriptPath = (agentId: string, sessionId: string) =>
+    isValidSessionId(sessionId)
+      ? Effect.succeed(path.join(sessionsDir(agentId), `${sessionId}.jsonl`))
+      : Effect.fail(new StoreError({ operation: "resolve", path: sessionId, message: `session id ${JSON.stringify(sessionId)} is not a valid file name` }))
+
+  const writeAtomic = (file: string, data: string) =>
+    io("write", file, async () => {
+      const tmp = `${file}.${process.pid}.${Date.now()}.tmp`
+      const handle = await fs.open(tmp, "w", 0o600)
+      try {
+        await handle.writeFile(data)
+        await handle.datasync()
+      } finally {
+        await handle.close()
+      }
+      await fs.rename(tmp, file)
+    })
+
+  // --- the index -----------------------------------------------------------
+  const indexes = new Map<string, Map<string, SessionEntry>>()
+  const dirty = new Set<string>()
+  const flushSignal = yield* Queue.sliding<void>(1)
+
+  const rebuildIndex = Effect.fnUntraced(function*(agentId: string) {
+    const dir = sessionsDir(agentId)
+    const names = yield* io("list", dir, () => fs.readdir(dir)).pipe(Effect.catch(() => Effect.succeed<Array<string>>([])))
+    const index = new Map<string, SessionEntry>()
+    for (const name of names) {
+      if (!name.endsWith(".jsonl")) continue
+      const file = path.join(dir, name)
+      const text = yield* io("read", file, () => fs.readFile(file, "utf8"))
+      const parsed = Transcript.parse(text)
+      const header = parsed.header
+      if (header?.key === undefined) continue
+      const stat = yield* io("stat", file, () => fs.stat(file))
+      const previous = index.get(header.key)
+      const startedAt = Date.parse(header.timestamp)
+      if (previous !== undefined && previous.sessionStartedAt > startedAt) continue
+      index.set(header.key, {
+        sessionId: header.id,
+        agentId,
+        updatedAt: stat.mtimeMs,
+        sessionStartedAt: Number.isFinite(startedAt) ? startedAt : stat.mtimeMs,
+        sessionFile: name,
+        inputTokens: 0,
+        outputTokens: 0,
+        cacheRead: 0,
+        cacheWrite: 0,
+        totalTokens: 0,
+        contextTokens: 0,
+        compactionCount: parsed.entries.filter((e) => e.type === "compaction").length,
+        turnCount: parsed.entries.filter((e) => e.type === "message" && e.message.role === "user").length
+      })
+    }
+    return index
+  })
+
+  const loadIndex = Effect.fnUntraced(function*(agentId: string) {
+    const cached = indexes.get(agentId)
+    if (cached !== undefined) return cached
+    const file = indexPath(agentId)
+    const text = yield* io("read", file, () => fs.readFile(file, "utf8")).pipe(
+      Effect.catch((error) => Effect.succeed(error.message.includes("ENOENT") ? undefined : error))
+    )
+    let index: Map<string, SessionEntry>
+    if (text === undefined) {
+      index = yield* rebuildIndex(agentId)
+    } else if (typeof text !== "string") {
+      return yield* text
+    } else {
+      let json: unknown
+      let problem: string | undefined
+      try {
+        json = JSON.parse(text)
+      } catch (error) {
+        problem = `not JSON (${errorMessage(error)})`
+      }
+      const decoded = problem === undefined ? decodeIndex(json) : undefined
+      if (decoded?._tag === "Success") {
+        index = new Map(Object.entries(decoded.success))
+      } else {
+        const reason = problem ?? (decoded?._tag === "Failure" ? decoded.failure.message : "unreadable")
+        const backup = `${file}.corrupt-${Date.now()}`
+        yield* io("backup", file, () => fs.copyFile(file, backup))
+        yield* Effect.logWarning(`session index ${file} is corrupt (${reason.split("\n")[0]}); kept it as ${backup} and rebuilt the index from the transcripts`)
+        index = yield* rebuildIndex(agentId)
+        dirty.add(agentId)
+        yield* Queue.offer(flushSignal, undefined)
+      }
+    }
+    indexes.set(agentId, index)
+    return index
+  })
+
+  const agentOfKey = (key: string) => key.split(":")[1] ?? "main"
+
+  const markDirty = (agentId: string) =>
+    Effect.suspend(() => {
+      dirty.add(agentId)
+      return Queue.offer(flushSignal, undefined)
+    })
+
+  const flush = Effect.gen(function*() {
+    const agents = [...dirty]
+    dirty.clear()
+    for (const agentId of agents) {
+      const index = indexes.get(agentId)
+      if (index === undefined) continue
+      yield* io("mkdir", sessionsDir(agentId), () => fs.mkdir(sessionsDir(agentId), { recursive: true, mode: 0o700 }))
+      yield* writeAtomic(indexPath(agentId), JSON.stringify(Object.fromEntries(index), null, 2))
+    }
+  }).pipe(Effect.withSpan("FileSessionStore.flush"))
+
+  // Coalesces index writes: one write per burst, and none at all while idle.
+  yield* Queue.take(flushSignal).pipe(
+    Effect.andThen(Effect.sleep(FLUSH_DELAY_MS)),
+    Effect.andThen(flush),
+    Effect.catchCause((cause) => Effect.logError("session index flush failed", cause)),
+    Effect.forever,
+    Effect.forkScoped
+  )
+  yield* Effect.addFinalizer(() => flush.pipe(Effect.catchCause((cause) => Effect.logError("session index flush failed", cause))))
+
+  // --- transcripts ---------------------------------------------------------
+  const createTranscript = Effect.fn("SessionStore.createTranscript")(function*(agentId: string, header: Transcript.Header) {
+    const file = yield* transcriptPath(agentId, header.id)
+    yield* io("mkdir", sessionsDir(agentId), () => fs.mkdir(sessionsDir(agentId), { recursive: true, mode: 0o700 }))
+    yield* io("create", file, () => fs.writeFile(file, Transcript.encodeLine(header), { mode: 0o600, flag: "wx" }))
+  })
+
+  const loadTranscript = Effect.fn("SessionStore.loadTranscript")(function*(agentId: string, sessionId: string, key: string) {
+    const file = yield* transcriptPath(agentId, sessionId)
+    const text = yield* io("read", file, () => fs.readFile(file, "utf8").catch((error: unknown) => {
+      if (isNotFound(error)) return undefined
+      throw error
+    }))
+    const freshHeader: Transcript.Header = {
+      type: "session",
+      version: Transcript.TRANSCRIPT_VERSION,
+      id: sessionId,
+      timestamp: new Date().toISOString(),
+      cwd: "",
+      key,
+      agentId
+    }
+    if (text === undefined) return { header: freshHeader, entries: [], repairs: [] }
+    const parsed = Transcript.parse(text)
+    const repaired = Transcript.repair(parsed.entries)
+    const repairs: Array<string> = []
+    if (parsed.tornTail) repairs.push("removed a torn last line left by an interrupted write")
+    if (parsed.header === undefined) repairs.push("restored the missing header line")
+    let backup: string | undefined
+    if (parsed.badLines.length > 0 || repaired.dropped.length > 0) {
+      backup = `${file}.corrupt-${Date.now()}`
+      yield* io("backup", file, () => fs.copyFile(file, backup ?? file))
+    }
+    for (const bad of parsed.badLines) repairs.push(`line ${bad.line}: ${bad.problem}; removed (the original file is kept as ${path.basename(backup ?? "")})`)
+    repairs.push(...repaired.actions)
+    const header = parsed.header ?? freshHeader
+    if (repairs.length > 0) {
+      const body = [header, ...repaired.entries].map(Transcript.encodeLine).join("")
+      yield* writeAtomic(file, body)
+      yield* Effect.logWarning(`repaired transcript ${file}: ${repairs.join("; ")}`)
+    }
+    return { header, entries: repaired.entries, repairs }
+  })
+
+  const append = Effect.fn("SessionStore.append")(function*(agentId: string, sessionId: string, entries: ReadonlyArray<Transcript.Entry>, options?: { readonly sync?: boolean }) {
+    if (entries.length === 0) return
+    const file = yield* transcriptPath(agentId, sessionId)
+    const data = entries.map(Transcript.encodeLine).join("")
+    yield* io("append", file, async () => {
+      const handle = await fs.open(file, "a", 0o600)
+      try {
+        // One write call per batch: a kill -9 can only ever cut the batch at its end.
+        await handle.write(data)
+        if (options?.sync === true) await handle.datasync()
+      } finally {
+        await handle.close()
+      }
+    })
+  })
+
+  const archiveTranscript = Effect.fn("SessionStore.archiveTranscript")(function*(agentId: string, sessionId: string, reason: "reset" | "deleted") {
+    const file = yield* transcriptPath(agentId, sessionId)
+    const target = `${file}.${reason}.${new Date().toISOString().replaceAll(":", "-")}`
+    yield* io("archive", file, () => fs.rename(file, target).catch((error: unknown) => {
+      if (!isNotFound(error)) throw error
+    }))
+  })
+
+  return SessionStore.of({
+    getEntry: (key) => loadIndex(agentOfKey(key)).pipe(Effect.map((index) => index.get(key))),
+    putEntry: (key, entry) =>
+      loadIndex(agentOfKey(key)).pipe(
+        Effect.tap((index) => Effect.sync(() => index.set(key, entry))),
+        Effect.andThen(markDirty(agentOfKey(key)))
+      ),
+    deleteEntry: (key) =>
+      loadIndex(agentOfKey(key)).pipe(
+        Effect.tap((index) => Effect.sync(() => index.delete(key))),
+        Effect.andThen(markDirty(agentOfKey(key)))
+      ),
+    listEntries: Effect.fnUntraced(function*(agentId?: string) {
+      const agents = agentId !== undefined
+        ? [agentId]
+        : yield* io("list", path.join(options.home, "agents"), () => fs.readdir(path.join(options.home, "agents"))).pipe(
+          Effect.catch(() => Effect.succeed<Array<string>>([]))
+        )
+      const rows: Array<readonly [string, SessionEntry]> = []
+      for (const agent of agents) {
+        const index = yield* loadIndex(agent)
+        for (const row of index) rows.push(row)
+      }
+      return rows.sort((a, b) => b[1].updatedAt - a[1].updatedAt)
+    }),
+    createTranscript,
+    loadTranscript,
+    append,
+    archiveTranscript,
+    flush
+  })
+})
+
+export const layer = (options: FileSessionStoreOptions) => Layer.effect(SessionStore, make(options))

@@ -1,0 +1,63 @@
+/**
+ * The SessionStore boundary: the session index (OpenClaw's sessions.json) and
+ * one append-only transcript per session. Files are the default Layer; a
+ * database-backed store can replace it without touching the actors.
+ */
+import { Context, type Effect, Schema } from "effect"
+import type { Entry, Header } from "./Transcript.ts"
+
+export const SessionEntry = Schema.Struct({
+  sessionId: Schema.String,
+  agentId: Schema.String,
+  updatedAt: Schema.Number,
+  sessionStartedAt: Schema.Number,
+  sessionFile: Schema.optionalKey(Schema.String),
+  chatType: Schema.optionalKey(Schema.String),
+  channel: Schema.optionalKey(Schema.String),
+  label: Schema.optionalKey(Schema.String),
+  displayName: Schema.optionalKey(Schema.String),
+  model: Schema.optionalKey(Schema.String),
+  modelProvider: Schema.optionalKey(Schema.String),
+  modelOverride: Schema.optionalKey(Schema.String),
+  thinkingLevel: Schema.optionalKey(Schema.String),
+  inputTokens: Schema.Number,
+  outputTokens: Schema.Number,
+  cacheRead: Schema.Number,
+  cacheWrite: Schema.Number,
+  totalTokens: Schema.Number,
+  contextTokens: Schema.Number,
+  compactionCount: Schema.Number,
+  turnCount: Schema.Number,
+  abortedLastRun: Schema.optionalKey(Schema.Boolean)
+})
+export type SessionEntry = typeof SessionEntry.Type
+
+export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
+  operation: Schema.String,
+  path: Schema.String,
+  message: Schema.String
+}) {}
+
+export interface LoadedTranscript {
+  readonly header: Header
+  readonly entries: ReadonlyArray<Entry>
+  /** What the load repaired and wrote back; empty for a sound file. */
+  readonly repairs: ReadonlyArray<string>
+}
+
+export class SessionStore extends Context.Service<SessionStore, {
+  readonly getEntry: (key: string) => Effect.Effect<SessionEntry | undefined, StoreError>
+  readonly putEntry: (key: string, entry: SessionEntry) => Effect.Effect<void, StoreError>
+  readonly deleteEntry: (key: string) => Effect.Effect<void, StoreError>
+  readonly listEntries: (agentId?: string) => Effect.Effect<ReadonlyArray<readonly [string, SessionEntry]>, StoreError>
+  /** Creates the transcript with its header line. */
+  readonly createTranscript: (agentId: string, header: Header) => Effect.Effect<void, StoreError>
+  /** Reads, repairs (writing the repair back) and returns a transcript; a missing file gives an empty one. */
+  readonly loadTranscript: (agentId: string, sessionId: string, key: string) => Effect.Effect<LoadedTranscript, StoreError>
+  /** Appends entries as whole lines; `sync` forces them to disk before returning. */
+  readonly append: (agentId: string, sessionId: string, entries: ReadonlyArray<Entry>, options?: { readonly sync?: boolean }) => Effect.Effect<void, StoreError>
+  /** Moves a transcript aside (reset or delete), as OpenClaw's `.reset.<ts>` archives. */
+  readonly archiveTranscript: (agentId: string, sessionId: string, reason: "reset" | "deleted") => Effect.Effect<void, StoreError>
+  /** Writes pending index changes now. */
+  readonly flush: Effect.Effect<void, StoreError>
+}>()("beamclaw/session/SessionStore") {}

@@ -1,0 +1,244 @@
+/**
+ * The JSONL transcript: a header line, then append-only entries. This module
+ * is pure: it parses text, checks the tool_use/tool_result invariant and
+ * computes repairs. SessionStore does the I/O.
+ */
+import { Schema } from "effect"
+import { AssistantMessage, Message, type ToolResultMessage, toolCallsOf } from "../agent/Message.ts"
+
+export const TRANSCRIPT_VERSION = 3
+
+export const Header = Schema.Struct({
+  type: Schema.Literal("session"),
+  version: Schema.Number,
+  id: Schema.String,
+  timestamp: Schema.String,
+  cwd: Schema.String,
+  key: Schema.optionalKey(Schema.String),
+  agentId: Schema.optionalKey(Schema.String)
+})
+export type Header = typeof Header.Type
+
+const entryBase = {
+  id: Schema.NonEmptyString,
+  parentId: Schema.NullOr(Schema.String),
+  timestamp: Schema.String
+}
+
+export const MessageEntry = Schema.Struct({ type: Schema.Literal("message"), ...entryBase, message: Message })
+export type MessageEntry = typeof MessageEntry.Type
+
+export const CompactionEntry = Schema.Struct({
+  type: Schema.Literal("compaction"),
+  ...entryBase,
+  summary: Schema.String,
+  firstKeptEntryId: Schema.NullOr(Schema.String),
+  tokensBefore: Schema.Number
+})
+export type CompactionEntry = typeof CompactionEntry.Type
+
+export const CustomEntry = Schema.Struct({
+  type: Schema.Literal("custom"),
+  ...entryBase,
+  customType: Schema.String,
+  data: Schema.Unknown
+})
+export type CustomEntry = typeof CustomEntry.Type
+
+export const Entry = Schema.Union([MessageEntry, CompactionEntry, CustomEntry])
+export type Entry = typeof Entry.Type
+
+const decodeHeader = Schema.decodeUnknownResult(Header)
+const decodeEntry = Schema.decodeUnknownResult(Entry)
+
+export interface LineProblem {
+  /** 1-based line number in the file as it was read. */
+  readonly line: number
+  readonly problem: string
+  readonly text: string
+}
+
+export interface ParsedTranscript {
+  readonly header: Header | undefined
+  readonly entries: ReadonlyArray<Entry>
+  /** Lines that could not be decoded; kept verbatim so nothing is lost. */
+  readonly badLines: ReadonlyArray<LineProblem>
+  /** The file ended inside a line: the signature of a crash during a write. */
+  readonly tornTail: boolean
+}
+
+const parseJson = (text: string): { ok: true; value: unknown } | { ok: false; error: string } => {
+  try {
+    return { ok: true, value: JSON.parse(text) }
+  } catch (error) {
+    return { ok: false, error: error instanceof Error ? error.message : String(error) }
+  }
+}
+
+export const parse = (text: string): ParsedTranscript => {
+  const lines = text.split("\n")
+  // A file that does not end in "\n" was cut off during its last write.
+  const tornTail = text.length > 0 && !text.endsWith("\n")
+  if (!tornTail) lines.pop()
+  let header: Header | undefined
+  const entries: Array<Entry> = []
+  const badLines: Array<LineProblem> = []
+  lines.forEach((line, index) => {
+    const lineNumber = index + 1
+    const isLast = index === lines.length - 1
+    if (line.trim() === "") return
+    const json = parseJson(line)
+    if (!json.ok) {
+      if (!(isLast && tornTail)) badLines.push({ line: lineNumber, problem: `not JSON (${json.error})`, text: line })
+      return
+    }
+    if (index === 0 || header === undefined && entries.length === 0) {
+      const decoded = decodeHeader(json.value)
+      if (decoded._tag === "Success") {
+        header = decoded.success
+        return
+      }
+    }
+    const decoded = decodeEntry(json.value)
+    if (decoded._tag === "Success") entries.push(decoded.success)
+    else badLines.push({ line: lineNumber, problem: `not a transcript entry (${decoded.failure.message.split("\n")[0]})`, text: line })
+  })
+  return { header, entries, badLines, tornTail }
+}
+
+export interface Repair {
+  readonly entries: ReadonlyArray<Entry>
+  /** Human-readable descriptions of what was changed, empty when the transcript was sound. */
+  readonly actions: ReadonlyArray<string>
+  /** Entries appended by the repair (synthetic tool results). */
+  readonly appended: ReadonlyArray<Entry>
+  /** Entries dropped by the repair (orphan or duplicate tool results). */
+  readonly dropped: ReadonlyArray<Entry>
+}
+
+export const INTERRUPTED_TOOL_TEXT = "Tool call interrupted: BeamClaw stopped before the tool finished, so it has no result."
+
+const newEntryId = (): string => crypto.randomUUID().slice(0, 8)
+
+export const syntheticToolResult = (call: { id: string; name: string }, text = INTERRUPTED_TOOL_TEXT, now = Date.now()): ToolResultMessage => ({
+  role: "toolResult",
+  toolCallId: call.id,
+  toolName: call.name,
+  content: [{ type: "text", text }],
+  isError: true,
+  timestamp: now
+})
+
+export const messageEntry = (message: Message, parentId: string | null, now = new Date()): MessageEntry => ({
+  type: "message",
+  id: newEntryId(),
+  parentId,
+  timestamp: now.toISOString(),
+  message
+})
+
+/**
+ * Enforces "every tool call has exactly one tool result, right after its
+ * assistant message": orphan and duplicate results are dropped, missing ones
+ * get a synthetic error result so the provider accepts the history again.
+ */
+export const repair = (entries: ReadonlyArray<Entry>): Repair => {
+  const out: Array<Entry> = []
+  const actions: Array<string> = []
+  const appended: Array<Entry> = []
+  const dropped: Array<Entry> = []
+  let pending = new Map<string, { id: string; name: string }>()
+  const answered = new Set<string>()
+  const closePending = () => {
+    for (const call of pending.values()) {
+      const entry = messageEntry(syntheticToolResult(call), out.at(-1)?.id ?? null)
+      out.push(entry)
+      appended.push(entry)
+      actions.push(`added a result for interrupted tool call ${call.id} (${call.name})`)
+    }
+    pending = new Map()
+  }
+  for (const entry of entries) {
+    if (entry.type === "message" && entry.message.role === "toolResult") {
+      const id = entry.message.toolCallId
+      if (pending.has(id)) {
+        pending.delete(id)
+        answered.add(id)
+        out.push(entry)
+      } else {
+        dropped.push(entry)
+        actions.push(answered.has(id) ? `dropped a duplicate result for tool call ${id}` : `dropped an orphan result for unknown tool call ${id}`)
+      }
+      continue
+    }
+    closePending()
+    out.push(entry)
+    if (entry.type === "message" && entry.message.role === "assistant") {
+      for (const call of toolCallsOf(entry.message)) pending.set(call.id, { id: call.id, name: call.name })
+    }
+  }
+  closePending()
+  return { entries: out, actions, appended, dropped }
+}
+
+export class TranscriptInvariantError extends Schema.TaggedError<TranscriptInvariantError>()("TranscriptInvariantError", {
+  message: Schema.String
+}) {}
+
+/** Tool calls of the last assistant message that still wait for a result. */
+export const pendingToolCalls = (entries: ReadonlyArray<Entry>): ReadonlyArray<{ id: string; name: string }> => {
+  const pending = new Map<string, { id: string; name: string }>()
+  for (const entry of entries) {
+    if (entry.type !== "message") continue
+    const message = entry.message
+    if (message.role === "assistant") {
+      pending.clear()
+      for (const call of toolCallsOf(message)) pending.set(call.id, { id: call.id, name: call.name })
+    } else if (message.role === "toolResult") pending.delete(message.toolCallId)
+    else pending.clear()
+  }
+  return [...pending.values()]
+}
+
+/** Checks an append against the invariant before it reaches the disk. */
+export const checkAppend = (entries: ReadonlyArray<Entry>, next: Entry): TranscriptInvariantError | undefined => {
+  const pending = pendingToolCalls(entries)
+  if (next.type !== "message") {
+    return pending.length > 0 ? new TranscriptInvariantError({ message: `cannot append a ${next.type} entry while tool calls ${pending.map((c) => c.id).join(", ")} have no result` }) : undefined
+  }
+  const message = next.message
+  if (message.role === "toolResult") {
+    if (!pending.some((call) => call.id === message.toolCallId)) {
+      return new TranscriptInvariantError({ message: `tool result for ${message.toolCallId} matches no pending tool call` })
+    }
+    return undefined
+  }
+  if (pending.length > 0) {
+    return new TranscriptInvariantError({ message: `cannot append a ${message.role} message while tool calls ${pending.map((c) => c.id).join(", ")} have no result` })
+  }
+  return undefined
+}
+
+/** The messages the model sees: the latest compaction summary, then what followed it. */
+export const contextMessages = (entries: ReadonlyArray<Entry>): { summary: string | undefined; messages: ReadonlyArray<Message> } => {
+  let start = 0
+  let summary: string | undefined
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const entry = entries[i]
+    if (entry?.type === "compaction") {
+      summary = entry.summary
+      const keptIndex = entry.firstKeptEntryId === null ? -1 : entries.findIndex((e) => e.id === entry.firstKeptEntryId)
+      start = keptIndex >= 0 && keptIndex < i ? keptIndex : i + 1
+      break
+    }
+  }
+  const messages: Array<Message> = []
+  for (const entry of entries.slice(start)) {
+    if (entry.type === "message") messages.push(entry.message)
+  }
+  return { summary, messages }
+}
+
+export const encodeLine = (value: Header | Entry): string => `${JSON.stringify(value)}\n`
+
+export const isAssistant = Schema.is(AssistantMessage)
