@@ -13,6 +13,7 @@ import * as Compaction from "./Compaction.ts"
 import { Models } from "../provider/Models.ts"
 import type { ProviderError } from "../provider/Provider.ts"
 import type { StoreError } from "../session/SessionStore.ts"
+import type { SessionKind } from "../session/SessionKey.ts"
 import * as Transcript from "../session/Transcript.ts"
 
 /** Bounds a runaway tool loop; OpenClaw's own budget is of the same order. */
@@ -29,6 +30,7 @@ export interface TurnSession {
   readonly key: string
   readonly agentId: string
   readonly sessionId: string
+  readonly kind: SessionKind
   readonly entries: Effect.Effect<ReadonlyArray<Transcript.Entry>>
   readonly persist: (entries: ReadonlyArray<Transcript.Entry>, options?: { readonly sync?: boolean }) => Effect.Effect<void, StoreError | Transcript.TranscriptInvariantError>
 }
@@ -44,7 +46,7 @@ export interface TurnResult {
 
 /** Builds the system prompt for a turn; the workspace subsystem provides it. */
 export class SystemPromptSource extends Context.Service<SystemPromptSource, {
-  readonly build: (settings: AgentSettings, session: { readonly key: string; readonly kind: string }, tools: ReadonlyArray<Tool>) => Effect.Effect<string>
+  readonly build: (settings: AgentSettings, session: { readonly key: string; readonly kind: SessionKind }, tools: ReadonlyArray<Tool>) => Effect.Effect<string>
 }>()("beamclaw/agent/SystemPromptSource") {}
 
 export type TurnError = ProviderError | StoreError | Transcript.TranscriptInvariantError | TurnTimeout
@@ -77,7 +79,7 @@ export const runTurn = Effect.fn("RunLoop.runTurn")(function*(
       : { role: "user", content: input.text, timestamp: Date.now() }
     yield* session.persist([Transcript.messageEntry(userContent, lastId(entries))])
 
-    const system = yield* prompts.build(settings, { key: session.key, kind: "main" }, registry.list)
+    const system = yield* prompts.build(settings, { key: session.key, kind: session.kind }, registry.list)
     const toolSpecs = registry.list.map((tool) => ({ name: tool.name, description: tool.description, inputSchema: tool.inputSchema }))
     let usage = emptyUsage
     let lastCallUsage = emptyUsage

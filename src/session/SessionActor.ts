@@ -160,6 +160,7 @@ export const handle = Effect.fn("SessionActor.handle")(function*(state: SessionS
             key: state.key.key,
             agentId: state.key.agentId,
             sessionId: state.entry.sessionId,
+            kind: state.key.kind,
             entries: Effect.sync(() => state.entries),
             persist: persistFor(store, state, settings.workspace)
           },

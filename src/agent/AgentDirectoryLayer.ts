@@ -1,0 +1,61 @@
+/**
+ * AgentDirectory over the live config: each call reads the current value, so
+ * an edit to agents or session settings applies to the next turn.
+ */
+import { Effect, Layer } from "effect"
+import { AppConfig } from "../config/AppConfig.ts"
+import { agentModel, type BeamclawConfig, defaultAgentId, findAgent } from "../config/ConfigSchema.ts"
+import { Paths, resolveAgentWorkspace } from "../config/Paths.ts"
+import { AgentDirectory, UnknownAgent } from "./AgentDirectory.ts"
+import type { AgentSettings } from "./AgentSettings.ts"
+
+const knownAgents = (config: BeamclawConfig): ReadonlyArray<string> =>
+  config.agents.list.length === 0 ? [defaultAgentId(config)] : config.agents.list.map((agent) => agent.id)
+
+export const layer = Layer.effect(AgentDirectory, Effect.gen(function*() {
+  const config = yield* AppConfig
+  const paths = yield* Paths
+  return AgentDirectory.of({
+    defaultAgentId: config.get.pipe(Effect.map(defaultAgentId)),
+    agentIds: config.get.pipe(Effect.map(knownAgents)),
+    settings: (agentId) =>
+      Effect.gen(function*() {
+        const current = yield* config.get
+        const id = agentId.toLowerCase()
+        if (!knownAgents(current).includes(id)) {
+          return yield* new UnknownAgent({ agentId, message: `unknown agent ${JSON.stringify(agentId)}; configured agents: ${knownAgents(current).join(", ")}` })
+        }
+        const defaults = current.agents.defaults
+        const model = agentModel(current, id)
+        const settings: AgentSettings = {
+          agentId: id,
+          name: findAgent(current, id)?.name,
+          workspace: resolveAgentWorkspace(paths, current, id),
+          modelChain: [model.primary, ...model.fallbacks],
+          timeoutSeconds: defaults.timeoutSeconds,
+          contextTokens: defaults.contextTokens,
+          maxTokens: defaults.maxTokens,
+          thinking: defaults.thinkingDefault,
+          bootstrapMaxChars: defaults.bootstrapMaxChars,
+          bootstrapTotalMaxChars: defaults.bootstrapTotalMaxChars,
+          skipBootstrap: defaults.skipBootstrap,
+          reserveTokens: defaults.compaction.reserveTokens,
+          keepRecentTokens: defaults.compaction.keepRecentTokens,
+          userTimezone: defaults.userTimezone,
+          heartbeatPrompt: defaults.heartbeat.prompt
+        }
+        return settings
+      }),
+    sessionPolicy: config.get.pipe(Effect.map((current) => ({
+      mainKey: current.session.mainKey,
+      resetTriggers: current.session.resetTriggers,
+      reset: { mode: current.session.reset.mode, atHour: current.session.reset.atHour, idleMinutes: current.session.reset.idleMinutes },
+      passivateAfterMs: current.session.idle.passivateAfterSeconds * 1000,
+      supervisor: {
+        maxRestarts: current.session.supervisor.maxRestarts,
+        withinMs: current.session.supervisor.withinSeconds * 1000,
+        backoffMs: current.session.supervisor.backoffMs
+      }
+    })))
+  })
+}))

@@ -1,0 +1,241 @@
+/**
+ * The `beamclaw` command line. With no subcommand it runs the gateway.
+ * Commands that run turns do so in-process on the same session layer the
+ * gateway uses, after checking that no gateway owns the state directory.
+ */
+import { Console, Effect, Layer, Option, Stream } from "effect"
+import { Argument, CliError, Command, Flag } from "effect/cli"
+import * as Terminal from "effect/Terminal"
+import { textOf } from "../agent/Message.ts"
+import type { TurnEvent } from "../agent/TurnEvent.ts"
+import { AgentDirectory } from "../agent/AgentDirectory.ts"
+import { AppConfig } from "../config/AppConfig.ts"
+import { encodeConfig, getPath, loadConfig, renderValue, renderYaml } from "../config/ConfigLoader.ts"
+import { Paths } from "../config/Paths.ts"
+import * as App from "../runtime/App.ts"
+import * as StateLease from "../runtime/StateLease.ts"
+import { Sessions } from "../session/Sessions.ts"
+import * as SessionKey from "../session/SessionKey.ts"
+import type * as Transcript from "../session/Transcript.ts"
+import * as Spinner from "./Spinner.ts"
+
+export const VERSION = "0.1.0"
+
+/** Turns any failure into one clear line on stderr and a non-zero exit. */
+const userFacing = <A, E extends { readonly message: string }, R>(effect: Effect.Effect<A, E, R>) =>
+  effect.pipe(Effect.mapError((error) => new CliError.UserError({ cause: error, userMessage: `beamclaw: ${error.message}` })))
+
+const json = Flag.Boolean("json").pipe(Flag.withDescription("Print machine-readable JSON"), Flag.withDefault(false))
+const agentFlag = Flag.String("agent").pipe(Flag.withDescription("Agent id (default: the configured default agent)"), Flag.optional)
+const sessionFlag = Flag.String("session").pipe(Flag.withDescription("Session key, e.g. main or agent:main:main"), Flag.optional)
+
+const resolveKey = (session: Option.Option<string>, agent: Option.Option<string>) =>
+  Effect.gen(function*() {
+    const agents = yield* AgentDirectory
+    const agentId = Option.isSome(agent) ? agent.value.toLowerCase() : yield* agents.defaultAgentId
+    yield* agents.settings(agentId)
+    const policy = yield* agents.sessionPolicy
+    const parsed = SessionKey.toStoreKey(Option.getOrUndefined(session), { agentId, mainKey: policy.mainKey })
+    return parsed._tag === "Success" ? parsed.success.key : yield* parsed.failure
+  })
+
+/** Runs a core-layer program after making sure no gateway writes the same sessions. */
+const withSessions = <A, E, R>(program: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const paths = yield* Paths
+    yield* StateLease.ensureFree(paths.home)
+    return yield* program
+  }).pipe(Effect.provide(App.core()), Effect.provide(App.logToStderr))
+
+const renderTurn = (events: Stream.Stream<TurnEvent, { readonly message: string }>, asJson: boolean) =>
+  Effect.gen(function*() {
+    const stopSpinner = yield* Spinner.start("thinking…")
+    let completed: Extract<TurnEvent, { _tag: "TurnCompleted" }> | undefined
+    let started: Extract<TurnEvent, { _tag: "TurnStarted" }> | undefined
+    let printed = false
+    yield* events.pipe(Stream.runForEach((event) =>
+      Effect.gen(function*() {
+        switch (event._tag) {
+          case "TurnStarted":
+            started = event
+            return
+          case "TextDelta":
+            yield* stopSpinner
+            if (!asJson) yield* Effect.sync(() => process.stdout.write(event.text))
+            printed = true
+            return
+          case "ToolStarted":
+            yield* stopSpinner
+            if (!asJson) yield* Effect.sync(() => process.stderr.write(`\n[tool ${event.name}]\n`))
+            return
+          case "Failover":
+            if (!asJson) yield* Effect.sync(() => process.stderr.write(`\n[${event.from} failed (${event.reason}); trying ${event.to}]\n`))
+            return
+          case "TurnCompleted":
+            completed = event
+            return
+          default:
+            return
+        }
+      })
+    ), Effect.ensuring(stopSpinner))
+    if (asJson) {
+      yield* Console.log(JSON.stringify({
+        runId: completed?.runId,
+        sessionKey: started?.sessionKey,
+        sessionId: started?.sessionId,
+        text: completed?.text ?? "",
+        model: completed?.model,
+        stopReason: completed?.stopReason,
+        usage: completed?.usage
+      }, null, 2))
+    } else if (printed) {
+      yield* Effect.sync(() => process.stdout.write("\n"))
+    }
+    return completed
+  })
+
+const agent = Command.make("agent", {
+  message: Flag.String("message").pipe(Flag.withAlias("m"), Flag.withDescription("The message to send")),
+  session: sessionFlag,
+  agent: agentFlag,
+  json
+}, (input) =>
+  withSessions(Effect.gen(function*() {
+    const sessions = yield* Sessions
+    const key = yield* resolveKey(input.session, input.agent)
+    yield* renderTurn(sessions.send(key, { runId: crypto.randomUUID(), text: input.message }), input.json)
+  })).pipe(userFacing)
+).pipe(Command.withDescription("Run one agent turn and print the streamed answer"))
+
+const chat = Command.make("chat", { session: sessionFlag, agent: agentFlag }, (input) =>
+  withSessions(Effect.gen(function*() {
+    const sessions = yield* Sessions
+    const terminal = yield* Terminal.Terminal
+    const key = yield* resolveKey(input.session, input.agent)
+    yield* Console.error(`Chatting on ${key}. /new starts over, /exit leaves.`)
+    while (true) {
+      yield* Effect.sync(() => process.stdout.write("> "))
+      const line = yield* terminal.readLine.pipe(Effect.option)
+      if (Option.isNone(line)) return
+      const text = line.value.trim()
+      if (text === "") continue
+      if (text === "/exit" || text === "/quit") return
+      if (text === "/new" || text === "/reset") {
+        const entry = yield* sessions.reset(key)
+        yield* Console.error(`New session ${entry.sessionId}.`)
+        continue
+      }
+      yield* renderTurn(sessions.send(key, { runId: crypto.randomUUID(), text }), false).pipe(
+        Effect.catch((error) => Console.error(`error: ${error.message}`))
+      )
+    }
+  })).pipe(userFacing)
+).pipe(Command.withDescription("Chat with an agent interactively"))
+
+const renderEntry = (entry: Transcript.Entry): string => {
+  if (entry.type === "compaction") return `[compaction] ${entry.summary}`
+  if (entry.type === "custom") return `[${entry.customType}]`
+  const message = entry.message
+  if (message.role === "toolResult") return `tool ${message.toolName}${message.isError ? " (error)" : ""}: ${textOf(message)}`
+  if (message.role === "assistant") {
+    const calls = message.content.flatMap((part) => part.type === "toolCall" ? [`[tool call ${part.name}]`] : [])
+    return `assistant: ${[textOf(message), ...calls].filter((s) => s !== "").join(" ")}`
+  }
+  return `user: ${textOf(message)}`
+}
+
+const sessionsList = Command.make("list", { agent: agentFlag, json }, (input) =>
+  Effect.gen(function*() {
+    const sessions = yield* Sessions
+    const rows = yield* sessions.list(Option.getOrUndefined(input.agent))
+    if (input.json) return yield* Console.log(JSON.stringify(rows.map((row) => ({ key: row.key, ...row.entry })), null, 2))
+    if (rows.length === 0) return yield* Console.log("No sessions yet.")
+    for (const row of rows) {
+      yield* Console.log(`${row.key}  ${row.entry.sessionId}  turns=${row.entry.turnCount}  tokens=${row.entry.totalTokens}  updated=${new Date(row.entry.updatedAt).toISOString()}`)
+    }
+  }).pipe(Effect.provide(App.core()), Effect.provide(App.logToStderr), userFacing)
+).pipe(Command.withDescription("List sessions"))
+
+const keyArgument = Argument.String("key").pipe(Argument.withDescription("Session key (main, agent:main:main, …)"))
+
+const sessionsShow = Command.make("show", { key: keyArgument, agent: agentFlag, json }, (input) =>
+  withSessions(Effect.gen(function*() {
+    const sessions = yield* Sessions
+    const key = yield* resolveKey(Option.some(input.key), input.agent)
+    const entries = yield* sessions.history(key)
+    if (input.json) return yield* Console.log(JSON.stringify(entries, null, 2))
+    if (entries.length === 0) return yield* Console.log(`${key} has no messages.`)
+    for (const entry of entries) yield* Console.log(renderEntry(entry))
+  })).pipe(userFacing)
+).pipe(Command.withDescription("Show a session's transcript"))
+
+const sessionsReset = Command.make("reset", { key: keyArgument, agent: agentFlag, json }, (input) =>
+  withSessions(Effect.gen(function*() {
+    const sessions = yield* Sessions
+    const key = yield* resolveKey(Option.some(input.key), input.agent)
+    const entry = yield* sessions.reset(key)
+    if (input.json) return yield* Console.log(JSON.stringify({ key, ...entry }, null, 2))
+    yield* Console.log(`${key} now uses a new session ${entry.sessionId}; the old transcript was archived.`)
+  })).pipe(userFacing)
+).pipe(Command.withDescription("Start a session anew, archiving its transcript"))
+
+const sessionsCommand = Command.make("sessions").pipe(
+  Command.withDescription("List, show and reset sessions"),
+  Command.withSubcommands([sessionsList, sessionsShow, sessionsReset])
+)
+
+const configGet = Command.make("get", {
+  path: Argument.String("path").pipe(Argument.withDescription("Dotted path, e.g. gateway.port"), Argument.optional),
+  json,
+  showSecrets: Flag.Boolean("show-secrets").pipe(Flag.withDescription("Print secrets instead of <redacted>"), Flag.withDefault(false))
+}, (input) =>
+  Effect.gen(function*() {
+    const config = yield* (yield* AppConfig).get
+    const options = { revealSecrets: input.showSecrets }
+    if (Option.isNone(input.path)) {
+      return yield* Console.log(input.json ? JSON.stringify(encodeConfig(config, options), null, 2) : renderYaml(config, options))
+    }
+    const value = yield* getPath(config, input.path.value, options)
+    yield* Console.log(input.json ? JSON.stringify(value ?? null) : renderValue(value))
+  }).pipe(Effect.provide(App.base()), Effect.provide(App.logToStderr), userFacing)
+).pipe(Command.withDescription("Print the effective config, or one value of it"))
+
+const configValidate = Command.make("validate", { json }, (input) =>
+  Effect.gen(function*() {
+    const paths = yield* Paths
+    const result = yield* Effect.result(loadConfig({ file: paths.configFile }))
+    if (result._tag === "Success") {
+      return yield* Console.log(input.json ? JSON.stringify({ ok: true, file: paths.configFile, issues: [] }) : `${paths.configFile}: valid`)
+    }
+    if (input.json) yield* Console.log(JSON.stringify({ ok: false, file: paths.configFile, issues: result.failure.issues }, null, 2))
+    return yield* result.failure
+  }).pipe(Effect.provide(Paths.layer), userFacing)
+).pipe(Command.withDescription("Check the config file and list every problem"))
+
+const configCommand = Command.make("config").pipe(
+  Command.withDescription("Read and check the config"),
+  Command.withSubcommands([configGet, configValidate])
+)
+
+const port = Flag.Int("port").pipe(Flag.withDescription("Port to listen on (default 18789)"), Flag.optional)
+const token = Flag.String("token").pipe(Flag.withDescription("Gateway token"), Flag.optional)
+
+const runGateway = (input: { readonly port: Option.Option<number>; readonly token: Option.Option<string> }) => {
+  const flags = {
+    ...(Option.isSome(input.port) ? { port: input.port.value } : {}),
+    ...(Option.isSome(input.token) ? { token: input.token.value } : {})
+  }
+  return Layer.launch(App.gateway({ flags })).pipe(userFacing)
+}
+
+const gatewayCommand = Command.make("gateway", { port, token }, runGateway).pipe(
+  Command.withDescription("Run the gateway (the default when no command is given)")
+)
+
+export const root = Command.make("beamclaw", { port, token }, runGateway).pipe(
+  Command.withDescription("BeamClaw: your self-hosted personal AI assistant gateway"),
+  Command.withSubcommands([gatewayCommand, agent, chat, sessionsCommand, configCommand])
+)
+
+export const run = Command.run(root, { version: VERSION })

@@ -1,0 +1,340 @@
+/**
+ * The schema of `beamclaw.yaml`, with OpenClaw's key names and concepts.
+ *
+ * Every key is optional and its default is applied on decode, so an empty or
+ * missing file decodes to the complete default config. Unknown keys are errors
+ * (the loader decodes with `onExcessProperty: "error"`). Secrets decode to
+ * `Redacted` so they never show up in logs; see `encodeConfig` for output.
+ */
+import { Effect, Redacted, Result, Schema, SchemaGetter, SchemaTransformation } from "effect"
+import { parseModelRef } from "../provider/ModelRef.ts"
+
+// ---------------------------------------------------------------------------
+// Building blocks
+// ---------------------------------------------------------------------------
+
+/** Absent key → `value` (given in the encoded form, so nested defaults still apply). */
+const withDefault = <S extends Schema.Top>(value: S["Encoded"]) => (schema: S) =>
+  schema.pipe(Schema.withDecodingDefaultKey(Effect.succeed(value)))
+
+/**
+ * One filter with one `expected` text, so a wrong type (`"abc"`) and a wrong
+ * value (`70000`) read the same: `expected an integer 1..65535`.
+ */
+const int = (min: number, max?: number) => {
+  const expected = max !== undefined
+    ? `an integer ${min}..${max}`
+    : min === 0
+    ? "a non-negative integer"
+    : min === 1
+    ? "a positive integer"
+    : `an integer >= ${min}`
+  return Schema.Number.check(
+    Schema.makeFilter((n: number) => Number.isInteger(n) && n >= min && (max === undefined || n <= max), {
+      expected
+    })
+  ).annotate({ expected })
+}
+
+const NonEmpty = Schema.String.check(Schema.isNonEmpty({ expected: "a non-empty string" })).annotate({
+  expected: "a non-empty string"
+})
+
+/** A secret string: decodes to `Redacted` so it prints as `<redacted>`. */
+export const Secret = Schema.RedactedFromValue(NonEmpty)
+
+const DURATION = /^\d+(?:\.\d+)?\s*(?:ms|s|m|h|d)$/
+const DurationString = Schema.String.check(
+  Schema.makeFilter((s: string) => DURATION.test(s.trim()), { expected: "a duration like \"30m\", \"90s\", \"2h\"" })
+).annotate({ expected: "a duration like \"30m\", \"90s\", \"2h\"" })
+
+const ModelRefString = Schema.String.check(
+  Schema.makeFilter((s: string) => Result.isSuccess(parseModelRef(s)), {
+    expected: "a model reference \"provider/model\""
+  })
+).annotate({ expected: "a model reference \"provider/model\"" })
+
+export const ThinkingLevel = Schema.Literals(["off", "minimal", "low", "medium", "high", "xhigh"])
+export type ThinkingLevel = typeof ThinkingLevel.Type
+
+export const LogLevel = Schema.Literals(["trace", "debug", "info", "warn", "error"])
+export type LogLevel = typeof LogLevel.Type
+
+// ---------------------------------------------------------------------------
+// Models
+// ---------------------------------------------------------------------------
+
+/** The normalised model selection: a primary `provider/model` and ordered fallbacks. */
+export const ModelSelection = Schema.Struct({
+  primary: ModelRefString,
+  fallbacks: Schema.Array(ModelRefString)
+})
+export type ModelSelection = typeof ModelSelection.Type
+
+const ModelSelectionInput = Schema.Struct({
+  primary: ModelRefString,
+  fallbacks: Schema.Array(ModelRefString).pipe(withDefault([]))
+})
+
+/** `"provider/model"` or `{primary, fallbacks}`; always decodes to `{primary, fallbacks}`. */
+export const ModelConfig = Schema.Union([ModelRefString, ModelSelectionInput]).annotate({
+  expected: "a model reference \"provider/model\" or {primary, fallbacks}"
+}).pipe(
+  Schema.decodeTo(
+    Schema.toType(ModelSelection),
+    {
+      decode: SchemaGetter.transform((input) => typeof input === "string" ? { primary: input, fallbacks: [] } : input),
+      encode: SchemaGetter.passthroughSupertype()
+    }
+  )
+)
+
+export const DEFAULT_MODEL = "anthropic/claude-sonnet-5-5"
+
+export const ProviderApi = Schema.Literals(["anthropic-messages", "openai-completions"])
+export type ProviderApi = typeof ProviderApi.Type
+
+export const ProviderModel = Schema.Struct({
+  id: NonEmpty,
+  name: Schema.optionalKey(Schema.String),
+  contextWindow: Schema.optionalKey(int(1)),
+  maxTokens: Schema.optionalKey(int(1)),
+  reasoning: Schema.optionalKey(Schema.Boolean)
+})
+
+export const ProviderConfig = Schema.Struct({
+  baseUrl: NonEmpty,
+  apiKey: Schema.optionalKey(Secret),
+  api: ProviderApi.pipe(withDefault("anthropic-messages")),
+  headers: Schema.Record(Schema.String, Schema.String).pipe(withDefault({})),
+  models: Schema.Array(ProviderModel).pipe(withDefault([]))
+})
+export type ProviderConfig = typeof ProviderConfig.Type
+
+export const ModelsConfig = Schema.Struct({
+  providers: Schema.Record(Schema.String, ProviderConfig).pipe(withDefault({}))
+})
+
+// ---------------------------------------------------------------------------
+// gateway
+// ---------------------------------------------------------------------------
+
+export const RateLimitConfig = Schema.Struct({
+  maxAttempts: int(1).pipe(withDefault(10)),
+  windowMs: int(1).pipe(withDefault(60_000)),
+  lockoutMs: int(0).pipe(withDefault(300_000))
+})
+
+export const GatewayAuthConfig = Schema.Struct({
+  mode: Schema.Literals(["token", "password", "none"]).pipe(withDefault("token")),
+  token: Schema.optionalKey(Secret),
+  password: Schema.optionalKey(Secret),
+  rateLimit: RateLimitConfig.pipe(withDefault({}))
+})
+
+export const GatewayConfig = Schema.Struct({
+  port: int(1, 65535).pipe(withDefault(18789)),
+  bind: Schema.Literals(["loopback", "lan", "custom"]).pipe(withDefault("loopback")),
+  customBindHost: Schema.optionalKey(NonEmpty),
+  auth: GatewayAuthConfig.pipe(withDefault({})),
+  http: Schema.Struct({
+    endpoints: Schema.Struct({
+      chatCompletions: Schema.Struct({
+        enabled: Schema.Boolean.pipe(withDefault(true)),
+        maxBodyBytes: int(1).pipe(withDefault(20 * 1024 * 1024))
+      }).pipe(withDefault({}))
+    }).pipe(withDefault({}))
+  }).pipe(withDefault({}))
+})
+
+// ---------------------------------------------------------------------------
+// agents
+// ---------------------------------------------------------------------------
+
+const AGENT_ID = /^[a-z0-9][a-z0-9_-]{0,63}$/i
+const AGENT_ID_EXPECTED = "an agent id (letters, digits, `_` or `-`, at most 64, starting with a letter or digit)"
+
+/** Agent ids are case-insensitive; they decode lower-cased. */
+export const AgentId = Schema.String.check(
+  Schema.makeFilter((s: string) => AGENT_ID.test(s), { expected: AGENT_ID_EXPECTED })
+).annotate({ expected: AGENT_ID_EXPECTED }).pipe(
+  Schema.decodeTo(Schema.String, SchemaTransformation.toLowerCase())
+)
+
+export const HeartbeatConfig = Schema.Struct({
+  every: DurationString.pipe(withDefault("30m")),
+  /** `last` (where the user last wrote), `none`, or a channel id. */
+  target: NonEmpty.pipe(withDefault("last")),
+  prompt: Schema.optionalKey(Schema.String),
+  ackMaxChars: int(0).pipe(withDefault(30))
+})
+
+export const AgentDefaultsConfig = Schema.Struct({
+  workspace: Schema.optionalKey(NonEmpty),
+  model: ModelConfig.pipe(withDefault(DEFAULT_MODEL)),
+  models: Schema.Record(
+    ModelRefString,
+    Schema.Struct({
+      alias: Schema.optionalKey(NonEmpty),
+      params: Schema.optionalKey(Schema.Record(Schema.String, Schema.Unknown))
+    })
+  ).pipe(withDefault({})),
+  timeoutSeconds: int(1).pipe(withDefault(600)),
+  contextTokens: int(1).pipe(withDefault(200_000)),
+  maxTokens: int(1).pipe(withDefault(8192)),
+  thinkingDefault: ThinkingLevel.pipe(withDefault("off")),
+  bootstrapMaxChars: int(0).pipe(withDefault(20_000)),
+  bootstrapTotalMaxChars: int(0).pipe(withDefault(150_000)),
+  skipBootstrap: Schema.Boolean.pipe(withDefault(false)),
+  userTimezone: Schema.optionalKey(NonEmpty),
+  compaction: Schema.Struct({
+    reserveTokens: int(0).pipe(withDefault(16_384)),
+    keepRecentTokens: int(0).pipe(withDefault(20_000))
+  }).pipe(withDefault({})),
+  heartbeat: HeartbeatConfig.pipe(withDefault({})),
+  maxConcurrent: int(1).pipe(withDefault(4))
+})
+
+export const AgentEntry = Schema.Struct({
+  id: AgentId,
+  default: Schema.optionalKey(Schema.Boolean),
+  name: Schema.optionalKey(Schema.String),
+  workspace: Schema.optionalKey(NonEmpty),
+  model: Schema.optionalKey(ModelConfig)
+})
+export type AgentEntry = typeof AgentEntry.Type
+
+const uniqueAgentIds = Schema.makeFilter((agents: ReadonlyArray<{ readonly id: string }>) => {
+  const firstIndex = new Map<string, number>()
+  const issues: Array<{ path: ReadonlyArray<PropertyKey>; issue: string }> = []
+  agents.forEach((agent, index) => {
+    const first = firstIndex.get(agent.id)
+    if (first === undefined) {
+      firstIndex.set(agent.id, index)
+    } else {
+      issues.push({ path: [index, "id"], issue: `duplicate agent id "${agent.id}" (also used by agents.list[${first}])` })
+    }
+  })
+  return issues
+})
+
+export const AgentsConfig = Schema.Struct({
+  defaults: AgentDefaultsConfig.pipe(withDefault({})),
+  list: Schema.Array(AgentEntry).check(uniqueAgentIds).pipe(withDefault([]))
+})
+
+// ---------------------------------------------------------------------------
+// session
+// ---------------------------------------------------------------------------
+
+export const DmScope = Schema.Literals(["main", "per-peer", "per-channel-peer", "per-account-channel-peer"])
+export type DmScope = typeof DmScope.Type
+
+export const SessionConfig = Schema.Struct({
+  dmScope: DmScope.pipe(withDefault("main")),
+  mainKey: NonEmpty.pipe(withDefault("main")),
+  resetTriggers: Schema.Array(NonEmpty).pipe(withDefault(["/new", "/reset"])),
+  reset: Schema.Struct({
+    mode: Schema.Literals(["daily", "idle"]).pipe(withDefault("daily")),
+    atHour: int(0, 23).pipe(withDefault(4)),
+    idleMinutes: Schema.optionalKey(int(1))
+  }).pipe(withDefault({})),
+  /** In-memory session actors are passivated (stopped, state stays on disk) after this much idle time. */
+  idle: Schema.Struct({
+    passivateAfterSeconds: int(1).pipe(withDefault(300))
+  }).pipe(withDefault({})),
+  supervisor: Schema.Struct({
+    maxRestarts: int(0).pipe(withDefault(5)),
+    withinSeconds: int(1).pipe(withDefault(60)),
+    backoffMs: int(0).pipe(withDefault(200))
+  }).pipe(withDefault({}))
+})
+
+// ---------------------------------------------------------------------------
+// channels
+// ---------------------------------------------------------------------------
+
+export const DiscordGuildChannelConfig = Schema.Struct({
+  allow: Schema.optionalKey(Schema.Boolean),
+  requireMention: Schema.optionalKey(Schema.Boolean)
+})
+
+export const DiscordGuildConfig = Schema.Struct({
+  requireMention: Schema.optionalKey(Schema.Boolean),
+  users: Schema.optionalKey(Schema.Array(Schema.String)),
+  roles: Schema.optionalKey(Schema.Array(Schema.String)),
+  channels: Schema.optionalKey(Schema.Record(Schema.String, DiscordGuildChannelConfig))
+})
+
+export const DiscordConfig = Schema.Struct({
+  enabled: Schema.Boolean.pipe(withDefault(false)),
+  token: Schema.optionalKey(Secret),
+  dmPolicy: Schema.Literals(["pairing", "allowlist", "open", "disabled"]).pipe(withDefault("pairing")),
+  allowFrom: Schema.Array(Schema.String).pipe(withDefault([])),
+  groupPolicy: Schema.Literals(["open", "disabled", "allowlist"]).pipe(withDefault("allowlist")),
+  guilds: Schema.Record(Schema.String, DiscordGuildConfig).pipe(withDefault({})),
+  apiBaseUrl: Schema.optionalKey(NonEmpty),
+  textChunkLimit: int(1, 2000).pipe(withDefault(2000)),
+  replyToMode: Schema.Literals(["off", "first", "all"]).pipe(withDefault("off"))
+})
+
+export const ChannelsConfig = Schema.Struct({
+  discord: DiscordConfig.pipe(withDefault({}))
+})
+
+// ---------------------------------------------------------------------------
+// The whole file
+// ---------------------------------------------------------------------------
+
+export const BeamclawConfig = Schema.Struct({
+  gateway: GatewayConfig.pipe(withDefault({})),
+  agents: AgentsConfig.pipe(withDefault({})),
+  models: ModelsConfig.pipe(withDefault({})),
+  session: SessionConfig.pipe(withDefault({})),
+  channels: ChannelsConfig.pipe(withDefault({})),
+  cron: Schema.Struct({
+    enabled: Schema.Boolean.pipe(withDefault(true)),
+    maxConcurrentRuns: int(1).pipe(withDefault(1))
+  }).pipe(withDefault({})),
+  hooks: Schema.Struct({
+    enabled: Schema.Boolean.pipe(withDefault(false)),
+    path: Schema.String.check(
+      Schema.makeFilter((s: string) => s.startsWith("/"), { expected: "a path starting with \"/\"" })
+    ).annotate({ expected: "a path starting with \"/\"" }).pipe(withDefault("/hooks")),
+    token: Schema.optionalKey(Secret)
+  }).pipe(withDefault({})),
+  logging: Schema.Struct({
+    level: LogLevel.pipe(withDefault("info"))
+  }).pipe(withDefault({}))
+})
+
+/** The decoded, fully-defaulted config. */
+export type BeamclawConfig = typeof BeamclawConfig.Type
+/** The config as written in the file (every key optional, secrets as plain strings). */
+export type BeamclawConfigEncoded = typeof BeamclawConfig.Encoded
+
+/** Decode options used everywhere a config is read: all problems, unknown keys rejected, inputs kept for messages. */
+export const parseOptions = { errors: "all", onExcessProperty: "error", reportInput: true } as const
+
+/** The default config, i.e. what an empty file decodes to. */
+export const defaultConfig: BeamclawConfig = Schema.decodeUnknownSync(BeamclawConfig)({})
+
+// ---------------------------------------------------------------------------
+// Helpers over the decoded value
+// ---------------------------------------------------------------------------
+
+/** OpenClaw's rule: the first agent with `default: true`, else the first listed, else `main`. */
+export const defaultAgentId = (config: BeamclawConfig): string =>
+  (config.agents.list.find((agent) => agent.default === true) ?? config.agents.list[0])?.id ?? "main"
+
+/** The list entry of an agent, if it is listed. */
+export const findAgent = (config: BeamclawConfig, agentId: string): AgentEntry | undefined =>
+  config.agents.list.find((agent) => agent.id === agentId.toLowerCase())
+
+/** The model selection of an agent: its own `model`, else `agents.defaults.model`. */
+export const agentModel = (config: BeamclawConfig, agentId: string): ModelSelection =>
+  findAgent(config, agentId)?.model ?? config.agents.defaults.model
+
+/** Reveals a secret, e.g. to send it to a provider; never log the result. */
+export const revealSecret = (secret: Redacted.Redacted<string> | undefined): string | undefined =>
+  secret === undefined ? undefined : Redacted.value(secret)

@@ -1,0 +1,139 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Redacted, Result, Schema } from "effect"
+import { issuesFromSchema } from "../../src/config/ConfigLoader.ts"
+import {
+  agentModel,
+  BeamclawConfig,
+  defaultAgentId,
+  defaultConfig,
+  parseOptions
+} from "../../src/config/ConfigSchema.ts"
+
+const decode = (input: unknown) => Schema.decodeUnknownResult(BeamclawConfig, parseOptions)(input)
+
+const decodeOk = (input: unknown): BeamclawConfig => {
+  const result = decode(input)
+  if (Result.isFailure(result)) throw new Error(`expected a valid config: ${result.failure.message}`)
+  return result.success
+}
+
+const issues = (input: unknown) => {
+  const result = decode(input)
+  if (Result.isSuccess(result)) throw new Error("expected an invalid config")
+  return issuesFromSchema(result.failure.issue)
+}
+
+describe("ConfigSchema", () => {
+  it("decodes an empty object to the full default config", () => {
+    const config = decodeOk({})
+    assert.deepStrictEqual(config, defaultConfig)
+    assert.strictEqual(config.gateway.port, 18789)
+    assert.strictEqual(config.gateway.bind, "loopback")
+    assert.strictEqual(config.gateway.auth.mode, "token")
+    assert.isUndefined(config.gateway.auth.token)
+    assert.deepStrictEqual(config.gateway.auth.rateLimit, { maxAttempts: 10, windowMs: 60000, lockoutMs: 300000 })
+    assert.deepStrictEqual(config.gateway.http.endpoints.chatCompletions, { enabled: true, maxBodyBytes: 20 * 1024 * 1024 })
+    assert.deepStrictEqual(config.agents.defaults.model, { primary: "anthropic/claude-sonnet-5-5", fallbacks: [] })
+    assert.strictEqual(config.agents.defaults.timeoutSeconds, 600)
+    assert.strictEqual(config.agents.defaults.contextTokens, 200000)
+    assert.strictEqual(config.agents.defaults.maxTokens, 8192)
+    assert.strictEqual(config.agents.defaults.thinkingDefault, "off")
+    assert.deepStrictEqual(config.agents.defaults.compaction, { reserveTokens: 16384, keepRecentTokens: 20000 })
+    assert.deepStrictEqual(config.agents.defaults.heartbeat, { every: "30m", target: "last", ackMaxChars: 30 })
+    assert.strictEqual(config.agents.defaults.maxConcurrent, 4)
+    assert.deepStrictEqual(config.agents.list, [])
+    assert.deepStrictEqual(config.session.resetTriggers, ["/new", "/reset"])
+    assert.deepStrictEqual(config.session.reset, { mode: "daily", atHour: 4 })
+    assert.deepStrictEqual(config.session.idle, { passivateAfterSeconds: 300 })
+    assert.deepStrictEqual(config.session.supervisor, { maxRestarts: 5, withinSeconds: 60, backoffMs: 200 })
+    assert.strictEqual(config.channels.discord.enabled, false)
+    assert.strictEqual(config.channels.discord.dmPolicy, "pairing")
+    assert.strictEqual(config.channels.discord.groupPolicy, "allowlist")
+    assert.strictEqual(config.channels.discord.textChunkLimit, 2000)
+    assert.deepStrictEqual(config.cron, { enabled: true, maxConcurrentRuns: 1 })
+    assert.deepStrictEqual(config.hooks, { enabled: false, path: "/hooks" })
+    assert.deepStrictEqual(config.logging, { level: "info" })
+  })
+
+  it("fills defaults inside a partially written section", () => {
+    const config = decodeOk({ gateway: { auth: { rateLimit: { maxAttempts: 3 } } } })
+    assert.deepStrictEqual(config.gateway.auth.rateLimit, { maxAttempts: 3, windowMs: 60000, lockoutMs: 300000 })
+    assert.strictEqual(config.gateway.port, 18789)
+  })
+
+  it("normalises a model string and a model object to {primary, fallbacks}", () => {
+    const config = decodeOk({
+      agents: {
+        defaults: { model: "openai/gpt-4.1" },
+        list: [
+          { id: "a", model: { primary: "anthropic/claude-opus-4-1", fallbacks: ["openai/gpt-4.1"] } },
+          { id: "b", model: { primary: "anthropic/claude-haiku-4-5" } },
+          { id: "c" }
+        ]
+      }
+    })
+    assert.deepStrictEqual(config.agents.defaults.model, { primary: "openai/gpt-4.1", fallbacks: [] })
+    assert.deepStrictEqual(agentModel(config, "a"), {
+      primary: "anthropic/claude-opus-4-1",
+      fallbacks: ["openai/gpt-4.1"]
+    })
+    assert.deepStrictEqual(agentModel(config, "b"), { primary: "anthropic/claude-haiku-4-5", fallbacks: [] })
+    assert.deepStrictEqual(agentModel(config, "c"), { primary: "openai/gpt-4.1", fallbacks: [] })
+  })
+
+  it("rejects a model reference without a provider", () => {
+    assert.deepStrictEqual(issues({ agents: { defaults: { model: "claude" } } }), [
+      {
+        path: "agents.defaults.model",
+        message: "expected a model reference \"provider/model\", got \"claude\""
+      }
+    ])
+  })
+
+  it("lower-cases agent ids and picks the default agent like OpenClaw", () => {
+    const config = decodeOk({ agents: { list: [{ id: "Work" }, { id: "Home", default: true }] } })
+    assert.deepStrictEqual(config.agents.list.map((agent) => agent.id), ["work", "home"])
+    assert.strictEqual(defaultAgentId(config), "home")
+    assert.strictEqual(defaultAgentId(decodeOk({ agents: { list: [{ id: "Work" }, { id: "x" }] } })), "work")
+    assert.strictEqual(defaultAgentId(defaultConfig), "main")
+  })
+
+  it("reports duplicate agent ids, case-insensitively, at the later entries", () => {
+    assert.deepStrictEqual(issues({ agents: { list: [{ id: "Main" }, { id: "work" }, { id: "main" }, { id: "MAIN" }] } }), [
+      { path: "agents.list[2].id", message: "duplicate agent id \"main\" (also used by agents.list[0])" },
+      { path: "agents.list[3].id", message: "duplicate agent id \"main\" (also used by agents.list[0])" }
+    ])
+  })
+
+  it("rejects agent ids outside the OpenClaw pattern", () => {
+    const found = issues({ agents: { list: [{ id: "-bad" }, { id: "a".repeat(65) }, { id: "ok_1-x" }] } })
+    assert.deepStrictEqual(found.map((issue) => issue.path), ["agents.list[0].id", "agents.list[1].id"])
+  })
+
+  it("decodes secrets to Redacted values that never print", () => {
+    const config = decodeOk({
+      gateway: { auth: { token: "gw-secret" } },
+      models: { providers: { anthropic: { baseUrl: "https://api.anthropic.com", apiKey: "sk-secret" } } }
+    })
+    const token = config.gateway.auth.token
+    assert.isTrue(token !== undefined && Redacted.isRedacted(token))
+    assert.strictEqual(token === undefined ? undefined : Redacted.value(token), "gw-secret")
+    const printed = `${String(token)} ${JSON.stringify(config)} ${Effect.runSync(Effect.succeed(config).pipe(Effect.map(String)))}`
+    assert.notInclude(printed, "gw-secret")
+    assert.notInclude(printed, "sk-secret")
+    assert.include(String(config.models.providers["anthropic"]?.apiKey), "<redacted>")
+  })
+
+  it("requires baseUrl on a provider and applies the provider defaults", () => {
+    const config = decodeOk({ models: { providers: { local: { baseUrl: "http://127.0.0.1:11434/v1" } } } })
+    assert.deepStrictEqual(config.models.providers["local"], {
+      baseUrl: "http://127.0.0.1:11434/v1",
+      api: "anthropic-messages",
+      headers: {},
+      models: []
+    })
+    assert.deepStrictEqual(issues({ models: { providers: { local: { api: "openai-completions" } } } }), [
+      { path: "models.providers.local.baseUrl", message: "missing required key" }
+    ])
+  })
+})

@@ -1,0 +1,439 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Fiber, Option, Redacted, Stream } from "effect"
+import type { AssistantMessage, Message } from "../../src/agent/Message.ts"
+import { makeAnthropicProvider, toAnthropicParams } from "../../src/provider/Anthropic.ts"
+import type { ProviderEvent, ProviderRequest } from "../../src/provider/Provider.ts"
+import * as FakeAnthropic from "../support/FakeAnthropic.ts"
+
+const key = Redacted.make("sk-ant-test-key")
+
+const baseRequest = (messages: ReadonlyArray<Message>, extra?: Partial<ProviderRequest>): ProviderRequest => ({
+  model: "claude-test-1",
+  system: "You are a test.",
+  messages,
+  tools: [],
+  maxTokens: 1024,
+  ...extra
+})
+
+const user = (text: string): Message => ({ role: "user", content: text, timestamp: 1 })
+
+const providerFor = (fake: FakeAnthropic.FakeAnthropicHandle) =>
+  makeAnthropicProvider({ id: "anthropic", apiKey: key, baseUrl: fake.url })
+
+const doneOf = (events: ReadonlyArray<ProviderEvent>): AssistantMessage => {
+  const last = events.at(-1)
+  if (last?._tag !== "Done") throw new Error(`expected Done last, got ${JSON.stringify(last)}`)
+  return last.message
+}
+
+const textOf = (events: ReadonlyArray<ProviderEvent>) =>
+  events.map((e) => (e._tag === "TextDelta" ? e.text : "")).join("")
+
+const requestAt = (fake: FakeAnthropic.FakeAnthropicHandle, index: number) => {
+  const request = fake.requests[index]
+  if (request === undefined) throw new Error(`fake received only ${fake.requests.length} requests`)
+  return request
+}
+
+const bodyAt = (fake: FakeAnthropic.FakeAnthropicHandle, index: number) => {
+  const body = requestAt(fake, index).body
+  if (body === undefined) throw new Error(`request ${index} did not decode: ${JSON.stringify(requestAt(fake, index).raw)}`)
+  return body
+}
+
+const failureOf = (fake: FakeAnthropic.FakeAnthropicHandle, request: ProviderRequest = baseRequest([user("hi")])) =>
+  Stream.runCollect(providerFor(fake).stream(request)).pipe(Effect.flip)
+
+describe("Anthropic provider", () => {
+  it.live("streams text deltas and ends with Done carrying the assembled message", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeAnthropic.make([FakeAnthropic.textReply("Hello from the fake model")])
+      const events = yield* Stream.runCollect(providerFor(fake).stream(baseRequest([user("hi")])))
+      assert.isAbove(events.filter((e) => e._tag === "TextDelta").length, 1)
+      assert.strictEqual(textOf(events), "Hello from the fake model")
+      const message = doneOf(events)
+      assert.deepStrictEqual(message.content, [{ type: "text", text: "Hello from the fake model" }])
+      assert.strictEqual(message.stopReason, "stop")
+      assert.strictEqual(message.provider, "anthropic")
+      assert.strictEqual(message.model, "claude-test-1")
+      const request = requestAt(fake, 0)
+      assert.strictEqual(request.path, "/v1/messages")
+      assert.strictEqual(request.apiKey, "sk-ant-test-key")
+      const body = bodyAt(fake, 0)
+      assert.strictEqual(body.model, "claude-test-1")
+      assert.strictEqual(body.stream, true)
+      assert.strictEqual(body.max_tokens, 1024)
+      assert.strictEqual(body.system, "You are a test.")
+      assert.deepStrictEqual(body.messages, [{ role: "user", content: [{ type: "text", text: "hi" }] }])
+      assert.isUndefined(body.thinking)
+    }))
+
+  it.live("answers with an echo of the last user message when unscripted", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeAnthropic.make()
+      const events = yield* Stream.runCollect(providerFor(fake).stream(baseRequest([user("ping 42")])))
+      assert.strictEqual(textOf(events), "echo: ping 42")
+    }))
+
+  it.live("maps usage including cache tokens, totalTokens being their sum", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeAnthropic.make([{
+        kind: "message",
+        content: [{ type: "text", text: "ok" }],
+        usage: { input_tokens: 100, output_tokens: 50, cache_read_input_tokens: 30, cache_creation_input_tokens: 20 }
+      }])
+      const events = yield* Stream.runCollect(providerFor(fake).stream(baseRequest([user("hi")])))
+      const done = events.at(-1)
+      assert.strictEqual(done?._tag, "Done")
+      const expected = { input: 100, output: 50, cacheRead: 30, cacheWrite: 20, totalTokens: 200 }
+      assert.deepStrictEqual(doneOf(events).usage, expected)
+      if (done?._tag === "Done") assert.deepStrictEqual(done.usage, expected)
+    }))
+
+  it.live("enables thinking with the level's budget and round-trips the signature", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeAnthropic.make([
+        {
+          kind: "message",
+          content: [
+            { type: "thinking", thinking: "Let me weigh this carefully.", signature: "sig-abc-123" },
+            { type: "text", text: "Forty-two." }
+          ]
+        },
+        FakeAnthropic.textReply("Still forty-two.")
+      ])
+      const provider = providerFor(fake)
+      const first = yield* Stream.runCollect(
+        provider.stream(baseRequest([user("meaning?")], { thinking: "medium", maxTokens: 4096, temperature: 0.2 }))
+      )
+      const body = bodyAt(fake, 0)
+      assert.deepStrictEqual(body.thinking, { type: "enabled", budget_tokens: 8192 })
+      assert.isAbove(body.max_tokens, 8192)
+      assert.isUndefined(body.temperature, "temperature is never sent")
+      assert.strictEqual(
+        first.filter((e) => e._tag === "ThinkingDelta").map((e) => e._tag === "ThinkingDelta" ? e.thinking : "").join(""),
+        "Let me weigh this carefully."
+      )
+      const assistant = doneOf(first)
+      assert.deepStrictEqual(assistant.content, [
+        { type: "thinking", thinking: "Let me weigh this carefully.", thinkingSignature: "sig-abc-123" },
+        { type: "text", text: "Forty-two." }
+      ])
+
+      yield* Stream.runCollect(provider.stream(baseRequest([user("meaning?"), assistant, user("sure?")], { thinking: "medium" })))
+      assert.deepStrictEqual(bodyAt(fake, 1).messages[1], {
+        role: "assistant",
+        content: [
+          { type: "thinking", thinking: "Let me weigh this carefully.", signature: "sig-abc-123" },
+          { type: "text", text: "Forty-two." }
+        ]
+      })
+    }))
+
+  it("maps every thinking level to its budget and keeps max_tokens above it", () => {
+    const expected = { minimal: 1024, low: 2048, medium: 8192, high: 16384, xhigh: 32000 } as const
+    const levels = ["minimal", "low", "medium", "high", "xhigh"] as const
+    for (const [level, budget] of Object.entries(expected)) {
+      const thinking = levels.find((l) => l === level)
+      const params = toAnthropicParams(baseRequest([user("x")], { thinking, maxTokens: 2000 }))
+      assert.deepStrictEqual(params.thinking, { type: "enabled", budget_tokens: budget }, level)
+      assert.isAbove(params.max_tokens, budget, level)
+    }
+    assert.isUndefined(toAnthropicParams(baseRequest([user("x")], { thinking: "off" })).thinking)
+    assert.notProperty(toAnthropicParams(baseRequest([user("x")], { temperature: 0.3 })), "temperature")
+  })
+
+  it.live("streams a tool_use turn, then sends the toolResult follow-up in the API's shape", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeAnthropic.make([
+        {
+          kind: "message",
+          content: [
+            { type: "text", text: "Checking." },
+            { type: "tool_use", id: "toolu_01", name: "get_weather", input: { city: "Paris", days: [1, 2] } }
+          ]
+        },
+        FakeAnthropic.textReply("It is sunny.")
+      ])
+      const provider = providerFor(fake)
+      const tools = [{
+        name: "get_weather",
+        description: "Weather by city",
+        inputSchema: { type: "object", properties: { city: { type: "string" } }, required: ["city"] }
+      }]
+      const first = yield* Stream.runCollect(provider.stream(baseRequest([user("weather?")], { tools })))
+      assert.deepStrictEqual(first.filter((e) => e._tag === "ToolCallStart"), [
+        { _tag: "ToolCallStart", id: "toolu_01", name: "get_weather" }
+      ])
+      const assistant = doneOf(first)
+      assert.strictEqual(assistant.stopReason, "toolUse")
+      assert.deepStrictEqual(assistant.content, [
+        { type: "text", text: "Checking." },
+        { type: "toolCall", id: "toolu_01", name: "get_weather", arguments: { city: "Paris", days: [1, 2] } }
+      ])
+      assert.deepStrictEqual(bodyAt(fake, 0).tools, [{
+        name: "get_weather",
+        description: "Weather by city",
+        input_schema: { type: "object", properties: { city: { type: "string" } }, required: ["city"] }
+      }])
+
+      const history: Array<Message> = [
+        user("weather?"),
+        assistant,
+        {
+          role: "toolResult",
+          toolCallId: "toolu_01",
+          toolName: "get_weather",
+          content: [{ type: "text", text: "sunny, 21C" }],
+          isError: false,
+          timestamp: 2
+        }
+      ]
+      const second = yield* Stream.runCollect(provider.stream(baseRequest(history, { tools })))
+      assert.strictEqual(textOf(second), "It is sunny.")
+      assert.deepStrictEqual(bodyAt(fake, 1).messages, [
+        { role: "user", content: [{ type: "text", text: "weather?" }] },
+        {
+          role: "assistant",
+          content: [
+            { type: "text", text: "Checking." },
+            { type: "tool_use", id: "toolu_01", name: "get_weather", input: { city: "Paris", days: [1, 2] } }
+          ]
+        },
+        {
+          role: "user",
+          content: [{ type: "tool_result", tool_use_id: "toolu_01", content: [{ type: "text", text: "sunny, 21C" }] }]
+        }
+      ])
+    }))
+
+  it.live("merges consecutive same-role messages and sends images as base64 blocks", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeAnthropic.make()
+      const history: Array<Message> = [
+        user("first"),
+        { role: "user", content: [{ type: "image", data: "aGVsbG8=", mimeType: "image/png" }], timestamp: 1 },
+        {
+          role: "assistant",
+          content: [{ type: "toolCall", id: "call:1", name: "ls", arguments: {} }],
+          provider: "openai",
+          model: "gpt",
+          usage: { input: 0, output: 0, cacheRead: 0, cacheWrite: 0, totalTokens: 0 },
+          stopReason: "toolUse",
+          timestamp: 1
+        },
+        { role: "toolResult", toolCallId: "call:1", toolName: "ls", content: [], isError: true, timestamp: 1 },
+        user("and now?")
+      ]
+      yield* Stream.runCollect(providerFor(fake).stream(baseRequest(history)))
+      assert.deepStrictEqual(bodyAt(fake, 0).messages, [
+        {
+          role: "user",
+          content: [
+            { type: "text", text: "first" },
+            { type: "image", source: { type: "base64", media_type: "image/png", data: "aGVsbG8=" } }
+          ]
+        },
+        { role: "assistant", content: [{ type: "tool_use", id: "call_1", name: "ls", input: {} }] },
+        {
+          role: "user",
+          content: [
+            { type: "tool_result", tool_use_id: "call_1", is_error: true },
+            { type: "text", text: "and now?" }
+          ]
+        }
+      ])
+    }))
+
+  it.live("reports a stream with garbage data as MalformedStream", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeAnthropic.make([{ kind: "malformed" }])
+      const error = yield* failureOf(fake)
+      assert.strictEqual(error.reason, "MalformedStream")
+      assert.isTrue(error.retryable)
+    }))
+
+  it.live("reports a stream that ends without message_stop as MalformedStream, after the text it got", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeAnthropic.make([{ kind: "truncate", content: [{ type: "text", text: "partial answer" }] }])
+      const seen: Array<ProviderEvent> = []
+      const error = yield* Stream.runForEach(providerFor(fake).stream(baseRequest([user("hi")])), (e) =>
+        Effect.sync(() => {
+          seen.push(e)
+        })).pipe(Effect.flip)
+      assert.strictEqual(error.reason, "MalformedStream")
+      assert.match(error.message, /message_stop/)
+      assert.strictEqual(textOf(seen), "partial answer")
+    }))
+
+  it.live("reports a connection dropped mid-stream as a retryable Connection error", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeAnthropic.make([{ kind: "drop", content: [{ type: "text", text: "half of it" }] }])
+      const error = yield* failureOf(fake)
+      assert.strictEqual(error.reason, "Connection")
+      assert.isTrue(error.retryable)
+    }))
+
+  it.live("maps an SSE error event by its type", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeAnthropic.make([
+        { kind: "streamError", type: "overloaded_error", message: "Overloaded" },
+        { kind: "streamError", type: "api_error", message: "Internal server error", content: [{ type: "text", text: "a" }] }
+      ])
+      const overloaded = yield* failureOf(fake)
+      assert.strictEqual(overloaded.reason, "Overloaded")
+      assert.strictEqual(overloaded.message, "Overloaded")
+      const server = yield* failureOf(fake)
+      assert.strictEqual(server.reason, "ServerError")
+    }))
+
+  it.live("maps HTTP error statuses and headers to ProviderError reasons", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeAnthropic.make([
+        FakeAnthropic.errorReply(401, "authentication_error", "invalid x-api-key"),
+        FakeAnthropic.errorReply(403, "permission_error", "no access"),
+        FakeAnthropic.errorReply(400, "invalid_request_error", "prompt is too long: 210000 tokens > 200000 maximum"),
+        FakeAnthropic.errorReply(400, "invalid_request_error", "messages.0.content: field required"),
+        FakeAnthropic.errorReply(404, "not_found_error", "model: claude-nope"),
+        FakeAnthropic.rateLimited(7),
+        FakeAnthropic.errorReply(429, "rate_limit_error", "slow down", { "retry-after-ms": "1500", "retry-after": "9" }),
+        FakeAnthropic.errorReply(429, "rate_limit_error", "slow down", {
+          "retry-after": new Date(Date.now() + 30_000).toUTCString()
+        }),
+        FakeAnthropic.overloaded(),
+        FakeAnthropic.errorReply(500, "api_error", "Internal server error"),
+        FakeAnthropic.errorReply(500, "overloaded_error", "Overloaded")
+      ])
+      const errors = []
+      for (let i = 0; i < 11; i++) errors.push(yield* failureOf(fake))
+      assert.deepStrictEqual(errors.map((e) => e.reason), [
+        "Auth",
+        "Auth",
+        "ContextOverflow",
+        "BadRequest",
+        "NotFound",
+        "RateLimited",
+        "RateLimited",
+        "RateLimited",
+        "Overloaded",
+        "ServerError",
+        "Overloaded"
+      ])
+      assert.deepStrictEqual(errors.map((e) => e.status), [401, 403, 400, 400, 404, 429, 429, 429, 529, 500, 500])
+      assert.strictEqual(errors[2]?.message, "prompt is too long: 210000 tokens > 200000 maximum")
+      assert.strictEqual(errors[5]?.retryAfterMs, 7000)
+      assert.strictEqual(errors[6]?.retryAfterMs, 1500)
+      const fromDate = errors[7]?.retryAfterMs ?? 0
+      assert.isTrue(fromDate > 25_000 && fromDate <= 30_000, `retry-after date gave ${fromDate}`)
+      assert.isFalse(errors[3]?.retryable)
+      assert.isFalse(errors[3]?.failover)
+      assert.strictEqual(fake.requests.length, 11, "the SDK must not retry on its own")
+    }))
+
+  it.live("reports an unreachable server as a Connection error", () =>
+    Effect.gen(function*() {
+      const fake = yield* Effect.promise(() => FakeAnthropic.startFakeAnthropic())
+      yield* Effect.promise(() => fake.close())
+      const error = yield* failureOf(fake)
+      assert.strictEqual(error.reason, "Connection")
+    }))
+
+  it.live("interrupting the stream aborts the upstream HTTP request", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeAnthropic.make([{ kind: "hang" }])
+      const fiber = yield* Effect.forkChild(Stream.runCollect(providerFor(fake).stream(baseRequest([user("hi")]))))
+      while (fake.requests.length === 0) yield* Effect.sleep("5 millis")
+      yield* Effect.sleep("20 millis")
+      yield* Fiber.interrupt(fiber)
+      const closed = yield* Effect.promise(() => requestAt(fake, 0).closed).pipe(Effect.timeoutOption("3 seconds"))
+      assert.deepStrictEqual(closed, Option.some("aborted"))
+    }))
+
+  it.live("without an API key, fails only when called, with a message naming both settings", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeAnthropic.make()
+      const provider = makeAnthropicProvider({ id: "claude", apiKey: undefined, baseUrl: fake.url })
+      assert.strictEqual(provider.id, "claude")
+      const error = yield* Stream.runCollect(provider.stream(baseRequest([user("hi")]))).pipe(Effect.flip)
+      assert.strictEqual(error.reason, "MissingApiKey")
+      assert.include(error.message, "ANTHROPIC_API_KEY")
+      assert.include(error.message, "models.providers.claude.apiKey")
+      assert.strictEqual(fake.requests.length, 0)
+    }))
+
+  it.live("sends configured extra headers", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeAnthropic.make()
+      const provider = makeAnthropicProvider({ id: "anthropic", apiKey: key, baseUrl: fake.url, headers: { "x-team": "beam" } })
+      yield* Stream.runCollect(provider.stream(baseRequest([user("hi")])))
+      assert.strictEqual(requestAt(fake, 0).headers["x-team"], "beam")
+    }))
+})
+
+describe("FakeAnthropic", () => {
+  it.live("rejects requests the real API would reject", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeAnthropic.make()
+      const post = (body: unknown) =>
+        Effect.promise(() =>
+          fetch(`${fake.url}/v1/messages`, {
+            method: "POST",
+            headers: { "content-type": "application/json", "x-api-key": "k" },
+            body: JSON.stringify(body)
+          }).then(async (r) => ({ status: r.status, body: await r.text() }))
+        )
+      const twoUsers = yield* post({
+        model: "m",
+        max_tokens: 10,
+        messages: [{ role: "user", content: "a" }, { role: "user", content: "b" }]
+      })
+      assert.strictEqual(twoUsers.status, 400)
+      assert.include(twoUsers.body, "invalid_request_error")
+      const unanswered = yield* post({
+        model: "m",
+        max_tokens: 10,
+        messages: [
+          { role: "user", content: "a" },
+          { role: "assistant", content: [{ type: "tool_use", id: "t1", name: "x", input: {} }] },
+          { role: "user", content: "b" }
+        ]
+      })
+      assert.strictEqual(unanswered.status, 400)
+      const json = yield* post({ model: "m", max_tokens: 10, messages: [{ role: "user", content: "hello" }] })
+      assert.strictEqual(json.status, 200)
+      assert.include(json.body, "\"stop_reason\":\"end_turn\"")
+      assert.include(json.body, "echo: hello")
+    }))
+})
+
+describe("Anthropic provider timeouts", () => {
+  it.live("maps requestTimeoutMs expiry to Timeout", () =>
+    Effect.gen(function*() {
+      const net = yield* Effect.promise(() => import("node:net"))
+      const sockets: Array<import("node:net").Socket> = []
+      const server = net.createServer((socket) => {
+        sockets.push(socket)
+      })
+      yield* Effect.acquireRelease(
+        Effect.promise(() => new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()))),
+        () =>
+          Effect.promise(() =>
+            new Promise<void>((resolve) => {
+              for (const s of sockets) s.destroy()
+              server.close(() => resolve())
+            })
+          )
+      )
+      const address = server.address()
+      const port = typeof address === "object" && address !== null ? address.port : 0
+      const provider = makeAnthropicProvider({
+        id: "anthropic",
+        apiKey: key,
+        baseUrl: `http://127.0.0.1:${port}`,
+        requestTimeoutMs: 100
+      })
+      const error = yield* Stream.runCollect(provider.stream(baseRequest([user("x")]))).pipe(Effect.flip)
+      assert.strictEqual(error.reason, "Timeout")
+    }))
+})
