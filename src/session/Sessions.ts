@@ -142,13 +142,9 @@ export class Sessions extends Context.Service<Sessions, {
         const events = yield* Queue.unbounded<TurnEvent, SessionActor.TurnFailure | Cause.Done>()
         const cancel = yield* Deferred.make<void>()
         yield* deliver(parsed, { _tag: "Turn", input, events, cancel })
-        let finished = false
-        return Stream.fromQueue(events).pipe(
-          Stream.onEnd(Effect.sync(() => { finished = true })),
-          Stream.onError(() => Effect.sync(() => { finished = true })),
-          // A caller that stops listening cancels its turn, queued or running.
-          Stream.ensuring(Effect.suspend(() => finished ? Effect.void : Deferred.succeed(cancel, undefined)))
-        )
+        // A caller that stops listening cancels its turn, queued or running;
+        // once the turn has ended the cancel has nothing left to stop.
+        return Stream.fromQueue(events).pipe(Stream.ensuring(Deferred.succeed(cancel, undefined)))
       }))
 
     const ask = <A, E>(key: string, make: (reply: Deferred.Deferred<A, E>) => SessionActor.Envelope) =>

@@ -1,0 +1,165 @@
+/**
+ * The measured process of bench/sessions.ts; run with --expose-gc. It builds
+ * `App.core()` in-process from BEAMCLAW_HOME (the parent writes its
+ * beamclaw.yaml, pointing the anthropic provider at the fake), measures the
+ * idle process, creates sessions, measures again and prints one JSON line.
+ *
+ *   node --expose-gc bench/sessions-worker.ts live <count> <concurrency>
+ *   node --expose-gc bench/sessions-worker.ts passivated-turns <count> <concurrency>
+ *   node --expose-gc bench/sessions-worker.ts passivated-store <count> <concurrency>
+ *   node --expose-gc bench/sessions-worker.ts reload
+ */
+import * as fs from "node:fs"
+import * as path from "node:path"
+import * as v8 from "node:v8"
+import { Effect, Stream } from "effect"
+import * as App from "../src/runtime/App.ts"
+import { SessionStore } from "../src/session/SessionStore.ts"
+import { Sessions } from "../src/session/Sessions.ts"
+import type * as Transcript from "../src/session/Transcript.ts"
+
+export interface Memory {
+  readonly rss: number
+  readonly heapUsed: number
+  readonly heapTotal: number
+  readonly external: number
+  readonly arrayBuffers: number
+  /** Objects V8 keeps per heap space, after GC. */
+  readonly spaces: Readonly<Record<string, number>>
+}
+
+export interface WorkerResult {
+  readonly mode: string
+  readonly count: number
+  readonly concurrency: number
+  readonly idle: Memory
+  readonly after: Memory
+  readonly createMs: number
+  readonly liveAfter: number
+  readonly passivations: number
+  readonly indexEntries: number
+  readonly indexFileBytes: number
+  readonly waitForPassivationMs?: number
+  readonly notes: ReadonlyArray<string>
+}
+
+const gcNow: () => void = typeof globalThis.gc === "function" ? globalThis.gc : () => {
+  throw new Error("run with --expose-gc")
+}
+
+/** Full GCs until the heap stops shrinking, then the numbers. */
+const measure = async (): Promise<Memory> => {
+  let last = Infinity
+  for (let i = 0; i < 10; i++) {
+    gcNow()
+    await new Promise((resolve) => setImmediate(resolve))
+    const used = process.memoryUsage().heapUsed
+    if (last - used < 64 * 1024) break
+    last = used
+  }
+  const usage = process.memoryUsage()
+  const spaces: Record<string, number> = {}
+  for (const space of v8.getHeapSpaceStatistics()) spaces[space.space_name] = space.space_used_size
+  return { rss: usage.rss, heapUsed: usage.heapUsed, heapTotal: usage.heapTotal, external: usage.external, arrayBuffers: usage.arrayBuffers, spaces }
+}
+
+const [mode = "live", countText = "10000", concurrencyText = "50"] = process.argv.slice(2)
+const count = Number(countText)
+const concurrency = Number(concurrencyText)
+const home = process.env.BEAMCLAW_HOME ?? ""
+if (home === "") throw new Error("BEAMCLAW_HOME must be set")
+const progress = (line: string) => process.stderr.write(`[sessions ${mode}] ${line}\n`)
+
+const keyOf = (i: number) => `agent:main:bench:${i}`
+
+const program = Effect.gen(function*() {
+  const sessions = yield* Sessions
+  const store = yield* SessionStore
+  const turn = (key: string) => sessions.send(key, { runId: crypto.randomUUID(), text: `hello ${key}` }).pipe(Stream.runDrain)
+  const notes: Array<string> = []
+
+  const runTurns = (n: number) =>
+    Effect.gen(function*() {
+      let done = 0
+      const started = Date.now()
+      yield* Effect.forEach(Array.from({ length: n }, (_, i) => i), (i) =>
+        turn(keyOf(i)).pipe(Effect.tap(() =>
+          Effect.sync(() => {
+            done++
+            if (done % 1000 === 0) progress(`${done}/${n} turns, ${((Date.now() - started) / 1000).toFixed(1)} s`)
+          })
+        )), { concurrency, discard: true })
+    })
+
+  let idle: Memory
+  let createMs = 0
+  let waitForPassivationMs: number | undefined
+  if (mode === "reload") {
+    // Idle before the index is read: the index is loaded lazily on first use.
+    idle = yield* Effect.promise(measure)
+    const started = Date.now()
+    yield* turn("agent:main:bench:reload-probe")
+    createMs = Date.now() - started
+    notes.push("idle measured before the index was loaded; the delta includes one turn's one-time code loading (Anthropic SDK etc.)")
+  } else {
+    // One warm-up turn loads the provider SDK and JIT-compiles the turn path,
+    // so the idle figure holds the one-time code and the delta is per session.
+    yield* turn("agent:main:bench:warmup")
+    idle = yield* Effect.promise(measure)
+    const started = Date.now()
+    if (mode === "live" || mode === "passivated-turns") {
+      yield* runTurns(count)
+    } else if (mode === "passivated-store") {
+      // Every session a copy of what a real turn left on disk and in the index.
+      const template = yield* store.getEntry("agent:main:bench:warmup")
+      if (template === undefined) return yield* Effect.die(new Error("the warm-up turn left no index entry"))
+      const loaded = yield* store.loadTranscript(template.agentId, template.sessionId, "agent:main:bench:warmup")
+      const entries: ReadonlyArray<Transcript.Entry> = loaded.entries
+      let done = 0
+      yield* Effect.forEach(Array.from({ length: count }, (_, i) => i), (i) =>
+        Effect.gen(function*() {
+          const key = keyOf(i)
+          const sessionId = crypto.randomUUID()
+          const now = Date.now()
+          yield* store.createTranscript(template.agentId, { ...loaded.header, id: sessionId, key, timestamp: new Date(now).toISOString() })
+          yield* store.append(template.agentId, sessionId, entries)
+          // A JSON round trip gives each entry its own strings, as a real turn's entry has.
+          yield* store.putEntry(key, { ...JSON.parse(JSON.stringify(template)), sessionId, updatedAt: now, sessionStartedAt: now })
+          done++
+          if (done % 10_000 === 0) progress(`${done}/${count} sessions written, ${((Date.now() - started) / 1000).toFixed(1)} s`)
+        }), { concurrency, discard: true })
+      notes.push(`created through SessionStore (createTranscript/append/putEntry), each a copy of the warm-up turn's transcript (${entries.length} entries) and index entry`)
+    }
+    createMs = Date.now() - started
+    if (mode === "passivated-turns") {
+      const waitStarted = Date.now()
+      while ((yield* sessions.stats).live > 0) {
+        if (Date.now() - waitStarted > 180_000) {
+          notes.push("gave up waiting for passivation after 180 s")
+          break
+        }
+        yield* Effect.sleep("200 millis")
+      }
+      waitForPassivationMs = Date.now() - waitStarted
+    }
+  }
+  yield* store.flush
+  const after = yield* Effect.promise(measure)
+  const stats = yield* sessions.stats
+  const indexEntries = (yield* store.listEntries("main")).length
+  const indexFile = path.join(home, "agents", "main", "sessions", "sessions.json")
+  const indexFileBytes = fs.existsSync(indexFile) ? fs.statSync(indexFile).size : 0
+  const result: WorkerResult = {
+    mode, count, concurrency, idle, after, createMs,
+    liveAfter: stats.live, passivations: stats.passivations, indexEntries, indexFileBytes,
+    ...(waitForPassivationMs === undefined ? {} : { waitForPassivationMs }),
+    notes
+  }
+  process.stdout.write(`${JSON.stringify(result)}\n`)
+  if (process.env.BENCH_HEAP_SNAPSHOT !== undefined) {
+    const file = v8.writeHeapSnapshot(process.env.BENCH_HEAP_SNAPSHOT)
+    progress(`heap snapshot written to ${file}`)
+  }
+})
+
+await Effect.runPromise(program.pipe(Effect.provide(App.core({}))))

@@ -1,0 +1,196 @@
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
+import { afterEach, beforeEach, describe, expect, it } from "vitest"
+import * as Transcript from "../../src/session/Transcript.ts"
+import { type FakeAnthropicHandle, startFakeAnthropic } from "../support/FakeAnthropic.ts"
+import { freePort, run, start, waitFor } from "../support/Cli.ts"
+
+let home: string
+let fake: FakeAnthropicHandle
+let env: Record<string, string>
+
+beforeEach(async () => {
+  home = await fs.mkdtemp(path.join(os.tmpdir(), "beamclaw-cli-"))
+  fake = await startFakeAnthropic()
+  env = { BEAMCLAW_HOME: home, ANTHROPIC_BASE_URL: fake.url, ANTHROPIC_API_KEY: "sk-test" }
+})
+afterEach(async () => {
+  await fake.close()
+  await fs.rm(home, { recursive: true, force: true })
+})
+
+const sessionsDir = () => path.join(home, "agents", "main", "sessions")
+const readIndex = async () => JSON.parse(await fs.readFile(path.join(sessionsDir(), "sessions.json"), "utf8")) as Record<string, { sessionId: string }>
+const mainTranscript = async () => {
+  const index = await readIndex()
+  const sessionId = index["agent:main:main"]?.sessionId ?? ""
+  return { file: path.join(sessionsDir(), `${sessionId}.jsonl`), sessionId }
+}
+const roles = (text: string) => Transcript.parse(text).entries.map((e) => e.type === "message" ? e.message.role : e.type)
+
+describe("beamclaw agent", () => {
+  it("prints the streamed answer and the transcript holds the turn", async () => {
+    const result = await run(["agent", "--message", "hi"], env)
+    expect(result.stderr).not.toContain("ERROR")
+    expect(result.code).toBe(0)
+    expect(result.stdout).toBe("echo: hi\n")
+    const { file } = await mainTranscript()
+    const text = await fs.readFile(file, "utf8")
+    expect(roles(text)).toEqual(["user", "assistant"])
+    expect(Transcript.parse(text).header?.key).toBe("agent:main:main")
+  })
+
+  it("prints JSON with --json and keeps history across invocations", async () => {
+    await run(["agent", "-m", "first"], env)
+    const result = await run(["agent", "--message", "second", "--json"], env)
+    expect(result.code).toBe(0)
+    const output = JSON.parse(result.stdout) as { text: string; sessionKey: string; usage: { totalTokens: number } }
+    expect(output.text).toBe("echo: second")
+    expect(output.sessionKey).toBe("agent:main:main")
+    expect(output.usage.totalTokens).toBeGreaterThan(0)
+    expect(JSON.stringify(fake.requests.at(-1)?.body?.messages)).toContain("echo: first")
+  })
+
+  it("says clearly what is missing when no API key is set", async () => {
+    const result = await run(["agent", "--message", "hi"], { BEAMCLAW_HOME: home, ANTHROPIC_BASE_URL: fake.url })
+    expect(result.code).not.toBe(0)
+    expect(result.stderr).toContain("No API key for provider \"anthropic\"")
+    expect(result.stderr).toContain("ANTHROPIC_API_KEY")
+  })
+
+  it("rejects an invalid session key without touching the disk", async () => {
+    const result = await run(["agent", "--message", "hi", "--session", "agent:main:../../etc"], env)
+    expect(result.code).not.toBe(0)
+    expect(result.stderr).toContain("invalid session key")
+    expect(fake.requests).toHaveLength(0)
+  })
+
+  it("answers again after kill -9 mid-stream, loading the transcript repaired", async () => {
+    await run(["agent", "-m", "before the crash"], env)
+    fake.push({ kind: "message", content: [{ type: "text", text: Array.from({ length: 200 }, (_, i) => `word${i}`).join(" ") }], delayMs: 30 })
+    const streaming = start(["agent", "-m", "tell me a long story"], env)
+    await waitFor(() => streaming.output().stdout.includes("word3"), "streamed text")
+    streaming.child.kill("SIGKILL")
+    const killed = await streaming.result
+    expect(killed.signal).toBe("SIGKILL")
+    const { file } = await mainTranscript()
+    // A crash inside a write leaves half a line; make sure one is there.
+    await fs.appendFile(file, `{"type":"message","id":"deadbeef","parentId":null,"timestamp":"2026-11-25T00:00:00.000Z","message":{"role":"assi`)
+
+    const after = await run(["agent", "-m", "are you still there?"], env)
+    expect(after.code).toBe(0)
+    expect(after.stdout).toContain("echo: ")
+    expect(after.stdout).toContain("are you still there?")
+    expect(after.stderr).toContain("repaired transcript")
+    const text = await fs.readFile(file, "utf8")
+    expect(text.endsWith("\n")).toBe(true)
+    const parsed = Transcript.parse(text)
+    expect(parsed.badLines).toEqual([])
+    expect(parsed.tornTail).toBe(false)
+    expect(text).toContain("tell me a long story")
+  })
+
+  it("loads a transcript with a corrupt line, keeps the original and answers", async () => {
+    await run(["agent", "-m", "one"], env)
+    const { file } = await mainTranscript()
+    await fs.appendFile(file, "this line is not json\n")
+    const result = await run(["agent", "-m", "two"], env)
+    expect(result.code).toBe(0)
+    expect(result.stdout).toContain("echo: two")
+    expect(result.stderr).toContain("line 4: not JSON")
+    const names = await fs.readdir(sessionsDir())
+    const backup = names.find((n) => n.includes(".jsonl.corrupt-"))
+    expect(backup).toBeDefined()
+    expect(await fs.readFile(path.join(sessionsDir(), backup ?? ""), "utf8")).toContain("this line is not json")
+    expect(roles(await fs.readFile(file, "utf8"))).toEqual(["user", "assistant", "user", "assistant"])
+  })
+})
+
+describe("beamclaw config", () => {
+  it("refuses to boot on an invalid config, listing every problem", async () => {
+    await fs.writeFile(path.join(home, "beamclaw.yaml"), "gateway:\n  port: abc\n  colour: blue\nsession:\n  dmScope: everyone\n")
+    const result = await run(["agent", "-m", "hi"], env)
+    expect(result.code).not.toBe(0)
+    expect(result.stderr).toContain(`gateway.port: expected an integer 1..65535, got "abc"`)
+    expect(result.stderr).toContain("gateway.colour: unknown key")
+    expect(result.stderr).toContain("session.dmScope")
+    expect(fake.requests).toHaveLength(0)
+    const validate = await run(["config", "validate", "--json"], env)
+    expect(validate.code).not.toBe(0)
+    expect((JSON.parse(validate.stdout) as { issues: Array<unknown> }).issues).toHaveLength(3)
+  })
+
+  it("reports broken YAML with its line and column", async () => {
+    await fs.writeFile(path.join(home, "beamclaw.yaml"), "gateway:\n  port: [1\nagents: {}\n")
+    const result = await run(["config", "validate"], env)
+    expect(result.code).not.toBe(0)
+    expect(result.stderr).toMatch(/line \d+, column \d+/)
+  })
+
+  it("gets values with secrets redacted", async () => {
+    await fs.writeFile(path.join(home, "beamclaw.yaml"), "gateway:\n  port: 19999\n  auth:\n    token: ${MY_TOKEN}\n")
+    const port = await run(["config", "get", "gateway.port"], { ...env, MY_TOKEN: "hunter2" })
+    expect(port.stdout.trim()).toBe("19999")
+    const all = await run(["config", "get", "--json"], { ...env, MY_TOKEN: "hunter2" })
+    expect(all.stdout).not.toContain("hunter2")
+    expect(all.stdout).toContain("<redacted>")
+    const validate = await run(["config", "validate"], { ...env, MY_TOKEN: "hunter2" })
+    expect(validate.code).toBe(0)
+  })
+})
+
+describe("beamclaw gateway", () => {
+  it("starts with no arguments and no config, answering /health and /ready", async () => {
+    const port = await freePort()
+    const gateway = start([], { BEAMCLAW_HOME: home, BEAMCLAW_PORT: String(port) })
+    try {
+      let health: Response | undefined
+      await waitFor(async () => {
+        health = await fetch(`http://127.0.0.1:${port}/health`).catch(() => undefined)
+        return health !== undefined
+      }, "the gateway to listen")
+      expect(health?.status).toBe(200)
+      expect(await health?.json()).toEqual({ ok: true, status: "live" })
+      const ready = await fetch(`http://127.0.0.1:${port}/ready`)
+      expect(ready.status).toBe(200)
+      expect((await ready.json() as { ready: boolean }).ready).toBe(true)
+      const busy = await run(["agent", "-m", "hi"], env)
+      expect(busy.code).not.toBe(0)
+      expect(busy.stderr).toContain("is running on")
+    } finally {
+      gateway.child.kill("SIGTERM")
+    }
+    const exit = await gateway.result
+    expect(exit.stderr).not.toContain("ERROR")
+    await expect(fs.access(path.join(home, "gateway.lease.json"))).rejects.toThrow()
+  })
+
+  it("lets --port win over BEAMCLAW_PORT", async () => {
+    const [flagPort, envPort] = [await freePort(), await freePort()]
+    const gateway = start(["gateway", "--port", String(flagPort)], { BEAMCLAW_HOME: home, BEAMCLAW_PORT: String(envPort) })
+    try {
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${flagPort}/health`).catch(() => undefined))?.ok === true, "the flag port")
+      await expect(fetch(`http://127.0.0.1:${envPort}/health`)).rejects.toThrow()
+    } finally {
+      gateway.child.kill("SIGTERM")
+      await gateway.result
+    }
+  })
+})
+
+describe("beamclaw sessions", () => {
+  it("lists, shows and resets sessions", async () => {
+    await run(["agent", "-m", "hello"], env)
+    const list = await run(["sessions", "list", "--json"], env)
+    const rows = JSON.parse(list.stdout) as Array<{ key: string; turnCount: number }>
+    expect(rows.map((r) => r.key)).toEqual(["agent:main:main"])
+    const show = await run(["sessions", "show", "main"], env)
+    expect(show.stdout).toContain("user: hello")
+    expect(show.stdout).toContain("assistant: echo: hello")
+    const reset = await run(["sessions", "reset", "main"], env)
+    expect(reset.code).toBe(0)
+    const after = await run(["sessions", "show", "main"], env)
+    expect(after.stdout).toContain("has no messages")
+  })
+})

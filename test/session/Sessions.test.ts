@@ -1,0 +1,271 @@
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Fiber, Schema, Stream } from "effect"
+import { type Tool, ToolError } from "../../src/agent/Tool.ts"
+import type { TurnEvent } from "../../src/agent/TurnEvent.ts"
+import { Sessions } from "../../src/session/Sessions.ts"
+import * as Transcript from "../../src/session/Transcript.ts"
+import { FakeAnthropic, type RecordedAnthropicRequest } from "../support/FakeAnthropic.ts"
+import * as TestApp from "../support/TestApp.ts"
+
+const AddInput = Schema.Struct({ a: Schema.Number, b: Schema.Number })
+const addTool: Tool = {
+  name: "add",
+  summary: "Add two numbers",
+  description: "Adds a and b",
+  inputSchema: { type: "object", properties: { a: { type: "number" }, b: { type: "number" } }, required: ["a", "b"] },
+  run: (input) =>
+    Schema.decodeUnknownEffect(AddInput)(input).pipe(
+      Effect.map(({ a, b }) => ({ content: [{ type: "text" as const, text: String(a + b) }] })),
+      Effect.mapError((error) => new ToolError({ tool: "add", message: error.message }))
+    )
+}
+/** A tool with a bug: it dies, which must crash (and restart) only its own session. */
+const crashTool: Tool = {
+  name: "crash",
+  summary: "Crash",
+  description: "Has a bug",
+  inputSchema: { type: "object", properties: {} },
+  run: () => Effect.die(new Error("bug in crash tool"))
+}
+
+const lastUserText = (request: RecordedAnthropicRequest): string => {
+  const last = request.body?.messages.filter((m) => m.role === "user").at(-1)
+  if (last === undefined) return ""
+  if (typeof last.content === "string") return last.content
+  return last.content.map((b) => typeof b["text"] === "string" ? b["text"] : "").join("")
+}
+const systemText = (request: RecordedAnthropicRequest | undefined): string => {
+  const system = request?.body?.system
+  if (system === undefined) return ""
+  return typeof system === "string" ? system : system.map((b) => typeof b["text"] === "string" ? b["text"] : "").join("")
+}
+const messagesJson = (request: RecordedAnthropicRequest | undefined) => JSON.stringify(request?.body?.messages ?? [])
+
+const collect = (stream: Stream.Stream<TurnEvent, { readonly _tag: string; readonly message: string }>) => Stream.runCollect(stream).pipe(Effect.map((chunk) => [...chunk]))
+const completed = (events: ReadonlyArray<TurnEvent>) => events.find((e): e is Extract<TurnEvent, { _tag: "TurnCompleted" }> => e._tag === "TurnCompleted")
+const turn = (text: string) => ({ runId: crypto.randomUUID(), text })
+
+const readTranscript = (home: string, sessionId: string) =>
+  Effect.promise(() => fs.readFile(path.join(home, "agents", "main", "sessions", `${sessionId}.jsonl`), "utf8")).pipe(Effect.map(Transcript.parse))
+
+const waitUntil = (check: Effect.Effect<boolean>, what: string, timeoutMs = 5000) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + timeoutMs
+    while (!(yield* check)) {
+      if (Date.now() > deadline) return yield* Effect.die(new Error(`timed out waiting for ${what}`))
+      yield* Effect.sleep("20 millis")
+    }
+  })
+
+describe("Sessions", () => {
+  it.live("runs a turn end to end through the official SDK and persists it", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const fake = yield* FakeAnthropic.make()
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions
+        const events = yield* collect(sessions.send("agent:main:main", turn("hello there")))
+        assert.strictEqual(events[0]?._tag, "TurnStarted")
+        assert.isTrue(events.some((e) => e._tag === "TextDelta"))
+        assert.strictEqual(completed(events)?.text, "echo: hello there")
+        assert.strictEqual(fake.requests[0]?.apiKey, "sk-test")
+        const system = systemText(fake.requests[0])
+        assert.include(system, "You are a personal assistant running inside BeamClaw.")
+        assert.include(system, "## AGENTS.md", "workspace files are injected")
+        const [row] = yield* sessions.list()
+        assert.strictEqual(row?.key, "agent:main:main")
+        assert.isAbove(row?.entry.totalTokens ?? 0, 0, "usage is accounted per session")
+        const transcript = yield* readTranscript(home, row?.entry.sessionId ?? "")
+        assert.strictEqual(transcript.header?.key, "agent:main:main")
+        assert.deepStrictEqual(transcript.entries.map((e) => e.type === "message" ? e.message.role : e.type), ["user", "assistant"])
+      }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url })))
+    })))
+
+  it.live("runs tool calls through the registry until the model stops", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const fake = yield* FakeAnthropic.make([
+        { kind: "message", content: [{ type: "text", text: "Let me add." }, { type: "tool_use", id: "toolu_1", name: "add", input: { a: 2, b: 3 } }], stopReason: "tool_use" }
+      ])
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions
+        const events = yield* collect(sessions.send("agent:main:main", turn("what is 2+3?")))
+        const finished = events.find((e) => e._tag === "ToolFinished")
+        assert.deepStrictEqual(finished, { _tag: "ToolFinished", id: "toolu_1", name: "add", isError: false, output: "5" })
+        assert.strictEqual(completed(events)?.text, "echo: 5", "the second model call saw the tool result")
+        assert.strictEqual(fake.requests.length, 2)
+        assert.deepStrictEqual(fake.requests[0]?.body?.tools?.map((t) => t.name), ["add"])
+        assert.include(messagesJson(fake.requests[1]), `"tool_use_id":"toolu_1"`)
+      }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url, tools: [addTool] })))
+    })))
+
+  it.live("a crash in one session restarts it from its transcript while another session's turn completes", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const fake = yield* FakeAnthropic.make((request) => {
+        const text = lastUserText(request)
+        if (text === "boom") return { kind: "message", content: [{ type: "tool_use", id: "toolu_crash", name: "crash", input: {} }], stopReason: "tool_use" }
+        if (text === "slow") return { kind: "message", content: [{ type: "text", text: "slow answer in several words" }], delayMs: 40 }
+        return undefined
+      })
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions
+        yield* collect(sessions.send("agent:main:a", turn("first")))
+        const other = yield* Effect.forkChild(collect(sessions.send("agent:main:b", turn("slow"))))
+        const crashed = yield* collect(sessions.send("agent:main:a", turn("boom"))).pipe(Effect.flip)
+        assert.strictEqual(crashed._tag, "SessionCrashed")
+        const otherEvents = yield* Fiber.join(other)
+        assert.strictEqual(completed(otherEvents)?.text, "slow answer in several words", "the other session did not notice")
+        const after = yield* collect(sessions.send("agent:main:a", turn("after")))
+        assert.strictEqual(completed(after)?.text, "echo: after")
+        const history = messagesJson(fake.requests.at(-1))
+        assert.include(history, "first", "the restarted session kept its history")
+        assert.include(history, "echo: first")
+        assert.include(history, "toolu_crash", "the interrupted tool call was closed with a result")
+        const stats = yield* sessions.stats
+        assert.strictEqual(stats.restarts, 1)
+      }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url, tools: [crashTool] })))
+    })))
+
+  it.live("stops a session that keeps crashing, and a later message starts it again", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const fake = yield* FakeAnthropic.make((request) =>
+        lastUserText(request).startsWith("boom") ? { kind: "message", content: [{ type: "tool_use", id: `toolu_${request.index}`, name: "crash", input: {} }], stopReason: "tool_use" } : undefined
+      )
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions
+        yield* collect(sessions.send("agent:main:main", turn("boom 1"))).pipe(Effect.flip)
+        yield* collect(sessions.send("agent:main:main", turn("boom 2"))).pipe(Effect.flip)
+        yield* waitUntil(sessions.stats.pipe(Effect.map((s) => s.gaveUp === 1)), "the supervisor to give up")
+        const after = yield* collect(sessions.send("agent:main:main", turn("hello again")))
+        assert.strictEqual(completed(after)?.text, "echo: hello again")
+      }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url, tools: [crashTool], config: { session: { supervisor: { maxRestarts: 1, withinSeconds: 60, backoffMs: 5 } } } })))
+    })))
+
+  it.live("abort cancels the provider request and leaves a transcript the API accepts", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const fake = yield* FakeAnthropic.make([{ kind: "message", content: [{ type: "text", text: "one two three four five six seven eight nine ten" }], delayMs: 100 }])
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions
+        const events: Array<TurnEvent> = []
+        const running = yield* Effect.forkChild(sessions.send("agent:main:main", turn("count")).pipe(
+          Stream.runForEach((event) => Effect.sync(() => events.push(event)))
+        ))
+        yield* waitUntil(Effect.sync(() => events.some((e) => e._tag === "TextDelta")), "the first delta")
+        assert.isTrue(yield* sessions.abort("agent:main:main"))
+        const failure = yield* Fiber.join(running).pipe(Effect.flip)
+        assert.strictEqual(failure._tag, "TurnAborted")
+        assert.strictEqual(yield* Effect.promise(() => fake.requests[0]?.closed ?? Promise.resolve("none")), "aborted")
+        const history = yield* sessions.history("agent:main:main")
+        const last = history.at(-1)
+        assert.isTrue(last?.type === "message" && last.message.role === "assistant" && last.message.stopReason === "aborted")
+        const next = yield* collect(sessions.send("agent:main:main", turn("again")))
+        assert.strictEqual(completed(next)?.text, "echo: again", "the fake validates the history; it accepted it")
+      }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url })))
+    })))
+
+  it.live("a caller that stops listening cancels its turn", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const fake = yield* FakeAnthropic.make([{ kind: "hang" }])
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions
+        const listening = yield* Effect.forkChild(sessions.send("agent:main:main", turn("hello")).pipe(Stream.runDrain))
+        yield* waitUntil(Effect.sync(() => fake.requests.length === 1), "the request")
+        yield* Fiber.interrupt(listening)
+        assert.strictEqual(yield* Effect.promise(() => fake.requests[0]?.closed ?? Promise.resolve("none")), "aborted")
+        const next = yield* collect(sessions.send("agent:main:main", turn("still there?")))
+        // The unanswered message stays in the history: it reaches the model with the next one.
+        assert.strictEqual(completed(next)?.text, "echo: hellostill there?")
+      }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url })))
+    })))
+
+  it.live("a turn that exceeds its timeout is stopped with a clear error", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const fake = yield* FakeAnthropic.make([{ kind: "hang" }])
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions
+        const error = yield* collect(sessions.send("agent:main:main", turn("hello"))).pipe(Effect.flip)
+        assert.strictEqual(error._tag, "TurnTimeout")
+        assert.include(error.message, "longer than 1s")
+      }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url, config: { agents: { defaults: { timeoutSeconds: 1 } } } })))
+    })))
+
+  it.live("passivates idle sessions and revives them with their history", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const fake = yield* FakeAnthropic.make()
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions
+        yield* collect(sessions.send("agent:main:main", turn("remember me")))
+        assert.strictEqual((yield* sessions.stats).live, 1)
+        yield* waitUntil(sessions.stats.pipe(Effect.map((s) => s.live === 0 && s.passivations === 1)), "passivation")
+        const next = yield* collect(sessions.send("agent:main:main", turn("back")))
+        assert.strictEqual(completed(next)?.text, "echo: back")
+        assert.include(messagesJson(fake.requests.at(-1)), "remember me")
+      }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url, config: { session: { idle: { passivateAfterSeconds: 1 } } } })))
+    })))
+
+  it.live("rejects invalid session keys with a message naming the problem", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const fake = yield* FakeAnthropic.make()
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions
+        const error = yield* collect(sessions.send("agent:main:../../etc", turn("x"))).pipe(Effect.flip)
+        assert.strictEqual(error._tag, "InvalidSessionKey")
+        assert.include(error.message, "../../etc")
+        assert.strictEqual(fake.requests.length, 0)
+      }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url })))
+    })))
+
+  it.live("compacts history into a summary entry when the context nears the window", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const fake = yield* FakeAnthropic.make((request) => {
+        if (systemText(request).includes("working memory of a long conversation")) return { kind: "message", content: [{ type: "text", text: "SUMMARY: user said one and two" }] }
+        return { kind: "message", content: [{ type: "text", text: `echo: ${lastUserText(request)}` }], usage: { input_tokens: 1800, output_tokens: 10 } }
+      })
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions
+        yield* collect(sessions.send("agent:main:main", turn("one")))
+        const second = yield* collect(sessions.send("agent:main:main", turn("two")))
+        const compacted = second.find((e) => e._tag === "Compacted")
+        assert.isDefined(compacted)
+        const history = yield* sessions.history("agent:main:main")
+        assert.isTrue(history.some((e) => e.type === "compaction" && e.summary.startsWith("SUMMARY")))
+        yield* collect(sessions.send("agent:main:main", turn("three")))
+        const last = messagesJson(fake.requests.at(-1))
+        assert.include(last, "SUMMARY: user said one and two")
+        assert.notInclude(last, "\"one\"", "compacted messages are no longer sent")
+        assert.strictEqual(history.filter((e) => e.type === "message").length, 4, "the transcript keeps every original message")
+      }).pipe(Effect.provide(TestApp.layer({
+        home,
+        anthropicUrl: fake.url,
+        config: { agents: { defaults: { contextTokens: 2000, maxTokens: 256, compaction: { reserveTokens: 500, keepRecentTokens: 4 } } } }
+      })))
+    })))
+
+  it.live("reset starts a new session and archives the old transcript", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const fake = yield* FakeAnthropic.make()
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions
+        yield* collect(sessions.send("agent:main:main", turn("old")))
+        const before = (yield* sessions.list())[0]?.entry.sessionId
+        const entry = yield* sessions.reset("agent:main:main")
+        assert.notStrictEqual(entry.sessionId, before)
+        assert.deepStrictEqual(yield* sessions.history("agent:main:main"), [])
+        const names = yield* Effect.promise(() => fs.readdir(path.join(home, "agents", "main", "sessions")))
+        assert.isTrue(names.some((n) => n.startsWith(`${before}.jsonl.reset.`)))
+        yield* collect(sessions.send("agent:main:main", turn("new")))
+        assert.notInclude(messagesJson(fake.requests.at(-1)), "old")
+      }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url })))
+    })))
+})
