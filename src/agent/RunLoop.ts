@@ -134,15 +134,17 @@ export const runTurn = Effect.fn("RunLoop.runTurn")(function*(
       )
       const message = yield* Ref.get(done)
       if (message === undefined) break
-      yield* session.persist([Transcript.messageEntry(message, lastId(yield* session.entries))])
+      const calls = toolCallsOf(message)
+      const final = calls.length === 0 || message.stopReason !== "toolUse"
+      // The turn's last message is forced to disk; earlier ones ride on the page cache.
+      yield* session.persist([Transcript.messageEntry(message, lastId(yield* session.entries))], { sync: final })
       usage = addUsage(usage, message.usage)
       lastCallUsage = message.usage
       finalModel = message.provider === "" ? message.model : `${message.provider}/${message.model}`
       stopReason = message.stopReason
       finalText = message.content.map((part) => part.type === "text" ? part.text : "").join("")
 
-      const calls = toolCallsOf(message)
-      if (calls.length === 0 || message.stopReason !== "toolUse") {
+      if (final) {
         if (calls.length > 0) {
           // The model stopped without waiting for its tool calls: close them so the history stays valid.
           yield* session.persist(calls.map((c) => Transcript.messageEntry(Transcript.syntheticToolResult(c, "Not run: the model ended its turn."), null)))

@@ -136,6 +136,7 @@ const chat = Command.make("chat", { session: sessionFlag, agent: agentFlag }, (i
 const renderEntry = (entry: Transcript.Entry): string => {
   if (entry.type === "compaction") return `[compaction] ${entry.summary}`
   if (entry.type === "custom") return `[${entry.customType}]`
+  if (entry.type !== "message") return `[${entry.type}]`
   const message = entry.message
   if (message.role === "toolResult") return `tool ${message.toolName}${message.isError ? " (error)" : ""}: ${textOf(message)}`
   if (message.role === "assistant") {

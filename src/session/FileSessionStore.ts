@@ -7,7 +7,7 @@
  */
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
-import { Effect, Layer, Queue, Schema } from "effect"
+import { Effect, Layer, Queue, Schema, Semaphore } from "effect"
 import { isValidSessionId } from "./SessionKey.ts"
 import { SessionEntry, SessionStore, StoreError } from "./SessionStore.ts"
 import * as Transcript from "./Transcript.ts"
@@ -36,9 +36,10 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
       ? Effect.succeed(path.join(sessionsDir(agentId), `${sessionId}.jsonl`))
       : Effect.fail(new StoreError({ operation: "resolve", path: sessionId, message: `session id ${JSON.stringify(sessionId)} is not a valid file name` }))
 
+  let tmpCounter = 0
   const writeAtomic = (file: string, data: string) =>
     io("write", file, async () => {
-      const tmp = `${file}.${process.pid}.${Date.now()}.tmp`
+      const tmp = `${file}.${process.pid}.${++tmpCounter}.tmp`
       const handle = await fs.open(tmp, "w", 0o600)
       try {
         await handle.writeFile(data)
@@ -133,16 +134,20 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
       return Queue.offer(flushSignal, undefined)
     })
 
-  const flush = Effect.gen(function*() {
+  // One flush at a time; an agent whose write failed stays dirty for the next one.
+  const flushLock = yield* Semaphore.make(1)
+  const flush = flushLock.withPermits(1)(Effect.gen(function*() {
     const agents = [...dirty]
     dirty.clear()
     for (const agentId of agents) {
       const index = indexes.get(agentId)
       if (index === undefined) continue
-      yield* io("mkdir", sessionsDir(agentId), () => fs.mkdir(sessionsDir(agentId), { recursive: true, mode: 0o700 }))
-      yield* writeAtomic(indexPath(agentId), JSON.stringify(Object.fromEntries(index), null, 2))
+      yield* Effect.gen(function*() {
+        yield* io("mkdir", sessionsDir(agentId), () => fs.mkdir(sessionsDir(agentId), { recursive: true, mode: 0o700 }))
+        yield* writeAtomic(indexPath(agentId), JSON.stringify(Object.fromEntries(index)))
+      }).pipe(Effect.tapError(() => Effect.sync(() => dirty.add(agentId))))
     }
-  }).pipe(Effect.withSpan("FileSessionStore.flush"))
+  })).pipe(Effect.withSpan("FileSessionStore.flush"))
 
   // Coalesces index writes: one write per burst, and none at all while idle.
   yield* Queue.take(flushSignal).pipe(
@@ -181,6 +186,7 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
     const repaired = Transcript.repair(parsed.entries)
     const repairs: Array<string> = []
     if (parsed.tornTail) repairs.push("removed a torn last line left by an interrupted write")
+    if (parsed.missingNewline) repairs.push("added the missing newline after the last line")
     if (parsed.header === undefined) repairs.push("restored the missing header line")
     let backup: string | undefined
     if (parsed.badLines.length > 0 || repaired.dropped.length > 0) {

@@ -45,8 +45,26 @@ export const CustomEntry = Schema.Struct({
 })
 export type CustomEntry = typeof CustomEntry.Type
 
-export const Entry = Schema.Union([MessageEntry, CompactionEntry, CustomEntry])
+/**
+ * Entry types OpenClaw writes that BeamClaw does not act on yet (model and
+ * thinking changes, branch summaries, UI-only messages). They are kept, so an
+ * OpenClaw transcript loads without losing lines.
+ */
+export const ForeignEntry = Schema.Struct({
+  type: Schema.Literals(["model_change", "thinking_level_change", "custom_message", "branch_summary", "leaf"]),
+  ...entryBase
+})
+export type ForeignEntry = typeof ForeignEntry.Type
+
+export const Entry = Schema.Union([MessageEntry, CompactionEntry, CustomEntry, ForeignEntry])
 export type Entry = typeof Entry.Type
+
+/**
+ * The exact line each loaded entry came from. Decoding drops fields our
+ * schema does not name (OpenClaw's `api`, `usage.cost`, …); a rewrite puts
+ * the original line back so no field is lost.
+ */
+const originalLines = new WeakMap<object, string>()
 
 const decodeHeader = Schema.decodeUnknownResult(Header)
 const decodeEntry = Schema.decodeUnknownResult(Entry)
@@ -65,6 +83,8 @@ export interface ParsedTranscript {
   readonly badLines: ReadonlyArray<LineProblem>
   /** The file ended inside a line: the signature of a crash during a write. */
   readonly tornTail: boolean
+  /** The last line is whole but lacks its newline; the next append would join it. */
+  readonly missingNewline: boolean
 }
 
 const parseJson = (text: string): { ok: true; value: unknown } | { ok: false; error: string } => {
@@ -77,9 +97,11 @@ const parseJson = (text: string): { ok: true; value: unknown } | { ok: false; er
 
 export const parse = (text: string): ParsedTranscript => {
   const lines = text.split("\n")
-  // A file that does not end in "\n" was cut off during its last write.
-  const tornTail = text.length > 0 && !text.endsWith("\n")
-  if (!tornTail) lines.pop()
+  // A file that does not end in "\n" was cut off during its last write,
+  // unless its last line is whole and only the newline is missing.
+  const missingNewline = text.length > 0 && !text.endsWith("\n")
+  if (!missingNewline) lines.pop()
+  const tornTail = missingNewline && !parseJson(lines.at(-1) ?? "").ok
   let header: Header | undefined
   const entries: Array<Entry> = []
   const badLines: Array<LineProblem> = []
@@ -100,10 +122,13 @@ export const parse = (text: string): ParsedTranscript => {
       }
     }
     const decoded = decodeEntry(json.value)
-    if (decoded._tag === "Success") entries.push(decoded.success)
+    if (decoded._tag === "Success") {
+      originalLines.set(decoded.success, line)
+      entries.push(decoded.success)
+    }
     else badLines.push({ line: lineNumber, problem: `not a transcript entry (${decoded.failure.message.split("\n")[0]})`, text: line })
   })
-  return { header, entries, badLines, tornTail }
+  return { header, entries, badLines, tornTail, missingNewline: missingNewline && !tornTail }
 }
 
 export interface Repair {
@@ -239,6 +264,6 @@ export const contextMessages = (entries: ReadonlyArray<Entry>): { summary: strin
   return { summary, messages }
 }
 
-export const encodeLine = (value: Header | Entry): string => `${JSON.stringify(value)}\n`
+export const encodeLine = (value: Header | Entry): string => `${originalLines.get(value) ?? JSON.stringify(value)}\n`
 
 export const isAssistant = Schema.is(AssistantMessage)

@@ -100,3 +100,28 @@ describe("Transcript.contextMessages", () => {
     expect(context.messages.map((m) => m.role)).toEqual(["user", "assistant"])
   })
 })
+
+describe("OpenClaw transcripts", () => {
+  it("keeps OpenClaw entry types and fields BeamClaw does not use when rewriting", () => {
+    const assistantLine = JSON.stringify({
+      type: "message", id: "a1", parentId: null, timestamp: "t",
+      message: { role: "assistant", content: [{ type: "text", text: "hi" }], api: "anthropic-messages", provider: "anthropic", model: "m", usage: { input: 1, output: 1, cacheRead: 0, cacheWrite: 0, totalTokens: 2, cost: { total: 0.01 } }, stopReason: "stop", timestamp: 1 }
+    })
+    const modelChange = JSON.stringify({ type: "model_change", id: "m1", parentId: "a1", timestamp: "t", provider: "anthropic", modelId: "claude-x" })
+    const text = [JSON.stringify(header), assistantLine, modelChange].join("\n") + "\n"
+    const parsed = Transcript.parse(text)
+    expect(parsed.badLines).toEqual([])
+    expect(parsed.entries.map((e) => e.type)).toEqual(["message", "model_change"])
+    const rewritten = [header, ...parsed.entries].map(Transcript.encodeLine).join("")
+    expect(rewritten).toContain(`"cost":{"total":0.01}`)
+    expect(rewritten).toContain(`"modelId":"claude-x"`)
+  })
+
+  it("treats a whole last line without its newline as sound but unterminated", () => {
+    const text = file(header, entry(user("hi"))).slice(0, -1)
+    const parsed = Transcript.parse(text)
+    expect(parsed.tornTail).toBe(false)
+    expect(parsed.missingNewline).toBe(true)
+    expect(parsed.entries).toHaveLength(1)
+  })
+})
