@@ -24,8 +24,10 @@ export interface Memory {
   readonly heapTotal: number
   readonly external: number
   readonly arrayBuffers: number
-  /** Objects V8 keeps per heap space, after GC. */
+  /** Bytes of live objects per V8 heap space, after GC. */
   readonly spaces: Readonly<Record<string, number>>
+  /** Bytes V8 has committed per heap space (used or not). */
+  readonly spacesCommitted: Readonly<Record<string, number>>
 }
 
 export interface WorkerResult {
@@ -59,8 +61,12 @@ const measure = async (): Promise<Memory> => {
   }
   const usage = process.memoryUsage()
   const spaces: Record<string, number> = {}
-  for (const space of v8.getHeapSpaceStatistics()) spaces[space.space_name] = space.space_used_size
-  return { rss: usage.rss, heapUsed: usage.heapUsed, heapTotal: usage.heapTotal, external: usage.external, arrayBuffers: usage.arrayBuffers, spaces }
+  const spacesCommitted: Record<string, number> = {}
+  for (const space of v8.getHeapSpaceStatistics()) {
+    spaces[space.space_name] = space.space_used_size
+    spacesCommitted[space.space_name] = space.physical_space_size
+  }
+  return { rss: usage.rss, heapUsed: usage.heapUsed, heapTotal: usage.heapTotal, external: usage.external, arrayBuffers: usage.arrayBuffers, spaces, spacesCommitted }
 }
 
 const [mode = "live", countText = "10000", concurrencyText = "50"] = process.argv.slice(2)
@@ -69,6 +75,13 @@ const concurrency = Number(concurrencyText)
 const home = process.env.BEAMCLAW_HOME ?? ""
 if (home === "") throw new Error("BEAMCLAW_HOME must be set")
 const progress = (line: string) => process.stderr.write(`[sessions ${mode}] ${line}\n`)
+
+/** Investigation aid: BENCH_HEAP_SNAPSHOT=<prefix> writes <prefix>-idle/-after.heapsnapshot (perturbs the figures). */
+const snapshot = (label: string) => {
+  const prefix = process.env.BENCH_HEAP_SNAPSHOT
+  if (prefix === undefined) return
+  progress(`heap snapshot written to ${v8.writeHeapSnapshot(`${prefix}-${label}.heapsnapshot`)}`)
+}
 
 const keyOf = (i: number) => `agent:main:bench:${i}`
 
@@ -106,6 +119,7 @@ const program = Effect.gen(function*() {
     // so the idle figure holds the one-time code and the delta is per session.
     yield* turn("agent:main:bench:warmup")
     idle = yield* Effect.promise(measure)
+    snapshot("idle")
     const started = Date.now()
     if (mode === "live" || mode === "passivated-turns") {
       yield* runTurns(count)
@@ -156,9 +170,12 @@ const program = Effect.gen(function*() {
     notes
   }
   process.stdout.write(`${JSON.stringify(result)}\n`)
-  if (process.env.BENCH_HEAP_SNAPSHOT !== undefined) {
-    const file = v8.writeHeapSnapshot(process.env.BENCH_HEAP_SNAPSHOT)
-    progress(`heap snapshot written to ${file}`)
+  snapshot("after")
+  const settleMs = Number(process.env.BENCH_SETTLE_MS ?? 0)
+  if (settleMs > 0) {
+    yield* Effect.sleep(settleMs)
+    const settled = yield* Effect.promise(measure)
+    progress(`after ${settleMs} ms more: rss ${(settled.rss / 2 ** 20).toFixed(1)} MiB, heapTotal ${(settled.heapTotal / 2 ** 20).toFixed(1)} MiB, heapUsed ${(settled.heapUsed / 2 ** 20).toFixed(1)} MiB`)
   }
 })
 

@@ -45,7 +45,7 @@ const withSessions = <A, E, R>(program: Effect.Effect<A, E, R>) =>
     const paths = yield* Paths
     yield* StateLease.ensureFree(paths.home)
     return yield* program
-  }).pipe(Effect.provide(App.core()), Effect.provide(App.logToStderr))
+  }).pipe(Effect.provide(App.core({ quiet: true })), Effect.provide(App.logToStderr))
 
 const renderTurn = (events: Stream.Stream<TurnEvent, { readonly message: string }>, asJson: boolean) =>
   Effect.gen(function*() {
@@ -155,7 +155,7 @@ const sessionsList = Command.make("list", { agent: agentFlag, json }, (input) =>
     for (const row of rows) {
       yield* Console.log(`${row.key}  ${row.entry.sessionId}  turns=${row.entry.turnCount}  tokens=${row.entry.totalTokens}  updated=${new Date(row.entry.updatedAt).toISOString()}`)
     }
-  }).pipe(Effect.provide(App.core()), Effect.provide(App.logToStderr), userFacing)
+  }).pipe(Effect.provide(App.core({ quiet: true })), Effect.provide(App.logToStderr), userFacing)
 ).pipe(Command.withDescription("List sessions"))
 
 const keyArgument = Argument.String("key").pipe(Argument.withDescription("Session key (main, agent:main:main, …)"))

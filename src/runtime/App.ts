@@ -26,6 +26,8 @@ export interface CoreOptions {
   readonly flags?: ConfigOverrides | undefined
   /** Long-running processes follow config edits; one-shot commands read the file once. */
   readonly watchConfig?: boolean | undefined
+  /** Interactive commands show warnings and errors only, unless the config asks for debug or trace. */
+  readonly quiet?: boolean | undefined
 }
 
 const storeLayer = Layer.unwrap(Effect.gen(function*() {
@@ -37,9 +39,10 @@ const logLevel = (level: BeamclawConfig["logging"]["level"]) =>
   level === "trace" ? "Trace" : level === "debug" ? "Debug" : level === "warn" ? "Warn" : level === "error" ? "Error" : "Info"
 
 /** Log level from the config, applied to everything built on top of it. */
-const loggingLayer = Layer.unwrap(Effect.gen(function*() {
+const loggingLayer = (quiet: boolean) => Layer.unwrap(Effect.gen(function*() {
   const config = yield* (yield* AppConfig).get
-  return Layer.succeed(References.MinimumLogLevel)(logLevel(config.logging.level))
+  const level = quiet && config.logging.level === "info" ? "warn" : config.logging.level
+  return Layer.succeed(References.MinimumLogLevel)(logLevel(level))
 }))
 
 export const base = (options: CoreOptions = {}) =>
@@ -50,7 +53,7 @@ export const base = (options: CoreOptions = {}) =>
 export const core = (options: CoreOptions = {}) =>
   Sessions.layer.pipe(
     Layer.provideMerge(Layer.mergeAll(AgentDirectoryLayer.layer, ModelsLayer.layer, PromptBuilder.layer, ToolRegistry.empty, storeLayer)),
-    Layer.provideMerge(loggingLayer),
+    Layer.provideMerge(loggingLayer(options.quiet ?? false)),
     Layer.provideMerge(base(options))
   )
 

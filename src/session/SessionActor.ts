@@ -46,6 +46,19 @@ const freshEntry = (agentId: string, now: number): SessionEntry => ({
   turnCount: 0
 })
 
+/** What the model is asked when a reset trigger arrives on its own, as OpenClaw's short greeting turn. */
+export const NEW_SESSION_GREETING = "A new session has just started. Greet the user in one short sentence and ask what they would like to do."
+
+/** `/new` or `/reset` (or a configured trigger) at the start of a message; the rest is passed on. */
+export const matchResetTrigger = (text: string, triggers: ReadonlyArray<string>): { readonly trigger: string; readonly rest: string } | undefined => {
+  const trimmed = text.trim()
+  for (const trigger of triggers) {
+    if (trimmed === trigger) return { trigger, rest: "" }
+    if (trimmed.startsWith(`${trigger} `) || trimmed.startsWith(`${trigger}\n`)) return { trigger, rest: trimmed.slice(trigger.length).trim() }
+  }
+  return undefined
+}
+
 /** OpenClaw's freshness rule: daily at `atHour` local time, or after `idleMinutes` without a turn. */
 export const isStale = (entry: SessionEntry, policy: SessionPolicy["reset"], now: Date): boolean => {
   if (entry.turnCount === 0) return false
@@ -151,7 +164,10 @@ export const handle = Effect.fn("SessionActor.handle")(function*(state: SessionS
         return yield* Queue.fail(envelope.events, new TurnAborted({ sessionKey: state.key.key, message: "the turn was cancelled before it started" }))
       }
       const policy = yield* agents.sessionPolicy
-      if (isStale(state.entry, policy.reset, new Date())) yield* startNewSession(state, "stale")
+      const trigger = matchResetTrigger(envelope.input.text, policy.resetTriggers)
+      if (trigger !== undefined) yield* startNewSession(state, "reset")
+      else if (isStale(state.entry, policy.reset, new Date())) yield* startNewSession(state, "stale")
+      const input = trigger === undefined ? envelope.input : { ...envelope.input, text: trigger.rest === "" ? NEW_SESSION_GREETING : trigger.rest }
       const turn = Effect.gen(function*() {
         const settings = yield* agents.settings(state.key.agentId)
         yield* Queue.offer(envelope.events, { _tag: "TurnStarted", runId: envelope.input.runId, sessionKey: state.key.key, sessionId: state.entry.sessionId })
@@ -165,7 +181,7 @@ export const handle = Effect.fn("SessionActor.handle")(function*(state: SessionS
             persist: persistFor(store, state, settings.workspace)
           },
           settings,
-          envelope.input,
+          input,
           (event) => Queue.offer(envelope.events, event).pipe(Effect.asVoid)
         )
       })

@@ -269,3 +269,29 @@ describe("Sessions", () => {
       }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url })))
     })))
 })
+
+describe("reset triggers", () => {
+  it.live("/new starts a new session and passes the rest of the message on", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const fake = yield* FakeAnthropic.make()
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions
+        yield* collect(sessions.send("agent:main:main", turn("secret old topic")))
+        const after = yield* collect(sessions.send("agent:main:main", turn("/new what is new?")))
+        assert.strictEqual(completed(after)?.text, "echo: what is new?")
+        assert.notInclude(messagesJson(fake.requests.at(-1)), "secret old topic")
+        const alone = yield* collect(sessions.send("agent:main:main", turn("/reset")))
+        assert.include(completed(alone)?.text ?? "", "A new session has just started")
+        assert.strictEqual((yield* sessions.history("agent:main:main")).length, 2)
+      }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url })))
+    })))
+
+  it("matches triggers exactly, not as prefixes of words", async () => {
+    const { matchResetTrigger } = await import("../../src/session/SessionActor.ts")
+    assert.deepStrictEqual(matchResetTrigger("/new", ["/new"]), { trigger: "/new", rest: "" })
+    assert.deepStrictEqual(matchResetTrigger("  /reset  hi ", ["/new", "/reset"]), { trigger: "/reset", rest: "hi" })
+    assert.isUndefined(matchResetTrigger("/newspaper", ["/new"]))
+    assert.isUndefined(matchResetTrigger("please /new", ["/new"]))
+  })
+})
