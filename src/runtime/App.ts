@@ -6,7 +6,7 @@
  */
 import { createServer } from "node:http"
 import { NodeHttpServer, NodeServices } from "@effect/platform-node"
-import { Effect, Layer, Logger, References } from "effect"
+import { Effect, Exit, Layer, Logger, References, Scope, Stream } from "effect"
 import { HttpRouter, HttpServer } from "effect/http"
 import * as AgentDirectoryLayer from "../agent/AgentDirectoryLayer.ts"
 import * as PromptBuilder from "../agent/PromptBuilder.ts"
@@ -67,25 +67,72 @@ const readyWhenBuilt = Layer.effectDiscard(Effect.gen(function*() {
   yield* readiness.set("sessions", { up: true })
 }))
 
-const serverLayer = Layer.unwrap(Effect.gen(function*() {
-  const config = yield* (yield* AppConfig).get
-  const paths = yield* Paths
-  const host = bindHost(config.gateway)
-  const port = config.gateway.port
+interface ListenAddress {
+  readonly host: string
+  readonly port: number
+}
+
+const listenAddress = (config: BeamclawConfig): ListenAddress => ({ host: bindHost(config.gateway), port: config.gateway.port })
+
+const serverLayer = (address: ListenAddress, home: string) => {
   const routes = HttpRouter.serve(HealthRoutes.layer, { disableLogger: true, disableListenLog: true })
   const announce = Layer.effectDiscard(Effect.gen(function*() {
     const server = yield* HttpServer.HttpServer
-    const address = server.address._tag === "UnixPathAddress" ? { host, port } : { host, port: server.address.port }
-    yield* StateLease.acquire(paths.home, address)
-    yield* Effect.logInfo(`BeamClaw gateway listening on http://${address.host}:${address.port} (state ${paths.home})`)
+    const bound = server.address._tag === "UnixPathAddress" ? address : { host: address.host, port: server.address.port }
+    yield* StateLease.acquire(home, bound)
+    yield* Effect.logInfo(`BeamClaw gateway listening on http://${bound.host}:${bound.port} (state ${home})`)
   }))
   return Layer.mergeAll(routes, announce).pipe(
-    Layer.provideMerge(NodeHttpServer.layer(createServer, { port, host, gracefulShutdownTimeout: "5 seconds" }))
+    Layer.provideMerge(NodeHttpServer.layer(createServer, { port: address.port, host: address.host, gracefulShutdownTimeout: "5 seconds" }))
+  )
+}
+
+/**
+ * The HTTP server as a subsystem that restarts itself: the first server is
+ * built at boot (a busy port stops the boot), and an edit of gateway.port or
+ * gateway.bind moves the listener without restarting the process. If the new
+ * address cannot be bound, the server goes back to the old one.
+ */
+const supervisedServer = Layer.effectDiscard(Effect.gen(function*() {
+  const appConfig = yield* AppConfig
+  const paths = yield* Paths
+  const context = yield* Effect.context<Readiness>()
+  const start = (address: ListenAddress) =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const built = yield* Effect.exit(Layer.buildWithScope(serverLayer(address, paths.home), scope).pipe(Effect.provideContext(context)))
+      if (built._tag === "Failure") {
+        yield* Scope.close(scope, built)
+        return yield* Effect.failCause(built.cause)
+      }
+      return scope
+    })
+  let address = listenAddress(yield* appConfig.get)
+  let scope = yield* start(address)
+  yield* Effect.addFinalizer((exit) => Scope.close(scope, exit))
+  yield* appConfig.watch(listenAddress).pipe(
+    Stream.drop(1),
+    Stream.runForEach((next) =>
+      Effect.gen(function*() {
+        if (next.host === address.host && next.port === address.port) return
+        yield* Effect.logInfo(`gateway address changed to ${next.host}:${next.port}; moving the listener`)
+        yield* Scope.close(scope, Exit.void)
+        const moved = yield* Effect.exit(start(next))
+        if (moved._tag === "Success") {
+          scope = moved.value
+          address = next
+          return
+        }
+        yield* Effect.logError(`could not listen on ${next.host}:${next.port}; staying on ${address.host}:${address.port}`, moved.cause)
+        scope = yield* start(address).pipe(Effect.orDie)
+      })
+    ),
+    Effect.forkScoped
   )
 }))
 
 export const gateway = (options: CoreOptions = {}) =>
-  Layer.mergeAll(serverLayer, readyWhenBuilt).pipe(
+  Layer.mergeAll(supervisedServer, readyWhenBuilt).pipe(
     Layer.provideMerge(Readiness.layer),
     Layer.provideMerge(core({ ...options, watchConfig: options.watchConfig ?? true }))
   )

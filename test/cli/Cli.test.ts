@@ -179,6 +179,29 @@ describe("beamclaw gateway", () => {
   })
 })
 
+describe("config hot reload", () => {
+  it("moves the listener when gateway.port is edited, and ignores an invalid edit", async () => {
+    const [first, second] = [await freePort(), await freePort()]
+    const configFile = path.join(home, "beamclaw.yaml")
+    await fs.writeFile(configFile, `gateway:\n  port: ${first}\n`)
+    const gateway = start([], { BEAMCLAW_HOME: home })
+    const healthy = async (port: number) => (await fetch(`http://127.0.0.1:${port}/health`).catch(() => undefined))?.ok === true
+    try {
+      await waitFor(() => healthy(first), "the first port")
+      await fs.writeFile(configFile, `gateway:\n  port: not-a-port\n`)
+      await waitFor(() => gateway.output().stdout.includes("config reload skipped"), "the invalid edit to be rejected")
+      expect(await healthy(first)).toBe(true)
+      await fs.writeFile(configFile, `gateway:\n  port: ${second}\n`)
+      await waitFor(() => healthy(second), "the second port")
+      expect(await healthy(first)).toBe(false)
+      expect(gateway.child.exitCode).toBeNull()
+    } finally {
+      gateway.child.kill("SIGTERM")
+      await gateway.result
+    }
+  })
+})
+
 describe("beamclaw sessions", () => {
   it("lists, shows and resets sessions", async () => {
     await run(["agent", "-m", "hello"], env)
