@@ -7,6 +7,7 @@ import type { TurnEvent } from "../../src/agent/TurnEvent.ts"
 import { Sessions } from "../../src/session/Sessions.ts"
 import * as Transcript from "../../src/session/Transcript.ts"
 import { FakeAnthropic, type RecordedAnthropicRequest } from "../support/FakeAnthropic.ts"
+import { FakeOpenAi } from "../support/FakeOpenAi.ts"
 import * as TestApp from "../support/TestApp.ts"
 
 const AddInput = Schema.Struct({ a: Schema.Number, b: Schema.Number })
@@ -294,4 +295,34 @@ describe("reset triggers", () => {
     assert.isUndefined(matchResetTrigger("/newspaper", ["/new"]))
     assert.isUndefined(matchResetTrigger("please /new", ["/new"]))
   })
+})
+
+describe("model chains", () => {
+  it.live("runs turns on an OpenAI-compatible server and fails over to it from Anthropic", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const anthropic = yield* FakeAnthropic.make((request) =>
+        lastUserText(request) === "fail over" ? { kind: "error", status: 529, type: "overloaded_error", message: "Overloaded" } : undefined
+      )
+      const local = yield* FakeOpenAi.make()
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions
+        const first = yield* collect(sessions.send("agent:main:main", turn("hello local")))
+        assert.strictEqual(completed(first)?.text, "echo: hello local")
+        assert.strictEqual(completed(first)?.model, "anthropic/claude-sonnet-5-5")
+        const second = yield* collect(sessions.send("agent:main:main", turn("fail over")))
+        assert.isTrue(second.some((e) => e._tag === "Failover"))
+        assert.strictEqual(completed(second)?.text, "echo: fail over")
+        assert.strictEqual(completed(second)?.model, "local/llama")
+        assert.strictEqual(local.requests.length, 1)
+        assert.include(JSON.stringify(local.requests[0]?.body?.messages), "echo: hello local", "the fallback saw the whole history")
+      }).pipe(Effect.provide(TestApp.layer({
+        home,
+        anthropicUrl: anthropic.url,
+        config: {
+          models: { providers: { local: { api: "openai-completions", baseUrl: `${local.url}/v1` } } },
+          agents: { defaults: { model: { primary: "anthropic/claude-sonnet-5-5", fallbacks: ["local/llama"] } } }
+        }
+      })))
+    })))
 })

@@ -39,9 +39,11 @@ export const testConfig = (options: TestAppOptions): BeamclawConfig => {
   const agents = (overrides["agents"] ?? {}) as Record<string, unknown>
   const defaults = (agents["defaults"] ?? {}) as Record<string, unknown>
   const session = (overrides["session"] ?? {}) as Record<string, unknown>
+  const models = (overrides["models"] ?? {}) as Record<string, unknown>
+  const providers = (models["providers"] ?? {}) as Record<string, unknown>
   return decodeConfig({
     ...overrides,
-    models: { providers: { anthropic: { baseUrl: options.anthropicUrl, apiKey: "sk-test" } } },
+    models: { providers: { anthropic: { baseUrl: options.anthropicUrl, apiKey: "sk-test" }, ...providers } },
     agents: { ...agents, defaults: { workspace: path.join(options.home, "workspace"), timeoutSeconds: 20, ...defaults } },
     session: { supervisor: { backoffMs: 10, ...(session["supervisor"] as object ?? {}) }, ...session }
   })
