@@ -28,6 +28,8 @@ export interface Memory {
   readonly spaces: Readonly<Record<string, number>>
   /** Bytes V8 has committed per heap space (used or not). */
   readonly spacesCommitted: Readonly<Record<string, number>>
+  /** Resident bytes by mapping kind, from /proc/self/smaps. */
+  readonly resident: Readonly<Record<string, number>>
 }
 
 export interface WorkerResult {
@@ -49,6 +51,28 @@ const gcNow: () => void = typeof globalThis.gc === "function" ? globalThis.gc : 
   throw new Error("run with --expose-gc")
 }
 
+/**
+ * Resident memory by mapping: the brk heap and 64 MiB-aligned anonymous
+ * mappings are glibc malloc (main and thread arenas); the rest of anonymous
+ * memory is mostly V8's heap pages; file mappings are code and data files.
+ */
+const residentByKind = (): Record<string, number> => {
+  const out: Record<string, number> = { mallocBrk: 0, anonArena64MiB: 0, anonOther: 0, file: 0 }
+  let kind = "anonOther"
+  for (const line of fs.readFileSync("/proc/self/smaps", "utf8").split("\n")) {
+    const header = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \d+\s*(.*)$/.exec(line)
+    if (header !== null) {
+      const size = parseInt(header[2] ?? "0", 16) - parseInt(header[1] ?? "0", 16)
+      const name = header[3] ?? ""
+      kind = name === "[heap]" ? "mallocBrk" : name.startsWith("/") ? "file" : size === 64 * 1024 * 1024 || size === 128 * 1024 * 1024 ? "anonArena64MiB" : "anonOther"
+      continue
+    }
+    const rss = /^Rss:\s+(\d+) kB$/.exec(line)
+    if (rss !== null) out[kind] = (out[kind] ?? 0) + Number(rss[1]) * 1024
+  }
+  return out
+}
+
 /** Full GCs until the heap stops shrinking, then the numbers. */
 const measure = async (): Promise<Memory> => {
   let last = Infinity
@@ -66,7 +90,7 @@ const measure = async (): Promise<Memory> => {
     spaces[space.space_name] = space.space_used_size
     spacesCommitted[space.space_name] = space.physical_space_size
   }
-  return { rss: usage.rss, heapUsed: usage.heapUsed, heapTotal: usage.heapTotal, external: usage.external, arrayBuffers: usage.arrayBuffers, spaces, spacesCommitted }
+  return { resident: residentByKind(), rss: usage.rss, heapUsed: usage.heapUsed, heapTotal: usage.heapTotal, external: usage.external, arrayBuffers: usage.arrayBuffers, spaces, spacesCommitted }
 }
 
 const [mode = "live", countText = "10000", concurrencyText = "50"] = process.argv.slice(2)

@@ -9,7 +9,7 @@ import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { Effect, Layer, Queue, Schema, Semaphore } from "effect"
 import { isValidSessionId } from "./SessionKey.ts"
-import { SessionEntry, SessionStore, StoreError } from "./SessionStore.ts"
+import { emptySessionEntry, SessionEntry, SessionStore, StoreError } from "./SessionStore.ts"
 import * as Transcript from "./Transcript.ts"
 
 const IndexFile = Schema.Record(Schema.String, SessionEntry)
@@ -71,17 +71,9 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
       const startedAt = Date.parse(header.timestamp)
       if (previous !== undefined && previous.sessionStartedAt > startedAt) continue
       index.set(header.key, {
-        sessionId: header.id,
-        agentId,
+        ...emptySessionEntry(header.id, agentId, Number.isFinite(startedAt) ? startedAt : stat.mtimeMs),
         updatedAt: stat.mtimeMs,
-        sessionStartedAt: Number.isFinite(startedAt) ? startedAt : stat.mtimeMs,
         sessionFile: name,
-        inputTokens: 0,
-        outputTokens: 0,
-        cacheRead: 0,
-        cacheWrite: 0,
-        totalTokens: 0,
-        contextTokens: 0,
         compactionCount: parsed.entries.filter((e) => e.type === "compaction").length,
         turnCount: parsed.entries.filter((e) => e.type === "message" && e.message.role === "user").length
       })

@@ -8,7 +8,7 @@ import { AgentDirectory, type SessionPolicy, type UnknownAgent } from "../agent/
 import { runTurn, type TurnError, type TurnInput, type TurnResult } from "../agent/RunLoop.ts"
 import { SessionCrashed, TurnAborted, type TurnEvent } from "../agent/TurnEvent.ts"
 import type * as SessionKey from "./SessionKey.ts"
-import { type SessionEntry, SessionStore, type StoreError } from "./SessionStore.ts"
+import { emptySessionEntry, type SessionEntry, SessionStore, type StoreError } from "./SessionStore.ts"
 import * as Transcript from "./Transcript.ts"
 
 export type TurnFailure = TurnError | TurnAborted | SessionCrashed | UnknownAgent
@@ -31,20 +31,7 @@ export interface SessionState {
   headerWritten: boolean
 }
 
-const freshEntry = (agentId: string, now: number): SessionEntry => ({
-  sessionId: crypto.randomUUID(),
-  agentId,
-  updatedAt: now,
-  sessionStartedAt: now,
-  inputTokens: 0,
-  outputTokens: 0,
-  cacheRead: 0,
-  cacheWrite: 0,
-  totalTokens: 0,
-  contextTokens: 0,
-  compactionCount: 0,
-  turnCount: 0
-})
+const freshEntry = (agentId: string, now: number): SessionEntry => emptySessionEntry(crypto.randomUUID(), agentId, now)
 
 /** What the model is asked when a reset trigger arrives on its own, as OpenClaw's short greeting turn. */
 export const NEW_SESSION_GREETING = "A new session has just started. Greet the user in one short sentence and ask what they would like to do."

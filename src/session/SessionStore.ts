@@ -32,6 +32,22 @@ export const SessionEntry = Schema.Struct({
 })
 export type SessionEntry = typeof SessionEntry.Type
 
+/** The index entry of a session that has not had a turn yet. */
+export const emptySessionEntry = (sessionId: string, agentId: string, startedAt: number): SessionEntry => ({
+  sessionId,
+  agentId,
+  updatedAt: startedAt,
+  sessionStartedAt: startedAt,
+  inputTokens: 0,
+  outputTokens: 0,
+  cacheRead: 0,
+  cacheWrite: 0,
+  totalTokens: 0,
+  contextTokens: 0,
+  compactionCount: 0,
+  turnCount: 0
+})
+
 export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
   operation: Schema.String,
   path: Schema.String,
