@@ -93,7 +93,7 @@ const measure = async (): Promise<Memory> => {
   return { resident: residentByKind(), rss: usage.rss, heapUsed: usage.heapUsed, heapTotal: usage.heapTotal, external: usage.external, arrayBuffers: usage.arrayBuffers, spaces, spacesCommitted }
 }
 
-const [mode = "live", countText = "10000", concurrencyText = "50"] = process.argv.slice(2)
+const [mode = "live", countText = "0", concurrencyText = "50"] = process.argv.slice(2)
 const count = Number(countText)
 const concurrency = Number(concurrencyText)
 const home = process.env.BEAMCLAW_HOME ?? ""
@@ -195,6 +195,20 @@ const program = Effect.gen(function*() {
   }
   process.stdout.write(`${JSON.stringify(result)}\n`)
   snapshot("after")
+  if (process.env.BENCH_SMAPS_TOP !== undefined) {
+    // Investigation aid: the largest resident anonymous mappings.
+    const maps: Array<{ range: string; size: number; rss: number }> = []
+    for (const line of fs.readFileSync("/proc/self/smaps", "utf8").split("\n")) {
+      const header = /^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \d+\s*(.*)$/.exec(line)
+      if (header !== null) maps.push({ range: `${header[1]}-${header[2]} ${header[3]} ${header[4]}`, size: parseInt(header[2] ?? "0", 16) - parseInt(header[1] ?? "0", 16), rss: 0 })
+      const rss = /^Rss:\s+(\d+) kB$/.exec(line)
+      const last = maps.at(-1)
+      if (rss !== null && last !== undefined) last.rss = Number(rss[1]) * 1024
+    }
+    for (const m of maps.sort((a, b) => b.rss - a.rss).slice(0, Number(process.env.BENCH_SMAPS_TOP))) {
+      progress(`mapping ${m.range} size ${(m.size / 2 ** 20).toFixed(1)} MiB rss ${(m.rss / 2 ** 20).toFixed(1)} MiB`)
+    }
+  }
   const settleMs = Number(process.env.BENCH_SETTLE_MS ?? 0)
   if (settleMs > 0) {
     yield* Effect.sleep(settleMs)
