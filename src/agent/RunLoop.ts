@@ -4,7 +4,7 @@
  * persisted as it completes, and an interrupted turn (abort, timeout, client
  * gone) still leaves a transcript the provider will accept.
  */
-import { Context, Duration, Effect, Ref, Stream } from "effect"
+import { Cause, Context, Duration, Effect, Ref, Stream } from "effect"
 import { type AssistantMessage, addUsage, emptyUsage, type ImagePart, type Message, type TextPart, type ToolResultMessage, toolCallsOf, type Usage } from "./Message.ts"
 import type { AgentSettings } from "./AgentSettings.ts"
 import { ToolRegistry, type Tool } from "./Tool.ts"
@@ -33,6 +33,8 @@ export interface TurnSession {
   readonly kind: SessionKind
   readonly entries: Effect.Effect<ReadonlyArray<Transcript.Entry>>
   readonly persist: (entries: ReadonlyArray<Transcript.Entry>, options?: { readonly sync?: boolean }) => Effect.Effect<void, StoreError | Transcript.TranscriptInvariantError>
+  /** Called as each model call completes, with its usage and `provider/model`. */
+  readonly addUsage: (usage: Usage, model: string) => Effect.Effect<void>
 }
 
 export interface TurnResult {
@@ -114,18 +116,22 @@ export const runTurn = Effect.fn("RunLoop.runTurn")(function*(
               return Ref.set(done, event.message)
           }
         }),
-        // A model call cut short keeps what the user already saw, marked aborted.
-        Effect.onInterrupt(() =>
+        // A model call cut short (abort, timeout, a stream that broke) keeps
+        // what the user already saw, marked aborted or error.
+        Effect.onExit((exit) =>
           Effect.gen(function*() {
+            if (exit._tag === "Success") return
             const text = yield* Ref.get(partial)
             if (text.length === 0 || (yield* Ref.get(done)) !== undefined) return
+            const failure = Cause.findError(exit.cause)
             const aborted: AssistantMessage = {
               role: "assistant",
               content: [{ type: "text", text }],
               provider: "",
               model: finalModel,
               usage: emptyUsage,
-              stopReason: "aborted",
+              stopReason: failure._tag === "Success" ? "error" : "aborted",
+              ...(failure._tag === "Success" ? { errorMessage: failure.success.message } : {}),
               timestamp: Date.now()
             }
             yield* session.persist([Transcript.messageEntry(aborted, lastId(yield* session.entries))], { sync: true }).pipe(Effect.ignore)
@@ -136,50 +142,57 @@ export const runTurn = Effect.fn("RunLoop.runTurn")(function*(
       if (message === undefined) break
       const calls = toolCallsOf(message)
       const final = calls.length === 0 || message.stopReason !== "toolUse"
-      // The turn's last message is forced to disk; earlier ones ride on the page cache.
-      yield* session.persist([Transcript.messageEntry(message, lastId(yield* session.entries))], { sync: final })
       usage = addUsage(usage, message.usage)
       lastCallUsage = message.usage
       finalModel = message.provider === "" ? message.model : `${message.provider}/${message.model}`
       stopReason = message.stopReason
       finalText = message.content.map((part) => part.type === "text" ? part.text : "").join("")
+      yield* session.addUsage(message.usage, finalModel)
 
-      if (final) {
-        if (calls.length > 0) {
-          // The model stopped without waiting for its tool calls: close them so the history stays valid.
-          yield* session.persist(calls.map((c) => Transcript.messageEntry(Transcript.syntheticToolResult(c, "Not run: the model ended its turn."), null)))
-        }
-        break
-      }
+      // From the moment an assistant message with tool calls is on disk until
+      // every call has its result, any exit (abort, timeout, failure) closes
+      // the calls still open, so the history stays one the API accepts.
       const remaining = new Map(calls.map((c) => [c.id, c]))
-      yield* Effect.forEach(calls, (toolCall) =>
+      const closeRemaining = (text: string) =>
+        Effect.suspend(() => remaining.size === 0 ? Effect.void : session.persist(
+          [...remaining.values()].map((c) => Transcript.messageEntry(Transcript.syntheticToolResult(c, text), null)),
+          { sync: true }
+        )).pipe(Effect.ignore)
+      yield* Effect.uninterruptibleMask((restore) =>
         Effect.gen(function*() {
-          yield* emit({ _tag: "ToolStarted", id: toolCall.id, name: toolCall.name, input: toolCall.arguments })
-          const tool = registry.get(toolCall.name)
-          const output = tool === undefined
-            ? { content: [{ type: "text" as const, text: `Unknown tool ${toolCall.name}. Available: ${registry.list.map((t) => t.name).join(", ") || "none"}.` }], isError: true }
-            : yield* tool.run(toolCall.arguments, { sessionKey: session.key, agentId: session.agentId, workspace: settings.workspace, toolCallId: toolCall.id }).pipe(
-              Effect.catchTag("ToolError", (error) => Effect.succeed({ content: [{ type: "text" as const, text: error.message }], isError: true }))
-            )
-          const result: ToolResultMessage = {
-            role: "toolResult",
-            toolCallId: toolCall.id,
-            toolName: toolCall.name,
-            content: output.content,
-            isError: output.isError === true,
-            timestamp: Date.now()
+          // The turn's last message is forced to disk; earlier ones ride on the page cache.
+          yield* session.persist([Transcript.messageEntry(message, lastId(yield* session.entries))], { sync: final })
+          if (final) {
+            // The model stopped without waiting for its tool calls: close them.
+            yield* closeRemaining("Not run: the model ended its turn.")
+            return
           }
-          yield* session.persist([Transcript.messageEntry(result, lastId(yield* session.entries))])
-          remaining.delete(toolCall.id)
-          yield* emit({ _tag: "ToolFinished", id: toolCall.id, name: toolCall.name, isError: result.isError, output: renderToolOutput(output.content) })
-        }), { discard: true }).pipe(
-          Effect.onInterrupt(() =>
+          yield* restore(Effect.forEach(calls, (toolCall) =>
             Effect.gen(function*() {
-              const closing = [...remaining.values()].map((c) => Transcript.messageEntry(Transcript.syntheticToolResult(c, "Tool call aborted before it finished."), null))
-              yield* session.persist(closing, { sync: true }).pipe(Effect.ignore)
-            })
-          )
-        )
+              yield* emit({ _tag: "ToolStarted", id: toolCall.id, name: toolCall.name, input: toolCall.arguments })
+              const tool = registry.get(toolCall.name)
+              const output = tool === undefined
+                ? { content: [{ type: "text" as const, text: `Unknown tool ${toolCall.name}. Available: ${registry.list.map((t) => t.name).join(", ") || "none"}.` }], isError: true }
+                : yield* tool.run(toolCall.arguments, { sessionKey: session.key, agentId: session.agentId, workspace: settings.workspace, toolCallId: toolCall.id }).pipe(
+                  Effect.catchTag("ToolError", (error) => Effect.succeed({ content: [{ type: "text" as const, text: error.message }], isError: true }))
+                )
+              const result: ToolResultMessage = {
+                role: "toolResult",
+                toolCallId: toolCall.id,
+                toolName: toolCall.name,
+                content: output.content,
+                isError: output.isError === true,
+                timestamp: Date.now()
+              }
+              yield* session.persist([Transcript.messageEntry(result, lastId(yield* session.entries))])
+              remaining.delete(toolCall.id)
+              yield* emit({ _tag: "ToolFinished", id: toolCall.id, name: toolCall.name, isError: result.isError, output: renderToolOutput(output.content) })
+            }), { discard: true })).pipe(
+              Effect.onExit((exit) => exit._tag === "Success" ? Effect.void : closeRemaining("Tool call stopped before it finished."))
+            )
+        })
+      )
+      if (final) break
       if (call === MAX_MODEL_CALLS_PER_TURN - 1) stopReason = "length"
     }
     return { text: finalText, model: finalModel, stopReason, usage, lastCallUsage }

@@ -39,13 +39,16 @@ const resolveKey = (session: Option.Option<string>, agent: Option.Option<string>
     return parsed._tag === "Success" ? parsed.success.key : yield* parsed.failure
   })
 
-/** Runs a core-layer program after making sure no gateway writes the same sessions. */
-const withSessions = <A, E, R>(program: Effect.Effect<A, E, R>) =>
-  Effect.gen(function*() {
+/**
+ * Runs a core-layer program holding the state directory's lease, so no
+ * gateway or other command writes the same sessions meanwhile.
+ */
+const withSessions = (command: string) => <A, E, R>(program: Effect.Effect<A, E, R>) =>
+  Effect.scoped(Effect.gen(function*() {
     const paths = yield* Paths
-    yield* StateLease.ensureFree(paths.home)
-    return yield* program
-  }).pipe(Effect.provide(App.core({ quiet: true })), Effect.provide(App.logToStderr))
+    yield* StateLease.acquire(paths.home, { name: command })
+    return yield* program.pipe(Effect.provide(App.core({ quiet: true })))
+  })).pipe(Effect.provide(Paths.layer), Effect.provide(App.logToStderr))
 
 const renderTurn = (events: Stream.Stream<TurnEvent, { readonly message: string }>, asJson: boolean) =>
   Effect.gen(function*() {
@@ -101,7 +104,7 @@ const agent = Command.make("agent", {
   agent: agentFlag,
   json
 }, (input) =>
-  withSessions(Effect.gen(function*() {
+  withSessions("agent")(Effect.gen(function*() {
     const sessions = yield* Sessions
     const key = yield* resolveKey(input.session, input.agent)
     yield* renderTurn(sessions.send(key, { runId: crypto.randomUUID(), text: input.message }), input.json)
@@ -109,7 +112,7 @@ const agent = Command.make("agent", {
 ).pipe(Command.withDescription("Run one agent turn and print the streamed answer"))
 
 const chat = Command.make("chat", { session: sessionFlag, agent: agentFlag }, (input) =>
-  withSessions(Effect.gen(function*() {
+  withSessions("chat")(Effect.gen(function*() {
     const sessions = yield* Sessions
     const terminal = yield* Terminal.Terminal
     const key = yield* resolveKey(input.session, input.agent)
@@ -148,20 +151,23 @@ const renderEntry = (entry: Transcript.Entry): string => {
 
 const sessionsList = Command.make("list", { agent: agentFlag, json }, (input) =>
   Effect.gen(function*() {
+    const agents = yield* AgentDirectory
+    const agentId = Option.getOrUndefined(input.agent)?.toLowerCase()
+    if (agentId !== undefined) yield* agents.settings(agentId)
     const sessions = yield* Sessions
-    const rows = yield* sessions.list(Option.getOrUndefined(input.agent))
+    const rows = yield* sessions.list(agentId)
     if (input.json) return yield* Console.log(JSON.stringify(rows.map((row) => ({ key: row.key, ...row.entry })), null, 2))
     if (rows.length === 0) return yield* Console.log("No sessions yet.")
     for (const row of rows) {
       yield* Console.log(`${row.key}  ${row.entry.sessionId}  turns=${row.entry.turnCount}  tokens=${row.entry.totalTokens}  updated=${new Date(row.entry.updatedAt).toISOString()}`)
     }
-  }).pipe(Effect.provide(App.core({ quiet: true })), Effect.provide(App.logToStderr), userFacing)
+  }).pipe(Effect.provide(App.core({ quiet: true, readOnly: true })), Effect.provide(App.logToStderr), userFacing)
 ).pipe(Command.withDescription("List sessions"))
 
 const keyArgument = Argument.String("key").pipe(Argument.withDescription("Session key (main, agent:main:main, …)"))
 
 const sessionsShow = Command.make("show", { key: keyArgument, agent: agentFlag, json }, (input) =>
-  withSessions(Effect.gen(function*() {
+  withSessions("sessions show")(Effect.gen(function*() {
     const sessions = yield* Sessions
     const key = yield* resolveKey(Option.some(input.key), input.agent)
     const entries = yield* sessions.history(key)
@@ -172,7 +178,7 @@ const sessionsShow = Command.make("show", { key: keyArgument, agent: agentFlag, 
 ).pipe(Command.withDescription("Show a session's transcript"))
 
 const sessionsReset = Command.make("reset", { key: keyArgument, agent: agentFlag, json }, (input) =>
-  withSessions(Effect.gen(function*() {
+  withSessions("sessions reset")(Effect.gen(function*() {
     const sessions = yield* Sessions
     const key = yield* resolveKey(Option.some(input.key), input.agent)
     const entry = yield* sessions.reset(key)
@@ -205,7 +211,7 @@ const configGet = Command.make("get", {
 const configValidate = Command.make("validate", { json }, (input) =>
   Effect.gen(function*() {
     const paths = yield* Paths
-    const result = yield* Effect.result(loadConfig({ file: paths.configFile }))
+    const result = yield* Effect.result(loadConfig({ file: paths.configFile, setBy: paths.configFileSetBy }))
     if (result._tag === "Success") {
       return yield* Console.log(input.json ? JSON.stringify({ ok: true, file: paths.configFile, issues: [] }) : `${paths.configFile}: valid`)
     }

@@ -4,10 +4,12 @@
  * Loaded once at startup (an invalid file stops the boot with every problem
  * listed), then kept current by a watcher on the config file's directory: a
  * valid edit is published, an invalid one is logged and the previous config
- * stays. The process never restarts; subsystems `watch` the part they use
+ * stays. A file that disappears while running also keeps the previous config
+ * (most often it is an editor's save-by-rename, not a wish to reset
+ * everything); when it appears again it is loaded. The process never restarts; subsystems `watch` the part they use
  * and decide for themselves whether to hot-apply or restart.
  */
-import { Cause, ConfigProvider, Context, Effect, Layer, Queue, Schedule, Semaphore, Stream, SubscriptionRef } from "effect"
+import { Cause, ConfigProvider, Context, Effect, Layer, Queue, Ref, Schedule, Semaphore, Stream, SubscriptionRef } from "effect"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
 import type { ConfigError, ConfigOverrides } from "./ConfigLoader.ts"
@@ -32,7 +34,7 @@ export interface AppConfigShape {
    * secrets by value). Use it to hot-apply or restart a subsystem.
    */
   readonly watch: <A>(select: (config: BeamclawConfig) => A) => Stream.Stream<A>
-  /** Re-reads the file now. Invalid → fails with `ConfigError` and the current config is kept. */
+  /** Re-reads the file now. Invalid or missing → fails with `ConfigError` and the current config is kept. */
   readonly reload: Effect.Effect<ReloadResult, ConfigError>
   /** Replaces the current config (tests; a future `config set` after writing the file). */
   readonly set: (config: BeamclawConfig) => Effect.Effect<ReloadResult>
@@ -99,11 +101,24 @@ const fileEvents = (file: string): Stream.Stream<void, Error> =>
       (watcher) => Effect.sync(() => watcher.close())
     ), { bufferSize: 16, strategy: "sliding" })
 
-const watchAndReload = (shape: AppConfigShape, debounceMs: number): Effect.Effect<never> =>
-  fileEvents(shape.file).pipe(
-    Stream.debounce(`${debounceMs} millis`),
-    Stream.runForEach(() =>
-      shape.reload.pipe(
+const fileExists = (file: string): Effect.Effect<boolean> => Effect.sync(() => NodeFs.existsSync(file))
+
+/** `existedAtStart`: whether the file was there when the initial config was loaded. */
+const watchAndReload = (shape: AppConfigShape, debounceMs: number, existedAtStart: boolean) =>
+  Effect.gen(function*() {
+    // Warn once per disappearance, not on every event (or at startup) while the file stays away.
+    const present = yield* Ref.make(existedAtStart)
+    const onEvent = Effect.gen(function*() {
+      if (!(yield* fileExists(shape.file))) {
+        if (yield* Ref.getAndSet(present, false)) {
+          yield* Effect.logWarning(
+            `config file ${shape.file} was removed; keeping the current config until it is created again`
+          )
+        }
+        return
+      }
+      yield* Ref.set(present, true)
+      yield* shape.reload.pipe(
         Effect.flatMap(({ changed }) =>
           changed.length > 0
             ? Effect.logInfo(`config reloaded: changed ${changed.join(", ")}`)
@@ -113,10 +128,17 @@ const watchAndReload = (shape: AppConfigShape, debounceMs: number): Effect.Effec
           Effect.logWarning(`config reload skipped (invalid config), keeping the previous config.\n${error.message}`)
         )
       )
-    ),
+    })
+    return yield* watchEvents(shape.file, debounceMs, onEvent)
+  })
+
+const watchEvents = (file: string, debounceMs: number, onEvent: Effect.Effect<void>): Effect.Effect<never> =>
+  fileEvents(file).pipe(
+    Stream.debounce(`${debounceMs} millis`),
+    Stream.runForEach(() => onEvent),
     Effect.andThen(Effect.fail(new Error("the watch ended"))),
     // The directory may not exist yet, or the watch may die (directory removed): keep trying.
-    Effect.tapError((error) => Effect.logDebug(`config watcher for ${shape.file} stopped (${error.message}); retrying`)),
+    Effect.tapError((error) => Effect.logDebug(`config watcher for ${file} stopped (${error.message}); retrying`)),
     Effect.retry(Schedule.spaced("1 second")),
     Effect.orDie
   )
@@ -124,7 +146,8 @@ const watchAndReload = (shape: AppConfigShape, debounceMs: number): Effect.Effec
 export class AppConfig extends Context.Service<AppConfig, AppConfigShape>()("beamclaw/config/AppConfig") {
   /**
    * Loads `Paths.configFile` (flags > env > file) and watches it. Fails with
-   * `ConfigError` when the file is invalid at startup.
+   * `ConfigError` when the file is invalid at startup, or missing although
+   * named explicitly (`Paths.configFileExplicit`, i.e. `BEAMCLAW_CONFIG`).
    */
   static readonly layerWith = (options: AppConfigOptions = {}) =>
     Layer.effect(
@@ -133,13 +156,16 @@ export class AppConfig extends Context.Service<AppConfig, AppConfigShape>()("bea
         const paths = yield* Paths
         // Reloads run on the caller's fiber: pin the env source this layer was built with.
         const provider = yield* ConfigProvider.ConfigProvider
-        const load = loadConfig({ file: paths.configFile, flags: options.flags }).pipe(
-          Effect.provideService(ConfigProvider.ConfigProvider, provider)
-        )
-        const initial = yield* load
-        const shape = yield* makeShape(paths.configFile, initial, load)
+        const load = (missing: { readonly setBy?: string | undefined; readonly mustExist?: boolean }) =>
+          loadConfig({ file: paths.configFile, flags: options.flags, ...missing }).pipe(
+            Effect.provideService(ConfigProvider.ConfigProvider, provider)
+          )
+        const initial = yield* load({ setBy: paths.configFileSetBy })
+        const existedAtStart = yield* fileExists(paths.configFile)
+        // After startup a missing file never means "reset to the defaults", explicit or not.
+        const shape = yield* makeShape(paths.configFile, initial, load({ mustExist: true }))
         if (options.watchFile !== false) {
-          yield* Effect.forkScoped(watchAndReload(shape, options.debounce ?? 200))
+          yield* Effect.forkScoped(watchAndReload(shape, options.debounce ?? 200, existedAtStart))
         }
         return AppConfig.of(shape)
       })

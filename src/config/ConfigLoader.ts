@@ -456,11 +456,33 @@ export const decodeConfigText = Effect.fn("ConfigLoader.decodeConfigText")(funct
   return yield* decodeConfig(substituted, file)
 })
 
-/** Reads and decodes a config file; a missing file decodes to the defaults. Overrides are not applied. */
-export const loadConfigFile = Effect.fn("ConfigLoader.loadConfigFile")(function*(file: string) {
-  const text = yield* readConfigText(file)
-  return yield* decodeConfigText(Option.getOrElse(text, () => ""), file)
-})
+export interface MissingFileOptions {
+  /**
+   * What named the file explicitly (`"BEAMCLAW_CONFIG"`, i.e. `Paths.configFileSetBy`).
+   * When set, a missing file is a `ConfigError` naming the file and this.
+   */
+  readonly setBy?: string | undefined
+  /** A missing file is a `ConfigError` even without `setBy` (a reload must not reset to the defaults). */
+  readonly mustExist?: boolean | undefined
+}
+
+/** The `ConfigError` for a config file that does not exist where it must. */
+export const missingFileError = (file: string, setBy?: string | undefined): ConfigError =>
+  fileProblem(file, `config file ${file} does not exist${setBy !== undefined ? ` (set by ${setBy})` : ""}`)
+
+/**
+ * Reads and decodes a config file. A missing file decodes to the defaults,
+ * unless it was named explicitly (`setBy`) or `mustExist`. Overrides are not applied.
+ */
+export const loadConfigFile = Effect.fn("ConfigLoader.loadConfigFile")(
+  function*(file: string, options: MissingFileOptions = {}) {
+    const text = yield* readConfigText(file)
+    if (Option.isNone(text) && (options.setBy !== undefined || options.mustExist === true)) {
+      return yield* missingFileError(file, options.setBy)
+    }
+    return yield* decodeConfigText(Option.getOrElse(text, () => ""), file)
+  }
+)
 
 // ---------------------------------------------------------------------------
 // Overrides: flags > env > file
@@ -524,15 +546,18 @@ export const applyOverrides = (
   return Effect.succeed({ ...config, gateway })
 }
 
-export interface LoadOptions {
+export interface LoadOptions extends MissingFileOptions {
   readonly file: string
   /** Command-line flags; they win over env and file. */
   readonly flags?: ConfigOverrides | undefined
 }
 
-/** The whole pipeline: file (or defaults) → env overrides → flag overrides. */
+/**
+ * The whole pipeline: file (or defaults) → env overrides → flag overrides.
+ * Pass `setBy: paths.configFileSetBy` so an explicitly named file that is missing fails.
+ */
 export const loadConfig = Effect.fn("ConfigLoader.loadConfig")(function*(options: LoadOptions) {
-  const fromFile = yield* loadConfigFile(options.file)
+  const fromFile = yield* loadConfigFile(options.file, { setBy: options.setBy, mustExist: options.mustExist })
   const env = yield* readEnvOverrides
   const withEnv = yield* applyOverrides(fromFile, env, "environment")
   return yield* applyOverrides(withEnv, options.flags ?? {})

@@ -17,9 +17,62 @@ import { parseModelRef } from "../provider/ModelRef.ts"
 const withDefault = <S extends Schema.Top>(value: S["Encoded"]) => (schema: S) =>
   schema.pipe(Schema.withDecodingDefaultKey(Effect.succeed(value)))
 
+// Exactly a number as YAML/JSON would write it; no hex, no spaces, no `Infinity`.
+const NUMBER_LITERAL = /^[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$/
+const BOOLEAN_LITERALS: ReadonlyMap<string, boolean> = new Map([
+  ["true", true],
+  ["True", true],
+  ["TRUE", true],
+  ["false", false],
+  ["False", false],
+  ["FALSE", false]
+])
+
 /**
- * One filter with one `expected` text, so a wrong type (`"abc"`) and a wrong
- * value (`70000`) read the same: `expected an integer 1..65535`.
+ * `typeSchema` (number or boolean, with its checks), or a string that is
+ * exactly such a literal (`"1234"`, `"true"`): `${VAR}` substitution always
+ * yields a string, and it must work in any field. The string is validated in
+ * full (literal and the same range) before it is converted, and with the same
+ * `expected` text, so `"abc"`, `"70000"`, `70000` and `true` all read
+ * `expected an integer 1..65535, got …`.
+ *
+ * Why no check after the conversion: effect 4.1.0 drops a filter failure that
+ * follows an effectful decode step inside a struct that has a decoding
+ * default (our nested sections), when decoding with `errors: "all"`.
+ */
+const withLiteralString = <T extends number | boolean>(
+  typeSchema: Schema.Codec<T>,
+  options: {
+    readonly isLiteral: (text: string) => boolean
+    readonly convert: (text: string) => T
+    readonly isValid: (value: T) => boolean
+    readonly expected: string
+  }
+) => {
+  const { convert, expected, isLiteral, isValid } = options
+  const fromString = Schema.String.check(
+    Schema.makeFilter((text: string) => isLiteral(text) && isValid(convert(text)), { expected })
+  ).pipe(
+    Schema.decodeTo(Schema.toType(typeSchema), {
+      decode: SchemaGetter.transform(convert),
+      encode: SchemaGetter.transform((value: T) => String(value))
+    })
+  )
+  return Schema.Union([typeSchema.check(Schema.makeFilter(isValid, { expected })), fromString]).annotate({ expected })
+}
+
+/** `true`/`false`, or the string `"true"`/`"false"` (also `True`, `FALSE`, as YAML spells them). */
+const Bool = withLiteralString(Schema.Boolean, {
+  isLiteral: (text) => BOOLEAN_LITERALS.has(text),
+  convert: (text) => BOOLEAN_LITERALS.get(text) === true,
+  isValid: () => true,
+  expected: "true or false"
+})
+
+/**
+ * One `expected` text for a wrong type (`"abc"`, `true`) and a wrong value
+ * (`70000`, `"70000"`): `expected an integer 1..65535`. A numeric string
+ * (`"1234"`, from `${VAR}`) decodes to its number.
  */
 const int = (min: number, max?: number) => {
   const expected = max !== undefined
@@ -29,11 +82,12 @@ const int = (min: number, max?: number) => {
     : min === 1
     ? "a positive integer"
     : `an integer >= ${min}`
-  return Schema.Number.check(
-    Schema.makeFilter((n: number) => Number.isInteger(n) && n >= min && (max === undefined || n <= max), {
-      expected
-    })
-  ).annotate({ expected })
+  return withLiteralString(Schema.Number, {
+    isLiteral: (text) => NUMBER_LITERAL.test(text),
+    convert: Number,
+    isValid: (n) => Number.isInteger(n) && n >= min && (max === undefined || n <= max),
+    expected
+  })
 }
 
 const NonEmpty = Schema.String.check(Schema.isNonEmpty({ expected: "a non-empty string" })).annotate({
@@ -99,7 +153,7 @@ export const ProviderModel = Schema.Struct({
   name: Schema.optionalKey(Schema.String),
   contextWindow: Schema.optionalKey(int(1)),
   maxTokens: Schema.optionalKey(int(1)),
-  reasoning: Schema.optionalKey(Schema.Boolean)
+  reasoning: Schema.optionalKey(Bool)
 })
 
 export const ProviderConfig = Schema.Struct({
@@ -140,7 +194,7 @@ export const GatewayConfig = Schema.Struct({
   http: Schema.Struct({
     endpoints: Schema.Struct({
       chatCompletions: Schema.Struct({
-        enabled: Schema.Boolean.pipe(withDefault(true)),
+        enabled: Bool.pipe(withDefault(true)),
         maxBodyBytes: int(1).pipe(withDefault(20 * 1024 * 1024))
       }).pipe(withDefault({}))
     }).pipe(withDefault({}))
@@ -185,7 +239,7 @@ export const AgentDefaultsConfig = Schema.Struct({
   thinkingDefault: ThinkingLevel.pipe(withDefault("off")),
   bootstrapMaxChars: int(0).pipe(withDefault(20_000)),
   bootstrapTotalMaxChars: int(0).pipe(withDefault(150_000)),
-  skipBootstrap: Schema.Boolean.pipe(withDefault(false)),
+  skipBootstrap: Bool.pipe(withDefault(false)),
   userTimezone: Schema.optionalKey(NonEmpty),
   compaction: Schema.Struct({
     reserveTokens: int(0).pipe(withDefault(16_384)),
@@ -197,7 +251,7 @@ export const AgentDefaultsConfig = Schema.Struct({
 
 export const AgentEntry = Schema.Struct({
   id: AgentId,
-  default: Schema.optionalKey(Schema.Boolean),
+  default: Schema.optionalKey(Bool),
   name: Schema.optionalKey(Schema.String),
   workspace: Schema.optionalKey(NonEmpty),
   model: Schema.optionalKey(ModelConfig)
@@ -255,19 +309,19 @@ export const SessionConfig = Schema.Struct({
 // ---------------------------------------------------------------------------
 
 export const DiscordGuildChannelConfig = Schema.Struct({
-  allow: Schema.optionalKey(Schema.Boolean),
-  requireMention: Schema.optionalKey(Schema.Boolean)
+  allow: Schema.optionalKey(Bool),
+  requireMention: Schema.optionalKey(Bool)
 })
 
 export const DiscordGuildConfig = Schema.Struct({
-  requireMention: Schema.optionalKey(Schema.Boolean),
+  requireMention: Schema.optionalKey(Bool),
   users: Schema.optionalKey(Schema.Array(Schema.String)),
   roles: Schema.optionalKey(Schema.Array(Schema.String)),
   channels: Schema.optionalKey(Schema.Record(Schema.String, DiscordGuildChannelConfig))
 })
 
 export const DiscordConfig = Schema.Struct({
-  enabled: Schema.Boolean.pipe(withDefault(false)),
+  enabled: Bool.pipe(withDefault(false)),
   token: Schema.optionalKey(Secret),
   dmPolicy: Schema.Literals(["pairing", "allowlist", "open", "disabled"]).pipe(withDefault("pairing")),
   allowFrom: Schema.Array(Schema.String).pipe(withDefault([])),
@@ -293,11 +347,11 @@ export const BeamclawConfig = Schema.Struct({
   session: SessionConfig.pipe(withDefault({})),
   channels: ChannelsConfig.pipe(withDefault({})),
   cron: Schema.Struct({
-    enabled: Schema.Boolean.pipe(withDefault(true)),
+    enabled: Bool.pipe(withDefault(true)),
     maxConcurrentRuns: int(1).pipe(withDefault(1))
   }).pipe(withDefault({})),
   hooks: Schema.Struct({
-    enabled: Schema.Boolean.pipe(withDefault(false)),
+    enabled: Bool.pipe(withDefault(false)),
     path: Schema.String.check(
       Schema.makeFilter((s: string) => s.startsWith("/"), { expected: "a path starting with \"/\"" })
     ).annotate({ expected: "a path starting with \"/\"" }).pipe(withDefault("/hooks")),

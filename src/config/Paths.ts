@@ -20,8 +20,16 @@ export const expandHome = (path: string, homeDir: string = Os.homedir()): string
 export interface PathsShape {
   /** The state directory, absolute. */
   readonly home: string
-  /** The config file, absolute; it may not exist. */
+  /** The config file, absolute; it may not exist unless `configFileExplicit`. */
   readonly configFile: string
+  /**
+   * True when the config file was named explicitly (`BEAMCLAW_CONFIG`) rather
+   * than found under `home`: then a missing file is an error at startup, not
+   * "use the defaults", since a typo in the path must not silently drop the config.
+   */
+  readonly configFileExplicit: boolean
+  /** What named the config file (`BEAMCLAW_CONFIG`); `undefined` for the default path. */
+  readonly configFileSetBy: string | undefined
   /** `<home>/agents/<agentId>/sessions`. */
   readonly agentSessionsDir: (agentId: string) => string
   /**
@@ -32,12 +40,18 @@ export interface PathsShape {
   readonly defaultWorkspace: (agentId: string, defaultAgentId?: string) => string
 }
 
-const make = (options: { readonly home: string; readonly configFile: string }): PathsShape => {
+const make = (options: {
+  readonly home: string
+  readonly configFile: string
+  readonly configFileSetBy: string | undefined
+}): PathsShape => {
   const home = expandHome(options.home)
   const configFile = expandHome(options.configFile)
   return {
     home,
     configFile,
+    configFileExplicit: options.configFileSetBy !== undefined,
+    configFileSetBy: options.configFileSetBy,
     agentSessionsDir: (agentId) => NodePath.join(home, "agents", agentId.toLowerCase(), "sessions"),
     defaultWorkspace: (agentId, defaultAgent = "main") =>
       agentId.toLowerCase() === defaultAgent.toLowerCase()
@@ -62,20 +76,39 @@ export class Paths extends Context.Service<Paths, PathsShape>()("beamclaw/config
     Paths,
     Effect.gen(function*() {
       const home = expandHome(yield* Config.String("BEAMCLAW_HOME").pipe(Config.withDefault("~/.beamclaw")))
-      const configOverride = yield* Config.option(Config.String("BEAMCLAW_CONFIG"))
-      const configFile = Option.match(configOverride, {
-        onNone: () => defaultConfigFile(home),
-        onSome: (file) => expandHome(file)
-      })
-      return Paths.of(make({ home, configFile }))
+      // `BEAMCLAW_CONFIG=` (empty) reads as unset, as shells and compose files use it to clear a variable.
+      const configOverride = Option.filter(
+        yield* Config.option(Config.String("BEAMCLAW_CONFIG")),
+        (file) => file.trim() !== ""
+      )
+      return Paths.of(Option.match(configOverride, {
+        onNone: () => make({ home, configFile: defaultConfigFile(home), configFileSetBy: undefined }),
+        onSome: (file) => make({ home, configFile: file, configFileSetBy: "BEAMCLAW_CONFIG" })
+      }))
     })
   )
 
-  /** Fixed paths, for tests. */
-  static readonly layerFrom = (options: { readonly home: string; readonly configFile?: string | undefined }) =>
+  /**
+   * Fixed paths, for tests. A given `configFile` counts as explicit (named by
+   * `configFileSetBy`, default `"Paths.layerFrom"`); without one the default
+   * path under `home` is used and may be missing.
+   */
+  static readonly layerFrom = (options: {
+    readonly home: string
+    readonly configFile?: string | undefined
+    readonly configFileSetBy?: string | undefined
+  }) =>
     Layer.succeed(
       Paths,
-      Paths.of(make({ home: options.home, configFile: options.configFile ?? defaultConfigFile(expandHome(options.home)) }))
+      Paths.of(
+        options.configFile === undefined
+          ? make({ home: options.home, configFile: defaultConfigFile(expandHome(options.home)), configFileSetBy: undefined })
+          : make({
+            home: options.home,
+            configFile: options.configFile,
+            configFileSetBy: options.configFileSetBy ?? "Paths.layerFrom"
+          })
+      )
     )
 }
 

@@ -6,7 +6,7 @@
  */
 import { createServer } from "node:http"
 import { NodeHttpServer, NodeServices } from "@effect/platform-node"
-import { Effect, Exit, Layer, Logger, References, Scope, Stream } from "effect"
+import { Context, Effect, Exit, Layer, Logger, References, Scope, Stream } from "effect"
 import { HttpRouter, HttpServer } from "effect/http"
 import * as AgentDirectoryLayer from "../agent/AgentDirectoryLayer.ts"
 import * as PromptBuilder from "../agent/PromptBuilder.ts"
@@ -28,11 +28,13 @@ export interface CoreOptions {
   readonly watchConfig?: boolean | undefined
   /** Interactive commands show warnings and errors only, unless the config asks for debug or trace. */
   readonly quiet?: boolean | undefined
+  /** Read sessions without writing anything (for commands that only look). */
+  readonly readOnly?: boolean | undefined
 }
 
-const storeLayer = Layer.unwrap(Effect.gen(function*() {
+const storeLayer = (readOnly: boolean) => Layer.unwrap(Effect.gen(function*() {
   const paths = yield* Paths
-  return FileSessionStore.layer({ home: paths.home })
+  return FileSessionStore.layer({ home: paths.home, readOnly })
 }))
 
 const logLevel = (level: BeamclawConfig["logging"]["level"]) =>
@@ -52,7 +54,7 @@ export const base = (options: CoreOptions = {}) =>
 
 export const core = (options: CoreOptions = {}) =>
   Sessions.layer.pipe(
-    Layer.provideMerge(Layer.mergeAll(AgentDirectoryLayer.layer, ModelsLayer.layer, PromptBuilder.layer, ToolRegistry.empty, storeLayer)),
+    Layer.provideMerge(Layer.mergeAll(AgentDirectoryLayer.layer, ModelsLayer.layer, PromptBuilder.layer, ToolRegistry.empty, storeLayer(options.readOnly ?? false))),
     Layer.provideMerge(loggingLayer(options.quiet ?? false)),
     Layer.provideMerge(base(options))
   )
@@ -65,6 +67,7 @@ const readyWhenBuilt = Layer.effectDiscard(Effect.gen(function*() {
   const readiness = yield* Readiness
   yield* readiness.set("config", { up: true })
   yield* readiness.set("sessions", { up: true })
+  yield* readiness.set("http", { up: true })
 }))
 
 interface ListenAddress {
@@ -74,57 +77,68 @@ interface ListenAddress {
 
 const listenAddress = (config: BeamclawConfig): ListenAddress => ({ host: bindHost(config.gateway), port: config.gateway.port })
 
-const serverLayer = (address: ListenAddress, home: string) => {
-  const routes = HttpRouter.serve(HealthRoutes.layer, { disableLogger: true, disableListenLog: true })
-  const announce = Layer.effectDiscard(Effect.gen(function*() {
-    const server = yield* HttpServer.HttpServer
-    const bound = server.address._tag === "UnixPathAddress" ? address : { host: address.host, port: server.address.port }
-    yield* StateLease.acquire(home, bound)
-    yield* Effect.logInfo(`BeamClaw gateway listening on http://${bound.host}:${bound.port} (state ${home})`)
-  }))
-  return Layer.mergeAll(routes, announce).pipe(
+const serverLayer = (address: ListenAddress) =>
+  HttpRouter.serve(HealthRoutes.layer, { disableLogger: true, disableListenLog: true }).pipe(
     Layer.provideMerge(NodeHttpServer.layer(createServer, { port: address.port, host: address.host, gracefulShutdownTimeout: "5 seconds" }))
   )
-}
 
 /**
- * The HTTP server as a subsystem that restarts itself: the first server is
- * built at boot (a busy port stops the boot), and an edit of gateway.port or
- * gateway.bind moves the listener without restarting the process. If the new
- * address cannot be bound, the server goes back to the old one.
+ * The HTTP server as a subsystem that restarts itself. The first server is
+ * built at boot (a busy port stops the boot, as does another process holding
+ * the state directory); an edit of gateway.port or gateway.bind moves the
+ * listener without restarting the process: the new address is bound before
+ * the old one is let go, and if it cannot be bound the old one stays.
  */
 const supervisedServer = Layer.effectDiscard(Effect.gen(function*() {
   const appConfig = yield* AppConfig
   const paths = yield* Paths
+  const readiness = yield* Readiness
   const context = yield* Effect.context<Readiness>()
   const start = (address: ListenAddress) =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
-      const built = yield* Effect.exit(Layer.buildWithScope(serverLayer(address, paths.home), scope).pipe(Effect.provideContext(context)))
+      const built = yield* Effect.exit(Layer.buildWithScope(serverLayer(address), scope).pipe(Effect.provideContext(context)))
       if (built._tag === "Failure") {
         yield* Scope.close(scope, built)
         return yield* Effect.failCause(built.cause)
       }
-      return scope
+      const server = Context.get(built.value, HttpServer.HttpServer)
+      const port = server.address._tag === "UnixPathAddress" ? address.port : server.address.port
+      return { scope, address: { host: address.host, port } }
     })
-  let address = listenAddress(yield* appConfig.get)
-  let scope = yield* start(address)
-  yield* Effect.addFinalizer((exit) => Scope.close(scope, exit))
+  let running = yield* start(listenAddress(yield* appConfig.get))
+  const lease = yield* StateLease.acquire(paths.home, { name: "gateway", ...running.address })
+  yield* Effect.addFinalizer((exit) => Scope.close(running.scope, exit))
+  yield* Effect.logInfo(`BeamClaw gateway listening on http://${running.address.host}:${running.address.port} (state ${paths.home})`)
   yield* appConfig.watch(listenAddress).pipe(
     Stream.drop(1),
     Stream.runForEach((next) =>
       Effect.gen(function*() {
-        if (next.host === address.host && next.port === address.port) return
-        yield* Effect.logInfo(`gateway address changed to ${next.host}:${next.port}; moving the listener`)
-        yield* Scope.close(scope, Exit.void)
-        const moved = yield* Effect.exit(start(next))
-        if (moved._tag === "Success") {
-          scope = moved.value
-          address = next
-          return
+        if (next.host === running.address.host && next.port === running.address.port) return
+        const previous = running
+        // Bind the new address first; only the same port on an overlapping host needs the old one released first.
+        let moved = yield* Effect.exit(start(next))
+        if (moved._tag === "Failure" && next.port === previous.address.port) {
+          yield* Scope.close(previous.scope, Exit.void)
+          moved = yield* Effect.exit(start(next))
+          if (moved._tag === "Failure") {
+            const back = yield* Effect.exit(start(previous.address))
+            if (back._tag === "Failure") {
+              yield* readiness.set("http", { up: false, reason: `not listening: ${previous.address.host}:${previous.address.port} could not be bound again` })
+              return yield* Effect.logError(`the gateway lost its listener while moving to ${next.host}:${next.port}`, back.cause)
+            }
+            running = back.value
+            return yield* Effect.logError(`could not listen on ${next.host}:${next.port}; staying on ${previous.address.host}:${previous.address.port}`, moved.cause)
+          }
+        } else if (moved._tag === "Success") {
+          yield* Scope.close(previous.scope, Exit.void)
+        } else {
+          return yield* Effect.logError(`could not listen on ${next.host}:${next.port}; staying on ${previous.address.host}:${previous.address.port}`, moved.cause)
         }
-        yield* Effect.logError(`could not listen on ${next.host}:${next.port}; staying on ${address.host}:${address.port}`, moved.cause)
-        scope = yield* start(address).pipe(Effect.orDie)
+        running = moved.value
+        yield* readiness.set("http", { up: true })
+        yield* StateLease.update(paths.home, { ...lease, ...running.address })
+        yield* Effect.logInfo(`BeamClaw gateway moved to http://${running.address.host}:${running.address.port}`)
       })
     ),
     Effect.forkScoped

@@ -8,16 +8,21 @@
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { Effect, Layer, Queue, Schema, Semaphore } from "effect"
-import { isValidSessionId } from "./SessionKey.ts"
+import { AGENT_ID_PATTERN, isValidSessionId } from "./SessionKey.ts"
 import { emptySessionEntry, SessionEntry, SessionStore, StoreError } from "./SessionStore.ts"
 import * as Transcript from "./Transcript.ts"
 
-const IndexFile = Schema.Record(Schema.String, SessionEntry)
-const decodeIndex = Schema.decodeUnknownResult(IndexFile)
+const decodeEntry = Schema.decodeUnknownResult(SessionEntry)
+const decodeIndexJson = Schema.decodeUnknownResult(Schema.fromJsonString(Schema.Record(Schema.String, Schema.Unknown)))
 const FLUSH_DELAY_MS = 250
 
 export interface FileSessionStoreOptions {
   readonly home: string
+  /**
+   * Reads without writing anything: no index flushes, no repairs or backups
+   * written. For commands that only look while a gateway may own the files.
+   */
+  readonly readOnly?: boolean | undefined
 }
 
 const errorMessage = (error: unknown): string => error instanceof Error ? error.message : String(error)
@@ -25,15 +30,20 @@ const isNotFound = (error: unknown): boolean =>
   typeof error === "object" && error !== null && "code" in error && error.code === "ENOENT"
 
 export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSessionStoreOptions) {
-  const sessionsDir = (agentId: string) => path.join(options.home, "agents", agentId, "sessions")
-  const indexPath = (agentId: string) => path.join(sessionsDir(agentId), "sessions.json")
-
+  const readOnly = options.readOnly === true
   const io = <A>(operation: string, file: string, run: () => Promise<A>) =>
     Effect.tryPromise({ try: run, catch: (error) => new StoreError({ operation, path: file, message: errorMessage(error) }) })
 
-  const transcriptPath = (agentId: string, sessionId: string) =>
+  // Agent ids become directory names, so they are held to their pattern here, at the last step.
+  const sessionsDir = (agentId: string): Effect.Effect<string, StoreError> =>
+    AGENT_ID_PATTERN.test(agentId)
+      ? Effect.succeed(path.join(options.home, "agents", agentId, "sessions"))
+      : Effect.fail(new StoreError({ operation: "resolve", path: agentId, message: `agent id ${JSON.stringify(agentId)} is not valid (${AGENT_ID_PATTERN})` }))
+  const indexPath = (agentId: string) => sessionsDir(agentId).pipe(Effect.map((dir) => path.join(dir, "sessions.json")))
+
+  const transcriptPath = (agentId: string, sessionId: string): Effect.Effect<string, StoreError> =>
     isValidSessionId(sessionId)
-      ? Effect.succeed(path.join(sessionsDir(agentId), `${sessionId}.jsonl`))
+      ? sessionsDir(agentId).pipe(Effect.map((dir) => path.join(dir, `${sessionId}.jsonl`)))
       : Effect.fail(new StoreError({ operation: "resolve", path: sessionId, message: `session id ${JSON.stringify(sessionId)} is not a valid file name` }))
 
   let tmpCounter = 0
@@ -55,18 +65,23 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
   const dirty = new Set<string>()
   const flushSignal = yield* Queue.sliding<void>(1)
 
+  /** The index as the transcript headers tell it; unreadable files are skipped with a warning. */
   const rebuildIndex = Effect.fnUntraced(function*(agentId: string) {
-    const dir = sessionsDir(agentId)
+    const dir = yield* sessionsDir(agentId)
     const names = yield* io("list", dir, () => fs.readdir(dir)).pipe(Effect.catch(() => Effect.succeed<Array<string>>([])))
     const index = new Map<string, SessionEntry>()
     for (const name of names) {
       if (!name.endsWith(".jsonl")) continue
       const file = path.join(dir, name)
-      const text = yield* io("read", file, () => fs.readFile(file, "utf8"))
+      const read = yield* Effect.result(Effect.all([io("read", file, () => fs.readFile(file, "utf8")), io("stat", file, () => fs.stat(file))]))
+      if (read._tag === "Failure") {
+        yield* Effect.logWarning(`skipped ${file} while rebuilding the session index: ${read.failure.message}`)
+        continue
+      }
+      const [text, stat] = read.success
       const parsed = Transcript.parse(text)
       const header = parsed.header
       if (header?.key === undefined) continue
-      const stat = yield* io("stat", file, () => fs.stat(file))
       const previous = index.get(header.key)
       const startedAt = Date.parse(header.timestamp)
       if (previous !== undefined && previous.sessionStartedAt > startedAt) continue
@@ -84,34 +99,39 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
   const loadIndex = Effect.fnUntraced(function*(agentId: string) {
     const cached = indexes.get(agentId)
     if (cached !== undefined) return cached
-    const file = indexPath(agentId)
-    const text = yield* io("read", file, () => fs.readFile(file, "utf8")).pipe(
-      Effect.catch((error) => Effect.succeed(error.message.includes("ENOENT") ? undefined : error))
-    )
+    const file = yield* indexPath(agentId)
+    const text = yield* io("read", file, () => fs.readFile(file, "utf8").catch((error: unknown) => {
+      if (isNotFound(error)) return undefined
+      throw error
+    }))
     let index: Map<string, SessionEntry>
     if (text === undefined) {
       index = yield* rebuildIndex(agentId)
-    } else if (typeof text !== "string") {
-      return yield* text
     } else {
-      let json: unknown
-      let problem: string | undefined
-      try {
-        json = JSON.parse(text)
-      } catch (error) {
-        problem = `not JSON (${errorMessage(error)})`
+      // Entry by entry: one bad entry costs only itself, and the transcripts fill the gap.
+      const decoded = decodeIndexJson(text)
+      const problems: Array<string> = []
+      index = new Map()
+      if (decoded._tag === "Failure") problems.push(`not a JSON object (${decoded.failure.message.split("\n")[0]})`)
+      else {
+        for (const [key, raw] of Object.entries(decoded.success)) {
+          const entry = decodeEntry(raw)
+          if (entry._tag === "Success") index.set(key, entry.success)
+          else problems.push(`${key}: ${entry.failure.message.split("\n")[0]}`)
+        }
       }
-      const decoded = problem === undefined ? decodeIndex(json) : undefined
-      if (decoded?._tag === "Success") {
-        index = new Map(Object.entries(decoded.success))
-      } else {
-        const reason = problem ?? (decoded?._tag === "Failure" ? decoded.failure.message : "unreadable")
-        const backup = `${file}.corrupt-${Date.now()}`
-        yield* io("backup", file, () => fs.copyFile(file, backup))
-        yield* Effect.logWarning(`session index ${file} is corrupt (${reason.split("\n")[0]}); kept it as ${backup} and rebuilt the index from the transcripts`)
-        index = yield* rebuildIndex(agentId)
-        dirty.add(agentId)
-        yield* Queue.offer(flushSignal, undefined)
+      if (problems.length > 0) {
+        const rebuilt = yield* rebuildIndex(agentId)
+        for (const [key, entry] of rebuilt) if (!index.has(key)) index.set(key, entry)
+        if (readOnly) {
+          yield* Effect.logWarning(`session index ${file} has problems (${problems.join("; ")}); showing it completed from the transcripts`)
+        } else {
+          const backup = `${file}.corrupt-${Date.now()}`
+          yield* io("backup", file, () => fs.copyFile(file, backup))
+          yield* Effect.logWarning(`session index ${file} has problems (${problems.join("; ")}); kept it as ${backup} and completed it from the transcripts`)
+          dirty.add(agentId)
+          yield* Queue.offer(flushSignal, undefined)
+        }
       }
     }
     indexes.set(agentId, index)
@@ -129,14 +149,16 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
   // One flush at a time; an agent whose write failed stays dirty for the next one.
   const flushLock = yield* Semaphore.make(1)
   const flush = flushLock.withPermits(1)(Effect.gen(function*() {
+    if (readOnly) return
     const agents = [...dirty]
     dirty.clear()
     for (const agentId of agents) {
       const index = indexes.get(agentId)
       if (index === undefined) continue
       yield* Effect.gen(function*() {
-        yield* io("mkdir", sessionsDir(agentId), () => fs.mkdir(sessionsDir(agentId), { recursive: true, mode: 0o700 }))
-        yield* writeAtomic(indexPath(agentId), JSON.stringify(Object.fromEntries(index)))
+        const dir = yield* sessionsDir(agentId)
+        yield* io("mkdir", dir, () => fs.mkdir(dir, { recursive: true, mode: 0o700 }))
+        yield* writeAtomic(yield* indexPath(agentId), JSON.stringify(Object.fromEntries(index)))
       }).pipe(Effect.tapError(() => Effect.sync(() => dirty.add(agentId))))
     }
   })).pipe(Effect.withSpan("FileSessionStore.flush"))
@@ -154,8 +176,12 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
   // --- transcripts ---------------------------------------------------------
   const createTranscript = Effect.fn("SessionStore.createTranscript")(function*(agentId: string, header: Transcript.Header) {
     const file = yield* transcriptPath(agentId, header.id)
-    yield* io("mkdir", sessionsDir(agentId), () => fs.mkdir(sessionsDir(agentId), { recursive: true, mode: 0o700 }))
-    yield* io("create", file, () => fs.writeFile(file, Transcript.encodeLine(header), { mode: 0o600, flag: "wx" }))
+    const dir = yield* sessionsDir(agentId)
+    yield* io("mkdir", dir, () => fs.mkdir(dir, { recursive: true, mode: 0o700 }))
+    // A file that already exists (a crash right after its header was written) is kept as it is.
+    yield* io("create", file, () => fs.writeFile(file, Transcript.encodeLine(header), { mode: 0o600, flag: "wx" }).catch((error: unknown) => {
+      if (typeof error !== "object" || error === null || !("code" in error) || error.code !== "EEXIST") throw error
+    }))
   })
 
   const loadTranscript = Effect.fn("SessionStore.loadTranscript")(function*(agentId: string, sessionId: string, key: string) {
@@ -173,7 +199,7 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
       key,
       agentId
     }
-    if (text === undefined) return { header: freshHeader, entries: [], repairs: [] }
+    if (text === undefined) return { header: freshHeader, entries: [], repairs: [], exists: false }
     const parsed = Transcript.parse(text)
     const repaired = Transcript.repair(parsed.entries)
     const repairs: Array<string> = []
@@ -181,19 +207,21 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
     if (parsed.missingNewline) repairs.push("added the missing newline after the last line")
     if (parsed.header === undefined) repairs.push("restored the missing header line")
     let backup: string | undefined
-    if (parsed.badLines.length > 0 || repaired.dropped.length > 0) {
+    if (!readOnly && (parsed.badLines.length > 0 || repaired.dropped.length > 0)) {
       backup = `${file}.corrupt-${Date.now()}`
       yield* io("backup", file, () => fs.copyFile(file, backup ?? file))
     }
     for (const bad of parsed.badLines) repairs.push(`line ${bad.line}: ${bad.problem}; removed (the original file is kept as ${path.basename(backup ?? "")})`)
     repairs.push(...repaired.actions)
     const header = parsed.header ?? freshHeader
-    if (repairs.length > 0) {
+    if (repairs.length > 0 && readOnly) {
+      yield* Effect.logWarning(`transcript ${file} needs repair (${repairs.join("; ")}); not written in read-only mode`)
+    } else if (repairs.length > 0) {
       const body = [header, ...repaired.entries].map(Transcript.encodeLine).join("")
       yield* writeAtomic(file, body)
       yield* Effect.logWarning(`repaired transcript ${file}: ${repairs.join("; ")}`)
     }
-    return { header, entries: repaired.entries, repairs }
+    return { header, entries: repaired.entries, repairs, exists: true }
   })
 
   const append = Effect.fn("SessionStore.append")(function*(agentId: string, sessionId: string, entries: ReadonlyArray<Transcript.Entry>, options?: { readonly sync?: boolean }) {

@@ -3,15 +3,16 @@
  * the store, and handle one mailbox message at a time. The local host
  * (Sessions.ts) and, later, a cluster entity both drive this same behaviour.
  */
-import { Cause, Deferred, Effect, Exit, Queue } from "effect"
+import { Cause, Clock, Deferred, Effect, Exit, Queue } from "effect"
 import { AgentDirectory, type SessionPolicy, type UnknownAgent } from "../agent/AgentDirectory.ts"
-import { runTurn, type TurnError, type TurnInput, type TurnResult } from "../agent/RunLoop.ts"
-import { SessionCrashed, TurnAborted, type TurnEvent } from "../agent/TurnEvent.ts"
+import type { Usage } from "../agent/Message.ts"
+import { runTurn, type TurnError, type TurnInput } from "../agent/RunLoop.ts"
+import { SessionCrashed, type SessionUnavailable, TurnAborted, type TurnEvent } from "../agent/TurnEvent.ts"
 import type * as SessionKey from "./SessionKey.ts"
 import { emptySessionEntry, type SessionEntry, SessionStore, type StoreError } from "./SessionStore.ts"
 import * as Transcript from "./Transcript.ts"
 
-export type TurnFailure = TurnError | TurnAborted | SessionCrashed | UnknownAgent
+export type TurnFailure = TurnError | TurnAborted | SessionCrashed | SessionUnavailable | UnknownAgent | StoreError
 
 export type Envelope =
   | {
@@ -21,13 +22,16 @@ export type Envelope =
     /** Completed by abort or by a caller that went away. */
     readonly cancel: Deferred.Deferred<void>
   }
-  | { readonly _tag: "Reset"; readonly reply: Deferred.Deferred<SessionEntry, StoreError> }
-  | { readonly _tag: "History"; readonly reply: Deferred.Deferred<ReadonlyArray<Transcript.Entry>> }
+  | { readonly _tag: "Reset"; readonly reply: Deferred.Deferred<SessionEntry, StoreError | SessionUnavailable> }
+  | { readonly _tag: "History"; readonly reply: Deferred.Deferred<ReadonlyArray<Transcript.Entry>, SessionUnavailable> }
 
 export interface SessionState {
   readonly key: SessionKey.ParsedSessionKey
   entry: SessionEntry
   entries: Array<Transcript.Entry>
+  /** Entry ids in the transcript, so a new id never collides with an old one. */
+  ids: Set<string>
+  /** Whether the transcript file exists (its header is written). */
   headerWritten: boolean
 }
 
@@ -62,81 +66,131 @@ export const isStale = (entry: SessionEntry, policy: SessionPolicy["reset"], now
 export const load = Effect.fn("SessionActor.load")(function*(key: SessionKey.ParsedSessionKey) {
   const store = yield* SessionStore
   const existing = yield* store.getEntry(key.key)
+  const now = yield* Clock.currentTimeMillis
   if (existing === undefined) {
-    return { key, entry: freshEntry(key.agentId, Date.now()), entries: [], headerWritten: false } satisfies SessionState
+    return { key, entry: freshEntry(key.agentId, now), entries: [], ids: new Set(), headerWritten: false } satisfies SessionState
   }
-  const loaded = yield* store.loadTranscript(existing.agentId, existing.sessionId, key.key)
-  return { key, entry: existing, entries: [...loaded.entries], headerWritten: loaded.entries.length > 0 || loaded.repairs.length > 0 } satisfies SessionState
+  let entry = existing
+  if (existing.agentId !== key.agentId) {
+    // The key names the agent; an index entry that disagrees was edited by hand.
+    yield* Effect.logWarning(`session index entry for ${key.key} names agent ${JSON.stringify(existing.agentId)}; using ${key.agentId} from the key`)
+    entry = { ...existing, agentId: key.agentId }
+  }
+  const loaded = yield* store.loadTranscript(entry.agentId, entry.sessionId, key.key)
+  if (!loaded.exists && entry.turnCount > 0) {
+    yield* Effect.logWarning(`transcript ${entry.sessionId}.jsonl of ${key.key} is missing although the index counts ${entry.turnCount} turns; the session continues without that history`)
+  }
+  return {
+    key,
+    entry,
+    entries: [...loaded.entries],
+    ids: new Set(loaded.entries.map((e) => e.id)),
+    headerWritten: loaded.exists
+  } satisfies SessionState
 })
 
 const startNewSession = Effect.fnUntraced(function*(state: SessionState, reason: "reset" | "stale") {
   const store = yield* SessionStore
   const previous = state.entry
   if (state.headerWritten) yield* store.archiveTranscript(previous.agentId, previous.sessionId, "reset")
-  state.entry = { ...freshEntry(state.key.agentId, Date.now()), ...(previous.label === undefined ? {} : { label: previous.label }) }
+  const now = yield* Clock.currentTimeMillis
+  state.entry = { ...freshEntry(state.key.agentId, now), ...(previous.label === undefined ? {} : { label: previous.label }) }
   state.entries = []
+  state.ids = new Set()
   state.headerWritten = false
   yield* store.putEntry(state.key.key, state.entry)
   yield* Effect.logInfo(`session ${state.key.key} started anew (${reason}); previous transcript archived`)
   return state.entry
 })
 
+const uniqueId = (ids: Set<string>): string => {
+  let id = crypto.randomUUID().slice(0, 8)
+  while (ids.has(id)) id = crypto.randomUUID().slice(0, 8)
+  return id
+}
+
+/**
+ * The one way a turn writes: checks the tool-call invariant, writes the
+ * lines, then updates memory. Uninterruptible, so memory and disk never
+ * disagree about what was appended.
+ */
 const persistFor = (store: SessionStore["Service"], state: SessionState, workspace: string) =>
-  Effect.fnUntraced(function*(entries: ReadonlyArray<Transcript.Entry>, options?: { readonly sync?: boolean }) {
-    const checked: Array<Transcript.Entry> = []
-    let view: Array<Transcript.Entry> = state.entries
-    for (const entry of entries) {
-      const withParent = entry.parentId === null && view.length > 0 ? { ...entry, parentId: view.at(-1)?.id ?? null } : entry
-      const problem = Transcript.checkAppend(view, withParent)
-      if (problem !== undefined) return yield* problem
-      checked.push(withParent)
-      view = [...view, withParent]
+  (entries: ReadonlyArray<Transcript.Entry>, options?: { readonly sync?: boolean }) =>
+    Effect.uninterruptible(Effect.gen(function*() {
+      const checked: Array<Transcript.Entry> = []
+      let view: ReadonlyArray<Transcript.Entry> = state.entries
+      const ids = new Set(state.ids)
+      for (const entry of entries) {
+        const id = ids.has(entry.id) ? uniqueId(ids) : entry.id
+        const parentId = entry.parentId === null && view.length > 0 ? view.at(-1)?.id ?? null : entry.parentId
+        const placed = { ...entry, id, parentId }
+        const problem = Transcript.checkAppend(view, placed)
+        if (problem !== undefined) return yield* problem
+        ids.add(id)
+        checked.push(placed)
+        view = [...view, placed]
+      }
+      if (!state.headerWritten) {
+        yield* store.createTranscript(state.entry.agentId, {
+          type: "session",
+          version: Transcript.TRANSCRIPT_VERSION,
+          id: state.entry.sessionId,
+          timestamp: new Date(state.entry.sessionStartedAt).toISOString(),
+          cwd: workspace,
+          key: state.key.key,
+          agentId: state.entry.agentId
+        })
+        state.headerWritten = true
+      }
+      yield* store.append(state.entry.agentId, state.entry.sessionId, checked, options)
+      state.entries.push(...checked)
+      state.ids = ids
+    }))
+
+/** Usage is added as each model call completes, so an aborted or failed turn still counts what it spent. */
+const addUsage = (state: SessionState) => (usage: Usage, model: string) =>
+  Effect.sync(() => {
+    const slash = model.indexOf("/")
+    state.entry = {
+      ...state.entry,
+      inputTokens: state.entry.inputTokens + usage.input,
+      outputTokens: state.entry.outputTokens + usage.output,
+      cacheRead: state.entry.cacheRead + usage.cacheRead,
+      cacheWrite: state.entry.cacheWrite + usage.cacheWrite,
+      totalTokens: state.entry.totalTokens + usage.totalTokens,
+      contextTokens: usage.input + usage.cacheRead + usage.cacheWrite + usage.output,
+      ...(slash > 0 ? { modelProvider: model.slice(0, slash), model: model.slice(slash + 1) } : {})
     }
-    if (!state.headerWritten) {
-      yield* store.createTranscript(state.entry.agentId, {
-        type: "session",
-        version: Transcript.TRANSCRIPT_VERSION,
-        id: state.entry.sessionId,
-        timestamp: new Date(state.entry.sessionStartedAt).toISOString(),
-        cwd: workspace,
-        key: state.key.key,
-        agentId: state.entry.agentId
-      })
-      state.headerWritten = true
-    }
-    yield* store.append(state.entry.agentId, state.entry.sessionId, checked, options)
-    state.entries.push(...checked)
   })
 
-const recordTurn = (state: SessionState, result: TurnResult | undefined, aborted: boolean) =>
+const finishTurn = (state: SessionState, outcome: { readonly completed: boolean; readonly aborted: boolean }) =>
   Effect.gen(function*() {
     const store = yield* SessionStore
-    const now = Date.now()
-    const [provider, ...model] = (result?.model ?? "").split("/")
-    const last = result?.lastCallUsage
+    const now = yield* Clock.currentTimeMillis
     state.entry = {
       ...state.entry,
       updatedAt: now,
-      turnCount: state.entry.turnCount + 1,
+      turnCount: state.entry.turnCount + (outcome.completed ? 1 : 0),
       compactionCount: state.entries.filter((e) => e.type === "compaction").length,
-      ...(result === undefined ? {} : {
-        inputTokens: state.entry.inputTokens + result.usage.input,
-        outputTokens: state.entry.outputTokens + result.usage.output,
-        cacheRead: state.entry.cacheRead + result.usage.cacheRead,
-        cacheWrite: state.entry.cacheWrite + result.usage.cacheWrite,
-        totalTokens: state.entry.totalTokens + result.usage.totalTokens,
-        contextTokens: last === undefined ? state.entry.contextTokens : last.input + last.cacheRead + last.cacheWrite + last.output,
-        ...(model.length > 0 ? { model: model.join("/"), modelProvider: provider ?? "" } : {})
-      }),
-      abortedLastRun: aborted
+      abortedLastRun: outcome.aborted
     }
     yield* store.putEntry(state.key.key, state.entry)
   })
 
+/** After a failed turn, memory is rebuilt from disk: the transcript is the truth, and loading repairs it. */
+const reload = (state: SessionState) =>
+  load(state.key).pipe(Effect.tap((fresh) => Effect.sync(() => Object.assign(state, fresh))))
+
+const describeCause = (cause: Cause.Cause<unknown>): string => {
+  const squashed = Cause.squash(cause)
+  return squashed instanceof Error ? squashed.message : String(squashed)
+}
+
 /**
- * Handles one envelope. Typed failures end the caller's stream and the actor
- * carries on; a defect is reported to the caller and then re-raised so the
- * host restarts the session from what is on disk.
+ * Handles one envelope. Every Turn ends its caller's stream, whatever
+ * happens. Typed failures leave the actor running (its memory reloaded from
+ * disk); a defect is reported to the caller and re-raised, so the host
+ * restarts the session from what is on disk.
  */
 export const handle = Effect.fn("SessionActor.handle")(function*(state: SessionState, envelope: Envelope) {
   const store = yield* SessionStore
@@ -145,17 +199,17 @@ export const handle = Effect.fn("SessionActor.handle")(function*(state: SessionS
     case "History":
       return yield* Deferred.succeed(envelope.reply, [...state.entries])
     case "Reset":
-      return yield* Deferred.complete(envelope.reply, startNewSession(state, "reset"))
+      return yield* Deferred.complete(envelope.reply, Effect.exit(startNewSession(state, "reset")).pipe(Effect.flatten))
     case "Turn": {
       if (yield* Deferred.isDone(envelope.cancel)) {
         return yield* Queue.fail(envelope.events, new TurnAborted({ sessionKey: state.key.key, message: "the turn was cancelled before it started" }))
       }
-      const policy = yield* agents.sessionPolicy
-      const trigger = matchResetTrigger(envelope.input.text, policy.resetTriggers)
-      if (trigger !== undefined) yield* startNewSession(state, "reset")
-      else if (isStale(state.entry, policy.reset, new Date())) yield* startNewSession(state, "stale")
-      const input = trigger === undefined ? envelope.input : { ...envelope.input, text: trigger.rest === "" ? NEW_SESSION_GREETING : trigger.rest }
       const turn = Effect.gen(function*() {
+        const policy = yield* agents.sessionPolicy
+        const trigger = matchResetTrigger(envelope.input.text, policy.resetTriggers)
+        if (trigger !== undefined) yield* startNewSession(state, "reset")
+        else if (isStale(state.entry, policy.reset, new Date(yield* Clock.currentTimeMillis))) yield* startNewSession(state, "stale")
+        const input = trigger === undefined ? envelope.input : { ...envelope.input, text: trigger.rest === "" ? NEW_SESSION_GREETING : trigger.rest }
         const settings = yield* agents.settings(state.key.agentId)
         yield* Queue.offer(envelope.events, { _tag: "TurnStarted", runId: envelope.input.runId, sessionKey: state.key.key, sessionId: state.entry.sessionId })
         return yield* runTurn(
@@ -165,7 +219,8 @@ export const handle = Effect.fn("SessionActor.handle")(function*(state: SessionS
             sessionId: state.entry.sessionId,
             kind: state.key.kind,
             entries: Effect.sync(() => state.entries),
-            persist: persistFor(store, state, settings.workspace)
+            persist: persistFor(store, state, settings.workspace),
+            addUsage: addUsage(state)
           },
           settings,
           input,
@@ -177,20 +232,19 @@ export const handle = Effect.fn("SessionActor.handle")(function*(state: SessionS
       )
       const exit = yield* Effect.exit(Effect.raceFirst(turn, cancelled))
       if (Exit.isSuccess(exit)) {
-        yield* recordTurn(state, exit.value, false)
-        yield* store.flush.pipe(Effect.ignore)
+        yield* finishTurn(state, { completed: true, aborted: false }).pipe(Effect.catchCause((cause) => Effect.logError(`could not update the index for ${state.key.key}`, cause)))
         return yield* Queue.end(envelope.events)
       }
-      const aborted = Cause.hasFails(exit.cause) && Cause.squash(exit.cause) instanceof TurnAborted
-      yield* recordTurn(state, undefined, aborted).pipe(Effect.ignore)
+      const error = Cause.findError(exit.cause)
+      const aborted = error._tag === "Success" && error.success._tag === "TurnAborted"
+      yield* finishTurn(state, { completed: false, aborted }).pipe(Effect.ignore)
       const defect = Cause.findDefect(exit.cause)
       if (defect._tag === "Success") {
-        yield* Queue.fail(envelope.events, new SessionCrashed({ sessionKey: state.key.key, message: `the session crashed during the turn and is restarting from its transcript: ${String(defect.success)}` }))
+        yield* Queue.fail(envelope.events, new SessionCrashed({ sessionKey: state.key.key, message: `the session crashed during the turn and is restarting from its transcript: ${describeCause(exit.cause)}` }))
         return yield* Effect.failCause(exit.cause)
       }
-      const error = Cause.findError(exit.cause)
-      if (error._tag === "Success") return yield* Queue.fail(envelope.events, error.success)
-      return yield* Queue.fail(envelope.events, new TurnAborted({ sessionKey: state.key.key, message: "the turn was interrupted" }))
+      yield* Queue.fail(envelope.events, error._tag === "Success" ? error.success : new TurnAborted({ sessionKey: state.key.key, message: "the turn was interrupted" }))
+      yield* reload(state).pipe(Effect.orDie)
     }
   }
 })

@@ -59,6 +59,8 @@ export interface LoadedTranscript {
   readonly entries: ReadonlyArray<Entry>
   /** What the load repaired and wrote back; empty for a sound file. */
   readonly repairs: ReadonlyArray<string>
+  /** Whether the transcript file exists; a missing one loads as empty. */
+  readonly exists: boolean
 }
 
 export class SessionStore extends Context.Service<SessionStore, {

@@ -5,12 +5,12 @@
  * revives them on the next message. Only hosting lives here; the behaviour
  * is SessionActor, so a cluster host can replace this module.
  */
-import { Cause, Context, Deferred, Effect, FiberSet, Layer, Option, Queue, Result, Semaphore, Stream } from "effect"
+import { Cause, Clock, Context, Deferred, Effect, FiberSet, Layer, Queue, Result, Semaphore, Stream } from "effect"
 import { AgentDirectory } from "../agent/AgentDirectory.ts"
 import type { Models } from "../provider/Models.ts"
 import type { SystemPromptSource, TurnInput } from "../agent/RunLoop.ts"
 import type { ToolRegistry } from "../agent/Tool.ts"
-import { SessionCrashed, SessionUnavailable, type TurnEvent } from "../agent/TurnEvent.ts"
+import { SessionUnavailable, type TurnEvent } from "../agent/TurnEvent.ts"
 import * as SessionActor from "./SessionActor.ts"
 import * as SessionKey from "./SessionKey.ts"
 import { type SessionEntry, SessionStore, type StoreError } from "./SessionStore.ts"
@@ -31,8 +31,15 @@ export interface HostStats {
 
 interface ActorHandle {
   readonly key: SessionKey.ParsedSessionKey
-  readonly mailbox: Queue.Queue<SessionActor.Envelope>
+  readonly mailbox: Queue.Queue<SessionActor.Envelope, Cause.Done>
   current: SessionActor.Envelope | undefined
+  /** When the actor last finished an envelope; the sweeper passivates on it. */
+  lastActive: number
+}
+
+const describeCause = (cause: Cause.Cause<unknown>): string => {
+  const squashed = Cause.squash(cause)
+  return squashed instanceof Error ? squashed.message : String(squashed)
 }
 
 export class Sessions extends Context.Service<Sessions, {
@@ -60,37 +67,46 @@ export class Sessions extends Context.Service<Sessions, {
       return Result.isSuccess(parsed) ? parsed.success : yield* parsed.failure
     })
 
+    /** Answers everything still waiting in a mailbox that will not be served. */
     const failPending = (handle: ActorHandle, message: string) =>
       Effect.gen(function*() {
         const pending = yield* Queue.clear(handle.mailbox)
-        for (const envelope of pending) {
-          if (envelope._tag === "Turn") yield* Queue.fail(envelope.events, new SessionCrashed({ sessionKey: handle.key.key, message }))
-          else if (envelope._tag === "History") yield* Deferred.succeed(envelope.reply, [])
-          else yield* Deferred.die(envelope.reply, new Error(message))
-        }
+        for (const envelope of pending) yield* failEnvelope(handle, envelope, message)
       })
+    const failEnvelope = (handle: ActorHandle, envelope: SessionActor.Envelope, message: string) => {
+      const error = new SessionUnavailable({ sessionKey: handle.key.key, message })
+      switch (envelope._tag) {
+        case "Turn":
+          return Queue.fail(envelope.events, error).pipe(Effect.asVoid)
+        case "History":
+          return Deferred.fail(envelope.reply, error).pipe(Effect.asVoid)
+        case "Reset":
+          return Deferred.fail(envelope.reply, error).pipe(Effect.asVoid)
+      }
+    }
 
-    /** One incarnation: load from disk, then serve the mailbox until idle. */
+    /** One incarnation: load from disk, then serve the mailbox until it is ended (passivation). */
     const incarnation = (handle: ActorHandle) =>
       Effect.gen(function*() {
         const state = yield* SessionActor.load(handle.key)
-        const policy = yield* agents.sessionPolicy
         while (true) {
-          const next = yield* Queue.take(handle.mailbox).pipe(Effect.timeoutOption(policy.passivateAfterMs))
-          if (Option.isNone(next)) {
-            const passivated = yield* registry.withPermits(1)(Effect.gen(function*() {
-              if ((yield* Queue.size(handle.mailbox)) > 0) return false
-              actors.delete(handle.key.key)
-              counters.passivations++
-              return true
+          const next = yield* Queue.take(handle.mailbox).pipe(Effect.catchTag("Done", () => Effect.succeed(undefined)))
+          if (next === undefined) return
+          handle.current = next
+          yield* SessionActor.handle(state, next).pipe(
+            // Whatever happened, nobody is left waiting on this envelope.
+            Effect.onExit((exit) => exit._tag === "Success" ? Effect.void : failEnvelope(handle, next, `the session failed: ${describeCause(exit.cause)}`)),
+            Effect.ensuring(Effect.gen(function*() {
+              handle.current = undefined
+              handle.lastActive = yield* Clock.currentTimeMillis
             }))
-            if (passivated) return
-            continue
-          }
-          handle.current = next.value
-          yield* SessionActor.handle(state, next.value).pipe(Effect.ensuring(Effect.sync(() => { handle.current = undefined })))
+          )
         }
       })
+
+    const retire = (handle: ActorHandle) => registry.withPermits(1)(Effect.sync(() => {
+      if (actors.get(handle.key.key) === handle) actors.delete(handle.key.key)
+    }))
 
     /** The supervisor: restarts an incarnation that died, within the configured intensity. */
     const supervise = (handle: ActorHandle) =>
@@ -98,17 +114,25 @@ export class Sessions extends Context.Service<Sessions, {
         const crashes: Array<number> = []
         while (true) {
           const exit = yield* Effect.exit(incarnation(handle))
-          if (exit._tag === "Success") return
-          if (Cause.hasInterruptsOnly(exit.cause)) return
+          if (exit._tag === "Success" || Cause.hasInterruptsOnly(exit.cause)) return
+          const error = Cause.findError(exit.cause)
+          if (error._tag === "Success") {
+            // The session could not be loaded (an unreadable transcript, say).
+            // Retrying will not help; callers get the reason, and the next message tries afresh.
+            yield* Effect.logError(`session ${handle.key.key} could not be loaded: ${error.success.message}`)
+            yield* retire(handle)
+            yield* failPending(handle, `the session could not be loaded: ${error.success.message}`)
+            return
+          }
           const policy = yield* agents.sessionPolicy
-          const now = Date.now()
+          const now = yield* Clock.currentTimeMillis
           crashes.push(now)
           while (crashes.length > 0 && (crashes[0] ?? now) < now - policy.supervisor.withinMs) crashes.shift()
           if (crashes.length > policy.supervisor.maxRestarts) {
             counters.gaveUp++
             yield* Effect.logError(`session ${handle.key.key} crashed ${crashes.length} times within ${policy.supervisor.withinMs} ms; stopping it until its next message`, exit.cause)
-            yield* registry.withPermits(1)(Effect.sync(() => actors.delete(handle.key.key)))
-            yield* failPending(handle, "the session kept crashing and was stopped; send again to restart it")
+            yield* retire(handle)
+            yield* failPending(handle, `the session kept crashing (last: ${describeCause(exit.cause)}) and was stopped; send again to restart it`)
             return
           }
           counters.restarts++
@@ -122,9 +146,15 @@ export class Sessions extends Context.Service<Sessions, {
       Effect.gen(function*() {
         const existing = actors.get(key.key)
         if (existing !== undefined) return existing
-        const handle: ActorHandle = { key, mailbox: yield* Queue.unbounded<SessionActor.Envelope>(), current: undefined }
+        const handle: ActorHandle = {
+          key,
+          mailbox: yield* Queue.unbounded<SessionActor.Envelope, Cause.Done>(),
+          current: undefined,
+          lastActive: yield* Clock.currentTimeMillis
+        }
         actors.set(key.key, handle)
         yield* FiberSet.run(fibers, supervise(handle))
+        yield* Queue.offer(sweepSignal, undefined)
         return handle
       })
 
@@ -136,16 +166,45 @@ export class Sessions extends Context.Service<Sessions, {
         if (!accepted) return yield* new SessionUnavailable({ sessionKey: key.key, message: "the session is shutting down" })
       }))
 
-    const send = (key: string, input: TurnInput) =>
-      Stream.unwrap(Effect.gen(function*() {
-        const parsed = yield* parseKey(key)
-        const events = yield* Queue.unbounded<TurnEvent, SessionActor.TurnFailure | Cause.Done>()
-        const cancel = yield* Deferred.make<void>()
-        yield* deliver(parsed, { _tag: "Turn", input, events, cancel })
-        // A caller that stops listening cancels its turn, queued or running;
-        // once the turn has ended the cancel has nothing left to stop.
-        return Stream.fromQueue(events).pipe(Stream.ensuring(Deferred.succeed(cancel, undefined)))
+    // One sweeper for all actors, instead of a timer per actor: it sleeps while
+    // no actor is live, so an idle gateway has no timers running at all.
+    const sweepSignal = yield* Queue.sliding<void>(1)
+    const sweep = Effect.gen(function*() {
+      const policy = yield* agents.sessionPolicy
+      const now = yield* Clock.currentTimeMillis
+      yield* registry.withPermits(1)(Effect.gen(function*() {
+        for (const handle of [...actors.values()]) {
+          if (handle.current !== undefined || now - handle.lastActive < policy.passivateAfterMs) continue
+          if ((yield* Queue.size(handle.mailbox)) > 0) continue
+          actors.delete(handle.key.key)
+          counters.passivations++
+          yield* Queue.end(handle.mailbox)
+        }
       }))
+      return Math.max(250, Math.min(policy.passivateAfterMs / 4, 60_000))
+    })
+    yield* Effect.gen(function*() {
+      while (true) {
+        if (actors.size === 0) yield* Queue.take(sweepSignal)
+        const interval = yield* sweep
+        if (actors.size > 0) yield* Effect.sleep(interval)
+      }
+    }).pipe(Effect.catchCause((cause) => Effect.logError("session sweeper stopped", cause)), Effect.forkScoped)
+
+    const send = (key: string, input: TurnInput) =>
+      Stream.unwrap(Effect.uninterruptibleMask((restore) =>
+        Effect.gen(function*() {
+          const parsed = yield* restore(parseKey(key))
+          const events = yield* Queue.unbounded<TurnEvent, SessionActor.TurnFailure | Cause.Done>()
+          const cancel = yield* Deferred.make<void>()
+          yield* restore(deliver(parsed, { _tag: "Turn", input, events, cancel })).pipe(
+            Effect.onInterrupt(() => Deferred.succeed(cancel, undefined))
+          )
+          // A caller that stops listening cancels its turn, queued or running;
+          // once the turn has ended the cancel has nothing left to stop.
+          return Stream.fromQueue(events).pipe(Stream.ensuring(Deferred.succeed(cancel, undefined)))
+        })
+      ))
 
     const ask = <A, E>(key: string, make: (reply: Deferred.Deferred<A, E>) => SessionActor.Envelope) =>
       Effect.gen(function*() {
@@ -164,8 +223,8 @@ export class Sessions extends Context.Service<Sessions, {
           if (current?._tag !== "Turn") return false
           return yield* Deferred.succeed(current.cancel, undefined)
         }),
-      reset: (key) => ask<SessionEntry, StoreError>(key, (reply) => ({ _tag: "Reset", reply })),
-      history: (key) => ask<ReadonlyArray<Transcript.Entry>, never>(key, (reply) => ({ _tag: "History", reply })),
+      reset: (key) => ask<SessionEntry, StoreError | SessionUnavailable>(key, (reply) => ({ _tag: "Reset", reply })),
+      history: (key) => ask<ReadonlyArray<Transcript.Entry>, SessionUnavailable>(key, (reply) => ({ _tag: "History", reply })),
       list: (agentId) =>
         store.listEntries(agentId).pipe(Effect.map((rows) => rows.map(([key, entry]) => ({ key, entry, live: actors.has(key) })))),
       stats: Effect.sync(() => ({ live: actors.size, ...counters }))

@@ -107,6 +107,25 @@ describe("beamclaw agent", () => {
   })
 })
 
+describe("one writer per state directory", () => {
+  it("refuses a second command while one is running, and loses nothing", async () => {
+    fake.push({ kind: "message", content: [{ type: "text", text: "a slow answer with quite a few words in it" }], delayMs: 60 })
+    const first = start(["agent", "--session", "one", "-m", "first"], env)
+    await waitFor(() => first.output().stdout.length > 0, "the first answer to start")
+    const second = await run(["agent", "--session", "two", "-m", "second"], env)
+    expect(second.code).not.toBe(0)
+    expect(second.stderr).toContain("another beamclaw command (`agent`")
+    expect((await first.result).code).toBe(0)
+    const retry = await run(["agent", "--session", "two", "-m", "second"], env)
+    expect(retry.code).toBe(0)
+    const index = await readIndex()
+    expect(Object.keys(index).sort()).toEqual(["agent:main:one", "agent:main:two"])
+    const list = await run(["sessions", "list", "--agent", "../escape"], env)
+    expect(list.code).not.toBe(0)
+    expect(list.stderr).toContain("unknown agent")
+  })
+})
+
 describe("beamclaw config", () => {
   it("refuses to boot on an invalid config, listing every problem", async () => {
     await fs.writeFile(path.join(home, "beamclaw.yaml"), "gateway:\n  port: abc\n  colour: blue\nsession:\n  dmScope: everyone\n")

@@ -10,15 +10,18 @@ import { Paths } from "../../src/config/Paths.ts"
 
 const tempHome = () => NodeFs.mkdtempSync(NodePath.join(Os.tmpdir(), "beamclaw-appconfig-"))
 
-/** AppConfig over real files in `home`, with its log lines captured. */
+/**
+ * AppConfig over real files in `home` (`BEAMCLAW_HOME`, so the config file is
+ * `home/beamclaw.yaml` unless `env` sets `BEAMCLAW_CONFIG`), with its log lines captured.
+ */
 const setup = (home: string, options: AppConfigOptions = {}, env: Record<string, string> = {}) => {
   const logs: Array<string> = []
   const capture = Logger.make((entry) => {
     logs.push(Logger.formatSimple.log(entry))
   })
   const layer = AppConfig.layerWith({ debounce: 50, ...options }).pipe(
-    Layer.provide(Paths.layerFrom({ home, configFile: NodePath.join(home, "beamclaw.yaml") })),
-    Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv({ env }))),
+    Layer.provide(Paths.layer),
+    Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv({ env: { BEAMCLAW_HOME: home, ...env } }))),
     Layer.provide(Logger.layer([capture]))
   )
   return { logs, layer }
@@ -67,7 +70,7 @@ describe("AppConfig", () => {
   it.live("follows editors that replace the file by rename, and a file created later", () => {
     const home = tempHome()
     const file = NodePath.join(home, "beamclaw.yaml")
-    const { layer } = setup(home)
+    const { layer, logs } = setup(home)
     return Effect.gen(function*() {
       const app = yield* AppConfig
       assert.deepStrictEqual(yield* app.get, defaultConfig)
@@ -82,8 +85,58 @@ describe("AppConfig", () => {
 
       NodeFs.writeFileSync(file, "gateway: { port: 4300 }\n")
       yield* eventually("edit after rename", Effect.map(app.get, (c) => c.gateway.port === 4300))
+      // The default file being absent at startup is normal, not a removal.
+      assert.isFalse(logs.some((l) => l.includes("was removed")))
     }).pipe(Effect.provide(layer), Effect.ensuring(Effect.sync(() => NodeFs.rmSync(home, { recursive: true, force: true }))))
   })
+
+  it.live("an explicit BEAMCLAW_CONFIG that does not exist fails the layer, naming the file", () =>
+    Effect.gen(function*() {
+      const home = tempHome()
+      const file = NodePath.join(home, "nonexist.yaml")
+      const { layer } = setup(home, {}, { BEAMCLAW_CONFIG: file })
+      const error = yield* Effect.flip(Effect.provide(Effect.gen(function*() {
+        return yield* AppConfig
+      }), layer))
+      NodeFs.rmSync(home, { recursive: true, force: true })
+      assert.instanceOf(error, ConfigError)
+      assert.strictEqual(error.file, file)
+      assert.deepStrictEqual(error.issues, [
+        { path: "", message: `config file ${file} does not exist (set by BEAMCLAW_CONFIG)` }
+      ])
+    }))
+
+  for (const variant of ["the default path", "an explicit BEAMCLAW_CONFIG"] as const) {
+    it.live(`${variant}: a file removed while running keeps the config with a warning, and is loaded when created again`, () => {
+      const home = tempHome()
+      const explicit = variant === "an explicit BEAMCLAW_CONFIG"
+      const file = explicit ? NodePath.join(home, "elsewhere", "custom.yaml") : NodePath.join(home, "beamclaw.yaml")
+      NodeFs.mkdirSync(NodePath.dirname(file), { recursive: true })
+      NodeFs.writeFileSync(file, "gateway: { port: 4100 }\n")
+      const { layer, logs } = setup(home, {}, explicit ? { BEAMCLAW_CONFIG: file } : {})
+      return Effect.gen(function*() {
+        const app = yield* AppConfig
+        assert.strictEqual(app.file, file)
+        assert.strictEqual((yield* app.get).gateway.port, 4100)
+
+        NodeFs.rmSync(file)
+        yield* eventually("removal warning", Effect.sync(() => logs.some((l) => l.includes("was removed"))))
+        const warning = logs.find((l) => l.includes("was removed")) ?? ""
+        assert.include(warning, "level=WARN")
+        assert.include(warning, `config file ${file} was removed; keeping the current config`)
+        // Well past the debounce: nothing fell back to the defaults.
+        yield* Effect.sleep("200 millis")
+        assert.strictEqual((yield* app.get).gateway.port, 4100)
+        const reloadError = yield* Effect.flip(app.reload)
+        assert.deepStrictEqual(reloadError.issues, [{ path: "", message: `config file ${file} does not exist` }])
+        assert.strictEqual((yield* app.get).gateway.port, 4100)
+
+        NodeFs.writeFileSync(file, "gateway: { port: 4200 }\n")
+        yield* eventually("re-created file", Effect.map(app.get, (c) => c.gateway.port === 4200))
+        assert.strictEqual(logs.filter((l) => l.includes("was removed")).length, 1)
+      }).pipe(Effect.provide(layer), Effect.ensuring(Effect.sync(() => NodeFs.rmSync(home, { recursive: true, force: true }))))
+    })
+  }
 
   it.live("waits for a state directory that does not exist yet", () => {
     const parent = tempHome()

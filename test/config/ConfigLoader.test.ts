@@ -50,6 +50,22 @@ describe("ConfigLoader", () => {
       assert.deepStrictEqual(config, defaultConfig)
     }).pipe(Effect.provide(env({}))))
 
+  it.effect("an explicitly named file (setBy) that is missing is an error naming the file", () =>
+    Effect.gen(function*() {
+      const file = NodePath.join(tempDir(), "nonexist.yaml")
+      const error = yield* configError(loadConfig({ file, setBy: "BEAMCLAW_CONFIG" }))
+      assert.strictEqual(error.file, file)
+      assert.deepStrictEqual(error.issues, [
+        { path: "", message: `config file ${file} does not exist (set by BEAMCLAW_CONFIG)` }
+      ])
+      const mustExist = yield* configError(loadConfigFile(file, { mustExist: true }))
+      assert.deepStrictEqual(mustExist.issues, [{ path: "", message: `config file ${file} does not exist` }])
+      // Without either, missing still means the defaults; an existing explicit file loads normally.
+      assert.deepStrictEqual(yield* loadConfig({ file }), defaultConfig)
+      const present = writeTemp("c.yaml", "gateway: { port: 4567 }\n")
+      assert.strictEqual((yield* loadConfig({ file: present, setBy: "BEAMCLAW_CONFIG" })).gateway.port, 4567)
+    }).pipe(Effect.provide(env({}))))
+
   it.effect("an empty or comment-only file gives the default config", () =>
     Effect.gen(function*() {
       assert.deepStrictEqual(yield* loadConfigFile(writeTemp("beamclaw.yaml", "")), defaultConfig)
@@ -228,6 +244,45 @@ describe("ConfigLoader", () => {
         assert.strictEqual(config.hooks.path, "/${HOOKS}")
         assert.strictEqual(config.models.providers["anthropic"]?.baseUrl, "http://127.0.0.1:9/v1")
       }).pipe(Effect.provide(env({ GW_TOKEN: "gw", BASE: "http://127.0.0.1:9", KEY: "k" }))))
+
+    it.effect("${VAR} works in numeric and boolean fields; secrets stay strings", () =>
+      Effect.gen(function*() {
+        const config = yield* decodeConfigText(
+          [
+            "gateway:",
+            "  port: ${P}",
+            "  auth:",
+            "    token: ${GW_TOKEN}",
+            "  http:",
+            "    endpoints:",
+            "      chatCompletions:",
+            "        enabled: ${CC}",
+            // In flow style `${` would open a mapping, so it is quoted there.
+            "cron: { enabled: \"${CRON}\", maxConcurrentRuns: \"${RUNS}\" }"
+          ].join("\n"),
+          "c.yaml"
+        )
+        assert.strictEqual(config.gateway.port, 1234)
+        assert.strictEqual(config.gateway.http.endpoints.chatCompletions.enabled, false)
+        assert.strictEqual(config.cron.enabled, true)
+        assert.strictEqual(config.cron.maxConcurrentRuns, 3)
+        assert.strictEqual(Redacted.value(config.gateway.auth.token ?? Redacted.make("")), "5678")
+      }).pipe(Effect.provide(env({ P: "1234", CC: "false", CRON: "true", RUNS: "3", GW_TOKEN: "5678" }))))
+
+    it.effect("a substituted value that is not a literal keeps the usual message", () =>
+      Effect.gen(function*() {
+        const error = yield* configError(
+          decodeConfigText("gateway:\n  port: ${P}\n  bind: lan\ncron:\n  enabled: ${CRON}\n", "c.yaml")
+        )
+        assert.strictEqual(
+          error.message,
+          [
+            "Invalid config c.yaml (2 problems):",
+            "  gateway.port: expected an integer 1..65535, got \"abc\"",
+            "  cron.enabled: expected true or false, got \"on\""
+          ].join("\n")
+        )
+      }).pipe(Effect.provide(env({ P: "abc", CRON: "on" }))))
 
     it.effect("a missing or empty variable names the variable and the config path", () =>
       Effect.gen(function*() {

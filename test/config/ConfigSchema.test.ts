@@ -136,4 +136,63 @@ describe("ConfigSchema", () => {
       { path: "models.providers.local.baseUrl", message: "missing required key" }
     ])
   })
+
+  it("numeric and boolean fields accept a string that is exactly their literal", () => {
+    const config = decodeOk({
+      gateway: { port: "1234", auth: { rateLimit: { lockoutMs: "0", windowMs: "6e4" } } },
+      channels: { discord: { enabled: "true", guilds: { g: { requireMention: "FALSE" } } } },
+      cron: { enabled: "false" },
+      agents: { list: [{ id: "a", default: "True" }] },
+      models: { providers: { p: { baseUrl: "http://x", models: [{ id: "m", contextWindow: "1000", reasoning: "false" }] } } }
+    })
+    assert.strictEqual(config.gateway.port, 1234)
+    assert.strictEqual(config.gateway.auth.rateLimit.lockoutMs, 0)
+    assert.strictEqual(config.gateway.auth.rateLimit.windowMs, 60000)
+    assert.strictEqual(config.channels.discord.enabled, true)
+    assert.strictEqual(config.channels.discord.guilds["g"]?.requireMention, false)
+    assert.strictEqual(config.cron.enabled, false)
+    assert.strictEqual(config.agents.list[0]?.default, true)
+    assert.deepStrictEqual(config.models.providers["p"]?.models[0], { id: "m", contextWindow: 1000, reasoning: false })
+    // Plain numbers and booleans still decode as before.
+    assert.strictEqual(decodeOk({ gateway: { port: 4321 }, cron: { enabled: false } }).gateway.port, 4321)
+  })
+
+  it("a non-literal string in a numeric or boolean field reads the same as a wrong type", () => {
+    assert.deepStrictEqual(
+      issues({
+        gateway: { port: "abc", auth: { rateLimit: { maxAttempts: " 3" } } },
+        session: { reset: { atHour: "24" } },
+        agents: { defaults: { maxTokens: "1.5", contextTokens: "0x10" } },
+        cron: { enabled: "yes", maxConcurrentRuns: "" },
+        hooks: { enabled: "1" }
+      }),
+      [
+        { path: "gateway.port", message: "expected an integer 1..65535, got \"abc\"" },
+        { path: "gateway.auth.rateLimit.maxAttempts", message: "expected a positive integer, got \" 3\"" },
+        { path: "agents.defaults.contextTokens", message: "expected a positive integer, got \"0x10\"" },
+        { path: "agents.defaults.maxTokens", message: "expected a positive integer, got \"1.5\"" },
+        { path: "session.reset.atHour", message: "expected an integer 0..23, got \"24\"" },
+        { path: "cron.enabled", message: "expected true or false, got \"yes\"" },
+        { path: "cron.maxConcurrentRuns", message: "expected a positive integer, got \"\"" },
+        { path: "hooks.enabled", message: "expected true or false, got \"1\"" }
+      ]
+    )
+    // Wrong types keep their messages too.
+    assert.deepStrictEqual(issues({ gateway: { port: true }, cron: { enabled: 1 } }), [
+      { path: "gateway.port", message: "expected an integer 1..65535, got true" },
+      { path: "cron.enabled", message: "expected true or false, got 1" }
+    ])
+  })
+
+  it("string fields stay strings even when they look like numbers or booleans", () => {
+    const config = decodeOk({
+      gateway: { auth: { token: "1234" } },
+      agents: { list: [{ id: "a", name: "true" }] },
+      session: { mainKey: "42" }
+    })
+    const token = config.gateway.auth.token
+    assert.strictEqual(token === undefined ? undefined : Redacted.value(token), "1234")
+    assert.strictEqual(config.agents.list[0]?.name, "true")
+    assert.strictEqual(config.session.mainKey, "42")
+  })
 })

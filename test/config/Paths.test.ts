@@ -34,7 +34,19 @@ describe("Paths", () => {
       const paths = yield* Paths
       assert.strictEqual(paths.home, "/srv/claw")
       assert.strictEqual(paths.configFile, "/etc/claw/custom.json")
+      assert.isTrue(paths.configFileExplicit)
+      assert.strictEqual(paths.configFileSetBy, "BEAMCLAW_CONFIG")
     }).pipe(Effect.provide(withEnv({ BEAMCLAW_HOME: "/srv/claw", BEAMCLAW_CONFIG: "/etc/claw/custom.json" }))))
+
+  it.effect("the default config path is not explicit; an empty BEAMCLAW_CONFIG counts as unset", () =>
+    Effect.gen(function*() {
+      const plain = yield* Paths.pipe(Effect.provide(withEnv({ BEAMCLAW_HOME: "/srv/claw" })))
+      assert.isFalse(plain.configFileExplicit)
+      assert.isUndefined(plain.configFileSetBy)
+      const empty = yield* Paths.pipe(Effect.provide(withEnv({ BEAMCLAW_HOME: "/srv/claw", BEAMCLAW_CONFIG: "" })))
+      assert.strictEqual(empty.configFile, "/srv/claw/beamclaw.yaml")
+      assert.isFalse(empty.configFileExplicit)
+    }))
 
   it.effect("falls back to beamclaw.json only when beamclaw.yaml is absent", () =>
     Effect.gen(function*() {
@@ -53,6 +65,10 @@ describe("Paths", () => {
       const paths = yield* Paths
       assert.strictEqual(paths.home, "/tmp/h")
       assert.strictEqual(paths.configFile, "/tmp/h/c.yaml")
+      assert.isTrue(paths.configFileExplicit)
+      const withoutFile = yield* Paths.pipe(Effect.provide(Paths.layerFrom({ home: "/tmp/h" })))
+      assert.strictEqual(withoutFile.configFile, "/tmp/h/beamclaw.yaml")
+      assert.isFalse(withoutFile.configFileExplicit)
     }).pipe(Effect.provide(Paths.layerFrom({ home: "/tmp/h", configFile: "/tmp/h/c.yaml" }))))
 
   it("expandHome expands only a leading ~", () => {

@@ -127,3 +127,57 @@ describe("FileSessionStore", () => {
       assert.isTrue(names.some((n) => n.startsWith("sessions.json.corrupt-")), "the corrupt index is kept")
     })))
 })
+
+describe("FileSessionStore against hand-edited state", () => {
+  it.live("keeps the good index entries when one is bad, and fills the gap from transcripts", () =>
+    withStore((home) => Effect.gen(function*() {
+      const store = yield* SessionStore
+      yield* store.createTranscript("main", header("s6"))
+      yield* store.append("main", "s6", [Transcript.messageEntry(user("hi"), null)])
+      const indexFile = path.join(home, "agents", "main", "sessions", "sessions.json")
+      yield* Effect.promise(() => fs.writeFile(indexFile, JSON.stringify({
+        "agent:main:labelled": { ...entryFor("kept"), label: "keep me" },
+        "agent:main:main": { sessionId: 42 }
+      })))
+      const rows = new Map(yield* store.listEntries("main"))
+      assert.strictEqual(rows.get("agent:main:labelled")?.label, "keep me")
+      assert.strictEqual(rows.get("agent:main:main")?.sessionId, "s6", "rebuilt from the transcript header")
+    })))
+
+  it.live("skips an unreadable transcript while rebuilding the index", () =>
+    withStore((home) => Effect.gen(function*() {
+      const store = yield* SessionStore
+      yield* store.createTranscript("main", header("s7"))
+      const dir = path.join(home, "agents", "main", "sessions")
+      yield* Effect.promise(() => fs.mkdir(path.join(dir, "broken.jsonl")))
+      const rows = yield* store.listEntries("main")
+      assert.deepStrictEqual(rows.map(([key]) => key), ["agent:main:main"])
+    })))
+
+  it.live("refuses agent ids that would leave the state directory", () =>
+    withStore(() => Effect.gen(function*() {
+      const store = yield* SessionStore
+      const error = yield* store.loadTranscript("../../escape", "s1", "agent:main:main").pipe(Effect.flip)
+      assert.include(error.message, "agent id")
+      const listed = yield* store.listEntries("../x").pipe(Effect.flip)
+      assert.include(listed.message, "agent id")
+    })))
+
+  it.live("writes nothing in read-only mode", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* tempHome
+      const dir = path.join(home, "agents", "main", "sessions")
+      yield* Effect.promise(() => fs.mkdir(dir, { recursive: true }))
+      yield* Effect.promise(() => fs.writeFile(path.join(dir, "sessions.json"), "{ broken"))
+      yield* Effect.promise(() => fs.writeFile(path.join(dir, "s8.jsonl"), Transcript.encodeLine(header("s8")) + "garbage\n"))
+      yield* Effect.gen(function*() {
+        const store = yield* SessionStore
+        assert.strictEqual((yield* store.listEntries("main")).length, 1)
+        const loaded = yield* store.loadTranscript("main", "s8", "agent:main:main")
+        assert.isAbove(loaded.repairs.length, 0)
+      }).pipe(Effect.provide(FileSessionStore.layer({ home, readOnly: true })))
+      const names = yield* Effect.promise(() => fs.readdir(dir))
+      assert.deepStrictEqual(names.sort(), ["s8.jsonl", "sessions.json"])
+      assert.strictEqual(yield* read(path.join(dir, "sessions.json")), "{ broken")
+    })))
+})

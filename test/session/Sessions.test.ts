@@ -326,3 +326,107 @@ describe("model chains", () => {
       })))
     })))
 })
+
+describe("failures outside the model call", () => {
+  it.live("a transcript that cannot be read fails the turn at once with the reason", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const fake = yield* FakeAnthropic.make()
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions
+        yield* collect(sessions.send("agent:main:main", turn("hi")))
+        const [row] = yield* sessions.list()
+        const file = path.join(home, "agents", "main", "sessions", `${row?.entry.sessionId}.jsonl`)
+        // Passivate, then make the transcript unreadable (a directory in its place).
+        yield* waitUntil(sessions.stats.pipe(Effect.map((s) => s.live === 0)), "passivation")
+        yield* Effect.promise(() => fs.rename(file, `${file}.saved`))
+        yield* Effect.promise(() => fs.mkdir(file))
+        const started = Date.now()
+        const error = yield* collect(sessions.send("agent:main:main", turn("again"))).pipe(Effect.flip)
+        assert.isBelow(Date.now() - started, 1000, "no restart loop")
+        assert.strictEqual(error._tag, "SessionUnavailable")
+        assert.include(error.message, "EISDIR")
+        yield* Effect.promise(() => fs.rmdir(file))
+        yield* Effect.promise(() => fs.rename(`${file}.saved`, file))
+        const after = yield* collect(sessions.send("agent:main:main", turn("restored")))
+        assert.strictEqual(completed(after)?.text, "echo: restored")
+        assert.include(messagesJson(fake.requests.at(-1)), "echo: hi", "history is back")
+      }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url, config: { session: { idle: { passivateAfterSeconds: 1 } } } })))
+    })))
+
+  it.live("a transcript holding only its header does not block the session", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const fake = yield* FakeAnthropic.make()
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions
+        yield* collect(sessions.send("agent:main:main", turn("hi")))
+        const [row] = yield* sessions.list()
+        const file = path.join(home, "agents", "main", "sessions", `${row?.entry.sessionId}.jsonl`)
+        yield* waitUntil(sessions.stats.pipe(Effect.map((s) => s.live === 0)), "passivation")
+        const text = yield* Effect.promise(() => fs.readFile(file, "utf8"))
+        yield* Effect.promise(() => fs.writeFile(file, `${text.split("\n")[0]}\n`))
+        const after = yield* collect(sessions.send("agent:main:main", turn("still works")))
+        assert.strictEqual(completed(after)?.text, "echo: still works")
+      }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url, config: { session: { idle: { passivateAfterSeconds: 1 } } } })))
+    })))
+
+  it.live("a store failure while saving a tool result ends the turn and the next turn works", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      let transcript = ""
+      const sabotage: Tool = {
+        name: "sabotage",
+        summary: "Breaks the disk",
+        description: "Replaces the transcript with a directory",
+        inputSchema: { type: "object", properties: {} },
+        run: () => Effect.promise(async () => {
+          await fs.rename(transcript, `${transcript}.saved`)
+          await fs.mkdir(transcript)
+          return { content: [{ type: "text" as const, text: "done" }] }
+        })
+      }
+      const fake = yield* FakeAnthropic.make((request) =>
+        lastUserText(request) === "break it" ? { kind: "message", content: [{ type: "tool_use", id: "toolu_s", name: "sabotage", input: {} }], stopReason: "tool_use" } : undefined
+      )
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions
+        yield* collect(sessions.send("agent:main:main", turn("hi")))
+        const [row] = yield* sessions.list()
+        transcript = path.join(home, "agents", "main", "sessions", `${row?.entry.sessionId}.jsonl`)
+        const error = yield* collect(sessions.send("agent:main:main", turn("break it"))).pipe(Effect.flip)
+        assert.include(error.message, "EISDIR")
+        // The actor reloads from disk after a failed turn; with the transcript still broken it stops.
+        yield* waitUntil(sessions.stats.pipe(Effect.map((s) => s.live === 0)), "the broken session to stop")
+        yield* Effect.promise(() => fs.rmdir(transcript))
+        yield* Effect.promise(() => fs.rename(`${transcript}.saved`, transcript))
+        const after = yield* collect(sessions.send("agent:main:main", turn("next")))
+        assert.strictEqual(completed(after)?.text.startsWith("echo:"), true)
+        assert.include(completed(after)?.text ?? "", "next")
+        const history = yield* sessions.history("agent:main:main")
+        assert.deepStrictEqual(Transcript.pendingToolCalls(history), [], "the open tool call was closed on reload")
+      }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url, tools: [sabotage] })))
+    })))
+
+  it.live("an index entry naming another agent cannot move the transcript elsewhere", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const fake = yield* FakeAnthropic.make()
+      const sessionsDir = path.join(home, "agents", "main", "sessions")
+      yield* Effect.promise(async () => {
+        await fs.mkdir(sessionsDir, { recursive: true })
+        await fs.writeFile(path.join(sessionsDir, "sessions.json"), JSON.stringify({
+          "agent:main:main": { sessionId: "evil", agentId: "../../../escape", updatedAt: 1, sessionStartedAt: 1, inputTokens: 0, outputTokens: 0, cacheRead: 0, cacheWrite: 0, totalTokens: 0, contextTokens: 0, compactionCount: 0, turnCount: 0 }
+        }))
+      })
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions
+        const events = yield* collect(sessions.send("agent:main:main", turn("traverse")))
+        assert.strictEqual(completed(events)?.text, "echo: traverse")
+      }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url })))
+      const names = yield* Effect.promise(() => fs.readdir(sessionsDir))
+      assert.include(names, "evil.jsonl")
+      const escaped = yield* Effect.tryPromise(() => fs.access(path.join(home, "..", "..", "escape"))).pipe(Effect.flip)
+      assert.include(String(escaped.cause), "ENOENT")
+    })))
+})
