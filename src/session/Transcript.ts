@@ -183,7 +183,17 @@ export const repair = (entries: ReadonlyArray<Entry>): Repair => {
     }
     pending = new Map()
   }
-  for (const entry of entries) {
+  const seen = new Set<string>()
+  for (const original of entries) {
+    let entry = original
+    if (seen.has(entry.id)) {
+      // Two entries with one id make parent links and compaction points ambiguous.
+      let id = newEntryId()
+      while (seen.has(id)) id = newEntryId()
+      actions.push(`gave the second entry with id ${entry.id} the new id ${id}`)
+      entry = { ...entry, id }
+    }
+    seen.add(entry.id)
     if (entry.type === "message" && entry.message.role === "toolResult") {
       const id = entry.message.toolCallId
       if (pending.has(id)) {

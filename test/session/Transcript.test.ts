@@ -125,3 +125,13 @@ describe("OpenClaw transcripts", () => {
     expect(parsed.entries).toHaveLength(1)
   })
 })
+
+describe("Transcript.repair ids", () => {
+  it("gives a duplicated entry id a new one", () => {
+    const a = entry(user("one"))
+    const b = { ...entry(assistant("two")), id: a.id }
+    const repaired = Transcript.repair([a, b])
+    expect(new Set(repaired.entries.map((e) => e.id)).size).toBe(2)
+    expect(repaired.actions[0]).toContain(`id ${a.id}`)
+  })
+})
