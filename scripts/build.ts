@@ -1,25 +1,62 @@
-// Bundles src/main.ts into dist/main.js: unbundled Effect resolves thousands of
-// modules at start-up and boots about four times slower.
+// Bundles src/main.ts into dist/main.js plus chunks in dist/chunks: unbundled
+// Effect resolves thousands of modules at start-up and boots about four times
+// slower. dist/main.js stays a small entry (compile cache on, then a dynamic
+// import), so the gateway's start loads only the chunks it needs; the CLI
+// parser and the provider SDK come in their own chunks, loaded on demand.
 import { rm } from "node:fs/promises"
-import { builtinModules } from "node:module"
-import { build } from "rolldown"
+import { builtinModules, createRequire } from "node:module"
+import { build, type Plugin } from "rolldown"
 
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((name) => `node:${name}`)]
+  // Resolved by httpWithoutFacade below; an external would win over the plugin.
+  .filter((name) => name !== "http" && name !== "node:http")
 
-await rm("dist", { recursive: true, force: true })
+// Bundled CommonJS code may call a bare `require`; ESM chunks have none.
+const requireShim = "import { createRequire as __beamclawCreateRequire } from \"node:module\";\nconst require = __beamclawCreateRequire(import.meta.url);"
+
+// Node's ESM facade for node:http reads every export, and its WebSocket,
+// CloseEvent and MessageEvent getters load Node's bundled undici (and zlib):
+// about 10 ms of start-up for classes we never use. Taking node:http through
+// require() skips the facade; those three names are left out, so code that
+// imports them fails the build (see onLog) instead of getting undefined.
+const HTTP_ID = "\0beamclaw:node:http"
+const httpUndiciGetters = new Set(["WebSocket", "CloseEvent", "MessageEvent"])
+const httpWithoutFacade: Plugin = {
+  name: "beamclaw:http-without-esm-facade",
+  resolveId: (id) => id === "node:http" || id === "http" ? HTTP_ID : null,
+  load: (id) => {
+    if (id !== HTTP_ID) return null
+    const names = Object.keys(createRequire(import.meta.url)("node:http")).filter((name) => !httpUndiciGetters.has(name))
+    return [
+      `import { createRequire } from "node:module";`,
+      `const http = createRequire(import.meta.url)("node:http");`,
+      `export default http;`,
+      ...names.map((name) => `export const ${name} = http.${name};`)
+    ].join("\n")
+  }
+}
+
+// BEAMCLAW_DIST_DIR builds elsewhere, so parallel test runs do not replace each other's bundle.
+const outDir = process.env["BEAMCLAW_DIST_DIR"] ?? "dist"
+await rm(outDir, { recursive: true, force: true })
 await build({
   input: { main: "src/main.ts" },
   platform: "node",
   external: nodeBuiltins,
   treeshake: true,
+  plugins: [httpWithoutFacade],
+  onLog: (level, log, handler) => {
+    if (log.code === "MISSING_EXPORT" || log.code === "IMPORT_IS_UNDEFINED") handler("error", log)
+    else handler(level, log)
+  },
   output: {
-    dir: "dist",
+    dir: outDir,
     format: "esm",
     entryFileNames: "[name].js",
     chunkFileNames: "chunks/[name]-[hash].js",
-    banner: "#!/usr/bin/env node\nimport { createRequire as __beamclawCreateRequire } from \"node:module\";\nconst require = __beamclawCreateRequire(import.meta.url);",
+    banner: (chunk) => chunk.isEntry ? "#!/usr/bin/env node" : requireShim,
     sourcemap: true,
     minify: false
   }
 })
-console.log("built dist/main.js")
+console.log(`built ${outDir}/main.js`)

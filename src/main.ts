@@ -1,5 +1,26 @@
-import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Effect } from "effect"
-import * as Cli from "./cli/Cli.ts"
+/**
+ * The `beamclaw` executable. Kept tiny on purpose: it turns on V8's compile
+ * cache before the real code is loaded (from chunks next to it), and starts the
+ * gateway without loading the CLI parser when the command line only asks for
+ * the gateway.
+ */
+import * as NodeModule from "node:module"
+import { gatewayFlags } from "./entry/argv.ts"
 
-Cli.run.pipe(Effect.provide(NodeServices.layer), NodeRuntime.runMain)
+// With no argument Node picks NODE_COMPILE_CACHE, else <tmpdir>/node-compile-cache,
+// and honours NODE_DISABLE_COMPILE_CACHE. A cache is only a speed-up: any
+// problem with it must not stop the start.
+try {
+  NodeModule.enableCompileCache()
+} catch {
+  // Start without the cache.
+}
+
+const flags = gatewayFlags(process.argv.slice(2))
+if (flags !== undefined) {
+  const gateway = await import("./entry/gateway.ts")
+  gateway.main(flags)
+} else {
+  const cli = await import("./entry/cli.ts")
+  cli.main()
+}

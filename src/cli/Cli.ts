@@ -3,7 +3,7 @@
  * Commands that run turns do so in-process on the same session layer the
  * gateway uses, after checking that no gateway owns the state directory.
  */
-import { Console, Effect, Layer, Option, Stream } from "effect"
+import { Console, Effect, Option, Stream } from "effect"
 import { Argument, CliError, Command, Flag } from "effect/cli"
 import * as Terminal from "effect/Terminal"
 import { textOf } from "../agent/Message.ts"
@@ -12,6 +12,7 @@ import { AgentDirectory } from "../agent/AgentDirectory.ts"
 import { AppConfig } from "../config/AppConfig.ts"
 import { encodeConfig, getPath, loadConfig, renderValue, renderYaml } from "../config/ConfigLoader.ts"
 import { Paths } from "../config/Paths.ts"
+import { launchGateway } from "../entry/gateway.ts"
 import * as App from "../runtime/App.ts"
 import * as StateLease from "../runtime/StateLease.ts"
 import { Sessions } from "../session/Sessions.ts"
@@ -228,13 +229,11 @@ const configCommand = Command.make("config").pipe(
 const port = Flag.Int("port").pipe(Flag.withDescription("Port to listen on (default 18789)"), Flag.optional)
 const token = Flag.String("token").pipe(Flag.withDescription("Gateway token"), Flag.optional)
 
-const runGateway = (input: { readonly port: Option.Option<number>; readonly token: Option.Option<string> }) => {
-  const flags = {
+const runGateway = (input: { readonly port: Option.Option<number>; readonly token: Option.Option<string> }) =>
+  launchGateway({
     ...(Option.isSome(input.port) ? { port: input.port.value } : {}),
     ...(Option.isSome(input.token) ? { token: input.token.value } : {})
-  }
-  return Layer.launch(App.gateway({ flags })).pipe(userFacing)
-}
+  }).pipe(userFacing)
 
 const gatewayCommand = Command.make("gateway", { port, token }, runGateway).pipe(
   Command.withDescription("Run the gateway (the default when no command is given)")

@@ -2,13 +2,11 @@
  * Anthropic Messages API provider on top of the official SDK. The SDK's own
  * retries are off (`maxRetries: 0`): retry and failover belong to ModelRouter,
  * which knows whether text has already been streamed to the user.
+ *
+ * The SDK (with undici-backed fetch and its 1.4 MB of code) is imported on the
+ * first request, not at start-up: the gateway answers /health without it.
  */
-import Anthropic, {
-  APIConnectionError,
-  APIConnectionTimeoutError,
-  APIError,
-  APIUserAbortError
-} from "@anthropic-ai/sdk"
+import type Anthropic from "@anthropic-ai/sdk"
 import type {
   Base64ImageSource,
   ContentBlockParam,
@@ -62,21 +60,30 @@ export const thinkingBudgets: Record<Exclude<ThinkingLevel, "off">, number> = {
   xhigh: 32000
 }
 
+/** The SDK module; one import shared by every provider instance. */
+export type AnthropicSdk = typeof import("@anthropic-ai/sdk")
+
+let sdkImport: Promise<AnthropicSdk> | undefined
+const importSdk = (): Promise<AnthropicSdk> => {
+  if (sdkImport === undefined) {
+    const loading = import("@anthropic-ai/sdk")
+    sdkImport = loading
+    // A failed import is not kept, so a later request tries again.
+    loading.catch(() => {
+      if (sdkImport === loading) sdkImport = undefined
+    })
+  }
+  return sdkImport
+}
+
 export const makeAnthropicProvider = (options: AnthropicProviderOptions): Provider => {
   const id = options.id
-  const client = options.apiKey === undefined ? undefined : new Anthropic({
-    apiKey: Redacted.value(options.apiKey),
-    baseURL: options.baseUrl,
-    maxRetries: 0,
-    timeout: options.requestTimeoutMs,
-    defaultHeaders: options.headers,
-    // The SDK logs unparseable SSE chunks to the console; we report them as MalformedStream instead.
-    logLevel: "off"
-  })
+  const apiKey = options.apiKey
+  let client: Anthropic | undefined
 
   const stream = (request: ProviderRequest): Stream.Stream<ProviderEvent, ProviderError> =>
     Stream.unwrap(Effect.gen(function*() {
-      if (client === undefined) {
+      if (apiKey === undefined) {
         return yield* new ProviderError({
           provider: id,
           model: request.model,
@@ -85,7 +92,27 @@ export const makeAnthropicProvider = (options: AnthropicProviderOptions): Provid
             `No API key for provider "${id}". Set ANTHROPIC_API_KEY or models.providers.${id}.apiKey in the config.`
         })
       }
-      const toError = (cause: unknown) => toProviderError(cause, id, request.model, Date.now())
+      const sdk = yield* Effect.tryPromise({
+        try: importSdk,
+        catch: (cause) =>
+          new ProviderError({
+            provider: id,
+            model: request.model,
+            reason: "Unknown",
+            message: `Could not load the Anthropic SDK: ${cause instanceof Error ? cause.message : String(cause)}`
+          })
+      })
+      client ??= new sdk.default({
+        apiKey: Redacted.value(apiKey),
+        baseURL: options.baseUrl,
+        maxRetries: 0,
+        timeout: options.requestTimeoutMs,
+        defaultHeaders: options.headers,
+        // The SDK logs unparseable SSE chunks to the console; we report them as MalformedStream instead.
+        logLevel: "off"
+      })
+      const api = client
+      const toError = (cause: unknown) => toProviderError(cause, id, request.model, Date.now(), sdk)
       // Closing the stream's scope (completion, failure or interruption) aborts the HTTP request.
       const controller = yield* Effect.acquireRelease(
         Effect.sync(() => new AbortController()),
@@ -93,7 +120,7 @@ export const makeAnthropicProvider = (options: AnthropicProviderOptions): Provid
       )
       const params = toAnthropicParams(request)
       const events = yield* Effect.tryPromise({
-        try: () => client.messages.create(params, { signal: controller.signal }),
+        try: () => api.messages.create(params, { signal: controller.signal }),
         catch: toError
       })
       const assembler = makeAssembler(id, request.model)
@@ -453,7 +480,17 @@ const reasonForErrorType = (type: string | null, message: string): ProviderError
   }
 }
 
-export const toProviderError = (cause: unknown, provider: string, model: string, nowMs: number): ProviderError => {
+/** The SDK's error classes, from the loaded SDK module. */
+export type AnthropicSdkErrors = Pick<AnthropicSdk, "APIConnectionError" | "APIConnectionTimeoutError" | "APIError" | "APIUserAbortError">
+
+export const toProviderError = (
+  cause: unknown,
+  provider: string,
+  model: string,
+  nowMs: number,
+  sdk: AnthropicSdkErrors
+): ProviderError => {
+  const { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } = sdk
   if (cause instanceof ProviderError) return cause
   const make = (reason: ProviderErrorReason, message: string, extra?: { status?: number; retryAfterMs?: number }) =>
     new ProviderError({ provider, model, reason, message, ...extra })

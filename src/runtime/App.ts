@@ -6,7 +6,7 @@
  */
 import { createServer } from "node:http"
 import { NodeHttpServer, NodeServices } from "@effect/platform-node"
-import { Context, Effect, Exit, Layer, Logger, References, Scope, Stream } from "effect"
+import { Cause, Context, Effect, Exit, Layer, Logger, References, Schema, Scope, Stream } from "effect"
 import { HttpRouter, HttpServer } from "effect/http"
 import * as AgentDirectoryLayer from "../agent/AgentDirectoryLayer.ts"
 import * as PromptBuilder from "../agent/PromptBuilder.ts"
@@ -15,11 +15,15 @@ import { AppConfig } from "../config/AppConfig.ts"
 import type { ConfigOverrides } from "../config/ConfigLoader.ts"
 import type { BeamclawConfig } from "../config/ConfigSchema.ts"
 import { Paths } from "../config/Paths.ts"
-import * as HealthRoutes from "../gateway/HealthRoutes.ts"
+import * as GatewayAuthLayer from "../gateway/auth/GatewayAuthLayer.ts"
+import * as Routes from "../gateway/Routes.ts"
 import { Readiness } from "../gateway/Readiness.ts"
 import * as ModelsLayer from "../provider/ModelsLayer.ts"
 import * as FileSessionStore from "../session/FileSessionStore.ts"
 import { Sessions } from "../session/Sessions.ts"
+import type { AgentDirectory } from "../agent/AgentDirectory.ts"
+import type { GatewayAuth } from "../gateway/auth/GatewayAuth.ts"
+import type { Models } from "../provider/Models.ts"
 import * as StateLease from "./StateLease.ts"
 
 export interface CoreOptions {
@@ -70,6 +74,36 @@ const readyWhenBuilt = Layer.effectDiscard(Effect.gen(function*() {
   yield* readiness.set("http", { up: true })
 }))
 
+export class ListenError extends Schema.TaggedError<ListenError>()("ListenError", {
+  host: Schema.String,
+  port: Schema.Number,
+  message: Schema.String
+}) {}
+
+/** The reason a listen failed, from the node error under the ServeError (which has no message of its own). */
+const listenFailure = (cause: Cause.Cause<unknown>): string => {
+  let error: unknown = Cause.squash(cause)
+  for (let depth = 0; depth < 4 && typeof error === "object" && error !== null; depth++) {
+    if ("code" in error && error.code === "EADDRINUSE") return "the address is already in use (another gateway or program is listening there)"
+    if ("code" in error && error.code === "EACCES") return "permission denied (ports below 1024 need privileges)"
+    if ("code" in error && error.code === "EADDRNOTAVAIL") return "this machine has no such address"
+    if (error instanceof Error && error.message !== "" && !("cause" in error && error.cause !== undefined)) return error.message
+    error = "cause" in error ? error.cause : undefined
+  }
+  return String(Cause.squash(cause))
+}
+
+/** What the gateway's routes may use. */
+export type GatewayServices =
+  | Readiness
+  | GatewayAuth
+  | Sessions
+  | AgentDirectory
+  | AppConfig
+  | Paths
+  | Models
+  | NodeServices.NodeServices
+
 interface ListenAddress {
   readonly host: string
   readonly port: number
@@ -78,7 +112,7 @@ interface ListenAddress {
 const listenAddress = (config: BeamclawConfig): ListenAddress => ({ host: bindHost(config.gateway), port: config.gateway.port })
 
 const serverLayer = (address: ListenAddress) =>
-  HttpRouter.serve(HealthRoutes.layer, { disableLogger: true, disableListenLog: true }).pipe(
+  HttpRouter.serve(Routes.layer, { disableLogger: true, disableListenLog: true }).pipe(
     Layer.provideMerge(NodeHttpServer.layer(createServer, { port: address.port, host: address.host, gracefulShutdownTimeout: "5 seconds" }))
   )
 
@@ -93,14 +127,15 @@ const supervisedServer = Layer.effectDiscard(Effect.gen(function*() {
   const appConfig = yield* AppConfig
   const paths = yield* Paths
   const readiness = yield* Readiness
-  const context = yield* Effect.context<Readiness>()
+  // Routes read the gateway's services (sessions, agents, auth, config) from here.
+  const context = yield* Effect.context<GatewayServices>()
   const start = (address: ListenAddress) =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
       const built = yield* Effect.exit(Layer.buildWithScope(serverLayer(address), scope).pipe(Effect.provideContext(context)))
       if (built._tag === "Failure") {
         yield* Scope.close(scope, built)
-        return yield* Effect.failCause(built.cause)
+        return yield* new ListenError({ host: address.host, port: address.port, message: `cannot listen on ${address.host}:${address.port}: ${listenFailure(built.cause)}` })
       }
       const server = Context.get(built.value, HttpServer.HttpServer)
       const port = server.address._tag === "UnixPathAddress" ? address.port : server.address.port
@@ -147,7 +182,7 @@ const supervisedServer = Layer.effectDiscard(Effect.gen(function*() {
 
 export const gateway = (options: CoreOptions = {}) =>
   Layer.mergeAll(supervisedServer, readyWhenBuilt).pipe(
-    Layer.provideMerge(Readiness.layer),
+    Layer.provideMerge(Layer.mergeAll(Readiness.layer, GatewayAuthLayer.layer)),
     Layer.provideMerge(core({ ...options, watchConfig: options.watchConfig ?? true }))
   )
 

@@ -185,6 +185,20 @@ describe("beamclaw gateway", () => {
     await expect(fs.access(path.join(home, "gateway.lease.json"))).rejects.toThrow()
   })
 
+  it("says clearly when its port is taken", async () => {
+    const net = await import("node:net")
+    const blocker = net.createServer()
+    const port = await freePort()
+    await new Promise<void>((resolve) => blocker.listen(port, "127.0.0.1", resolve))
+    try {
+      const result = await run(["--port", String(port)], { BEAMCLAW_HOME: home })
+      expect(result.code).toBe(1)
+      expect(result.stderr).toContain(`cannot listen on 127.0.0.1:${port}: the address is already in use`)
+    } finally {
+      blocker.close()
+    }
+  })
+
   it("lets --port win over BEAMCLAW_PORT", async () => {
     const [flagPort, envPort] = [await freePort(), await freePort()]
     const gateway = start(["gateway", "--port", String(flagPort)], { BEAMCLAW_HOME: home, BEAMCLAW_PORT: String(envPort) })

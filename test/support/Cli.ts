@@ -5,7 +5,7 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import * as path from "node:path"
 
-export const MAIN = path.resolve(import.meta.dirname, "../../dist/main.js")
+export const MAIN = path.resolve(import.meta.dirname, "../..", process.env["BEAMCLAW_DIST_DIR"] ?? "dist", "main.js")
 
 export interface RunResult {
   readonly code: number | null

@@ -1,0 +1,41 @@
+/**
+ * The gateway process: what `beamclaw` and `beamclaw gateway` run. The entry
+ * calls `main` directly for those command lines so that start-up does not load
+ * or evaluate effect/cli; failures still print and exit exactly as they do
+ * under `Command.run`.
+ */
+import { NodeRuntime, NodeServices } from "@effect/platform-node"
+import { Console, Effect, Layer, Runtime } from "effect"
+import * as App from "../runtime/App.ts"
+import type { GatewayFlags } from "./argv.ts"
+
+export type { GatewayFlags } from "./argv.ts"
+
+/** Builds the gateway and keeps it running until interrupted. */
+export const launchGateway = (flags: GatewayFlags) => Layer.launch(App.gateway({ flags }))
+
+/**
+ * What Cli.ts's `userFacing` plus `Command.run` do with a failure: one
+ * `beamclaw: <message>` block rendered by the CLI's default formatter on
+ * stderr, then exit code 1 without a second report from runMain. effect/cli
+ * is loaded only here, once something has already failed.
+ */
+const reportLikeCli = <A, E extends { readonly message: string }, R>(effect: Effect.Effect<A, E, R>) =>
+  effect.pipe(Effect.catch((error) =>
+    Effect.gen(function*() {
+      const userMessage = `beamclaw: ${error.message}`
+      const cli = yield* Effect.tryPromise(() => import("effect/cli")).pipe(Effect.option)
+      if (cli._tag === "None") {
+        yield* Console.error(`\nERROR\n  ${userMessage}`)
+        return yield* Effect.fail(Object.assign(new Error(userMessage), { [Runtime.errorReported]: false }))
+      }
+      const { CliError, CliOutput, TerminalCapabilities } = cli.value
+      const rendered = new CliError.UserError({ cause: error, userMessage })
+      const { canColor } = yield* TerminalCapabilities.TerminalCapabilities
+      yield* Console.error(CliOutput.defaultFormatter({ colors: canColor }).formatError(rendered))
+      return yield* Effect.fail(Object.assign(rendered, { [Runtime.errorReported]: false }))
+    })
+  ))
+
+export const main = (flags: GatewayFlags): void =>
+  launchGateway(flags).pipe(reportLikeCli, Effect.provide(NodeServices.layer), NodeRuntime.runMain)
