@@ -5,7 +5,10 @@
  * without its files, with a warning, rather than failing the turn.
  */
 import * as os from "node:os"
-import { Effect, FileSystem, Layer } from "effect"
+import { Effect, FileSystem, Layer, Option } from "effect"
+import type { SessionKind } from "../session/SessionKey.ts"
+import type { AgentSettings } from "./AgentSettings.ts"
+import type { Tool } from "./Tool.ts"
 import { SystemPromptSource } from "./RunLoop.ts"
 import { buildSystemPrompt } from "./SystemPrompt.ts"
 import * as Workspace from "./Workspace.ts"
@@ -13,8 +16,27 @@ import * as Workspace from "./Workspace.ts"
 export const layer = Layer.effect(SystemPromptSource, Effect.gen(function*() {
   const fs = yield* FileSystem.FileSystem
   const seeded = new Set<string>()
-  return SystemPromptSource.of({
-    build: (settings, session, tools) =>
+  // The prompt is rebuilt only when its inputs or a workspace file change:
+  // a few stats per turn instead of reading every file and re-rendering.
+  const cache = new Map<string, { readonly fingerprint: string; readonly prompt: string }>()
+  const fingerprintOf = (workspace: string) =>
+    Effect.forEach(Workspace.BOOTSTRAP_FILE_ORDER, (name) =>
+      fs.stat(`${workspace}/${name}`).pipe(
+        Effect.map((info) => `${name}:${Option.getOrElse(info.mtime, () => new Date(0)).getTime()}:${info.size}`),
+        Effect.orElseSucceed(() => `${name}:-`)
+      )).pipe(Effect.map((parts) => parts.join("|")))
+  const build = (settings: AgentSettings, session: { readonly key: string; readonly kind: SessionKind }, tools: ReadonlyArray<Tool>) =>
+    Effect.gen(function*() {
+      const inputs = JSON.stringify([settings, session.kind, tools.map((tool) => [tool.name, tool.summary])])
+      const fingerprint = yield* fingerprintOf(settings.workspace)
+      const cached = cache.get(inputs)
+      if (cached !== undefined && cached.fingerprint === fingerprint) return cached.prompt
+      const prompt = yield* render(settings, session, tools)
+      // Re-read the fingerprint: a first turn may have just seeded the workspace.
+      cache.set(inputs, { fingerprint: yield* fingerprintOf(settings.workspace), prompt })
+      return prompt
+    })
+  const render = (settings: AgentSettings, session: { readonly key: string; readonly kind: SessionKind }, tools: ReadonlyArray<Tool>) =>
       Effect.gen(function*() {
         if (!seeded.has(settings.workspace)) {
           yield* Workspace.ensureWorkspace(settings.workspace, { skipBootstrap: settings.skipBootstrap })
@@ -50,5 +72,5 @@ export const layer = Layer.effect(SystemPromptSource, Effect.gen(function*() {
         ),
         Effect.provideService(FileSystem.FileSystem, fs)
       )
-  })
+  return SystemPromptSource.of({ build })
 }))

@@ -430,3 +430,20 @@ describe("failures outside the model call", () => {
       assert.include(String(escaped.cause), "ENOENT")
     })))
 })
+
+describe("system prompt", () => {
+  it.live("follows edits of the workspace files between turns", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const fake = yield* FakeAnthropic.make()
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions
+        yield* collect(sessions.send("agent:main:main", turn("one")))
+        yield* collect(sessions.send("agent:main:main", turn("two")))
+        assert.strictEqual(systemText(fake.requests[0]), systemText(fake.requests[1]))
+        yield* Effect.promise(() => fs.writeFile(path.join(home, "workspace", "SOUL.md"), "# Soul\nAlways answer like a pirate.\n"))
+        yield* collect(sessions.send("agent:main:main", turn("three")))
+        assert.include(systemText(fake.requests[2]), "Always answer like a pirate.")
+      }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url })))
+    })))
+})
