@@ -6,7 +6,7 @@
  */
 import { Effect, Stream } from "effect"
 import type { AgentSettings } from "./AgentSettings.ts"
-import { type Message, textOf, toolCallsOf } from "./Message.ts"
+import { type Message, textOf, toolCallsOf, type Usage } from "./Message.ts"
 import { Models } from "../provider/Models.ts"
 import type { ProviderError } from "../provider/Provider.ts"
 import type { StoreError } from "../session/SessionStore.ts"
@@ -68,7 +68,11 @@ export const splitPoint = (entries: ReadonlyArray<Transcript.Entry>, keepRecentT
 }
 
 export const compact = Effect.fn("Compaction.compact")(function*(
-  session: { readonly entries: Effect.Effect<ReadonlyArray<Transcript.Entry>>; readonly persist: (entries: ReadonlyArray<Transcript.Entry>, options?: { readonly sync?: boolean }) => Effect.Effect<void, StoreError | Transcript.TranscriptInvariantError> },
+  session: {
+    readonly entries: Effect.Effect<ReadonlyArray<Transcript.Entry>>
+    readonly persist: (entries: ReadonlyArray<Transcript.Entry>, options?: { readonly sync?: boolean }) => Effect.Effect<void, StoreError | Transcript.TranscriptInvariantError>
+    readonly addUsage: (usage: Usage, model: string) => Effect.Effect<void>
+  },
   settings: AgentSettings,
   tokensBefore: number,
   instructions?: string
@@ -91,9 +95,12 @@ export const compact = Effect.fn("Compaction.compact")(function*(
     messages: [{ role: "user", content: prompt, timestamp: Date.now() }],
     tools: [],
     maxTokens: Math.min(settings.maxTokens, 4096)
-  }).pipe(Stream.runForEach((event) => Effect.sync(() => {
-    if (event._tag === "Done") summary = textOf(event.message)
-  })))
+  }).pipe(Stream.runForEach((event) => {
+    if (event._tag !== "Done") return Effect.void
+    summary = textOf(event.message)
+    // The summary costs tokens too; they count towards the session's usage.
+    return session.addUsage(event.message.usage, event.message.provider === "" ? event.message.model : `${event.message.provider}/${event.message.model}`)
+  }))
   if (summary.trim().length === 0) summary = "No prior history."
   const entry: Transcript.CompactionEntry = {
     type: "compaction",

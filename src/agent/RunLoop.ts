@@ -111,7 +111,7 @@ export const runTurn = Effect.fn("RunLoop.runTurn")(function*(
             case "ToolCallStart":
               return Effect.void
             case "Failover":
-              return Ref.set(partial, "").pipe(Effect.andThen(emit(event)))
+              return Ref.set(partial, "").pipe(Effect.andThen(emit({ _tag: "Failover", from: event.from, to: event.to, reason: event.reason })))
             case "Done":
               return Ref.set(done, event.message)
           }
@@ -205,14 +205,28 @@ export const runTurn = Effect.fn("RunLoop.runTurn")(function*(
     })
   )
 
-  const window = Math.min(models.contextWindow(settings.modelChain[0] ?? "") ?? settings.contextTokens, settings.contextTokens)
-  const contextTokens = result.lastCallUsage.input + result.lastCallUsage.cacheRead + result.lastCallUsage.cacheWrite + result.lastCallUsage.output
-  if (Compaction.shouldCompact(contextTokens, window, settings.reserveTokens)) {
-    const compacted = yield* Compaction.compact(session, settings, contextTokens).pipe(
-      Effect.catchTag("ProviderError", (error) => Effect.logWarning(`compaction of ${session.key} failed, will retry after the next turn: ${error.message}`).pipe(Effect.as(undefined)))
-    )
-    if (compacted !== undefined) yield* emit({ _tag: "Compacted", tokensBefore: compacted.tokensBefore, summaryChars: compacted.summary.length })
-  }
   yield* emit({ _tag: "TurnCompleted", runId: input.runId, text: result.text, model: result.model, stopReason: result.stopReason, usage: result.usage })
   return result
+})
+
+/**
+ * After a completed turn: compacts the history when the context nears the
+ * model's window. It runs outside the turn, so an abort arriving now cannot
+ * undo an answer already given; a failure is logged and retried next turn.
+ */
+export const compactIfNeeded = Effect.fn("RunLoop.compactIfNeeded")(function*(
+  session: TurnSession,
+  settings: AgentSettings,
+  result: TurnResult,
+  emit: (event: TurnEvent) => Effect.Effect<void>
+): Effect.fn.Return<void, never, Models> {
+  const models = yield* Models
+  const window = Math.min(models.contextWindow(settings.modelChain[0] ?? "") ?? settings.contextTokens, settings.contextTokens)
+  const last = result.lastCallUsage
+  const contextTokens = last.input + last.cacheRead + last.cacheWrite + last.output
+  if (!Compaction.shouldCompact(contextTokens, window, settings.reserveTokens)) return
+  const compacted = yield* Compaction.compact(session, settings, contextTokens).pipe(
+    Effect.catch((error) => Effect.logWarning(`compaction of ${session.key} failed, will retry after the next turn: ${error.message}`).pipe(Effect.as(undefined)))
+  )
+  if (compacted !== undefined) yield* emit({ _tag: "Compacted", tokensBefore: compacted.tokensBefore, summaryChars: compacted.summary.length })
 })

@@ -6,6 +6,7 @@
  */
 import { Config, Effect, Layer, Option, Redacted, Result, Stream } from "effect"
 import { AppConfig } from "../config/AppConfig.ts"
+import { configEquals } from "../config/ConfigLoader.ts"
 import type { BeamclawConfig } from "../config/ConfigSchema.ts"
 import { makeAnthropicProvider } from "./Anthropic.ts"
 import { makeModelRouter, type ModelRouter } from "./ModelRouter.ts"
@@ -45,7 +46,10 @@ export const layer = Layer.effect(Models, Effect.gen(function*() {
   }
   let built: { readonly models: BeamclawConfig["models"]; readonly router: ModelRouter } | undefined
   const routerFor = (models: BeamclawConfig["models"]) => {
-    if (built?.models !== models) built = { models, router: makeModelRouter({ providers: buildProviders(models, env) }) }
+    // Every reload decodes a new object; only a change of meaning rebuilds the providers.
+    if (built === undefined || (built.models !== models && !configEquals(built.models, models))) {
+      built = { models, router: makeModelRouter({ providers: buildProviders(models, env) }) }
+    }
     return built.router
   }
   const windows = (current: BeamclawConfig) => {

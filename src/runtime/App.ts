@@ -141,36 +141,47 @@ const supervisedServer = Layer.effectDiscard(Effect.gen(function*() {
       const port = server.address._tag === "UnixPathAddress" ? address.port : server.address.port
       return { scope, address: { host: address.host, port } }
     })
-  let running = yield* start(listenAddress(yield* appConfig.get))
-  const lease = yield* StateLease.acquire(paths.home, { name: "gateway", ...running.address })
-  yield* Effect.addFinalizer((exit) => Scope.close(running.scope, exit))
-  yield* Effect.logInfo(`BeamClaw gateway listening on http://${running.address.host}:${running.address.port} (state ${paths.home})`)
+  // The lease comes first: a second gateway on this state directory stops before it binds anything.
+  const wanted = listenAddress(yield* appConfig.get)
+  const lease = yield* StateLease.acquire(paths.home, { name: "gateway", ...wanted })
+  let running: { readonly scope: Scope.Closeable; readonly address: ListenAddress } | undefined = yield* start(wanted)
+  yield* StateLease.update(paths.home, { ...lease, ...running.address })
+  yield* Effect.addFinalizer((exit) => running === undefined ? Effect.void : Scope.close(running.scope, exit))
+  yield* Effect.logInfo(`BeamClaw gateway listening on http://${wanted.host}:${running.address.port} (state ${paths.home})`)
   yield* appConfig.watch(listenAddress).pipe(
     Stream.drop(1),
     Stream.runForEach((next) =>
       Effect.gen(function*() {
-        if (next.host === running.address.host && next.port === running.address.port) return
         const previous = running
-        // Bind the new address first; only the same port on an overlapping host needs the old one released first.
-        let moved = yield* Effect.exit(start(next))
-        if (moved._tag === "Failure" && next.port === previous.address.port) {
-          yield* Scope.close(previous.scope, Exit.void)
-          moved = yield* Effect.exit(start(next))
-          if (moved._tag === "Failure") {
-            const back = yield* Effect.exit(start(previous.address))
-            if (back._tag === "Failure") {
-              yield* readiness.set("http", { up: false, reason: `not listening: ${previous.address.host}:${previous.address.port} could not be bound again` })
-              return yield* Effect.logError(`the gateway lost its listener while moving to ${next.host}:${next.port}`, back.cause)
+        if (previous !== undefined && next.host === previous.address.host && next.port === previous.address.port) return
+        if (previous === undefined) {
+          // The listener was lost; any edit is a chance to get it back.
+          const back = yield* Effect.exit(start(next))
+          if (back._tag === "Failure") return yield* Effect.logError(`the gateway still has no listener: ${next.host}:${next.port} could not be bound`, back.cause)
+          running = back.value
+        } else {
+          // Bind the new address first; only the same port on an overlapping host needs the old one released first.
+          let moved = yield* Effect.exit(start(next))
+          if (moved._tag === "Failure" && next.port === previous.address.port) {
+            yield* Scope.close(previous.scope, Exit.void)
+            running = undefined
+            moved = yield* Effect.exit(start(next))
+            if (moved._tag === "Failure") {
+              const back = yield* Effect.exit(start(previous.address))
+              if (back._tag === "Failure") {
+                yield* readiness.set("http", { up: false, reason: `not listening: ${previous.address.host}:${previous.address.port} could not be bound again` })
+                return yield* Effect.logError(`the gateway lost its listener while moving to ${next.host}:${next.port}`, back.cause)
+              }
+              running = back.value
+              return yield* Effect.logError(`could not listen on ${next.host}:${next.port}; staying on ${previous.address.host}:${previous.address.port}`, moved.cause)
             }
-            running = back.value
+          } else if (moved._tag === "Success") {
+            yield* Scope.close(previous.scope, Exit.void)
+          } else {
             return yield* Effect.logError(`could not listen on ${next.host}:${next.port}; staying on ${previous.address.host}:${previous.address.port}`, moved.cause)
           }
-        } else if (moved._tag === "Success") {
-          yield* Scope.close(previous.scope, Exit.void)
-        } else {
-          return yield* Effect.logError(`could not listen on ${next.host}:${next.port}; staying on ${previous.address.host}:${previous.address.port}`, moved.cause)
+          running = moved.value
         }
-        running = moved.value
         yield* readiness.set("http", { up: true })
         yield* StateLease.update(paths.home, { ...lease, ...running.address })
         yield* Effect.logInfo(`BeamClaw gateway moved to http://${running.address.host}:${running.address.port}`)

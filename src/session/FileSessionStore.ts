@@ -263,9 +263,9 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
     listEntries: Effect.fnUntraced(function*(agentId?: string) {
       const agents = agentId !== undefined
         ? [agentId]
-        : yield* io("list", path.join(options.home, "agents"), () => fs.readdir(path.join(options.home, "agents"))).pipe(
+        : (yield* io("list", path.join(options.home, "agents"), () => fs.readdir(path.join(options.home, "agents"))).pipe(
           Effect.catch(() => Effect.succeed<Array<string>>([]))
-        )
+        )).filter((name) => AGENT_ID_PATTERN.test(name))
       const rows: Array<readonly [string, SessionEntry]> = []
       for (const agent of agents) {
         const index = yield* loadIndex(agent)

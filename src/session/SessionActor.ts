@@ -3,14 +3,21 @@
  * the store, and handle one mailbox message at a time. The local host
  * (Sessions.ts) and, later, a cluster entity both drive this same behaviour.
  */
-import { Cause, Clock, Deferred, Effect, Exit, Queue } from "effect"
+import { Cause, Clock, Deferred, Effect, Exit, Queue, Schema } from "effect"
 import { AgentDirectory, type SessionPolicy, type UnknownAgent } from "../agent/AgentDirectory.ts"
 import type { Usage } from "../agent/Message.ts"
-import { runTurn, type TurnError, type TurnInput } from "../agent/RunLoop.ts"
+import type { AgentSettings } from "../agent/AgentSettings.ts"
+import { compactIfNeeded, runTurn, type TurnError, type TurnInput, type TurnSession } from "../agent/RunLoop.ts"
 import { SessionCrashed, type SessionUnavailable, TurnAborted, type TurnEvent } from "../agent/TurnEvent.ts"
 import type * as SessionKey from "./SessionKey.ts"
 import { emptySessionEntry, type SessionEntry, SessionStore, type StoreError } from "./SessionStore.ts"
 import * as Transcript from "./Transcript.ts"
+
+/** The session's state could not be read from the store; restarting will not help until the store is fixed. */
+export class LoadFailed extends Schema.TaggedError<LoadFailed>()("LoadFailed", {
+  sessionKey: Schema.String,
+  message: Schema.String
+}) {}
 
 export type TurnFailure = TurnError | TurnAborted | SessionCrashed | SessionUnavailable | UnknownAgent | StoreError
 
@@ -204,6 +211,8 @@ export const handle = Effect.fn("SessionActor.handle")(function*(state: SessionS
       if (yield* Deferred.isDone(envelope.cancel)) {
         return yield* Queue.fail(envelope.events, new TurnAborted({ sessionKey: state.key.key, message: "the turn was cancelled before it started" }))
       }
+      let turnSession: TurnSession | undefined
+      let turnSettings: AgentSettings | undefined
       const turn = Effect.gen(function*() {
         const policy = yield* agents.sessionPolicy
         const trigger = matchResetTrigger(envelope.input.text, policy.resetTriggers)
@@ -212,26 +221,25 @@ export const handle = Effect.fn("SessionActor.handle")(function*(state: SessionS
         const input = trigger === undefined ? envelope.input : { ...envelope.input, text: trigger.rest === "" ? NEW_SESSION_GREETING : trigger.rest }
         const settings = yield* agents.settings(state.key.agentId)
         yield* Queue.offer(envelope.events, { _tag: "TurnStarted", runId: envelope.input.runId, sessionKey: state.key.key, sessionId: state.entry.sessionId })
-        return yield* runTurn(
-          {
-            key: state.key.key,
-            agentId: state.key.agentId,
-            sessionId: state.entry.sessionId,
-            kind: state.key.kind,
-            entries: Effect.sync(() => state.entries),
-            persist: persistFor(store, state, settings.workspace),
-            addUsage: addUsage(state)
-          },
-          settings,
-          input,
-          (event) => Queue.offer(envelope.events, event).pipe(Effect.asVoid)
-        )
+        turnSettings = settings
+        turnSession = {
+          key: state.key.key,
+          agentId: state.key.agentId,
+          sessionId: state.entry.sessionId,
+          kind: state.key.kind,
+          entries: Effect.sync(() => state.entries),
+          persist: persistFor(store, state, settings.workspace),
+          addUsage: addUsage(state)
+        }
+        return yield* runTurn(turnSession, settings, input, emit)
       })
+      const emit = (event: TurnEvent) => Queue.offer(envelope.events, event).pipe(Effect.asVoid)
       const cancelled = Deferred.await(envelope.cancel).pipe(
         Effect.andThen(Effect.fail(new TurnAborted({ sessionKey: state.key.key, message: "the turn was aborted" })))
       )
       const exit = yield* Effect.exit(Effect.raceFirst(turn, cancelled))
       if (Exit.isSuccess(exit)) {
+        if (turnSession !== undefined && turnSettings !== undefined) yield* compactIfNeeded(turnSession, turnSettings, exit.value, emit)
         yield* finishTurn(state, { completed: true, aborted: false }).pipe(Effect.catchCause((cause) => Effect.logError(`could not update the index for ${state.key.key}`, cause)))
         return yield* Queue.end(envelope.events)
       }
@@ -244,7 +252,7 @@ export const handle = Effect.fn("SessionActor.handle")(function*(state: SessionS
         return yield* Effect.failCause(exit.cause)
       }
       yield* Queue.fail(envelope.events, error._tag === "Success" ? error.success : new TurnAborted({ sessionKey: state.key.key, message: "the turn was interrupted" }))
-      yield* reload(state).pipe(Effect.orDie)
+      yield* reload(state).pipe(Effect.mapError((error) => new LoadFailed({ sessionKey: state.key.key, message: error.message })))
     }
   }
 })

@@ -5,7 +5,7 @@
  * revives them on the next message. Only hosting lives here; the behaviour
  * is SessionActor, so a cluster host can replace this module.
  */
-import { Cause, Clock, Context, Deferred, Effect, FiberSet, Layer, Queue, Result, Semaphore, Stream } from "effect"
+import { Cause, Clock, Context, Deferred, Effect, FiberSet, Layer, Queue, Result, Schedule, Semaphore, Stream } from "effect"
 import { AgentDirectory } from "../agent/AgentDirectory.ts"
 import type { Models } from "../provider/Models.ts"
 import type { SystemPromptSource, TurnInput } from "../agent/RunLoop.ts"
@@ -88,7 +88,9 @@ export class Sessions extends Context.Service<Sessions, {
     /** One incarnation: load from disk, then serve the mailbox until it is ended (passivation). */
     const incarnation = (handle: ActorHandle) =>
       Effect.gen(function*() {
-        const state = yield* SessionActor.load(handle.key)
+        const state = yield* SessionActor.load(handle.key).pipe(
+          Effect.mapError((error) => new SessionActor.LoadFailed({ sessionKey: handle.key.key, message: error.message }))
+        )
         while (true) {
           const next = yield* Queue.take(handle.mailbox).pipe(Effect.catchTag("Done", () => Effect.succeed(undefined)))
           if (next === undefined) return
@@ -116,7 +118,7 @@ export class Sessions extends Context.Service<Sessions, {
           const exit = yield* Effect.exit(incarnation(handle))
           if (exit._tag === "Success" || Cause.hasInterruptsOnly(exit.cause)) return
           const error = Cause.findError(exit.cause)
-          if (error._tag === "Success") {
+          if (error._tag === "Success" && error.success._tag === "LoadFailed") {
             // The session could not be loaded (an unreadable transcript, say).
             // Retrying will not help; callers get the reason, and the next message tries afresh.
             yield* Effect.logError(`session ${handle.key.key} could not be loaded: ${error.success.message}`)
@@ -162,6 +164,8 @@ export class Sessions extends Context.Service<Sessions, {
     const deliver = (key: SessionKey.ParsedSessionKey, envelope: SessionActor.Envelope) =>
       registry.withPermits(1)(Effect.gen(function*() {
         const handle = yield* actorFor(key)
+        // Counts as activity at once, so the sweeper never takes an actor that has mail in hand.
+        handle.lastActive = yield* Clock.currentTimeMillis
         const accepted = yield* Queue.offer(handle.mailbox, envelope)
         if (!accepted) return yield* new SessionUnavailable({ sessionKey: key.key, message: "the session is shutting down" })
       }))
@@ -189,7 +193,11 @@ export class Sessions extends Context.Service<Sessions, {
         const interval = yield* sweep
         if (actors.size > 0) yield* Effect.sleep(interval)
       }
-    }).pipe(Effect.catchCause((cause) => Effect.logError("session sweeper stopped", cause)), Effect.forkScoped)
+    }).pipe(
+      Effect.tapCause((cause) => Effect.logError("session sweeper failed; restarting it", cause)),
+      Effect.retry(Schedule.spaced("1 second")),
+      Effect.forkScoped
+    )
 
     const send = (key: string, input: TurnInput) =>
       Stream.unwrap(Effect.uninterruptibleMask((restore) =>
