@@ -23,7 +23,31 @@ export interface TurnInput {
   readonly runId: string
   readonly text: string
   readonly images?: ReadonlyArray<ImagePart> | undefined
+  /** Instructions a client sends with this turn only (e.g. OpenAI system messages); never persisted. */
+  readonly extraSystemPrompt?: string | undefined
+  /** Tools the client runs itself: a call to one ends the turn and is handed back to the client. */
+  readonly clientTools?: ReadonlyArray<ClientToolSpec> | undefined
+  /** Sampling for this turn's model calls, where the provider supports it. */
+  readonly sampling?: {
+    readonly temperature?: number | undefined
+    readonly topP?: number | undefined
+    readonly maxTokens?: number | undefined
+    readonly stop?: ReadonlyArray<string> | undefined
+  } | undefined
 }
+
+export interface ClientToolSpec {
+  readonly name: string
+  readonly description?: string | undefined
+  readonly parameters: Readonly<Record<string, unknown>>
+}
+
+/** What a client tool call's result says in the transcript: the client holds the real result. */
+export const CLIENT_TOOL_RESULT = "Handed to the client application to run; its result arrives with the next message."
+
+/** The section a turn's extra instructions get in the system prompt. */
+export const withExtraSystemPrompt = (system: string, extra: string | undefined): string =>
+  extra === undefined || extra.trim() === "" ? system : `${system}\n\n## Client Instructions\n${extra.trim()}`
 
 /** The session as the run loop sees it: its entries and the one way to append. */
 export interface TurnSession {
@@ -81,8 +105,14 @@ export const runTurn = Effect.fn("RunLoop.runTurn")(function*(
       : { role: "user", content: input.text, timestamp: Date.now() }
     yield* session.persist([Transcript.messageEntry(userContent, lastId(entries))])
 
-    const system = yield* prompts.build(settings, { key: session.key, kind: session.kind }, registry.list)
-    const toolSpecs = registry.list.map((tool) => ({ name: tool.name, description: tool.description, inputSchema: tool.inputSchema }))
+    const system = withExtraSystemPrompt(yield* prompts.build(settings, { key: session.key, kind: session.kind }, registry.list), input.extraSystemPrompt)
+    // Our own tools win a name clash: a client cannot shadow them.
+    const clientTools = (input.clientTools ?? []).filter((tool) => registry.get(tool.name) === undefined)
+    const clientToolNames = new Set(clientTools.map((tool) => tool.name))
+    const toolSpecs = [
+      ...registry.list.map((tool) => ({ name: tool.name, description: tool.description, inputSchema: tool.inputSchema })),
+      ...clientTools.map((tool) => ({ name: tool.name, description: tool.description ?? "", inputSchema: tool.parameters }))
+    ]
     let usage = emptyUsage
     let lastCallUsage = emptyUsage
     let finalText = ""
@@ -99,8 +129,11 @@ export const runTurn = Effect.fn("RunLoop.runTurn")(function*(
         system,
         messages,
         tools: toolSpecs,
-        maxTokens: settings.maxTokens,
-        thinking: settings.thinking
+        maxTokens: input.sampling?.maxTokens ?? settings.maxTokens,
+        thinking: settings.thinking,
+        temperature: input.sampling?.temperature,
+        topP: input.sampling?.topP,
+        stopSequences: input.sampling?.stop
       }).pipe(
         Stream.runForEach((event) => {
           switch (event._tag) {
@@ -140,8 +173,11 @@ export const runTurn = Effect.fn("RunLoop.runTurn")(function*(
       )
       const message = yield* Ref.get(done)
       if (message === undefined) break
-      const calls = toolCallsOf(message)
-      const final = calls.length === 0 || message.stopReason !== "toolUse"
+      const allCalls = toolCallsOf(message)
+      // Calls to client tools go back to the client: they end the turn after our own tools ran.
+      const handedBack = allCalls.filter((c) => clientToolNames.has(c.name))
+      const calls = allCalls.filter((c) => !clientToolNames.has(c.name))
+      const final = allCalls.length === 0 || message.stopReason !== "toolUse"
       usage = addUsage(usage, message.usage)
       lastCallUsage = message.usage
       finalModel = message.provider === "" ? message.model : `${message.provider}/${message.model}`
@@ -152,7 +188,7 @@ export const runTurn = Effect.fn("RunLoop.runTurn")(function*(
       // From the moment an assistant message with tool calls is on disk until
       // every call has its result, any exit (abort, timeout, failure) closes
       // the calls still open, so the history stays one the API accepts.
-      const remaining = new Map(calls.map((c) => [c.id, c]))
+      const remaining = new Map(allCalls.map((c) => [c.id, c]))
       const closeRemaining = (text: string) =>
         Effect.suspend(() => remaining.size === 0 ? Effect.void : session.persist(
           [...remaining.values()].map((c) => Transcript.messageEntry(Transcript.syntheticToolResult(c, text), null)),
@@ -190,9 +226,17 @@ export const runTurn = Effect.fn("RunLoop.runTurn")(function*(
             }), { discard: true })).pipe(
               Effect.onExit((exit) => exit._tag === "Success" ? Effect.void : closeRemaining("Tool call stopped before it finished."))
             )
+          if (handedBack.length > 0) {
+            for (const call of handedBack) yield* emit({ _tag: "ToolStarted", id: call.id, name: call.name, input: call.arguments })
+            yield* closeRemaining(CLIENT_TOOL_RESULT)
+          }
         })
       )
       if (final) break
+      if (handedBack.length > 0) {
+        stopReason = "toolUse"
+        break
+      }
       if (call === MAX_MODEL_CALLS_PER_TURN - 1) stopReason = "length"
     }
     return { text: finalText, model: finalModel, stopReason, usage, lastCallUsage }

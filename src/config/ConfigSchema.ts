@@ -176,7 +176,9 @@ export const ModelsConfig = Schema.Struct({
 export const RateLimitConfig = Schema.Struct({
   maxAttempts: int(1).pipe(withDefault(10)),
   windowMs: int(1).pipe(withDefault(60_000)),
-  lockoutMs: int(0).pipe(withDefault(300_000))
+  lockoutMs: int(0).pipe(withDefault(300_000)),
+  /** Loopback clients are never locked out, as in OpenClaw. */
+  exemptLoopback: Bool.pipe(withDefault(true))
 })
 
 export const GatewayAuthConfig = Schema.Struct({

@@ -249,8 +249,9 @@ export const toAnthropicParams = (request: ProviderRequest): MessageCreateParams
     stream: true,
     ...(request.system.length > 0 ? { system: request.system } : {}),
     ...(request.tools.length > 0 ? { tools: request.tools.map(toAnthropicTool) } : {}),
-    // request.temperature is not sent: the Messages API deprecated sampling
-    // parameters and SDK 1.x no longer has a field for them.
+    // request.temperature and topP are not sent: the Messages API deprecated
+    // sampling parameters and SDK 1.x no longer has fields for them.
+    ...(request.stopSequences !== undefined && request.stopSequences.length > 0 ? { stop_sequences: [...request.stopSequences] } : {}),
     ...(thinking !== undefined ? { thinking } : {})
   }
 }

@@ -123,6 +123,8 @@ export const toChatCompletionsBody = (request: ProviderRequest): Record<string, 
     }
     : {}),
   ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
+  ...(request.topP !== undefined ? { top_p: request.topP } : {}),
+  ...(request.stopSequences !== undefined && request.stopSequences.length > 0 ? { stop: [...request.stopSequences] } : {}),
   ...(request.thinking !== undefined && request.thinking !== "off"
     ? { reasoning_effort: reasoningEffort[request.thinking] }
     : {})

@@ -24,6 +24,8 @@ export interface ProviderRequest {
   readonly maxTokens: number
   readonly thinking?: ThinkingLevel | undefined
   readonly temperature?: number | undefined
+  readonly topP?: number | undefined
+  readonly stopSequences?: ReadonlyArray<string> | undefined
 }
 
 /** What a provider streams while a model call runs; `Done` closes every successful stream. */

@@ -154,6 +154,9 @@ const supervisedServer = Layer.effectDiscard(Effect.gen(function*() {
       Effect.gen(function*() {
         const previous = running
         if (previous !== undefined && next.host === previous.address.host && next.port === previous.address.port) return
+        // An address that auth forbids (none beyond loopback, a custom bind without a host) is not moved to.
+        const problem = GatewayAuthLayer.exposureProblem(yield* appConfig.get)
+        if (problem !== undefined) return yield* Effect.logError(`not moving the gateway listener: ${problem}`)
         if (previous === undefined) {
           // The listener was lost; any edit is a chance to get it back.
           const back = yield* Effect.exit(start(next))

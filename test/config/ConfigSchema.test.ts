@@ -31,7 +31,7 @@ describe("ConfigSchema", () => {
     assert.strictEqual(config.gateway.bind, "loopback")
     assert.strictEqual(config.gateway.auth.mode, "token")
     assert.isUndefined(config.gateway.auth.token)
-    assert.deepStrictEqual(config.gateway.auth.rateLimit, { maxAttempts: 10, windowMs: 60000, lockoutMs: 300000 })
+    assert.deepStrictEqual(config.gateway.auth.rateLimit, { maxAttempts: 10, windowMs: 60000, lockoutMs: 300000, exemptLoopback: true })
     assert.deepStrictEqual(config.gateway.http.endpoints.chatCompletions, { enabled: true, maxBodyBytes: 20 * 1024 * 1024 })
     assert.deepStrictEqual(config.agents.defaults.model, { primary: "anthropic/claude-sonnet-5-5", fallbacks: [] })
     assert.strictEqual(config.agents.defaults.timeoutSeconds, 600)
@@ -57,7 +57,7 @@ describe("ConfigSchema", () => {
 
   it("fills defaults inside a partially written section", () => {
     const config = decodeOk({ gateway: { auth: { rateLimit: { maxAttempts: 3 } } } })
-    assert.deepStrictEqual(config.gateway.auth.rateLimit, { maxAttempts: 3, windowMs: 60000, lockoutMs: 300000 })
+    assert.deepStrictEqual(config.gateway.auth.rateLimit, { maxAttempts: 3, windowMs: 60000, lockoutMs: 300000, exemptLoopback: true })
     assert.strictEqual(config.gateway.port, 18789)
   })
 

@@ -1,6 +1,227 @@
 /**
- * Placeholder: this surface is being built (issue #3).
+ * The OpenAI-compatible HTTP surface: POST /v1/chat/completions (streaming
+ * and not), GET /v1/models and /v1/models/{id}. On by default, behind the
+ * gateway's bearer auth; `gateway.http.endpoints.chatCompletions.enabled:
+ * false` turns all three off (404), read per request so a config edit
+ * applies at once. Every request is one agent turn through Sessions.send; a
+ * client that goes away interrupts the request fiber, which cancels the turn.
  */
-import { Layer } from "effect"
+import { randomUUID } from "node:crypto"
+import { Effect, Layer, Result, Stream } from "effect"
+import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { AgentDirectory } from "../../agent/AgentDirectory.ts"
+import type { TurnInput } from "../../agent/RunLoop.ts"
+import { AppConfig } from "../../config/AppConfig.ts"
+import { Sessions } from "../../session/Sessions.ts"
+import { GatewayAuth } from "../auth/GatewayAuth.ts"
+import { type ChatRequest, type ClientTool, parseChatRequest, type Sampling, type ToolChoice } from "./ChatRequest.ts"
+import { CompletionState, turnFailure } from "./ChatCompletion.ts"
+import { clientAddress, header, readJson } from "./HttpBody.ts"
+import { errorBody, errorResponse, openAiError } from "./OpenAiError.ts"
+import { buildAgentPrompt } from "./Prompt.ts"
+import { agentOfModel, modelIds, resolveAgent, resolveSession } from "./Routing.ts"
 
-export const layer = Layer.empty
+/**
+ * What a chat completion asks of the run loop beyond TurnInput. The run loop
+ * ignores fields it does not know yet, so these are sent as they will be read.
+ */
+export interface OpenAiTurnInput extends TurnInput {
+  /** The request's system and developer messages, joined (OpenClaw's extraSystemPrompt). */
+  readonly extraSystemPrompt?: string | undefined
+  /** Function tools the client runs itself; a call to one ends the turn and goes back to the client. */
+  readonly clientTools?: ReadonlyArray<ClientTool> | undefined
+  readonly toolChoice?: ToolChoice | undefined
+  /** Best-effort sampling parameters for the model call. */
+  readonly sampling?: Sampling | undefined
+}
+
+/**
+ * Until the run loop puts `extraSystemPrompt` into the system prompt, the
+ * client's system messages travel at the head of the turn's text, so they
+ * are not lost. Flip this when it does.
+ */
+const RUN_LOOP_READS_EXTRA_SYSTEM_PROMPT = true
+
+const notFound = HttpServerResponse.text("Not Found", { status: 404 })
+
+const methodNotAllowed = (allow: string) =>
+  HttpServerResponse.jsonUnsafe(
+    errorBody(openAiError(405, `Method not allowed; use ${allow}.`, { code: "method_not_allowed" })),
+    { status: 405, headers: { allow } }
+  )
+
+const sse = (payload: unknown): string => `data: ${JSON.stringify(payload)}\n\n`
+
+const sseHeaders = { "cache-control": "no-cache", "x-accel-buffering": "no" }
+
+/** The bearer check of every OpenAI endpoint; undefined when the caller may proceed. */
+const authorize = (request: HttpServerRequest.HttpServerRequest) =>
+  Effect.gen(function*() {
+    const auth = yield* GatewayAuth
+    const result = yield* Effect.result(auth.checkBearer(request.headers.authorization, clientAddress(request)))
+    if (Result.isSuccess(result)) return undefined
+    const failure = result.failure
+    if (failure.reason === "rate_limited") {
+      const seconds = Math.max(1, Math.ceil((failure.retryAfterMs ?? 60_000) / 1000))
+      return errorResponse(openAiError(429, `Too many failed authentication attempts; retry after ${seconds} s.`, {
+        type: "rate_limit_error",
+        code: "rate_limited",
+        headers: { "retry-after": String(seconds) }
+      }))
+    }
+    return errorResponse(openAiError(401, `Unauthorized: ${failure.message}. Send the gateway token as "Authorization: Bearer <token>".`, {
+      type: "unauthorized",
+      code: failure.reason === "missing" ? "missing_api_key" : "invalid_api_key",
+      headers: { "www-authenticate": "Bearer" }
+    }))
+  })
+
+const enabled = Effect.gen(function*() {
+  const config = yield* (yield* AppConfig).get
+  return config.gateway.http.endpoints.chatCompletions
+})
+
+const turnInput = (runId: string, chat: ChatRequest, prompt: { readonly message: string; readonly extraSystemPrompt: string | undefined; readonly images: TurnInput["images"] }): OpenAiTurnInput => {
+  const inline = !RUN_LOOP_READS_EXTRA_SYSTEM_PROMPT && prompt.extraSystemPrompt !== undefined
+  const choice = chat.toolChoice
+  const pinned = choice._tag === "function" ? choice.name : undefined
+  return {
+    runId,
+    text: inline ? `[Instructions from the client's system message]\n${prompt.extraSystemPrompt}\n\n${prompt.message}` : prompt.message,
+    images: prompt.images !== undefined && prompt.images.length > 0 ? prompt.images : undefined,
+    extraSystemPrompt: inline ? undefined : prompt.extraSystemPrompt,
+    clientTools: choice._tag === "none" ? [] : pinned !== undefined ? chat.tools.filter((tool) => tool.name === pinned) : chat.tools,
+    toolChoice: chat.toolChoice,
+    sampling: chat.sampling
+  }
+}
+
+const chatCompletions = Effect.gen(function*() {
+  const request = yield* HttpServerRequest.HttpServerRequest
+  const endpoint = yield* enabled
+  if (!endpoint.enabled) return notFound
+  if (request.method !== "POST") return methodNotAllowed("POST")
+  const denied = yield* authorize(request)
+  if (denied !== undefined) return denied
+
+  const body = yield* readJson(request, endpoint.maxBodyBytes)
+  switch (body._tag) {
+    case "TooLarge":
+      return errorResponse(openAiError(413, `Request body too large: the limit is ${body.limit} bytes (gateway.http.endpoints.chatCompletions.maxBodyBytes).`, { code: "payload_too_large" }))
+    case "Unreadable":
+      return errorResponse(openAiError(400, body.message, { code: "unreadable_body" }))
+    case "Malformed":
+      return errorResponse(openAiError(400, `We could not parse the JSON body of your request: ${body.message}`, { code: "invalid_json" }))
+  }
+  const parsed = parseChatRequest(body.json)
+  if (Result.isFailure(parsed)) return errorResponse(parsed.failure)
+  const chat = parsed.success
+
+  const agents = yield* AgentDirectory
+  const agentIds = yield* agents.agentIds
+  const defaultAgentId = yield* agents.defaultAgentId
+  const agent = resolveAgent(chat.model, header(request, "x-beamclaw-agent-id", "x-openclaw-agent-id", "x-openclaw-agent"), { agentIds, defaultAgentId })
+  if (Result.isFailure(agent)) return errorResponse(agent.failure)
+  const policy = yield* agents.sessionPolicy
+  const session = resolveSession({
+    headerKey: header(request, "x-beamclaw-session-key", "x-openclaw-session-key"),
+    user: chat.user,
+    agentId: agent.success.agentId,
+    agentExplicit: agent.success.explicit,
+    agentIds,
+    mainKey: policy.mainKey
+  })
+  if (Result.isFailure(session)) return errorResponse(session.failure)
+  const prompt = buildAgentPrompt(chat.messages)
+  if (Result.isFailure(prompt)) return errorResponse(prompt.failure)
+
+  const runId = `chatcmpl_${randomUUID()}`
+  const state = new CompletionState({
+    id: runId,
+    model: chat.model ?? "beamclaw",
+    toolChoice: chat.toolChoice,
+    clientTools: chat.tools.map((tool) => tool.name)
+  })
+  const sessions = yield* Sessions
+  const steps = sessions.send(session.success.sessionKey, turnInput(runId, chat, prompt.success)).pipe(
+    Stream.map((event) => state.onEvent(event)),
+    // Stopping early (the client has tool calls to run) ends the turn.
+    Stream.takeUntil((step) => step.stop)
+  )
+  const responseHeaders = { "x-beamclaw-session-key": session.success.sessionKey, "x-beamclaw-run-id": runId }
+
+  if (!chat.stream) {
+    const outcome = yield* Effect.result(Stream.runDrain(steps))
+    if (Result.isFailure(outcome)) return errorResponse(turnFailure(outcome.failure))
+    const unmet = state.unmet
+    if (unmet !== undefined) return errorResponse(unmet)
+    return HttpServerResponse.jsonUnsafe(state.completion(), { headers: { "cache-control": "no-store", ...responseHeaders } })
+  }
+
+  const events = steps.pipe(
+    Stream.flatMap((step) => Stream.fromIterable(step.chunks)),
+    Stream.concat(Stream.suspend(() => {
+      const unmet = state.unmet
+      return Stream.fromIterable(unmet === undefined ? state.closingChunks(chat.includeUsage) : [errorBody(unmet)])
+    })),
+    // A failed run after the headers went out: OpenClaw sends an error object, then [DONE].
+    Stream.catch((error) => Stream.succeed(errorBody(turnFailure(error))))
+  )
+  const sseBody = Stream.concat(Stream.succeed(state.roleChunk()), events).pipe(
+    Stream.map(sse),
+    Stream.concat(Stream.succeed("data: [DONE]\n\n")),
+    Stream.encodeText
+  )
+  return HttpServerResponse.stream(sseBody, { contentType: "text/event-stream; charset=utf-8", headers: { ...sseHeaders, ...responseHeaders } })
+})
+
+/** When the gateway started, in seconds: the `created` of every listed model. */
+const startedAt = Math.floor(Date.now() / 1000)
+
+const modelObject = (id: string) => ({ id, object: "model", created: startedAt, owned_by: "beamclaw" })
+
+const guardedGet = <R>(handler: (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<HttpServerResponse.HttpServerResponse, never, R>) =>
+  Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    if (!(yield* enabled).enabled) return notFound
+    if (request.method !== "GET" && request.method !== "HEAD") return methodNotAllowed("GET")
+    const denied = yield* authorize(request)
+    if (denied !== undefined) return denied
+    return yield* handler(request)
+  })
+
+const listModels = Effect.gen(function*() {
+  const agents = yield* AgentDirectory
+  const ids = modelIds(yield* agents.agentIds)
+  return HttpServerResponse.jsonUnsafe({ object: "list", data: ids.map(modelObject) }, { headers: { "cache-control": "no-store" } })
+})
+
+const getModel = (request: HttpServerRequest.HttpServerRequest) =>
+  Effect.gen(function*() {
+    const path = request.url.split("?")[0] ?? ""
+    const raw = path.slice("/v1/models/".length)
+    let id: string
+    try {
+      id = decodeURIComponent(raw)
+    } catch {
+      return errorResponse(openAiError(400, `Invalid model id in the path: ${JSON.stringify(raw)}.`, { param: "model", code: "invalid_model" }))
+    }
+    const agents = yield* AgentDirectory
+    const agentIds = yield* agents.agentIds
+    const target = agentOfModel(id)
+    if (id === "" || target === undefined || (target !== "default" && !agentIds.includes(target))) {
+      return errorResponse(openAiError(404, `The model ${JSON.stringify(id)} does not exist. Models are agents: ${modelIds(agentIds).join(", ")}.`, { type: "invalid_request_error", param: "model", code: "model_not_found" }))
+    }
+    return HttpServerResponse.jsonUnsafe(modelObject(id), { headers: { "cache-control": "no-store" } })
+  })
+
+// The router files /v1/models and /v1/models/* under one route, so one handler tells them apart.
+const models = guardedGet((request) => {
+  const path = (request.url.split("?")[0] ?? "").replace(/\/+$/, "")
+  return path === "/v1/models" ? listModels : getModel(request)
+})
+
+export const layer = Layer.mergeAll(
+  HttpRouter.add("*", "/v1/chat/completions", chatCompletions),
+  HttpRouter.add("*", "/v1/models/*", models)
+)

@@ -1,0 +1,306 @@
+/**
+ * The body of POST /v1/chat/completions, checked field by field so every
+ * refusal names its `param` the way OpenAI's own 400s do. Fields BeamClaw does
+ * not use (logprobs, response_format, metadata...) are accepted and ignored,
+ * as OpenClaw does, because common clients always send some of them.
+ */
+import { Result } from "effect"
+import { invalidField, type OpenAiError } from "./OpenAiError.ts"
+
+export interface ClientTool {
+  readonly name: string
+  readonly description?: string | undefined
+  readonly parameters: Readonly<Record<string, unknown>>
+}
+
+export type ToolChoice =
+  | { readonly _tag: "auto" }
+  | { readonly _tag: "none" }
+  | { readonly _tag: "required" }
+  | { readonly _tag: "function"; readonly name: string }
+
+export interface Sampling {
+  readonly temperature?: number | undefined
+  readonly topP?: number | undefined
+  readonly maxTokens?: number | undefined
+  readonly frequencyPenalty?: number | undefined
+  readonly presencePenalty?: number | undefined
+  readonly seed?: number | undefined
+  readonly stop?: ReadonlyArray<string> | undefined
+}
+
+export interface ToolCall {
+  readonly id: string
+  readonly name: string
+  readonly arguments: string
+}
+
+export type ChatRole = "system" | "developer" | "user" | "assistant" | "tool"
+
+export interface ChatMessage {
+  readonly role: ChatRole
+  readonly text: string
+  readonly imageUrls: ReadonlyArray<string>
+  readonly toolCalls: ReadonlyArray<ToolCall>
+  /** For tool results: the call they answer and the tool's name (resolved from the call). */
+  readonly toolCallId?: string | undefined
+  readonly name?: string | undefined
+}
+
+export interface ChatRequest {
+  /** The raw `model` string, echoed back in responses; undefined means the default agent. */
+  readonly model: string | undefined
+  readonly messages: ReadonlyArray<ChatMessage>
+  readonly stream: boolean
+  readonly includeUsage: boolean
+  readonly user: string | undefined
+  readonly tools: ReadonlyArray<ClientTool>
+  readonly toolChoice: ToolChoice
+  readonly sampling: Sampling
+}
+
+export const isRecord = (u: unknown): u is Readonly<Record<string, unknown>> =>
+  typeof u === "object" && u !== null && !Array.isArray(u)
+
+const present = (u: unknown): boolean => u !== undefined && u !== null
+
+const TOOL_NAME = /^[a-zA-Z0-9_-]{1,64}$/
+const ROLES = new Set(["system", "developer", "user", "assistant", "tool", "function"])
+
+class Invalid {
+  readonly error: OpenAiError
+  constructor(error: OpenAiError) {
+    this.error = error
+  }
+}
+
+const fail = (param: string, message: string, code?: string): never => {
+  throw new Invalid(invalidField(param, message, code))
+}
+
+const numberIn = (body: Readonly<Record<string, unknown>>, key: string, min: number, max: number): number | undefined => {
+  const value = body[key]
+  if (!present(value)) return undefined
+  if (typeof value !== "number" || !Number.isFinite(value)) return fail(key, `Invalid '${key}': expected a number, got ${JSON.stringify(value)}.`, "invalid_type")
+  if (value < min) return fail(key, `Invalid '${key}': decimal below minimum value. Expected a value >= ${min}, but got ${value} instead.`, "decimal_below_min_value")
+  if (value > max) return fail(key, `Invalid '${key}': decimal above maximum value. Expected a value <= ${max}, but got ${value} instead.`, "decimal_above_max_value")
+  return value
+}
+
+const positiveInt = (body: Readonly<Record<string, unknown>>, key: string): number | undefined => {
+  const value = body[key]
+  if (!present(value)) return undefined
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1) {
+    return fail(key, `Invalid '${key}': expected a positive integer, got ${JSON.stringify(value)}.`, "invalid_value")
+  }
+  return value
+}
+
+/** Text of a content field; image_url parts are collected separately. */
+const parseContent = (
+  content: unknown,
+  param: string,
+  options: { readonly allowImages: boolean; readonly allowNull: boolean }
+): { readonly text: string; readonly imageUrls: ReadonlyArray<string> } => {
+  if (content === undefined || content === null) {
+    return options.allowNull ? { text: "", imageUrls: [] } : fail(param, `Missing required parameter: '${param}'.`, "missing_required_parameter")
+  }
+  if (typeof content === "string") return { text: content, imageUrls: [] }
+  if (!Array.isArray(content)) return fail(param, `Invalid '${param}': expected a string or an array of content parts.`, "invalid_type")
+  const texts: Array<string> = []
+  const imageUrls: Array<string> = []
+  content.forEach((part: unknown, j) => {
+    const at = `${param}[${j}]`
+    if (!isRecord(part)) return fail(at, `Invalid '${at}': expected an object.`, "invalid_type")
+    const type = part.type
+    if (type === "text" || type === "input_text" || type === "refusal") {
+      const text = type === "refusal" ? part.refusal : part.text
+      if (typeof text !== "string") return fail(`${at}.${type === "refusal" ? "refusal" : "text"}`, `Invalid '${at}': a ${String(type)} part needs a string.`, "invalid_type")
+      texts.push(text)
+      return
+    }
+    if (type === "image_url") {
+      if (!options.allowImages) return fail(`${at}.type`, `Invalid '${at}.type': image_url parts are only allowed in user messages.`, "invalid_value")
+      const image = part.image_url
+      const url = typeof image === "string" ? image : isRecord(image) && typeof image.url === "string" ? image.url : undefined
+      if (url === undefined || url.trim() === "") return fail(`${at}.image_url.url`, `Invalid '${at}.image_url': expected an object with a non-empty 'url'.`, "invalid_value")
+      imageUrls.push(url.trim())
+      return
+    }
+    return fail(`${at}.type`, `Invalid '${at}.type': content parts of type ${JSON.stringify(type)} are not supported; use 'text' or 'image_url'.`, "invalid_value")
+  })
+  return { text: texts.join("\n"), imageUrls }
+}
+
+const parseToolCalls = (value: unknown, param: string): ReadonlyArray<ToolCall> => {
+  if (!present(value)) return []
+  if (!Array.isArray(value)) return fail(param, `Invalid '${param}': expected an array.`, "invalid_type")
+  return value.map((call: unknown, k): ToolCall => {
+    const at = `${param}[${k}]`
+    if (!isRecord(call) || !isRecord(call.function)) return fail(at, `Invalid '${at}': expected {id, type: "function", function: {name, arguments}}.`, "invalid_type")
+    if (call.type !== undefined && call.type !== "function") return fail(`${at}.type`, `Invalid '${at}.type': only "function" tool calls are supported.`, "invalid_value")
+    const id = call.id
+    const name = call.function.name
+    const args = call.function.arguments
+    if (typeof id !== "string" || id === "") return fail(`${at}.id`, `Missing required parameter: '${at}.id'.`, "missing_required_parameter")
+    if (typeof name !== "string" || name === "") return fail(`${at}.function.name`, `Missing required parameter: '${at}.function.name'.`, "missing_required_parameter")
+    return { id, name, arguments: typeof args === "string" ? args : JSON.stringify(args ?? {}) }
+  })
+}
+
+const parseMessages = (value: unknown): ReadonlyArray<ChatMessage> => {
+  if (!present(value)) return fail("messages", "Missing required parameter: 'messages'.", "missing_required_parameter")
+  if (!Array.isArray(value)) return fail("messages", "Invalid 'messages': expected an array.", "invalid_type")
+  if (value.length === 0) return fail("messages", "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.", "empty_array")
+  const calls = new Map<string, string>()
+  return value.map((raw: unknown, i): ChatMessage => {
+    const at = `messages[${i}]`
+    if (!isRecord(raw)) return fail(at, `Invalid '${at}': expected an object.`, "invalid_type")
+    const role = raw.role
+    if (typeof role !== "string" || !ROLES.has(role)) {
+      return fail(`${at}.role`, `Invalid '${at}.role': expected one of 'system', 'developer', 'user', 'assistant', 'tool', got ${JSON.stringify(role)}.`, "invalid_value")
+    }
+    const name = typeof raw.name === "string" && raw.name.trim() !== "" ? raw.name.trim() : undefined
+    switch (role) {
+      case "system":
+      case "developer": {
+        const { text } = parseContent(raw.content, `${at}.content`, { allowImages: false, allowNull: false })
+        return { role, text, imageUrls: [], toolCalls: [] }
+      }
+      case "user": {
+        const { text, imageUrls } = parseContent(raw.content, `${at}.content`, { allowImages: true, allowNull: false })
+        return { role, text, imageUrls, toolCalls: [], name }
+      }
+      case "assistant": {
+        const toolCalls = parseToolCalls(raw.tool_calls, `${at}.tool_calls`)
+        const { text } = parseContent(raw.content, `${at}.content`, { allowImages: false, allowNull: true })
+        for (const call of toolCalls) calls.set(call.id, call.name)
+        return { role, text, imageUrls: [], toolCalls }
+      }
+      default: {
+        // `function` is the legacy spelling of a tool result, answered by name.
+        const legacy = role === "function"
+        const toolCallId = raw.tool_call_id
+        if (!legacy) {
+          if (typeof toolCallId !== "string" || toolCallId === "") {
+            return fail(`${at}.tool_call_id`, `Missing required parameter: '${at}.tool_call_id'.`, "missing_required_parameter")
+          }
+          if (!calls.has(toolCallId)) {
+            return fail(`${at}.tool_call_id`, `Invalid '${at}.tool_call_id': ${JSON.stringify(toolCallId)} does not answer a tool call of an earlier assistant message. Messages with role 'tool' must follow an assistant message with 'tool_calls'.`, "invalid_value")
+          }
+        } else if (name === undefined) {
+          return fail(`${at}.name`, `Missing required parameter: '${at}.name' (a 'function' message names the function it answers).`, "missing_required_parameter")
+        }
+        const { text } = parseContent(raw.content, `${at}.content`, { allowImages: false, allowNull: legacy })
+        const id = typeof toolCallId === "string" ? toolCallId : undefined
+        return { role: "tool", text, imageUrls: [], toolCalls: [], toolCallId: id, name: name ?? (id === undefined ? undefined : calls.get(id)) }
+      }
+    }
+  })
+}
+
+const parseTools = (value: unknown): ReadonlyArray<ClientTool> => {
+  if (!present(value)) return []
+  if (!Array.isArray(value)) return fail("tools", "Invalid 'tools': expected an array of function tools.", "invalid_type")
+  const names = new Set<string>()
+  return value.map((tool: unknown, i): ClientTool => {
+    const at = `tools[${i}]`
+    if (!isRecord(tool)) return fail(at, `Invalid '${at}': expected an object.`, "invalid_type")
+    if (tool.type !== "function") return fail(`${at}.type`, `Invalid '${at}.type': only "function" tools are supported, got ${JSON.stringify(tool.type)}.`, "invalid_value")
+    const fn = tool.function
+    if (!isRecord(fn)) return fail(`${at}.function`, `Missing required parameter: '${at}.function'.`, "missing_required_parameter")
+    const name = fn.name
+    if (typeof name !== "string" || name === "") return fail(`${at}.function.name`, `Missing required parameter: '${at}.function.name'.`, "missing_required_parameter")
+    if (!TOOL_NAME.test(name)) return fail(`${at}.function.name`, `Invalid '${at}.function.name': ${JSON.stringify(name)} must match ${TOOL_NAME}.`, "invalid_value")
+    if (names.has(name)) return fail(`${at}.function.name`, `Invalid '${at}.function.name': ${JSON.stringify(name)} is declared twice.`, "invalid_value")
+    names.add(name)
+    if (present(fn.description) && typeof fn.description !== "string") return fail(`${at}.function.description`, `Invalid '${at}.function.description': expected a string.`, "invalid_type")
+    if (present(fn.parameters) && !isRecord(fn.parameters)) return fail(`${at}.function.parameters`, `Invalid '${at}.function.parameters': expected a JSON Schema object.`, "invalid_type")
+    return {
+      name,
+      description: typeof fn.description === "string" ? fn.description : undefined,
+      parameters: isRecord(fn.parameters) ? fn.parameters : { type: "object", properties: {} }
+    }
+  })
+}
+
+const parseToolChoice = (value: unknown, tools: ReadonlyArray<ClientTool>): ToolChoice => {
+  if (!present(value)) return { _tag: tools.length === 0 ? "none" : "auto" }
+  if (value === "auto" || value === "none") return { _tag: value }
+  if (value === "required") {
+    if (tools.length === 0) return fail("tool_choice", "Invalid 'tool_choice': \"required\" needs at least one tool in 'tools'.", "invalid_value")
+    return { _tag: "required" }
+  }
+  if (isRecord(value) && value.type === "function") {
+    const name = isRecord(value.function) ? value.function.name : undefined
+    if (typeof name !== "string" || name === "") return fail("tool_choice.function.name", "Missing required parameter: 'tool_choice.function.name'.", "missing_required_parameter")
+    if (!tools.some((tool) => tool.name === name)) {
+      return fail("tool_choice.function.name", `Invalid 'tool_choice.function.name': ${JSON.stringify(name)} is not one of the tools in 'tools'.`, "invalid_value")
+    }
+    return { _tag: "function", name }
+  }
+  const variant = isRecord(value) ? JSON.stringify(value.type) : JSON.stringify(value)
+  return fail("tool_choice", `Invalid 'tool_choice': ${variant} is not supported; use "auto", "none", "required" or {"type":"function","function":{"name":...}}.`, "invalid_value")
+}
+
+const parseStop = (value: unknown): ReadonlyArray<string> | undefined => {
+  if (!present(value)) return undefined
+  const list: ReadonlyArray<unknown> = typeof value === "string" ? [value] : Array.isArray(value) ? value : fail("stop", "Invalid 'stop': expected a string or an array of strings.", "invalid_type")
+  if (list.length > 4) return fail("stop", `Invalid 'stop': at most 4 stop sequences, got ${list.length}.`, "array_above_max_length")
+  return list.map((entry, i) => typeof entry === "string" && entry !== "" ? entry : fail(`stop[${i}]`, `Invalid 'stop[${i}]': expected a non-empty string.`, "invalid_value"))
+}
+
+const parse = (body: unknown): ChatRequest => {
+  if (!isRecord(body)) return fail("", "The request body must be a JSON object.", "invalid_type")
+  const model = body.model
+  if (present(model) && (typeof model !== "string" || model.trim() === "")) return fail("model", "Invalid 'model': expected a non-empty string.", "invalid_type")
+  const stream = body.stream
+  if (present(stream) && typeof stream !== "boolean") return fail("stream", "Invalid 'stream': expected a boolean.", "invalid_type")
+  const streamOptions = body.stream_options
+  if (present(streamOptions)) {
+    if (stream !== true) return fail("stream_options", "The 'stream_options' parameter is only allowed when 'stream' is enabled.", "invalid_value")
+    if (!isRecord(streamOptions)) return fail("stream_options", "Invalid 'stream_options': expected an object.", "invalid_type")
+    if (present(streamOptions.include_usage) && typeof streamOptions.include_usage !== "boolean") {
+      return fail("stream_options.include_usage", "Invalid 'stream_options.include_usage': expected a boolean.", "invalid_type")
+    }
+  }
+  const n = body.n
+  if (present(n) && n !== 1) return fail("n", `Invalid 'n': only n=1 is supported (one agent, one answer), got ${JSON.stringify(n)}.`, "invalid_value")
+  const user = body.user
+  if (present(user) && typeof user !== "string") return fail("user", "Invalid 'user': expected a string.", "invalid_type")
+  const seed = body.seed
+  if (present(seed) && (typeof seed !== "number" || !Number.isSafeInteger(seed))) return fail("seed", `Invalid 'seed': expected an integer, got ${JSON.stringify(seed)}.`, "invalid_type")
+  const maxCompletion = positiveInt(body, "max_completion_tokens")
+  const maxTokens = positiveInt(body, "max_tokens")
+  const sampling: Sampling = {
+    temperature: numberIn(body, "temperature", 0, 2),
+    topP: numberIn(body, "top_p", 0, 1),
+    frequencyPenalty: numberIn(body, "frequency_penalty", -2, 2),
+    presencePenalty: numberIn(body, "presence_penalty", -2, 2),
+    maxTokens: maxCompletion ?? maxTokens,
+    seed: typeof seed === "number" ? seed : undefined,
+    stop: parseStop(body.stop)
+  }
+  const tools = parseTools(body.tools)
+  const toolChoice = parseToolChoice(body.tool_choice, tools)
+  const messages = parseMessages(body.messages)
+  return {
+    model: typeof model === "string" ? model.trim() : undefined,
+    messages,
+    stream: stream === true,
+    includeUsage: isRecord(streamOptions) && streamOptions.include_usage === true,
+    user: typeof user === "string" && user.trim() !== "" ? user.trim() : undefined,
+    tools,
+    toolChoice,
+    sampling
+  }
+}
+
+export const parseChatRequest = (body: unknown): Result.Result<ChatRequest, OpenAiError> => {
+  try {
+    return Result.succeed(parse(body))
+  } catch (error) {
+    if (error instanceof Invalid) return Result.fail(error.error)
+    throw error
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * The server side of `BeamclawRpcs`: every procedure over the one session
+ * layer (through SessionEvents, so RPC turns reach subscribers), the config
+ * service and the host's stats.
+ */
+import { randomUUID } from "node:crypto"
+import { Effect, Layer, Result, Stream } from "effect"
+import packageJson from "../../../package.json" with { type: "json" }
+import { AgentDirectory } from "../../agent/AgentDirectory.ts"
+import * as SessionKey from "../../session/SessionKey.ts"
+import { Sessions } from "../../session/Sessions.ts"
+import * as ConfigPatch from "./ConfigPatch.ts"
+import { BeamclawRpcs, InvalidRequest } from "./Rpcs.ts"
+import { SessionEvents } from "./SessionEvents.ts"
+
+interface SessionTarget {
+  readonly sessionKey?: string | undefined
+  readonly agentId?: string | undefined
+}
+
+export const layer = BeamclawRpcs.toLayer(Effect.gen(function*() {
+  const sessions = yield* Sessions
+  const agents = yield* AgentDirectory
+  const events = yield* SessionEvents
+  const patcher = yield* ConfigPatch.make
+  // The process's start, not this layer's: the server layer is rebuilt when the listener moves.
+  const startedAt = Math.round(performance.timeOrigin)
+
+  /** The store key a client means, as OpenClaw's toAgentStoreSessionKey; the agent must exist. */
+  const resolve = (target: SessionTarget) =>
+    Effect.gen(function*() {
+      const agentId = target.agentId ?? (yield* agents.defaultAgentId)
+      yield* agents.settings(agentId)
+      const policy = yield* agents.sessionPolicy
+      const parsed = SessionKey.toStoreKey(target.sessionKey, { agentId: agentId.toLowerCase(), mainKey: policy.mainKey })
+      if (Result.isFailure(parsed)) return yield* parsed.failure
+      if (parsed.success.agentId !== agentId.toLowerCase()) yield* agents.settings(parsed.success.agentId)
+      return parsed.success.key
+    })
+
+  return BeamclawRpcs.of({
+    Send: (payload) =>
+      Stream.unwrap(Effect.gen(function*() {
+        if (payload.text.trim() === "" && (payload.images?.length ?? 0) === 0) {
+          return yield* new InvalidRequest({ message: "text must not be empty" })
+        }
+        if (payload.runId !== undefined && (payload.runId.trim() === "" || payload.runId.length > 200)) {
+          return yield* new InvalidRequest({ message: "runId must be 1 to 200 characters" })
+        }
+        const key = yield* resolve(payload)
+        return events.send(key, { runId: payload.runId ?? randomUUID(), text: payload.text, images: payload.images })
+      })),
+
+    ListSessions: ({ agentId }) =>
+      Effect.gen(function*() {
+        if (agentId !== undefined) yield* agents.settings(agentId)
+        const rows = yield* sessions.list(agentId?.toLowerCase())
+        return rows.map((row) => ({ key: row.key, live: row.live, entry: row.entry }))
+      }),
+
+    History: (payload) =>
+      Effect.gen(function*() {
+        const sessionKey = yield* resolve(payload)
+        const entries = yield* sessions.history(sessionKey)
+        return { sessionKey, entries: payload.limit === undefined ? entries : entries.slice(-payload.limit) }
+      }),
+
+    Reset: (payload) =>
+      Effect.gen(function*() {
+        const sessionKey = yield* resolve(payload)
+        const entry = yield* sessions.reset(sessionKey)
+        return { sessionKey, entry }
+      }),
+
+    GetConfig: () => patcher.snapshot,
+
+    PatchConfig: (payload) => patcher.patch(payload),
+
+    Status: () =>
+      Effect.gen(function*() {
+        const rows = yield* sessions.list()
+        const actors = yield* sessions.stats
+        const memory = process.memoryUsage()
+        const now = Date.now()
+        return {
+          version: packageJson.version,
+          pid: process.pid,
+          startedAt,
+          uptimeMs: now - startedAt,
+          sessions: rows.length,
+          actors,
+          memory: { rss: memory.rss, heapTotal: memory.heapTotal, heapUsed: memory.heapUsed, external: memory.external }
+        }
+      }),
+
+    Subscribe: (payload) =>
+      Stream.unwrap(Effect.map(resolve(payload), (sessionKey) => events.subscribe(sessionKey)))
+  })
+}))
+
+/** The handlers with the fan-out they publish to. */
+export const layerWithEvents = layer.pipe(Layer.provideMerge(SessionEvents.layer))
