@@ -5,7 +5,7 @@
  * under `Command.run`.
  */
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Console, Effect, Layer, Runtime } from "effect"
+import { Cause, Console, Effect, Layer, Runtime } from "effect"
 import * as App from "../runtime/App.ts"
 import type { GatewayFlags } from "./argv.ts"
 
@@ -37,5 +37,9 @@ const reportLikeCli = <A, E extends { readonly message: string }, R>(effect: Eff
     })
   ))
 
+/** A signal is how a supervisor asks the gateway to stop: a graceful stop exits 0, not 130. */
+const teardown: Runtime.Teardown = (exit, onExit) =>
+  exit._tag === "Failure" && Cause.hasInterruptsOnly(exit.cause) ? onExit(0) : Runtime.defaultTeardown(exit, onExit)
+
 export const main = (flags: GatewayFlags): void =>
-  launchGateway(flags).pipe(reportLikeCli, Effect.provide(NodeServices.layer), NodeRuntime.runMain)
+  launchGateway(flags).pipe(reportLikeCli, Effect.provide(NodeServices.layer), NodeRuntime.runMain({ teardown }))

@@ -37,6 +37,9 @@ interface ActorHandle {
   lastActive: number
 }
 
+/** How long shutdown waits for running turns before interrupting them. */
+export const SHUTDOWN_GRACE_MS = 10_000
+
 const describeCause = (cause: Cause.Cause<unknown>): string => {
   const squashed = Cause.squash(cause)
   return squashed instanceof Error ? squashed.message : String(squashed)
@@ -197,6 +200,19 @@ export class Sessions extends Context.Service<Sessions, {
       Effect.tapCause((cause) => Effect.logError("session sweeper failed; restarting it", cause)),
       Effect.retry(Schedule.spaced("1 second")),
       Effect.forkScoped
+    )
+
+    // On shutdown (after the listener has stopped taking requests) running
+    // turns get a bounded time to finish before the actors are interrupted.
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        const running = () => [...actors.values()].filter((handle) => handle.current?._tag === "Turn").length
+        if (running() === 0) return
+        yield* Effect.logInfo(`waiting up to ${SHUTDOWN_GRACE_MS / 1000}s for ${running()} running turn(s) to finish`)
+        const deadline = (yield* Clock.currentTimeMillis) + SHUTDOWN_GRACE_MS
+        while (running() > 0 && (yield* Clock.currentTimeMillis) < deadline) yield* Effect.sleep("50 millis")
+        if (running() > 0) yield* Effect.logWarning(`stopping ${running()} turn(s) that did not finish in time; their transcripts keep what was said`)
+      })
     )
 
     const send = (key: string, input: TurnInput) =>

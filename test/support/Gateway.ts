@@ -16,7 +16,8 @@ export interface StartedGateway {
   readonly token: string
   readonly home: string
   readonly output: () => { stdout: string; stderr: string }
-  readonly stop: () => Promise<{ code: number | null; stdout: string; stderr: string }>
+  /** SIGTERM, wait for the exit, then delete the state directory unless `keepHome`. */
+  readonly stop: (options?: { readonly keepHome?: boolean }) => Promise<{ code: number | null; stdout: string; stderr: string }>
 }
 
 export interface GatewayOptions {
@@ -51,10 +52,10 @@ export const startGateway = async (options: GatewayOptions): Promise<StartedGate
     token,
     home,
     output: started.output,
-    stop: async () => {
+    stop: async (stopOptions) => {
       started.child.kill("SIGTERM")
       const result = await started.result
-      await fs.rm(home, { recursive: true, force: true })
+      if (stopOptions?.keepHome !== true) await fs.rm(home, { recursive: true, force: true })
       return result
     }
   }

@@ -1,0 +1,54 @@
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import { afterEach, beforeEach, describe, expect, it } from "vitest"
+import * as Transcript from "../../src/session/Transcript.ts"
+import { type FakeAnthropicHandle, startFakeAnthropic } from "../support/FakeAnthropic.ts"
+import { startGateway } from "../support/Gateway.ts"
+
+let fake: FakeAnthropicHandle
+beforeEach(async () => {
+  fake = await startFakeAnthropic()
+})
+afterEach(async () => {
+  await fake.close()
+})
+
+describe("graceful shutdown", () => {
+  it("on SIGTERM lets a running turn finish, persists it and exits 0", async () => {
+    const words = Array.from({ length: 12 }, (_, i) => `w${i}`).join(" ")
+    fake.push({ kind: "message", content: [{ type: "text", text: words }], delayMs: 60 })
+    const gateway = await startGateway({ anthropicUrl: fake.url })
+    const home = gateway.home
+    const response = await fetch(`${gateway.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${gateway.token}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "beamclaw", user: "shutdown", stream: true, messages: [{ role: "user", content: "long answer please" }] })
+    })
+    const reader = response.body?.getReader()
+    const first = await reader?.read()
+    expect(new TextDecoder().decode(first?.value)).toContain("data:")
+    const stopping = gateway.stop({ keepHome: true })
+    let body = ""
+    while (true) {
+      const chunk = await reader?.read()
+      if (chunk === undefined || chunk.done) break
+      body += new TextDecoder().decode(chunk.value)
+    }
+    expect(body).toContain("w11")
+    expect(body).toContain("[DONE]")
+    const result = await stopping
+    expect(result.code).toBe(0)
+    expect(result.stdout + result.stderr).not.toContain("ERROR")
+    try {
+      const sessionsDir = path.join(home, "agents", "main", "sessions")
+      const index = JSON.parse(await fs.readFile(path.join(sessionsDir, "sessions.json"), "utf8")) as Record<string, { sessionId: string; turnCount: number }>
+      const [entry] = Object.values(index)
+      expect(entry?.turnCount).toBe(1)
+      const transcript = Transcript.parse(await fs.readFile(path.join(sessionsDir, `${entry?.sessionId}.jsonl`), "utf8"))
+      const last = transcript.entries.at(-1)
+      expect(last?.type === "message" && last.message.role === "assistant" && last.message.stopReason).toBe("stop")
+    } finally {
+      await fs.rm(home, { recursive: true, force: true })
+    }
+  })
+})
