@@ -3,7 +3,8 @@
  * Commands that run turns do so in-process on the same session layer the
  * gateway uses, after checking that no gateway owns the state directory.
  */
-import { Console, Effect, Option, Stream } from "effect"
+import * as fs from "node:fs/promises"
+import { Console, Effect, Option, Redacted, Schema, Stream } from "effect"
 import { Argument, CliError, Command, Flag } from "effect/cli"
 import * as Terminal from "effect/Terminal"
 import { textOf } from "../agent/Message.ts"
@@ -19,6 +20,11 @@ import { Sessions } from "../session/Sessions.ts"
 import * as SessionKey from "../session/SessionKey.ts"
 import type * as Transcript from "../session/Transcript.ts"
 import * as Spinner from "./Spinner.ts"
+import { tokenFile } from "../gateway/auth/TokenFile.ts"
+
+class GatewayUnreachable extends Schema.TaggedError<GatewayUnreachable>()("GatewayUnreachable", {
+  message: Schema.String
+}) {}
 
 export const VERSION = "0.1.0"
 
@@ -99,18 +105,55 @@ const renderTurn = (events: Stream.Stream<TurnEvent, { readonly message: string 
     return completed
   })
 
+/**
+ * With a gateway running on this state directory, `agent` sends through its
+ * typed RPC (with the gateway's token) instead of refusing: the gateway stays
+ * the one writer of the sessions.
+ */
+const agentViaGateway = (lease: StateLease.Lease, input: { readonly message: string; readonly session: Option.Option<string>; readonly agent: Option.Option<string>; readonly json: boolean }) =>
+  Effect.gen(function*() {
+    const paths = yield* Paths
+    const config = yield* loadConfig({ file: paths.configFile, setBy: paths.configFileSetBy })
+    const configured = config.gateway.auth.token ?? config.gateway.auth.password
+    const token = configured !== undefined
+      ? Redacted.value(configured)
+      : yield* Effect.tryPromise({
+        try: () => fs.readFile(tokenFile(paths.home), "utf8").then((text) => text.trim()),
+        catch: () => new GatewayUnreachable({ message: `a gateway is running (pid ${lease.pid}) but its token is not configured and ${tokenFile(paths.home)} cannot be read` })
+      })
+    const client = yield* Effect.tryPromise({
+      try: () => import("../client/index.ts"),
+      catch: (error) => new GatewayUnreachable({ message: `cannot load the RPC client: ${String(error)}` })
+    })
+    const url = `ws://${lease.host === "0.0.0.0" || lease.host === undefined ? "127.0.0.1" : lease.host}:${lease.port ?? 18789}/rpc`
+    yield* Effect.gen(function*() {
+      const rpc = yield* client.BeamclawClient
+      const events = rpc.Send({
+        text: input.message,
+        ...(Option.isSome(input.session) ? { sessionKey: input.session.value } : {}),
+        ...(Option.isSome(input.agent) ? { agentId: input.agent.value } : {})
+      })
+      yield* renderTurn(events, input.json)
+    }).pipe(Effect.provide(client.BeamclawClient.layer({ url, token })))
+  })
+
 const agent = Command.make("agent", {
   message: Flag.String("message").pipe(Flag.withAlias("m"), Flag.withDescription("The message to send")),
   session: sessionFlag,
   agent: agentFlag,
   json
 }, (input) =>
-  withSessions("agent")(Effect.gen(function*() {
-    const sessions = yield* Sessions
-    const key = yield* resolveKey(input.session, input.agent)
-    yield* renderTurn(sessions.send(key, { runId: crypto.randomUUID(), text: input.message }), input.json)
-  })).pipe(userFacing)
-).pipe(Command.withDescription("Run one agent turn and print the streamed answer"))
+  Effect.gen(function*() {
+    const paths = yield* Paths
+    const lease = yield* StateLease.current(paths.home)
+    if (lease?.holder === "gateway") return yield* agentViaGateway(lease, input)
+    yield* withSessions("agent")(Effect.gen(function*() {
+      const sessions = yield* Sessions
+      const key = yield* resolveKey(input.session, input.agent)
+      yield* renderTurn(sessions.send(key, { runId: crypto.randomUUID(), text: input.message }), input.json)
+    }))
+  }).pipe(Effect.provide(Paths.layer), Effect.provide(App.logToStderr), userFacing)
+).pipe(Command.withDescription("Run one agent turn and print the streamed answer (through the gateway when one is running)"))
 
 const chat = Command.make("chat", { session: sessionFlag, agent: agentFlag }, (input) =>
   withSessions("chat")(Effect.gen(function*() {

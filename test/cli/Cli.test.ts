@@ -162,7 +162,7 @@ describe("beamclaw config", () => {
 describe("beamclaw gateway", () => {
   it("starts with no arguments and no config, answering /health and /ready", async () => {
     const port = await freePort()
-    const gateway = start([], { BEAMCLAW_HOME: home, BEAMCLAW_PORT: String(port) })
+    const gateway = start([], { ...env, BEAMCLAW_PORT: String(port) })
     try {
       let health: Response | undefined
       await waitFor(async () => {
@@ -174,7 +174,12 @@ describe("beamclaw gateway", () => {
       const ready = await fetch(`http://127.0.0.1:${port}/ready`)
       expect(ready.status).toBe(200)
       expect((await ready.json() as { ready: boolean }).ready).toBe(true)
-      const busy = await run(["agent", "-m", "hi"], env)
+      // With a gateway running, `agent` goes through it (its generated token, its RPC)...
+      const viaGateway = await run(["agent", "-m", "hi", "--json"], env)
+      expect(viaGateway.stderr).toBe("")
+      expect(JSON.parse(viaGateway.stdout)).toMatchObject({ text: "echo: hi", sessionKey: "agent:main:main" })
+      // ...and commands that would write the sessions themselves refuse.
+      const busy = await run(["sessions", "reset", "main"], env)
       expect(busy.code).not.toBe(0)
       expect(busy.stderr).toContain("is running on")
     } finally {
