@@ -1,0 +1,270 @@
+/**
+ * One WebSocket connection: the challenge, the `connect` handshake, then
+ * req/res/event frames. Outbound frames go through a bounded per-connection
+ * queue drained by a writer fiber, so a slow client is disconnected (or
+ * skipped, for droppable events) instead of growing memory.
+ */
+import { randomUUID } from "node:crypto"
+import { Cause, Deferred, Duration, Effect, FiberSet, Queue, Result, Schema, SchemaIssue } from "effect"
+import * as Socket from "effect/socket/Socket"
+import { AgentDirectory } from "../../agent/AgentDirectory.ts"
+import { Paths } from "../../config/Paths.ts"
+import { GatewayAuth } from "../auth/GatewayAuth.ts"
+import {
+  ConnectParams,
+  errorShapeOf,
+  type ErrorShape,
+  MAX_BUFFERED_BYTES,
+  MAX_PAYLOAD_BYTES,
+  MAX_PREAUTH_PAYLOAD_BYTES,
+  MethodError,
+  OUTBOUND_QUEUE_FRAMES,
+  RequestFrame,
+  responseError,
+  responseOk,
+  strict,
+  truncateCloseReason
+} from "./Frames.ts"
+import * as Handshake from "./Handshake.ts"
+import type { Hub, HubClient, PresenceEntry } from "./Hub.ts"
+import type { Handler, MethodContext } from "./methods/Method.ts"
+import { healthSummary } from "./methods/System.ts"
+import { missingScope, requiredScope } from "./Scopes.ts"
+
+export const EVENTS = ["connect.challenge", "agent", "chat", "presence", "tick", "shutdown", "health", "sessions.changed"] as const
+
+const formatIssue = SchemaIssue.makeFormatterDefault()
+const decodeRequest = Schema.decodeUnknownResult(RequestFrame)
+const decodeConnect = Schema.decodeUnknownResult(ConnectParams)
+
+/** After a close frame is sent, how long the client gets to answer it before the socket is dropped. */
+const CLOSE_GRACE_MS = 1000
+
+const byteLength = (data: string | Uint8Array): number => typeof data === "string" ? Buffer.byteLength(data, "utf8") : data.byteLength
+const asText = (data: string | Uint8Array): string => typeof data === "string" ? data : Buffer.from(data).toString("utf8")
+
+const parseJson = (text: string): Result.Result<unknown, string> => {
+  try {
+    const value: unknown = JSON.parse(text)
+    return Result.succeed(value)
+  } catch (error) {
+    return Result.fail(error instanceof Error ? error.message : String(error))
+  }
+}
+
+const idOf = (value: unknown): string | undefined =>
+  typeof value === "object" && value !== null && "id" in value && typeof value.id === "string" && value.id !== "" ? value.id : undefined
+
+export const run = (socket: Socket.Socket, clientAddress: string, hub: Hub, methods: Record<string, Handler>) =>
+  Effect.gen(function*() {
+    const connId = randomUUID()
+    const nonce = randomUUID()
+    const reader = yield* socket.reader
+    const writer = yield* socket.writer
+    const outbound = yield* Queue.dropping<string | Socket.CloseEvent>(OUTBOUND_QUEUE_FRAMES)
+    const closeNow = yield* Deferred.make<Socket.CloseEvent>()
+    const closeSent = yield* Deferred.make<void>()
+    const requests = yield* FiberSet.make()
+    let closing = false
+    let queuedBytes = 0
+
+    /** Queues a frame; false when the client is too far behind. */
+    const offer = (frame: string): boolean => {
+      if (closing) return true
+      if (queuedBytes + frame.length > MAX_BUFFERED_BYTES) return false
+      if (!Queue.offerUnsafe(outbound, frame)) return false
+      queuedBytes += frame.length
+      return true
+    }
+    const send = (value: unknown): void => {
+      if (!offer(JSON.stringify(value))) close(1008, "slow consumer")
+    }
+    /** Closes after the frames already queued (a rejection's response goes out first). */
+    const close = (code: number, reason: string): void => {
+      if (closing) return
+      closing = true
+      const event = new Socket.CloseEvent(code, truncateCloseReason(reason))
+      if (!Queue.offerUnsafe(outbound, event)) Deferred.doneUnsafe(closeNow, Effect.succeed(event))
+    }
+
+    yield* Effect.forkScoped(Effect.gen(function*() {
+      while (true) {
+        const item = yield* Queue.take(outbound)
+        if (typeof item === "string") {
+          queuedBytes -= item.length
+          yield* writer.write(item)
+        } else {
+          yield* writer.write(item)
+          yield* Deferred.succeed(closeSent, undefined)
+          return
+        }
+      }
+    }).pipe(Effect.ignore))
+    yield* Effect.forkScoped(Deferred.await(closeNow).pipe(
+      Effect.flatMap((event) => writer.write(event)),
+      Effect.ignore,
+      Effect.andThen(Deferred.succeed(closeSent, undefined))
+    ))
+
+    let client: (HubClient & { readonly context: Omit<MethodContext, "respondInterim"> }) | undefined
+
+    // Handshake deadline: no valid connect in time closes the socket.
+    yield* Effect.forkScoped(Effect.sleep(Duration.millis(hub.options.handshakeTimeoutMs)).pipe(
+      Effect.andThen(Effect.sync(() => {
+        if (client === undefined) close(1008, "handshake timeout")
+      }))
+    ))
+
+    send({ type: "event", event: "connect.challenge", payload: { nonce, ts: Date.now() } })
+
+    const rejectHandshake = (id: string | undefined, error: ErrorShape, closeCode: number, closeReason: string) => {
+      if (id !== undefined) send(responseError(id, error))
+      close(closeCode, closeReason)
+    }
+
+    const handshake = (data: string | Uint8Array) =>
+      Effect.gen(function*() {
+        if (byteLength(data) > MAX_PREAUTH_PAYLOAD_BYTES) return close(1009, "preauth payload too large")
+        const parsed = parseJson(asText(data))
+        if (Result.isFailure(parsed)) return close(1008, "invalid handshake: malformed JSON")
+        const frame = decodeRequest(parsed.success, strict)
+        if (Result.isFailure(frame)) return close(1008, "invalid request frame")
+        const id = frame.success.id
+        if (frame.success.method !== "connect") {
+          const message = "invalid handshake: first request must be connect"
+          return rejectHandshake(id, { code: "INVALID_REQUEST", message }, 1008, message)
+        }
+        const params = decodeConnect(frame.success.params ?? {}, strict)
+        if (Result.isFailure(params)) {
+          const message = `invalid connect params: ${formatIssue(params.failure.issue)}`
+          return rejectHandshake(id, { code: "INVALID_REQUEST", message }, 1008, message)
+        }
+        const admitted = yield* Handshake.admit(params.success, { nonce, clientAddress }).pipe(Effect.result)
+        if (Result.isFailure(admitted)) {
+          const rejection = admitted.failure
+          return rejectHandshake(id, rejection.error, rejection.closeCode, rejection.closeReason)
+        }
+        const { role, scopes, protocol } = admitted.success
+        const info = params.success.client
+        const self: HubClient & { readonly context: Omit<MethodContext, "respondInterim"> } = {
+          connId,
+          role,
+          scopes,
+          seq: 0,
+          offer,
+          close,
+          context: { hub, connId, role, scopes, client: info }
+        }
+        const agents = yield* AgentDirectory
+        const policy = yield* agents.sessionPolicy
+        const defaultAgentId = yield* agents.defaultAgentId
+        const paths = yield* Paths
+        const health = yield* healthSummary
+        const auth = yield* GatewayAuth
+        const presence: PresenceEntry | undefined = info.id === "cli" ? undefined : {
+          host: info.displayName ?? info.id,
+          ...(admitted.success.principal.loopback ? {} : { ip: clientAddress }),
+          version: info.version,
+          platform: info.platform,
+          ...(info.deviceFamily === undefined ? {} : { deviceFamily: info.deviceFamily }),
+          ...(info.modelIdentifier === undefined ? {} : { modelIdentifier: info.modelIdentifier }),
+          mode: info.mode,
+          ...(admitted.success.deviceId === undefined ? {} : { deviceId: admitted.success.deviceId }),
+          roles: [role],
+          scopes,
+          ...(info.instanceId === undefined ? {} : { instanceId: info.instanceId }),
+          reason: "connect",
+          ts: Date.now()
+        }
+        send(responseOk(id, {
+          type: "hello-ok",
+          protocol,
+          server: { version: hub.options.version, connId },
+          features: { methods: Object.keys(methods), events: EVENTS },
+          snapshot: {
+            presence: [...hub.presenceList(), ...(presence === undefined ? [] : [presence])],
+            health,
+            stateVersion: { ...hub.stateVersion },
+            uptimeMs: Date.now() - hub.startedAt,
+            configPath: paths.configFile,
+            stateDir: paths.home,
+            sessionDefaults: { defaultAgentId, mainKey: policy.mainKey, mainSessionKey: `agent:${defaultAgentId}:${policy.mainKey}`, scope: "per-sender" },
+            authMode: yield* auth.mode
+          },
+          auth: { role, scopes },
+          policy: { maxPayload: MAX_PAYLOAD_BYTES, maxBufferedBytes: MAX_BUFFERED_BYTES, tickIntervalMs: hub.options.tickIntervalMs }
+        }))
+        client = self
+        hub.register(self, presence)
+      })
+
+    const dispatch = (frame: RequestFrame, connected: NonNullable<typeof client>) =>
+      Effect.gen(function*() {
+        const { id, method } = frame
+        if (method === "connect") return send(responseError(id, { code: "INVALID_REQUEST", message: "connect is only valid as the first request" }))
+        if (connected.role !== "operator") return send(responseError(id, { code: "INVALID_REQUEST", message: `unauthorized role: ${connected.role}` }))
+        const missing = missingScope(method, connected.scopes)
+        if (missing !== undefined) {
+          return send(responseError(id, {
+            code: "FORBIDDEN",
+            message: `missing scope: ${missing}`,
+            details: { code: "MISSING_SCOPE", missingScope: missing, requiredScopes: [requiredScope(method)] }
+          }))
+        }
+        const handler = methods[method]
+        if (handler === undefined) return send(responseError(id, { code: "INVALID_REQUEST", message: `unknown method: ${method}` }))
+        const context: MethodContext = { ...connected.context, respondInterim: (payload) => send(responseOk(id, payload)) }
+        const exit = yield* Effect.exit(handler(frame.params, context))
+        if (exit._tag === "Success") return send(responseOk(id, exit.value))
+        if (Cause.hasInterruptsOnly(exit.cause)) return
+        const failure = Cause.findError(exit.cause)
+        if (failure._tag === "Success" && failure.success instanceof MethodError) return send(responseError(id, errorShapeOf(failure.success)))
+        yield* Effect.logError(`ws method ${method} failed`, exit.cause)
+        const squashed = Cause.squash(exit.cause)
+        send(responseError(id, { code: "UNAVAILABLE", message: squashed instanceof Error ? squashed.message : String(squashed) }))
+      })
+
+    const message = (data: string | Uint8Array) =>
+      Effect.gen(function*() {
+        if (closing) return
+        const connected = client
+        if (connected === undefined) return yield* handshake(data)
+        if (byteLength(data) > MAX_PAYLOAD_BYTES) return close(1009, "payload too large")
+        const parsed = parseJson(asText(data))
+        if (Result.isFailure(parsed)) {
+          return send(responseError("invalid", { code: "INVALID_REQUEST", message: `invalid request frame: malformed JSON (${parsed.failure})` }))
+        }
+        const frame = decodeRequest(parsed.success, strict)
+        if (Result.isFailure(frame)) {
+          return send(responseError(idOf(parsed.success) ?? "invalid", { code: "INVALID_REQUEST", message: `invalid request frame: ${formatIssue(frame.failure.issue)}` }))
+        }
+        // Requests run concurrently; responses may come back out of order, as in OpenClaw.
+        yield* FiberSet.run(requests, dispatch(frame.success, connected))
+      })
+
+    const readLoop = Effect.gen(function*() {
+      while (true) {
+        const batch = yield* reader.pull
+        for (const data of batch) yield* message(data)
+      }
+    }).pipe(Effect.catchTag("SocketError", () => Effect.void))
+
+    // Interrupted while open means the listener is going away: say so before the socket drops.
+    const goingAway = Effect.suspend(() => {
+      if (closing || client === undefined) return Effect.void
+      closing = true
+      return writer.write(JSON.stringify({ type: "event", event: "shutdown", payload: { reason: "gateway stopping" } })).pipe(
+        Effect.andThen(writer.write(new Socket.CloseEvent(1012, "service restart"))),
+        Effect.timeout(Duration.millis(CLOSE_GRACE_MS)),
+        Effect.ignore
+      )
+    })
+
+    yield* Effect.raceFirst(
+      readLoop,
+      Deferred.await(closeSent).pipe(Effect.andThen(Effect.sleep(Duration.millis(CLOSE_GRACE_MS))))
+    ).pipe(Effect.onInterrupt(() => goingAway), Effect.ensuring(Effect.sync(() => {
+      closing = true
+      hub.unregister(connId)
+    })))
+  })

@@ -1,0 +1,196 @@
+/**
+ * State shared by every WebSocket connection of one gateway listener: the
+ * connected clients, broadcasting with a per-client `seq` (OpenClaw's
+ * server-broadcast.ts), presence, state versions, and the registry of runs
+ * the gateway owns (chat.send / agent runs keep going when their client
+ * leaves, so they live here, not in a connection).
+ */
+import * as Os from "node:os"
+import { Deferred, Effect, FiberSet, type Scope } from "effect"
+import { eventAllowed, type Role } from "./Scopes.ts"
+
+export interface PresenceEntry {
+  readonly host?: string
+  readonly ip?: string
+  readonly version?: string
+  readonly platform?: string
+  readonly deviceFamily?: string
+  readonly modelIdentifier?: string
+  readonly mode?: string
+  readonly reason?: string
+  readonly text?: string
+  readonly ts: number
+  readonly deviceId?: string
+  readonly roles?: ReadonlyArray<string>
+  readonly scopes?: ReadonlyArray<string>
+  readonly instanceId?: string
+}
+
+/** What the hub needs from a connection to reach it. */
+export interface HubClient {
+  readonly connId: string
+  readonly role: Role
+  readonly scopes: ReadonlyArray<string>
+  /** Queues a frame; false when the client's queue is full. */
+  readonly offer: (frame: string) => boolean
+  /** Closes the connection (slow consumer, shutdown). */
+  readonly close: (code: number, reason: string) => void
+  seq: number
+}
+
+export interface BroadcastOptions {
+  /** Skip a client whose queue is full instead of disconnecting it (its seq still advances). */
+  readonly dropIfSlow?: boolean
+  readonly stateVersion?: boolean
+}
+
+export type RunStatus = "running" | "ok" | "error" | "aborted" | "timeout"
+
+export interface RunRecord {
+  readonly runId: string
+  readonly sessionKey: string
+  readonly kind: "chat" | "agent"
+  readonly startedAt: number
+  status: RunStatus
+  endedAt: number | undefined
+  error: string | undefined
+  errorCode: "AGENT_TIMEOUT" | "UNAVAILABLE" | "INVALID_REQUEST" | undefined
+  text: string
+  sessionId: string | undefined
+  model: string | undefined
+  usage: { readonly input: number; readonly output: number; readonly cacheRead: number; readonly cacheWrite: number; readonly total: number } | undefined
+  readonly done: Deferred.Deferred<void>
+}
+
+export interface HubOptions {
+  readonly version: string
+  readonly tickIntervalMs: number
+  readonly handshakeTimeoutMs: number
+}
+
+const FINISHED_RUNS_KEPT = 1000
+const FINISHED_RUN_TTL_MS = 5 * 60_000
+
+export const make = Effect.fnUntraced(function*(options: HubOptions) {
+  const clients = new Map<string, HubClient>()
+  const presence = new Map<string, PresenceEntry>()
+  const stateVersion = { presence: 0, health: 0 }
+  const startedAt = Date.now()
+  const runs = new Map<string, RunRecord>()
+  // Runs belong to the gateway, not to the connection that started them.
+  const runFibers = yield* FiberSet.make<unknown, unknown>()
+
+  const selfPresence = (): PresenceEntry => ({
+    host: Os.hostname(),
+    version: options.version,
+    platform: process.platform,
+    mode: "gateway",
+    reason: "self",
+    text: `Gateway: ${Os.hostname()} · app ${options.version} · mode gateway · reason self`,
+    ts: Date.now()
+  })
+
+  const presenceList = (): ReadonlyArray<PresenceEntry> => [selfPresence(), ...presence.values()]
+
+  const eventFrame = (event: string, payloadJson: string, seq: number | undefined, withVersion: boolean): string =>
+    `{"type":"event","event":${JSON.stringify(event)},"payload":${payloadJson}` +
+    (seq === undefined ? "" : `,"seq":${seq}`) +
+    (withVersion ? `,"stateVersion":${JSON.stringify(stateVersion)}` : "") +
+    "}"
+
+  const broadcast = (event: string, payload: unknown, opts: BroadcastOptions = {}): void => {
+    const payloadJson = JSON.stringify(payload ?? null)
+    for (const client of clients.values()) {
+      if (!eventAllowed(event, client.role, client.scopes)) continue
+      client.seq += 1
+      if (!client.offer(eventFrame(event, payloadJson, client.seq, opts.stateVersion === true))) {
+        if (opts.dropIfSlow !== true) client.close(1008, "slow consumer")
+      }
+    }
+  }
+
+  /** A targeted event: no seq, as OpenClaw's broadcastToConnIds. */
+  const sendTo = (connId: string, event: string, payload: unknown): void => {
+    const client = clients.get(connId)
+    if (client === undefined) return
+    if (!client.offer(eventFrame(event, JSON.stringify(payload ?? null), undefined, false))) client.close(1008, "slow consumer")
+  }
+
+  const register = (client: HubClient, entry: PresenceEntry | undefined): void => {
+    clients.set(client.connId, client)
+    if (entry !== undefined) {
+      presence.set(client.connId, entry)
+      stateVersion.presence += 1
+      broadcast("presence", { presence: presenceList() }, { dropIfSlow: true, stateVersion: true })
+    }
+  }
+
+  const unregister = (connId: string): void => {
+    clients.delete(connId)
+    if (presence.delete(connId)) {
+      stateVersion.presence += 1
+      broadcast("presence", { presence: presenceList() }, { dropIfSlow: true, stateVersion: true })
+    }
+  }
+
+  const pruneRuns = (): void => {
+    const now = Date.now()
+    const finished = [...runs.values()].filter((run) => run.status !== "running")
+    for (const run of finished) {
+      if (run.endedAt !== undefined && now - run.endedAt > FINISHED_RUN_TTL_MS) runs.delete(run.runId)
+    }
+    const excess = finished.length - FINISHED_RUNS_KEPT
+    if (excess > 0) for (const run of finished.slice(0, excess)) runs.delete(run.runId)
+  }
+
+  const newRun = (runId: string, sessionKey: string, kind: "chat" | "agent") =>
+    Effect.gen(function*() {
+      pruneRuns()
+      const run: RunRecord = {
+        runId,
+        sessionKey,
+        kind,
+        startedAt: Date.now(),
+        status: "running",
+        endedAt: undefined,
+        error: undefined,
+        errorCode: undefined,
+        text: "",
+        sessionId: undefined,
+        model: undefined,
+        usage: undefined,
+        done: yield* Deferred.make<void>()
+      }
+      runs.set(runId, run)
+      return run
+    })
+
+  /** Forks a run into the gateway's own fiber set (it outlives the requesting connection). */
+  const fork = <A, E>(effect: Effect.Effect<A, E>) => FiberSet.run(runFibers, effect)
+
+  const closeAll = (code: number, reason: string): void => {
+    for (const client of clients.values()) client.close(code, reason)
+  }
+
+  return {
+    options,
+    startedAt,
+    stateVersion,
+    clients,
+    runs,
+    presenceList,
+    broadcast,
+    sendTo,
+    register,
+    unregister,
+    newRun,
+    fork,
+    closeAll,
+    bumpHealth: () => {
+      stateVersion.health += 1
+    }
+  }
+})
+
+export type Hub = Effect.Success<ReturnType<typeof make>>
+export type HubScope = Scope.Scope

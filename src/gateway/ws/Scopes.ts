@@ -1,0 +1,56 @@
+/**
+ * Roles, operator scopes and the scope each method needs, as OpenClaw's
+ * `method-scopes.ts`: admin allows everything, read is satisfied by write,
+ * any other scope must be held, and an unlisted method needs admin.
+ */
+export const OPERATOR_SCOPES = [
+  "operator.read",
+  "operator.write",
+  "operator.admin",
+  "operator.approvals",
+  "operator.questions",
+  "operator.pairing",
+  "operator.talk",
+  "operator.talk.secrets"
+] as const
+export type OperatorScope = typeof OPERATOR_SCOPES[number]
+
+export type Role = "operator" | "node"
+
+export const parseRole = (raw: string | undefined): Role | undefined =>
+  raw === undefined || raw === "operator" ? "operator" : raw === "node" ? "node" : undefined
+
+const READ: ReadonlyArray<string> = [
+  "health", "logs.tail", "channels.status", "status", "models.list", "agents.list", "sessions.list", "sessions.get",
+  "sessions.preview", "system-presence", "last-heartbeat", "chat.history", "config.get", "config.schema.lookup"
+]
+const WRITE: ReadonlyArray<string> = ["send", "agent", "agent.wait", "chat.send", "chat.abort"]
+const ADMIN: ReadonlyArray<string> = ["sessions.patch", "sessions.reset", "sessions.delete", "chat.inject"]
+
+const ADMIN_PREFIXES = ["config.", "exec.approvals.", "wizard.", "update."]
+
+/** The scope a method needs: the core table first (config.get is read), then reserved prefixes, else admin. */
+export const requiredScope = (method: string): OperatorScope => {
+  if (READ.includes(method)) return "operator.read"
+  if (WRITE.includes(method)) return "operator.write"
+  if (ADMIN.includes(method)) return "operator.admin"
+  if (ADMIN_PREFIXES.some((prefix) => method.startsWith(prefix))) return "operator.admin"
+  return "operator.admin"
+}
+
+/** The scope that is missing for `method`, or undefined when the held scopes allow it. */
+export const missingScope = (method: string, scopes: ReadonlyArray<string>): OperatorScope | undefined => {
+  if (scopes.includes("operator.admin")) return undefined
+  const required = requiredScope(method)
+  if (scopes.includes(required)) return undefined
+  if (required === "operator.read" && scopes.includes("operator.write")) return undefined
+  return required
+}
+
+/** Events that need a scope before a client receives them (transport events go to everyone). */
+export const eventAllowed = (event: string, role: Role, scopes: ReadonlyArray<string>): boolean => {
+  if (event === "chat" || event === "agent" || event === "sessions.changed") {
+    return role === "operator" && (scopes.includes("operator.admin") || scopes.includes("operator.read") || scopes.includes("operator.write"))
+  }
+  return true
+}

@@ -1,0 +1,306 @@
+/**
+ * chat.send / chat.history / chat.abort / chat.inject, agent / agent.wait,
+ * and send (openclaw-gateway.md §2.12.2-§2.12.3).
+ */
+import { Deferred, Duration, Effect, Schema } from "effect"
+import type { ImagePart, Message } from "../../../agent/Message.ts"
+import { Sessions } from "../../../session/Sessions.ts"
+import type * as Transcript from "../../../session/Transcript.ts"
+import { invalidRequest, MethodError, unavailable } from "../Frames.ts"
+import type { Hub, RunRecord } from "../Hub.ts"
+import * as Runs from "../Runs.ts"
+import { decodeParams, type Handler, NonEmptyString, resolveSessionKey, sessionError } from "./Method.ts"
+
+const MAX_ATTACHMENT_BYTES = 5_000_000
+const HISTORY_TEXT_LIMIT = 12_000
+const HISTORY_MESSAGE_LIMIT_BYTES = 128 * 1024
+const HISTORY_TOTAL_LIMIT_BYTES = 6 * 1024 * 1024
+const STOP_COMMANDS = new Set(["/stop", "/abort"])
+
+const SessionKeyParam = NonEmptyString.check(Schema.isMaxLength(512))
+
+const Attachment = Schema.Struct({
+  type: Schema.optionalKey(Schema.String),
+  mimeType: Schema.optionalKey(Schema.String),
+  fileName: Schema.optionalKey(Schema.String),
+  content: Schema.String
+})
+
+const ChatSendParams = Schema.Struct({
+  sessionKey: SessionKeyParam,
+  message: Schema.String,
+  thinking: Schema.optionalKey(Schema.String),
+  deliver: Schema.optionalKey(Schema.Boolean),
+  attachments: Schema.optionalKey(Schema.Array(Attachment)),
+  timeoutMs: Schema.optionalKey(Schema.Number),
+  sessionId: Schema.optionalKey(Schema.String),
+  idempotencyKey: NonEmptyString
+})
+
+/** OpenClaw's message hygiene: NFC, no NUL, control characters other than tab and newlines stripped. */
+export const sanitizeMessage = (message: string): Effect.Effect<string, MethodError> => {
+  if (message.includes("\u0000")) return Effect.fail(invalidRequest("message must not contain null bytes"))
+  // eslint-disable-next-line no-control-regex
+  return Effect.succeed(message.normalize("NFC").replace(/[\u0001-\u0008\u000b\u000c\u000e-\u001f\u007f]/g, ""))
+}
+
+const decodeAttachments = (attachments: ReadonlyArray<typeof Attachment.Type>): Effect.Effect<ReadonlyArray<ImagePart>, MethodError> =>
+  Effect.forEach(attachments, (attachment, index) => {
+    const mimeType = attachment.mimeType ?? ""
+    if (!mimeType.startsWith("image/")) {
+      return Effect.fail(invalidRequest(`attachments[${index}]: only image attachments are supported (got ${mimeType === "" ? "no mimeType" : mimeType})`))
+    }
+    const data = attachment.content.replace(/^data:[^,]*,/, "")
+    const bytes = Buffer.from(data, "base64")
+    if (bytes.length === 0) return Effect.fail(invalidRequest(`attachments[${index}]: content is not base64 data`))
+    if (bytes.length > MAX_ATTACHMENT_BYTES) return Effect.fail(invalidRequest(`attachments[${index}]: ${bytes.length} bytes is over the ${MAX_ATTACHMENT_BYTES}-byte limit`))
+    return Effect.succeed({ type: "image" as const, data: bytes.toString("base64"), mimeType })
+  })
+
+const runningRunsOf = (hub: Hub, sessionKey: string): ReadonlyArray<RunRecord> =>
+  [...hub.runs.values()].filter((run) => run.sessionKey === sessionKey && run.status === "running")
+
+const chatSend: Handler = (params, context) =>
+  Effect.gen(function*() {
+    const decoded = yield* decodeParams("chat.send", ChatSendParams, params)
+    const key = yield* resolveSessionKey(decoded.sessionKey)
+    const text = yield* sanitizeMessage(decoded.message)
+    const images = yield* decodeAttachments(decoded.attachments ?? [])
+    if (text.trim() === "" && images.length === 0) return yield* Effect.fail(invalidRequest("message or attachment required"))
+    if (STOP_COMMANDS.has(text.trim().toLowerCase())) {
+      const runIds = runningRunsOf(context.hub, key.key).map((run) => run.runId)
+      const aborted = yield* (yield* Sessions).abort(key.key).pipe(Effect.mapError(sessionError))
+      return { ok: true, aborted, runIds }
+    }
+    const runId = decoded.idempotencyKey
+    const existing = context.hub.runs.get(runId)
+    if (existing !== undefined) {
+      if (existing.sessionKey !== key.key) return yield* Effect.fail(invalidRequest("idempotencyKey already used for another session"))
+      return existing.status === "running" ? { runId, status: "in_flight" } : { runId, status: "started" }
+    }
+    yield* Runs.start(context.hub, { runId, sessionKey: key.key, text, images: images.length > 0 ? images : undefined, kind: "chat" })
+    return { runId, status: "started" }
+  })
+
+const ChatHistoryParams = Schema.Struct({
+  sessionKey: SessionKeyParam,
+  limit: Schema.optionalKey(Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(1), Schema.isLessThanOrEqualTo(1000))),
+  maxChars: Schema.optionalKey(Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(1)))
+})
+
+const truncateText = (text: string, limit: number): string => text.length > limit ? `${text.slice(0, limit)}\n...(truncated)...` : text
+
+/** A transcript message as chat.history shows it: usage and signatures dropped, images summarised, long text cut. */
+export const historyMessage = (message: Message, maxChars: number): Record<string, unknown> | undefined => {
+  if (message.role === "assistant") {
+    const content: Array<Record<string, unknown>> = message.content.map((part): Record<string, unknown> => {
+      if (part.type === "text") return { type: "text", text: truncateText(part.text, maxChars) }
+      if (part.type === "thinking") return { type: "thinking", thinking: truncateText(part.thinking, maxChars) }
+      return { type: "toolCall", id: part.id, name: part.name, arguments: part.arguments }
+    })
+    const only = message.content.length === 1 ? message.content[0] : undefined
+    if (only?.type === "text" && only.text.trim() === "NO_REPLY") return undefined
+    return { role: "assistant", content, timestamp: message.timestamp, provider: message.provider, model: message.model, stopReason: message.stopReason, ...(message.errorMessage === undefined ? {} : { errorMessage: message.errorMessage }) }
+  }
+  const parts = typeof message.content === "string" ? [{ type: "text" as const, text: message.content }] : message.content
+  const content = parts.map((part) =>
+    part.type === "text"
+      ? { type: "text", text: truncateText(part.text, maxChars) }
+      : { type: "image", mimeType: part.mimeType, omitted: true, bytes: Math.floor(part.data.length * 3 / 4) }
+  )
+  if (message.role === "user") return { role: "user", content, timestamp: message.timestamp }
+  return { role: "toolResult", toolCallId: message.toolCallId, toolName: message.toolName, content, isError: message.isError, timestamp: message.timestamp }
+}
+
+export const historyMessages = (entries: ReadonlyArray<Transcript.Entry>, limit: number, maxChars: number): Array<Record<string, unknown>> => {
+  const rendered: Array<Record<string, unknown>> = []
+  for (const entry of entries) {
+    if (entry.type !== "message" || !("message" in entry)) continue
+    const shown = historyMessage(entry.message, maxChars)
+    if (shown === undefined) continue
+    const size = JSON.stringify(shown).length
+    rendered.push(size > HISTORY_MESSAGE_LIMIT_BYTES
+      ? { role: shown["role"], timestamp: shown["timestamp"], content: [{ type: "text", text: "[chat.history omitted: message too large]" }], __openclaw: { truncated: true, reason: "oversized" } }
+      : shown)
+  }
+  const selected = rendered.slice(-limit)
+  // Keep the newest messages within the total budget.
+  let total = 0
+  let first = selected.length
+  while (first > 0) {
+    const size = JSON.stringify(selected[first - 1]).length
+    if (total + size > HISTORY_TOTAL_LIMIT_BYTES) break
+    total += size
+    first -= 1
+  }
+  return selected.slice(first)
+}
+
+const chatHistory: Handler = (params) =>
+  Effect.gen(function*() {
+    const decoded = yield* decodeParams("chat.history", ChatHistoryParams, params)
+    const key = yield* resolveSessionKey(decoded.sessionKey)
+    const sessions = yield* Sessions
+    const entries = yield* sessions.history(key.key).pipe(Effect.mapError(sessionError))
+    const rows = yield* sessions.list(key.agentId).pipe(Effect.mapError(sessionError))
+    const entry = rows.find((row) => row.key === key.key)?.entry
+    return {
+      sessionKey: key.key,
+      ...(entry === undefined ? {} : { sessionId: entry.sessionId }),
+      messages: historyMessages(entries, decoded.limit ?? 200, decoded.maxChars ?? HISTORY_TEXT_LIMIT),
+      thinkingLevel: entry?.thinkingLevel ?? "off",
+      verboseLevel: "off"
+    }
+  })
+
+const ChatAbortParams = Schema.Struct({ sessionKey: SessionKeyParam, runId: Schema.optionalKey(NonEmptyString) })
+
+const chatAbort: Handler = (params, context) =>
+  Effect.gen(function*() {
+    const decoded = yield* decodeParams("chat.abort", ChatAbortParams, params)
+    const key = yield* resolveSessionKey(decoded.sessionKey)
+    if (decoded.runId !== undefined) {
+      const run = context.hub.runs.get(decoded.runId)
+      if (run !== undefined && run.sessionKey !== key.key) return yield* Effect.fail(invalidRequest("runId does not match sessionKey"))
+      if (run === undefined || run.status !== "running") return { ok: true, aborted: false, runIds: [] }
+    }
+    const runIds = runningRunsOf(context.hub, key.key).map((run) => run.runId)
+    const aborted = yield* (yield* Sessions).abort(key.key).pipe(Effect.mapError(sessionError))
+    return { ok: true, aborted, runIds: aborted ? runIds : [] }
+  })
+
+const ChatInjectParams = Schema.Struct({
+  sessionKey: SessionKeyParam,
+  message: Schema.String,
+  label: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(100))),
+  idempotencyKey: Schema.optionalKey(Schema.String)
+})
+
+// Appending to a transcript is the session actor's job alone; Sessions has no inject operation yet.
+const chatInject: Handler = (params) =>
+  Effect.gen(function*() {
+    const decoded = yield* decodeParams("chat.inject", ChatInjectParams, params)
+    yield* resolveSessionKey(decoded.sessionKey)
+    return yield* Effect.fail(unavailable("chat.inject is not available yet: the session layer has no inject operation (Sessions.inject)"))
+  })
+
+const AgentParams = Schema.Struct({
+  message: Schema.String,
+  agentId: Schema.optionalKey(NonEmptyString),
+  to: Schema.optionalKey(Schema.String),
+  replyTo: Schema.optionalKey(Schema.String),
+  sessionId: Schema.optionalKey(Schema.String),
+  sessionKey: Schema.optionalKey(SessionKeyParam),
+  thinking: Schema.optionalKey(Schema.String),
+  deliver: Schema.optionalKey(Schema.Boolean),
+  attachments: Schema.optionalKey(Schema.Array(Attachment)),
+  channel: Schema.optionalKey(Schema.String),
+  replyChannel: Schema.optionalKey(Schema.String),
+  accountId: Schema.optionalKey(Schema.String),
+  replyAccountId: Schema.optionalKey(Schema.String),
+  threadId: Schema.optionalKey(Schema.String),
+  groupId: Schema.optionalKey(Schema.String),
+  timeout: Schema.optionalKey(Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0))),
+  lane: Schema.optionalKey(Schema.String),
+  extraSystemPrompt: Schema.optionalKey(Schema.String),
+  label: Schema.optionalKey(Schema.String),
+  idempotencyKey: NonEmptyString
+})
+
+const agentFinal = (run: RunRecord): Effect.Effect<unknown, MethodError> => {
+  if (run.status === "ok") {
+    return Effect.succeed({
+      runId: run.runId,
+      status: "ok",
+      summary: "completed",
+      result: {
+        payloads: run.text === "" ? [] : [{ text: run.text }],
+        meta: {
+          durationMs: (run.endedAt ?? Date.now()) - run.startedAt,
+          agentMeta: {
+            ...(run.sessionId === undefined ? {} : { sessionId: run.sessionId }),
+            ...(run.model === undefined ? {} : { provider: run.model.split("/")[0], model: run.model.split("/").slice(1).join("/") || run.model }),
+            ...(run.usage === undefined ? {} : { usage: run.usage })
+          }
+        }
+      }
+    })
+  }
+  if (run.status === "aborted") {
+    return Effect.succeed({ runId: run.runId, status: "ok", summary: "aborted", result: { payloads: run.text === "" ? [] : [{ text: run.text }], meta: { durationMs: (run.endedAt ?? Date.now()) - run.startedAt, aborted: true } } })
+  }
+  return Effect.fail(new MethodError({ code: run.errorCode ?? "UNAVAILABLE", message: run.error ?? "the run failed", details: { runId: run.runId } }))
+}
+
+const agent: Handler = (params, context) =>
+  Effect.gen(function*() {
+    const decoded = yield* decodeParams("agent", AgentParams, params)
+    if (decoded.deliver === true) {
+      return yield* Effect.fail(invalidRequest("cannot deliver: no channel is configured (channels are not available yet); call agent without deliver"))
+    }
+    const key = yield* resolveSessionKey(decoded.sessionKey, decoded.agentId)
+    if (decoded.agentId !== undefined && key.agentId !== decoded.agentId.toLowerCase()) {
+      return yield* Effect.fail(invalidRequest(`sessionKey ${key.key} belongs to agent ${key.agentId}, not ${decoded.agentId}`))
+    }
+    const text = yield* sanitizeMessage(decoded.message)
+    const images = yield* decodeAttachments(decoded.attachments ?? [])
+    if (text.trim() === "" && images.length === 0) return yield* Effect.fail(invalidRequest("message or attachment required"))
+    const runId = decoded.idempotencyKey
+    const run = context.hub.runs.get(runId) ??
+      (yield* Runs.start(context.hub, { runId, sessionKey: key.key, text, images: images.length > 0 ? images : undefined, kind: "agent" }))
+    context.respondInterim({ runId, status: "accepted", acceptedAt: run.startedAt })
+    yield* Deferred.await(run.done)
+    return yield* agentFinal(run)
+  })
+
+const AgentWaitParams = Schema.Struct({
+  runId: NonEmptyString,
+  timeoutMs: Schema.optionalKey(Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0)))
+})
+
+const agentWait: Handler = (params, context) =>
+  Effect.gen(function*() {
+    const decoded = yield* decodeParams("agent.wait", AgentWaitParams, params)
+    const timeoutMs = decoded.timeoutMs ?? 30_000
+    // The run may not have started yet when the wait arrives; look for it until the deadline.
+    const deadline = Date.now() + timeoutMs
+    let run = context.hub.runs.get(decoded.runId)
+    while (run === undefined && Date.now() < deadline) {
+      yield* Effect.sleep(Duration.millis(Math.min(100, Math.max(1, deadline - Date.now()))))
+      run = context.hub.runs.get(decoded.runId)
+    }
+    if (run === undefined) return { runId: decoded.runId, status: "timeout" }
+    const remaining = Math.max(0, deadline - Date.now())
+    yield* Deferred.await(run.done).pipe(Effect.timeoutOption(Duration.millis(remaining)))
+    return Runs.waitResult(run)
+  })
+
+const SendParams = Schema.Struct({
+  to: NonEmptyString,
+  message: Schema.optionalKey(Schema.String),
+  mediaUrl: Schema.optionalKey(Schema.String),
+  mediaUrls: Schema.optionalKey(Schema.Array(Schema.String)),
+  gifPlayback: Schema.optionalKey(Schema.Boolean),
+  channel: Schema.optionalKey(Schema.String),
+  accountId: Schema.optionalKey(Schema.String),
+  threadId: Schema.optionalKey(Schema.String),
+  sessionKey: Schema.optionalKey(Schema.String),
+  idempotencyKey: NonEmptyString
+})
+
+const send: Handler = (params) =>
+  Effect.gen(function*() {
+    const decoded = yield* decodeParams("send", SendParams, params)
+    const channel = decoded.channel === undefined ? "" : ` "${decoded.channel}"`
+    return yield* Effect.fail(unavailable(`cannot send to ${decoded.to}: no channel${channel} is configured (outbound channels are not available yet)`, { code: "CHANNEL_NOT_CONFIGURED" }))
+  })
+
+export const handlers = (_hub: Hub): Record<string, Handler> => ({
+  "chat.send": chatSend,
+  "chat.history": chatHistory,
+  "chat.abort": chatAbort,
+  "chat.inject": chatInject,
+  agent,
+  "agent.wait": agentWait,
+  send
+})

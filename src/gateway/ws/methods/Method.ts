@@ -1,0 +1,57 @@
+/**
+ * What a method handler is: decoded params in, a payload or a MethodError
+ * out, with the connection's identity and the hub at hand.
+ */
+import { Effect, Result, Schema, SchemaIssue } from "effect"
+import type { AgentDirectory } from "../../../agent/AgentDirectory.ts"
+import type { AppConfig } from "../../../config/AppConfig.ts"
+import type { Paths } from "../../../config/Paths.ts"
+import type { Sessions } from "../../../session/Sessions.ts"
+import * as SessionKey from "../../../session/SessionKey.ts"
+import { AgentDirectory as AgentDirectoryService } from "../../../agent/AgentDirectory.ts"
+import type { GatewayAuth } from "../../auth/GatewayAuth.ts"
+import type { Readiness } from "../../Readiness.ts"
+import { type ConnectParams, invalidRequest, type MethodError, strict, unavailable } from "../Frames.ts"
+import type { Hub } from "../Hub.ts"
+import type { Role } from "../Scopes.ts"
+
+export type WsServices = GatewayAuth | Sessions | AgentDirectory | AppConfig | Paths | Readiness
+
+export interface MethodContext {
+  readonly hub: Hub
+  readonly connId: string
+  readonly role: Role
+  readonly scopes: ReadonlyArray<string>
+  readonly client: ConnectParams["client"]
+  /** An interim `res` for this request before the final one (the `agent` method's "accepted"). */
+  readonly respondInterim: (payload: unknown) => void
+}
+
+export type Handler = (params: unknown, context: MethodContext) => Effect.Effect<unknown, MethodError, WsServices>
+
+const formatIssue = SchemaIssue.makeFormatterDefault()
+
+/** Decodes params strictly (unknown keys rejected); missing params read as `{}`. */
+export const decodeParams = <S extends Schema.ConstraintDecoder<unknown>>(method: string, schema: S, params: unknown): Effect.Effect<S["Type"], MethodError> =>
+  Result.match(Schema.decodeUnknownResult(schema)(params ?? {}, strict), {
+    onSuccess: (value) => Effect.succeed(value),
+    onFailure: (error) => Effect.fail(invalidRequest(`invalid ${method} params: ${formatIssue(error.issue)}`))
+  })
+
+/** A client's session key as a store key, as OpenClaw's toAgentStoreSessionKey. */
+export const resolveSessionKey = (requested: string | undefined, agentId?: string | undefined) =>
+  Effect.gen(function*() {
+    const agents = yield* AgentDirectoryService
+    const policy = yield* agents.sessionPolicy
+    const id = agentId ?? (yield* agents.defaultAgentId)
+    const parsed = SessionKey.toStoreKey(requested, { agentId: id, mainKey: policy.mainKey })
+    if (Result.isFailure(parsed)) return yield* Effect.fail(invalidRequest(parsed.failure.message))
+    return parsed.success
+  })
+
+/** Session-layer failures as protocol errors: bad keys are the client's fault, the rest is unavailability. */
+export const sessionError = (error: { readonly _tag: string; readonly message: string }): MethodError =>
+  error._tag === "InvalidSessionKey" || error._tag === "UnknownAgent" ? invalidRequest(error.message) : unavailable(error.message)
+
+export const NonEmptyString = Schema.String.check(Schema.isMinLength(1))
+export const PositiveInt = Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(1))
