@@ -17,6 +17,7 @@ import type { BeamclawConfig } from "../config/ConfigSchema.ts"
 import { Paths } from "../config/Paths.ts"
 import * as GatewayAuthLayer from "../gateway/auth/GatewayAuthLayer.ts"
 import * as Routes from "../gateway/Routes.ts"
+import { LogRing } from "../gateway/ws/LogRing.ts"
 import { Readiness } from "../gateway/Readiness.ts"
 import * as ModelsLayer from "../provider/ModelsLayer.ts"
 import * as FileSessionStore from "../session/FileSessionStore.ts"
@@ -102,6 +103,7 @@ export type GatewayServices =
   | AppConfig
   | Paths
   | Models
+  | LogRing
   | NodeServices.NodeServices
 
 interface ListenAddress {
@@ -197,7 +199,9 @@ const supervisedServer = Layer.effectDiscard(Effect.gen(function*() {
 export const gateway = (options: CoreOptions = {}) =>
   Layer.mergeAll(supervisedServer, readyWhenBuilt).pipe(
     Layer.provideMerge(Layer.mergeAll(Readiness.layer, GatewayAuthLayer.layer)),
-    Layer.provideMerge(core({ ...options, watchConfig: options.watchConfig ?? true }))
+    Layer.provideMerge(core({ ...options, watchConfig: options.watchConfig ?? true })),
+    // Outermost, so every fiber's logs also land in the ring that logs.tail reads.
+    Layer.provideMerge(LogRing.layer())
   )
 
 /** CLI commands keep stdout for their output. */
