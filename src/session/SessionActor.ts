@@ -5,8 +5,9 @@
  */
 import { Cause, Clock, Deferred, Effect, Exit, Queue, Schema } from "effect"
 import { AgentDirectory, type SessionPolicy, type UnknownAgent } from "../agent/AgentDirectory.ts"
-import type { Usage } from "../agent/Message.ts"
+import { type AssistantMessage, emptyUsage, type Usage } from "../agent/Message.ts"
 import type { AgentSettings } from "../agent/AgentSettings.ts"
+import type { ThinkingLevel } from "../provider/Provider.ts"
 import { compactIfNeeded, runTurn, type TurnError, type TurnInput, type TurnSession } from "../agent/RunLoop.ts"
 import { SessionCrashed, type SessionUnavailable, TurnAborted, type TurnEvent } from "../agent/TurnEvent.ts"
 import type * as SessionKey from "./SessionKey.ts"
@@ -31,6 +32,38 @@ export type Envelope =
   }
   | { readonly _tag: "Reset"; readonly reply: Deferred.Deferred<SessionEntry, StoreError | SessionUnavailable> }
   | { readonly _tag: "History"; readonly reply: Deferred.Deferred<ReadonlyArray<Transcript.Entry>, SessionUnavailable> }
+  | { readonly _tag: "Patch"; readonly patch: SessionPatch; readonly reply: Deferred.Deferred<SessionEntry, StoreError | SessionUnavailable> }
+  | { readonly _tag: "Inject"; readonly text: string; readonly label: string | undefined; readonly reply: Deferred.Deferred<{ readonly messageId: string }, StoreError | Transcript.TranscriptInvariantError | SessionUnavailable | UnknownAgent> }
+  | { readonly _tag: "Delete"; readonly deleteTranscript: boolean; readonly reply: Deferred.Deferred<{ readonly deleted: boolean }, StoreError | SessionUnavailable> }
+
+/** Per-session settings a client may change (OpenClaw's sessions.patch); `null` clears one. */
+export interface SessionPatch {
+  readonly label?: string | null | undefined
+  readonly thinkingLevel?: "off" | "minimal" | "low" | "medium" | "high" | "xhigh" | null | undefined
+  /** A `provider/model` id used instead of the agent's primary model. */
+  readonly modelOverride?: string | null | undefined
+}
+
+const applyPatch = (entry: SessionEntry, patch: SessionPatch): SessionEntry => {
+  const next: { -readonly [K in keyof SessionEntry]: SessionEntry[K] } = { ...entry }
+  if (patch.label === null) delete next.label
+  else if (patch.label !== undefined) next.label = patch.label
+  if (patch.thinkingLevel === null) delete next.thinkingLevel
+  else if (patch.thinkingLevel !== undefined) next.thinkingLevel = patch.thinkingLevel
+  if (patch.modelOverride === null) delete next.modelOverride
+  else if (patch.modelOverride !== undefined) next.modelOverride = patch.modelOverride
+  return next
+}
+
+const THINKING_LEVELS: ReadonlySet<string> = new Set<ThinkingLevel>(["off", "minimal", "low", "medium", "high", "xhigh"])
+const isThinkingLevel = (level: string): level is ThinkingLevel => THINKING_LEVELS.has(level)
+
+/** The agent's settings with this session's own choices (model, thinking) on top. */
+export const sessionSettings = (settings: AgentSettings, entry: SessionEntry): AgentSettings => ({
+  ...settings,
+  ...(entry.modelOverride === undefined ? {} : { modelChain: [entry.modelOverride, ...settings.modelChain.filter((id) => id !== entry.modelOverride)] }),
+  ...(entry.thinkingLevel !== undefined && isThinkingLevel(entry.thinkingLevel) ? { thinking: entry.thinkingLevel } : {})
+})
 
 export interface SessionState {
   readonly key: SessionKey.ParsedSessionKey
@@ -207,6 +240,42 @@ export const handle = Effect.fn("SessionActor.handle")(function*(state: SessionS
       return yield* Deferred.succeed(envelope.reply, [...state.entries])
     case "Reset":
       return yield* Deferred.complete(envelope.reply, Effect.exit(startNewSession(state, "reset")).pipe(Effect.flatten))
+    case "Patch":
+      return yield* Deferred.complete(envelope.reply, Effect.gen(function*() {
+        state.entry = applyPatch(state.entry, envelope.patch)
+        yield* store.putEntry(state.key.key, state.entry)
+        return state.entry
+      }))
+    case "Inject":
+      return yield* Deferred.complete(envelope.reply, Effect.gen(function*() {
+        const settings = yield* agents.settings(state.key.agentId)
+        const now = yield* Clock.currentTimeMillis
+        const message: AssistantMessage = {
+          role: "assistant",
+          content: [{ type: "text", text: envelope.label === undefined ? envelope.text : `[${envelope.label}] ${envelope.text}` }],
+          provider: "beamclaw",
+          model: "inject",
+          usage: emptyUsage,
+          stopReason: "stop",
+          timestamp: now
+        }
+        yield* persistFor(store, state, settings.workspace)([Transcript.messageEntry(message, null)], { sync: true })
+        state.entry = { ...state.entry, updatedAt: now }
+        yield* store.putEntry(state.key.key, state.entry)
+        return { messageId: state.entries.at(-1)?.id ?? "" }
+      }))
+    case "Delete":
+      return yield* Deferred.complete(envelope.reply, Effect.gen(function*() {
+        const existed = (yield* store.getEntry(state.key.key)) !== undefined || state.headerWritten
+        if (state.headerWritten) yield* store.archiveTranscript(state.entry.agentId, state.entry.sessionId, "deleted")
+        yield* store.deleteEntry(state.key.key)
+        const now = yield* Clock.currentTimeMillis
+        state.entry = freshEntry(state.key.agentId, now)
+        state.entries = []
+        state.ids = new Set()
+        state.headerWritten = false
+        return { deleted: existed }
+      }))
     case "Turn": {
       if (yield* Deferred.isDone(envelope.cancel)) {
         return yield* Queue.fail(envelope.events, new TurnAborted({ sessionKey: state.key.key, message: "the turn was cancelled before it started" }))
@@ -219,7 +288,7 @@ export const handle = Effect.fn("SessionActor.handle")(function*(state: SessionS
         if (trigger !== undefined) yield* startNewSession(state, "reset")
         else if (isStale(state.entry, policy.reset, new Date(yield* Clock.currentTimeMillis))) yield* startNewSession(state, "stale")
         const input = trigger === undefined ? envelope.input : { ...envelope.input, text: trigger.rest === "" ? NEW_SESSION_GREETING : trigger.rest }
-        const settings = yield* agents.settings(state.key.agentId)
+        const settings = sessionSettings(yield* agents.settings(state.key.agentId), state.entry)
         yield* Queue.offer(envelope.events, { _tag: "TurnStarted", runId: envelope.input.runId, sessionKey: state.key.key, sessionId: state.entry.sessionId })
         turnSettings = settings
         turnSession = {

@@ -6,7 +6,7 @@
  * is SessionActor, so a cluster host can replace this module.
  */
 import { Cause, Clock, Context, Deferred, Effect, FiberSet, Layer, Queue, Result, Schedule, Semaphore, Stream } from "effect"
-import { AgentDirectory } from "../agent/AgentDirectory.ts"
+import { AgentDirectory, type UnknownAgent } from "../agent/AgentDirectory.ts"
 import type { Models } from "../provider/Models.ts"
 import type { SystemPromptSource, TurnInput } from "../agent/RunLoop.ts"
 import type { ToolRegistry } from "../agent/Tool.ts"
@@ -52,6 +52,12 @@ export class Sessions extends Context.Service<Sessions, {
   readonly abort: (key: string) => Effect.Effect<boolean, SessionKey.InvalidSessionKey>
   readonly reset: (key: string) => Effect.Effect<SessionEntry, StoreError | SessionKey.InvalidSessionKey | SessionUnavailable>
   readonly history: (key: string) => Effect.Effect<ReadonlyArray<Transcript.Entry>, SessionKey.InvalidSessionKey | SessionUnavailable>
+  /** Changes a session's own settings (label, thinking level, model override). */
+  readonly patch: (key: string, patch: SessionActor.SessionPatch) => Effect.Effect<SessionEntry, StoreError | SessionKey.InvalidSessionKey | SessionUnavailable>
+  /** Appends an assistant note to the transcript without running the agent (OpenClaw's chat.inject). */
+  readonly inject: (key: string, text: string, label?: string) => Effect.Effect<{ readonly messageId: string }, StoreError | Transcript.TranscriptInvariantError | SessionKey.InvalidSessionKey | SessionUnavailable | UnknownAgent>
+  /** Aborts any running turn, archives the transcript (`.deleted.<ts>`) and forgets the session. */
+  readonly delete: (key: string) => Effect.Effect<{ readonly deleted: boolean }, StoreError | SessionKey.InvalidSessionKey | SessionUnavailable>
   readonly list: (agentId?: string) => Effect.Effect<ReadonlyArray<SessionRow>, StoreError>
   readonly stats: Effect.Effect<HostStats>
 }>()("beamclaw/session/Sessions") {
@@ -84,6 +90,12 @@ export class Sessions extends Context.Service<Sessions, {
         case "History":
           return Deferred.fail(envelope.reply, error).pipe(Effect.asVoid)
         case "Reset":
+          return Deferred.fail(envelope.reply, error).pipe(Effect.asVoid)
+        case "Patch":
+          return Deferred.fail(envelope.reply, error).pipe(Effect.asVoid)
+        case "Inject":
+          return Deferred.fail(envelope.reply, error).pipe(Effect.asVoid)
+        case "Delete":
           return Deferred.fail(envelope.reply, error).pipe(Effect.asVoid)
       }
     }
@@ -249,6 +261,15 @@ export class Sessions extends Context.Service<Sessions, {
         }),
       reset: (key) => ask<SessionEntry, StoreError | SessionUnavailable>(key, (reply) => ({ _tag: "Reset", reply })),
       history: (key) => ask<ReadonlyArray<Transcript.Entry>, SessionUnavailable>(key, (reply) => ({ _tag: "History", reply })),
+      patch: (key, patch) => ask<SessionEntry, StoreError | SessionUnavailable>(key, (reply) => ({ _tag: "Patch", patch, reply })),
+      inject: (key, text, label) => ask<{ readonly messageId: string }, StoreError | Transcript.TranscriptInvariantError | SessionUnavailable | UnknownAgent>(key, (reply) => ({ _tag: "Inject", text, label, reply })),
+      delete: (key) =>
+        Effect.gen(function*() {
+          const parsed = yield* parseKey(key)
+          const current = actors.get(parsed.key)?.current
+          if (current?._tag === "Turn") yield* Deferred.succeed(current.cancel, undefined)
+          return yield* ask<{ readonly deleted: boolean }, StoreError | SessionUnavailable>(key, (reply) => ({ _tag: "Delete", deleteTranscript: true, reply }))
+        }),
       list: (agentId) =>
         store.listEntries(agentId).pipe(Effect.map((rows) => rows.map(([key, entry]) => ({ key, entry, live: actors.has(key) })))),
       stats: Effect.sync(() => ({ live: actors.size, ...counters }))

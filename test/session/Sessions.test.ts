@@ -447,3 +447,44 @@ describe("system prompt", () => {
       }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url })))
     })))
 })
+
+describe("session settings and edits", () => {
+  it.live("patch sets a per-session model and thinking level that the next turn uses; null clears them", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const fake = yield* FakeAnthropic.make()
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions
+        const entry = yield* sessions.patch("agent:main:main", { label: "work", thinkingLevel: "low", modelOverride: "anthropic/claude-opus-5" })
+        assert.strictEqual(entry.label, "work")
+        yield* collect(sessions.send("agent:main:main", turn("hi")))
+        assert.strictEqual(fake.requests[0]?.body?.model, "claude-opus-5")
+        assert.strictEqual(fake.requests[0]?.body?.thinking?.type, "enabled")
+        yield* sessions.patch("agent:main:main", { thinkingLevel: null, modelOverride: null })
+        yield* collect(sessions.send("agent:main:main", turn("again")))
+        assert.strictEqual(fake.requests[1]?.body?.model, "claude-sonnet-5-5")
+        assert.isUndefined(fake.requests[1]?.body?.thinking)
+        assert.strictEqual((yield* sessions.list())[0]?.entry.label, "work")
+      }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url })))
+    })))
+
+  it.live("inject appends an assistant note the model then sees; delete archives and forgets", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const fake = yield* FakeAnthropic.make()
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions
+        yield* collect(sessions.send("agent:main:main", turn("hi")))
+        const injected = yield* sessions.inject("agent:main:main", "the build is green", "ci")
+        assert.isString(injected.messageId)
+        yield* collect(sessions.send("agent:main:main", turn("status?")))
+        assert.include(messagesJson(fake.requests.at(-1)), "[ci] the build is green")
+        const sessionId = (yield* sessions.list())[0]?.entry.sessionId
+        assert.deepStrictEqual(yield* sessions.delete("agent:main:main"), { deleted: true })
+        assert.deepStrictEqual(yield* sessions.list(), [])
+        const names = yield* Effect.promise(() => fs.readdir(path.join(home, "agents", "main", "sessions")))
+        assert.isTrue(names.some((n) => n.startsWith(`${sessionId}.jsonl.deleted.`)))
+        assert.deepStrictEqual(yield* sessions.history("agent:main:main"), [])
+      }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url })))
+    })))
+})
