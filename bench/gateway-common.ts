@@ -69,6 +69,13 @@ export const startFake = async (): Promise<FakeProcess> => {
   }
 }
 
+/** BENCH_GATEWAY_ENV="NAME=value,NAME2=value2" is passed on to the gateway (for experiments). */
+const extraEnv = (): Record<string, string> =>
+  Object.fromEntries((process.env["BENCH_GATEWAY_ENV"] ?? "").split(",").filter((pair) => pair.includes("=")).map((pair) => {
+    const at = pair.indexOf("=")
+    return [pair.slice(0, at), pair.slice(at + 1)]
+  }))
+
 export interface GatewayProcess {
   readonly url: string
   readonly port: number
@@ -99,7 +106,8 @@ export const startGateway = async (options: {
       HOME: process.env["HOME"] ?? "/tmp",
       BEAMCLAW_HOME: home,
       BEAMCLAW_PORT: String(port),
-      BEAMCLAW_GATEWAY_TOKEN: token
+      BEAMCLAW_GATEWAY_TOKEN: token,
+      ...extraEnv()
     },
     stdio: ["ignore", "pipe", "pipe"]
   })

@@ -12,8 +12,9 @@
  *     its total time is the baseline of the first, its time to the first
  *     content_block_delta the baseline of the second.
  * `sessions=fresh` sends no `user`, so every request is a new session (the
- * OpenAI-compatible default); `sessions=user` sends one fixed `user`, so the
- * history grows by two messages a turn (and the replayed body with it).
+ * OpenAI-compatible default); `sessions=user` sends a `user` that changes
+ * every ten iterations, so each session takes twenty turns and its history
+ * grows to forty messages (the replayed body grows with it).
  * The gateway writes transcripts as always. BENCH_CPU_PROF=<dir> runs the
  * gateway under --cpu-prof and writes the profile there on exit.
  */
@@ -57,8 +58,9 @@ export const runLatency = async (turns: number, warmup: number, sessions: "fresh
   const agent = keepAliveAgent(1)
   const headers = { authorization: `Bearer ${gateway.token}` }
   const baseHeaders = { "x-api-key": "sk-bench", "anthropic-version": "2023-06-01", "x-bench-baseline": "1" }
-  const user = sessions === "user" ? { user: "bench-latency" } : {}
-  const chat = (i: number, stream: boolean) => JSON.stringify({ model: "beamclaw", stream, ...user, messages: [{ role: "user", content: `bench turn ${i}` }] })
+  // Ten iterations (twenty turns) per `user`, so a session's history stays at a chat's length.
+  const user = (i: number) => sessions === "user" ? { user: `bench-latency-${Math.floor(i / 10)}` } : {}
+  const chat = (i: number, stream: boolean) => JSON.stringify({ model: "beamclaw", stream, ...user(i), messages: [{ role: "user", content: `bench turn ${i}` }] })
   let errors = 0
   const check = (timed: Timed, what: string) => {
     if (timed.status !== 200) {
@@ -67,11 +69,11 @@ export const runLatency = async (turns: number, warmup: number, sessions: "fresh
     }
     return timed
   }
-  const result = {
-    oursTurn: [] as Array<number>,
-    oursFirst: [] as Array<number>,
-    baseTurn: [] as Array<number>,
-    baseFirst: [] as Array<number>
+  const result: { oursTurn: Array<number>; oursFirst: Array<number>; baseTurn: Array<number>; baseFirst: Array<number> } = {
+    oursTurn: [],
+    oursFirst: [],
+    baseTurn: [],
+    baseFirst: []
   }
   const started = performance.now()
   let cpuAtStart = { gateway: 0, fake: 0 }

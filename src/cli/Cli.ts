@@ -26,7 +26,7 @@ class GatewayUnreachable extends Schema.TaggedError<GatewayUnreachable>()("Gatew
   message: Schema.String
 }) {}
 
-export const VERSION = "0.1.0"
+import { VERSION } from "../Version.ts"
 
 /** Turns any failure into one clear line on stderr and a non-zero exit. */
 const userFacing = <A, E extends { readonly message: string }, R>(effect: Effect.Effect<A, E, R>) =>

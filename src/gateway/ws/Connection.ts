@@ -31,7 +31,7 @@ import type { Handler, MethodContext } from "./methods/Method.ts"
 import { healthSummary } from "./methods/System.ts"
 import { missingScope, requiredScope } from "./Scopes.ts"
 
-export const EVENTS = ["connect.challenge", "agent", "chat", "presence", "tick", "shutdown", "health", "sessions.changed"] as const
+export const EVENTS = ["connect.challenge", "agent", "chat", "presence", "tick", "shutdown", "health", "sessions.changed", "device.pair.requested", "device.pair.resolved"] as const
 
 const formatIssue = SchemaIssue.makeFormatterDefault()
 const decodeRequest = Schema.decodeUnknownResult(RequestFrame)
@@ -55,7 +55,13 @@ const parseJson = (text: string): Result.Result<unknown, string> => {
 const idOf = (value: unknown): string | undefined =>
   typeof value === "object" && value !== null && "id" in value && typeof value.id === "string" && value.id !== "" ? value.id : undefined
 
-export const run = (socket: Socket.Socket, clientAddress: string, hub: Hub, methods: Record<string, Handler>) =>
+export interface Peer {
+  readonly clientAddress: string
+  /** The upgrade request carried proxy headers: a loopback peer is then not local. */
+  readonly hasProxyHeaders: boolean
+}
+
+export const run = (socket: Socket.Socket, peer: Peer, hub: Hub, methods: Record<string, Handler>) =>
   Effect.gen(function*() {
     const connId = randomUUID()
     const nonce = randomUUID()
@@ -139,17 +145,18 @@ export const run = (socket: Socket.Socket, clientAddress: string, hub: Hub, meth
           const message = `invalid connect params: ${formatIssue(params.failure.issue)}`
           return rejectHandshake(id, { code: "INVALID_REQUEST", message }, 1008, message)
         }
-        const admitted = yield* Handshake.admit(params.success, { nonce, clientAddress }).pipe(Effect.result)
+        const admitted = yield* Handshake.admit(params.success, { nonce, clientAddress: peer.clientAddress, hasProxyHeaders: peer.hasProxyHeaders }).pipe(Effect.result)
         if (Result.isFailure(admitted)) {
           const rejection = admitted.failure
           return rejectHandshake(id, rejection.error, rejection.closeCode, rejection.closeReason)
         }
-        const { role, scopes, protocol } = admitted.success
+        const { role, scopes, protocol, deviceToken } = admitted.success
         const info = params.success.client
         const self: HubClient & { readonly context: Omit<MethodContext, "respondInterim"> } = {
           connId,
           role,
           scopes,
+          deviceId: admitted.success.deviceId,
           seq: 0,
           offer,
           close,
@@ -163,7 +170,7 @@ export const run = (socket: Socket.Socket, clientAddress: string, hub: Hub, meth
         const auth = yield* GatewayAuth
         const presence: PresenceEntry | undefined = info.id === "cli" ? undefined : {
           host: info.displayName ?? info.id,
-          ...(admitted.success.principal.loopback ? {} : { ip: clientAddress }),
+          ...(admitted.success.local ? {} : { ip: peer.clientAddress }),
           version: info.version,
           platform: info.platform,
           ...(info.deviceFamily === undefined ? {} : { deviceFamily: info.deviceFamily }),
@@ -191,7 +198,9 @@ export const run = (socket: Socket.Socket, clientAddress: string, hub: Hub, meth
             sessionDefaults: { defaultAgentId, mainKey: policy.mainKey, mainSessionKey: `agent:${defaultAgentId}:${policy.mainKey}`, scope: "per-sender" },
             authMode: yield* auth.mode
           },
-          auth: { role, scopes },
+          auth: deviceToken === undefined
+            ? { role, scopes }
+            : { deviceToken: deviceToken.token, role, scopes, issuedAtMs: deviceToken.createdAtMs },
           policy: { maxPayload: MAX_PAYLOAD_BYTES, maxBufferedBytes: MAX_BUFFERED_BYTES, tickIntervalMs: hub.options.tickIntervalMs }
         }))
         client = self

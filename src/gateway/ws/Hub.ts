@@ -31,6 +31,8 @@ export interface HubClient {
   readonly connId: string
   readonly role: Role
   readonly scopes: ReadonlyArray<string>
+  /** The paired device this connection proved, if any. */
+  readonly deviceId?: string | undefined
   /** Queues a frame; false when the client's queue is full. */
   readonly offer: (frame: string) => boolean
   /** Closes the connection (slow consumer, shutdown). */
@@ -172,6 +174,10 @@ export const make = Effect.fnUntraced(function*(options: HubOptions) {
     for (const client of clients.values()) client.close(code, reason)
   }
 
+  const closeDevice = (deviceId: string, code: number, reason: string): void => {
+    for (const client of clients.values()) if (client.deviceId === deviceId) client.close(code, reason)
+  }
+
   return {
     options,
     startedAt,
@@ -186,6 +192,7 @@ export const make = Effect.fnUntraced(function*(options: HubOptions) {
     newRun,
     fork,
     closeAll,
+    closeDevice,
     bumpHealth: () => {
       stateVersion.health += 1
     }

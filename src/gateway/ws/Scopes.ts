@@ -26,6 +26,7 @@ const READ: ReadonlyArray<string> = [
 ]
 const WRITE: ReadonlyArray<string> = ["send", "agent", "agent.wait", "chat.send", "chat.abort"]
 const ADMIN: ReadonlyArray<string> = ["sessions.patch", "sessions.reset", "sessions.delete", "chat.inject"]
+const PAIRING: ReadonlyArray<string> = ["device.pair.list", "device.pair.approve", "device.pair.reject", "device.pair.remove"]
 
 const ADMIN_PREFIXES = ["config.", "exec.approvals.", "wizard.", "update."]
 
@@ -34,6 +35,7 @@ export const requiredScope = (method: string): OperatorScope => {
   if (READ.includes(method)) return "operator.read"
   if (WRITE.includes(method)) return "operator.write"
   if (ADMIN.includes(method)) return "operator.admin"
+  if (PAIRING.includes(method)) return "operator.pairing"
   if (ADMIN_PREFIXES.some((prefix) => method.startsWith(prefix))) return "operator.admin"
   return "operator.admin"
 }
@@ -52,5 +54,6 @@ export const eventAllowed = (event: string, role: Role, scopes: ReadonlyArray<st
   if (event === "chat" || event === "agent" || event === "sessions.changed") {
     return role === "operator" && (scopes.includes("operator.admin") || scopes.includes("operator.read") || scopes.includes("operator.write"))
   }
+  if (event.startsWith("device.pair.")) return role === "operator" && (scopes.includes("operator.admin") || scopes.includes("operator.pairing"))
   return true
 }

@@ -1,22 +1,25 @@
 /**
  * OpenClaw's gateway WebSocket protocol v4 on `/` of the gateway port, so
  * the `openclaw` CLI and other OpenClaw clients work against BeamClaw.
- * One hub per listener: ticks, health broadcasts and the shutdown notice
- * live here; each connection is Connection.run.
+ * One hub per listener (WsHub): ticks, health broadcasts, pairing events and
+ * the shutdown notice live there; each connection is Connection.run.
  */
-import { Config, Duration, Effect, Layer, Option, Schedule } from "effect"
+import { Config, Context, Duration, Effect, Layer, Option, Schedule, Stream } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { VERSION } from "../../Version.ts"
+import { GatewayAuth } from "../auth/GatewayAuth.ts"
 import * as Connection from "./Connection.ts"
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_TICK_INTERVAL_MS } from "./Frames.ts"
 import * as Hub from "./Hub.ts"
 import * as ChatMethods from "./methods/Chat.ts"
 import * as ConfigMethods from "./methods/ConfigMethods.ts"
 import type { Handler } from "./methods/Method.ts"
+import * as PairingMethods from "./methods/Pairing.ts"
 import * as SessionMethods from "./methods/SessionMethods.ts"
 import * as SystemMethods from "./methods/System.ts"
 
-/** The version the gateway reports to clients (kept with package.json). */
-export const SERVER_VERSION = "0.1.0"
+/** The version the gateway reports to clients. */
+export const SERVER_VERSION = VERSION
 
 const HEALTH_BROADCAST_INTERVAL_MS = 60_000
 const SHUTDOWN_FLUSH_MS = 1000
@@ -29,61 +32,71 @@ export const methodTable = (hub: Hub.Hub): Record<string, Handler> => ({
   ...SystemMethods.handlers(hub),
   ...ChatMethods.handlers(hub),
   ...SessionMethods.handlers(hub),
-  ...ConfigMethods.handlers(hub)
+  ...ConfigMethods.handlers(hub),
+  ...PairingMethods.handlers(hub)
 })
 
-export const layer = Layer.unwrap(Effect.gen(function*() {
-  const tickIntervalMs = yield* positiveMs("BEAMCLAW_TICK_INTERVAL_MS", DEFAULT_TICK_INTERVAL_MS).pipe(Effect.orElseSucceed(() => DEFAULT_TICK_INTERVAL_MS))
-  const handshakeTimeoutMs = yield* positiveMs("BEAMCLAW_HANDSHAKE_TIMEOUT_MS", DEFAULT_HANDSHAKE_TIMEOUT_MS).pipe(Effect.orElseSucceed(() => DEFAULT_HANDSHAKE_TIMEOUT_MS))
-  const hub = yield* Hub.make({ version: SERVER_VERSION, tickIntervalMs, handshakeTimeoutMs })
-  const methods = methodTable(hub)
+/** The hub of one listener, with its background broadcasts (ticks, health, device pairing). */
+export class WsHub extends Context.Service<WsHub, Hub.Hub>()("beamclaw/gateway/ws/WsHub") {
+  static readonly layer = Layer.effect(WsHub, Effect.gen(function*() {
+    const tickIntervalMs = yield* positiveMs("BEAMCLAW_TICK_INTERVAL_MS", DEFAULT_TICK_INTERVAL_MS).pipe(Effect.orElseSucceed(() => DEFAULT_TICK_INTERVAL_MS))
+    const handshakeTimeoutMs = yield* positiveMs("BEAMCLAW_HANDSHAKE_TIMEOUT_MS", DEFAULT_HANDSHAKE_TIMEOUT_MS).pipe(Effect.orElseSucceed(() => DEFAULT_HANDSHAKE_TIMEOUT_MS))
+    const hub = yield* Hub.make({ version: SERVER_VERSION, tickIntervalMs, handshakeTimeoutMs })
 
-  yield* Effect.forkScoped(
-    Effect.sync(() => hub.broadcast("tick", { ts: Date.now() }, { dropIfSlow: true })).pipe(
-      Effect.delay(Duration.millis(tickIntervalMs)),
-      Effect.forever
+    yield* Effect.forkScoped(
+      Effect.sync(() => hub.broadcast("tick", { ts: Date.now() }, { dropIfSlow: true })).pipe(
+        Effect.delay(Duration.millis(tickIntervalMs)),
+        Effect.forever
+      )
     )
-  )
-  yield* Effect.forkScoped(
-    SystemMethods.healthSummary.pipe(
-      Effect.tap((summary) => Effect.sync(() => {
-        if (hub.clients.size === 0) return
-        hub.bumpHealth()
-        hub.broadcast("health", summary, { dropIfSlow: true, stateVersion: true })
-      })),
-      Effect.ignore,
-      Effect.repeat(Schedule.spaced(Duration.millis(HEALTH_BROADCAST_INTERVAL_MS)))
+    yield* Effect.forkScoped(
+      SystemMethods.healthSummary.pipe(
+        Effect.tap((summary) => Effect.sync(() => {
+          if (hub.clients.size === 0) return
+          hub.bumpHealth()
+          hub.broadcast("health", summary, { dropIfSlow: true, stateVersion: true })
+        })),
+        Effect.ignore,
+        Effect.repeat(Schedule.spaced(Duration.millis(HEALTH_BROADCAST_INTERVAL_MS)))
+      )
     )
-  )
-  // Graceful shutdown: tell every client as soon as the signal arrives, then close them with
-  // "service restart". The HTTP server's own shutdown waits for open sockets first, so waiting for
-  // this layer's finalizer would hold every WebSocket client until the graceful timeout.
-  const announceShutdown = () => {
-    hub.broadcast("shutdown", { reason: "gateway stopping" })
-    hub.closeAll(1012, "service restart")
-  }
-  yield* Effect.acquireRelease(
-    Effect.sync(() => {
-      process.on("SIGTERM", announceShutdown)
-      process.on("SIGINT", announceShutdown)
-    }),
-    () =>
-      Effect.sync(() => {
-        process.off("SIGTERM", announceShutdown)
-        process.off("SIGINT", announceShutdown)
-      })
-  )
-  // A listener move (or a shutdown without a signal) ends here: same notice.
+    // Pairing requests and decisions reach the operators who can act on them (Scopes.eventAllowed).
+    const auth = yield* GatewayAuth
+    yield* Effect.forkScoped(
+      auth.pairing.events.pipe(Stream.runForEach((event) => Effect.sync(() => hub.broadcast(event.event, event.payload, { dropIfSlow: true }))))
+    )
+    return hub
+  }))
+}
+
+const announceShutdown = (hub: Hub.Hub) => {
+  hub.broadcast("shutdown", { reason: "gateway stopping" })
+  hub.closeAll(1012, "service restart")
+}
+
+/**
+ * Tells every client the gateway is going and closes them with 1012, then
+ * gives them a moment to leave. Build it after the HTTP server (so it is
+ * released first): the server's graceful close waits for open sockets, and
+ * WebSocket clients would otherwise hold it until its timeout.
+ */
+export const shutdownNotice = Layer.effectDiscard(Effect.gen(function*() {
+  const hub = yield* WsHub
   yield* Effect.addFinalizer(() =>
     Effect.gen(function*() {
       if (hub.clients.size === 0) return
-      hub.broadcast("shutdown", { reason: "gateway stopping" })
-      hub.closeAll(1012, "service restart")
+      announceShutdown(hub)
       const deadline = Date.now() + SHUTDOWN_FLUSH_MS
       while (hub.clients.size > 0 && Date.now() < deadline) yield* Effect.sleep(Duration.millis(20))
     })
   )
+}))
 
+const hasProxyHeaders = (headers: Readonly<Record<string, string | undefined>>): boolean =>
+  ["forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip"].some((name) => (headers[name] ?? "") !== "")
+
+const route = (hub: Hub.Hub) => {
+  const methods = methodTable(hub)
   const handler = Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
     if ((request.headers["upgrade"] ?? "").toLowerCase() !== "websocket") {
@@ -92,13 +105,43 @@ export const layer = Layer.unwrap(Effect.gen(function*() {
         { status: 426, headers: { upgrade: "websocket", connection: "Upgrade" } }
       )
     }
-    const clientAddress = Option.getOrElse(request.remoteAddress, () => "")
+    const peer: Connection.Peer = { clientAddress: Option.getOrElse(request.remoteAddress, () => ""), hasProxyHeaders: hasProxyHeaders(request.headers) }
     const socket = yield* request.upgrade
-    yield* Effect.scoped(Connection.run(socket, clientAddress, hub, methods))
+    yield* Effect.scoped(Connection.run(socket, peer, hub, methods))
     return HttpServerResponse.empty()
   }).pipe(
     Effect.catchTag("HttpServerError", (error) => Effect.succeed(HttpServerResponse.text(`WebSocket upgrade failed: ${error.message}`, { status: 400 })))
   )
-
   return HttpRouter.add("GET", "/", handler)
+}
+
+// Until the runtime builds WsHub.layer below the HTTP server and shutdownNotice above it, a
+// finalizer here runs only after the server's graceful wait; the signal gets the notice out first.
+const signalFallback = (hub: Hub.Hub) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const announce = () => announceShutdown(hub)
+      process.on("SIGTERM", announce)
+      process.on("SIGINT", announce)
+      return announce
+    }),
+    (announce) =>
+      Effect.sync(() => {
+        process.off("SIGTERM", announce)
+        process.off("SIGINT", announce)
+      })
+  )
+
+/**
+ * The `/` route. Uses the WsHub the runtime provides (see shutdownNotice);
+ * without one it makes its own, with the same notice on shutdown.
+ */
+export const layer = Layer.unwrap(Effect.gen(function*() {
+  const provided = yield* Effect.serviceOption(WsHub)
+  if (Option.isSome(provided)) return route(provided.value)
+  return Layer.unwrap(Effect.gen(function*() {
+    const hub = yield* WsHub
+    yield* signalFallback(hub)
+    return route(hub)
+  })).pipe(Layer.provideMerge(shutdownNotice), Layer.provide(WsHub.layer))
 }))

@@ -33,10 +33,10 @@ describe("handshake", () => {
     assert.strictEqual(at(hello, "payload", "type"), "hello-ok")
     assert.strictEqual(at(hello, "payload", "protocol"), 4)
     const methods = list(at(hello, "payload", "features", "methods"))
-    for (const method of ["health", "status", "chat.send", "chat.history", "chat.abort", "chat.inject", "agent", "agent.wait", "send", "sessions.list", "sessions.get", "sessions.preview", "sessions.patch", "sessions.reset", "sessions.delete", "config.get", "config.patch", "config.apply", "models.list", "agents.list", "channels.status", "system-presence", "last-heartbeat", "logs.tail"]) {
+    for (const method of ["health", "status", "chat.send", "chat.history", "chat.abort", "chat.inject", "agent", "agent.wait", "send", "sessions.list", "sessions.get", "sessions.preview", "sessions.patch", "sessions.reset", "sessions.delete", "config.get", "config.patch", "config.apply", "models.list", "agents.list", "channels.status", "system-presence", "last-heartbeat", "logs.tail", "device.pair.list", "device.pair.approve", "device.pair.reject", "device.pair.remove"]) {
       assert.include(methods, method)
     }
-    assert.deepStrictEqual([...list(at(hello, "payload", "features", "events"))].sort(), ["agent", "chat", "connect.challenge", "health", "presence", "sessions.changed", "shutdown", "tick"])
+    assert.deepStrictEqual([...list(at(hello, "payload", "features", "events"))].sort(), ["agent", "chat", "connect.challenge", "device.pair.requested", "device.pair.resolved", "health", "presence", "sessions.changed", "shutdown", "tick"])
     assert.deepStrictEqual(at(hello, "payload", "policy"), { maxPayload: 25 * 1024 * 1024, maxBufferedBytes: 50 * 1024 * 1024, tickIntervalMs: 250 })
     assert.deepStrictEqual(at(hello, "payload", "auth"), { role: "operator", scopes: ["operator.admin"] })
     assert.deepStrictEqual(at(hello, "payload", "snapshot", "sessionDefaults"), { defaultAgentId: "main", mainKey: "main", mainSessionKey: "agent:main:main", scope: "per-sender" })
@@ -221,25 +221,31 @@ describe("device identity", () => {
     const hello = await client.request("connect", connectParams(gateway.token, { client: { id: "test", version: "1", platform: "linux", mode: "test" }, device: signDevice(device, { nonce, token: gateway.token, scopes, clientId: "test", mode: "test" }) }))
     assert.strictEqual(hello.ok, true)
     assert.deepStrictEqual(at(hello, "payload", "auth", "scopes"), scopes)
+    assert.strictEqual(at(hello, "payload", "auth", "role"), "operator")
+    assert.isString(at(hello, "payload", "auth", "deviceToken"))
+    assert.isNumber(at(hello, "payload", "auth", "issuedAtMs"))
     const presence = list(at(hello, "payload", "snapshot", "presence"))
     assert.isTrue(presence.some((entry) => at(entry, "deviceId") === device.id))
     await client.close()
   })
 
-  it("a bad signature, a foreign nonce or a mismatched id is refused with 1008", async () => {
+  it("a bad signature, a foreign nonce, a mismatched id, a stale signature or a bad key is refused with details and 1008", async () => {
     const device = makeDevice()
     const other = makeDevice()
     const cases = [
-      { make: (nonce: string) => ({ ...signDevice(device, { nonce, token: gateway.token, scopes: ["operator.admin"] }), signature: signDevice(other, { nonce, token: gateway.token, scopes: ["operator.admin"] }).signature }), message: "device signature invalid" },
-      { make: (_nonce: string) => signDevice(device, { nonce: "not-the-challenge", token: gateway.token, scopes: ["operator.admin"] }), message: "device nonce mismatch" },
-      { make: (nonce: string) => ({ ...signDevice(device, { nonce, token: gateway.token, scopes: ["operator.admin"] }), id: other.id }), message: "device identity mismatch" },
-      { make: (nonce: string) => signDevice(device, { nonce, token: gateway.token, scopes: ["operator.admin"], signedAt: Date.now() - 60 * 60_000 }), message: "device signature expired" }
+      { make: (nonce: string) => ({ ...signDevice(device, { nonce, token: gateway.token, scopes: ["operator.admin"] }), signature: signDevice(other, { nonce, token: gateway.token, scopes: ["operator.admin"] }).signature }), message: "device signature invalid", code: "DEVICE_AUTH_SIGNATURE_INVALID", reason: "device-signature" },
+      { make: (_nonce: string) => signDevice(device, { nonce: "not-the-challenge", token: gateway.token, scopes: ["operator.admin"] }), message: "device nonce mismatch", code: "DEVICE_AUTH_NONCE_MISMATCH", reason: "device-nonce-mismatch" },
+      { make: (nonce: string) => ({ ...signDevice(device, { nonce, token: gateway.token, scopes: ["operator.admin"] }), id: other.id }), message: "device identity mismatch", code: "DEVICE_AUTH_DEVICE_ID_MISMATCH", reason: "device-id-mismatch" },
+      { make: (nonce: string) => signDevice(device, { nonce, token: gateway.token, scopes: ["operator.admin"], signedAt: Date.now() - 60 * 60_000 }), message: "device signature expired", code: "DEVICE_AUTH_SIGNATURE_EXPIRED", reason: "device-signature-stale" },
+      { make: (_nonce: string) => { const { nonce: _, ...rest } = signDevice(device, { nonce: "", token: gateway.token, scopes: ["operator.admin"] }); return rest }, message: "device nonce required", code: "DEVICE_AUTH_NONCE_REQUIRED", reason: "device-nonce-missing" }
     ]
-    for (const { make, message } of cases) {
+    for (const { make, message, code, reason } of cases) {
       const client = await WsClient.open(gateway.wsUrl)
       const nonce = String(at(await client.challenge(), "payload", "nonce"))
       const response = await client.request("connect", connectParams(gateway.token, { device: make(nonce) }))
+      assert.strictEqual(response.error?.code, "INVALID_REQUEST")
       assert.strictEqual(response.error?.message, message)
+      assert.deepStrictEqual(response.error?.details, { code, reason })
       assert.deepStrictEqual(await client.closed, { code: 1008, reason: message })
     }
   })
@@ -258,8 +264,11 @@ describe("shutdown", () => {
   it("a graceful stop sends a shutdown event, then closes 1012", async () => {
     const own = await startGateway({ anthropicUrl: fake.url })
     const { client } = await connect(own.wsUrl, own.token)
+    const startedAt = Date.now()
     const stopping = own.stop()
     const closed = await client.closed
+    // Well before the HTTP server's 5 s graceful timeout: the notice does not wait for open sockets.
+    assert.isBelow(Date.now() - startedAt, 2500)
     await stopping
     assert.isTrue(client.frames.some((frame) => frame.event === "shutdown" && at(frame, "payload", "reason") === "gateway stopping"))
     assert.deepStrictEqual(closed, { code: 1012, reason: "service restart" })

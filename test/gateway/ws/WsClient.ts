@@ -54,9 +54,10 @@ export class WsClient {
     }))
   }
 
-  static open = (url: string): Promise<WsClient> =>
+  /** `headers` go on the upgrade request (Node's WebSocket accepts them), e.g. a proxy's `x-forwarded-for`. */
+  static open = (url: string, options: { readonly headers?: Record<string, string> } = {}): Promise<WsClient> =>
     new Promise((resolve, reject) => {
-      const ws = new WebSocket(url)
+      const ws = options.headers === undefined ? new WebSocket(url) : new WebSocket(url, { headers: options.headers })
       const client = new WsClient(ws)
       ws.addEventListener("open", () => resolve(client), { once: true })
       ws.addEventListener("error", () => reject(new Error(`cannot open ${url}`)), { once: true })
@@ -113,8 +114,8 @@ export const connectParams = (token: string | undefined, overrides: Record<strin
 })
 
 /** Opens, waits for the challenge, connects; returns the client and the hello-ok response. */
-export const connect = async (url: string, token: string, overrides: Record<string, unknown> = {}) => {
-  const client = await WsClient.open(url)
+export const connect = async (url: string, token: string, overrides: Record<string, unknown> = {}, options: { readonly headers?: Record<string, string> } = {}) => {
+  const client = await WsClient.open(url, options)
   await client.challenge()
   const hello = await client.request("connect", connectParams(token, overrides), "connect-1")
   return { client, hello }

@@ -176,12 +176,40 @@ const ChatInjectParams = Schema.Struct({
   idempotencyKey: Schema.optionalKey(Schema.String)
 })
 
-// Appending to a transcript is the session actor's job alone; Sessions has no inject operation yet.
-const chatInject: Handler = (params) =>
+const INJECT_IDEMPOTENCY_KEPT = 1000
+
+/** Appends an assistant note (no agent run) and shows it to chat clients as a final message, as OpenClaw does. */
+const chatInject = (seen: Map<string, { readonly sessionKey: string; readonly messageId: string }>): Handler => (params, context) =>
   Effect.gen(function*() {
     const decoded = yield* decodeParams("chat.inject", ChatInjectParams, params)
-    yield* resolveSessionKey(decoded.sessionKey)
-    return yield* Effect.fail(unavailable("chat.inject is not available yet: the session layer has no inject operation (Sessions.inject)"))
+    const key = yield* resolveSessionKey(decoded.sessionKey)
+    const text = yield* sanitizeMessage(decoded.message)
+    if (text.trim() === "") return yield* Effect.fail(invalidRequest("message required"))
+    const label = decoded.label?.trim() || undefined
+    const idempotencyKey = decoded.idempotencyKey === undefined || decoded.idempotencyKey === "" ? undefined : decoded.idempotencyKey
+    if (idempotencyKey !== undefined) {
+      const previous = seen.get(idempotencyKey)
+      if (previous !== undefined) {
+        if (previous.sessionKey !== key.key) return yield* Effect.fail(invalidRequest("idempotencyKey already used for another session"))
+        return { ok: true, messageId: previous.messageId }
+      }
+    }
+    const { messageId } = yield* (yield* Sessions).inject(key.key, text, label).pipe(Effect.mapError(sessionError))
+    if (idempotencyKey !== undefined) {
+      seen.set(idempotencyKey, { sessionKey: key.key, messageId })
+      if (seen.size > INJECT_IDEMPOTENCY_KEPT) {
+        const oldest = seen.keys().next()
+        if (oldest.done !== true) seen.delete(oldest.value)
+      }
+    }
+    context.hub.broadcast("chat", {
+      runId: `inject-${messageId}`,
+      sessionKey: key.key,
+      seq: 0,
+      state: "final",
+      message: { role: "assistant", content: [{ type: "text", text: label === undefined ? text : `[${label}] ${text}` }], timestamp: Date.now() }
+    })
+    return { ok: true, messageId }
   })
 
 const AgentParams = Schema.Struct({
@@ -299,7 +327,7 @@ export const handlers = (_hub: Hub): Record<string, Handler> => ({
   "chat.send": chatSend,
   "chat.history": chatHistory,
   "chat.abort": chatAbort,
-  "chat.inject": chatInject,
+  "chat.inject": chatInject(new Map()),
   agent,
   "agent.wait": agentWait,
   send

@@ -1,14 +1,17 @@
 /**
  * sessions.list / get / preview / patch / reset / delete (openclaw-gateway.md §2.12.4).
+ * patch covers what BeamClaw sessions have (label, thinkingLevel, model);
+ * OpenClaw's other fields are refused by name rather than dropped.
  */
 import * as Path from "node:path"
 import { Effect, Result, Schema } from "effect"
 import { AgentDirectory } from "../../../agent/AgentDirectory.ts"
 import { textOf } from "../../../agent/Message.ts"
+import { AppConfig } from "../../../config/AppConfig.ts"
 import { Paths } from "../../../config/Paths.ts"
 import * as SessionKey from "../../../session/SessionKey.ts"
 import { type SessionRow, Sessions } from "../../../session/Sessions.ts"
-import { invalidRequest, unavailable } from "../Frames.ts"
+import { invalidRequest } from "../Frames.ts"
 import type { Hub } from "../Hub.ts"
 import { decodeParams, type Handler, NonEmptyString, PositiveInt, resolveSessionKey, sessionError } from "./Method.ts"
 
@@ -152,28 +155,93 @@ const reset: Handler = (params, context) =>
     return { ok: true, key: key.key, entry }
   })
 
+/** Fields OpenClaw's sessions.patch knows that BeamClaw sessions do not have; asking to set one is refused by name. */
+const UNSUPPORTED_PATCH_FIELDS: ReadonlyArray<string> = [
+  "verboseLevel", "reasoningLevel", "responseUsage", "elevatedLevel", "execHost", "execSecurity", "execAsk", "execNode",
+  "spawnedBy", "sendPolicy", "groupActivation", "fastMode", "traceLevel", "spawnDepth", "subagentRole", "envelope", "contextWindow"
+]
+const SUPPORTED_PATCH_FIELDS = ["label", "thinkingLevel", "model"]
+
+const THINKING_LEVELS = ["off", "minimal", "low", "medium", "high", "xhigh"] as const
+
 const PatchParams = Schema.Struct({
   key: NonEmptyString,
   label: Schema.optionalKey(Schema.NullOr(Schema.String.check(Schema.isMaxLength(100)))),
-  thinkingLevel: Schema.optionalKey(Schema.NullOr(Schema.String)),
-  verboseLevel: Schema.optionalKey(Schema.NullOr(Schema.String)),
-  reasoningLevel: Schema.optionalKey(Schema.NullOr(Schema.String)),
-  responseUsage: Schema.optionalKey(Schema.NullOr(Schema.Literals(["off", "tokens", "full", "on"]))),
-  model: Schema.optionalKey(Schema.NullOr(Schema.String)),
-  sendPolicy: Schema.optionalKey(Schema.NullOr(Schema.Literals(["allow", "deny"])))
+  thinkingLevel: Schema.optionalKey(Schema.NullOr(Schema.Literals(THINKING_LEVELS))),
+  model: Schema.optionalKey(Schema.NullOr(Schema.String))
 })
 
-// The index entry is written by the session's actor; Sessions has no patch operation yet.
-const patch: Handler = (params) =>
+/** `provider/model`, or an alias from agents.defaults.models; when that map is set it is also the allowlist, as OpenClaw's. */
+const resolveModel = (requested: string) =>
   Effect.gen(function*() {
-    const decoded = yield* decodeParams("sessions.patch", PatchParams, params)
-    yield* resolveSessionKey(decoded.key)
-    return yield* Effect.fail(unavailable("sessions.patch is not available yet: the session layer has no patch operation (Sessions.patch)"))
+    const config = yield* (yield* AppConfig).get
+    const catalog = config.agents.defaults.models
+    const trimmed = requested.trim()
+    const byAlias = Object.entries(catalog).find(([, entry]) => entry.alias !== undefined && entry.alias.toLowerCase() === trimmed.toLowerCase())?.[0]
+    const ref = byAlias ?? trimmed
+    const slash = ref.indexOf("/")
+    if (slash <= 0 || slash === ref.length - 1) {
+      return yield* Effect.fail(invalidRequest(`invalid model: ${JSON.stringify(requested)} (use provider/model, e.g. anthropic/claude-sonnet-4-5, or a model alias)`))
+    }
+    const allowed = Object.keys(catalog)
+    if (allowed.length > 0 && !allowed.includes(ref)) {
+      return yield* Effect.fail(invalidRequest(`model not allowed: ${ref} (allowed: ${allowed.join(", ")})`))
+    }
+    return ref
+  })
+
+const splitModel = (ref: string | undefined) => {
+  const slash = ref?.indexOf("/") ?? -1
+  return ref === undefined || slash <= 0 ? { modelProvider: null, model: ref ?? null } : { modelProvider: ref.slice(0, slash), model: ref.slice(slash + 1) }
+}
+
+const patch: Handler = (params, context) =>
+  Effect.gen(function*() {
+    if (typeof params === "object" && params !== null && !Array.isArray(params)) {
+      const unsupported = Object.entries(params).filter(([name, value]) => UNSUPPORTED_PATCH_FIELDS.includes(name) && value !== null).map(([name]) => name)
+      if (unsupported.length > 0) {
+        return yield* Effect.fail(invalidRequest(
+          `sessions.patch: ${unsupported.join(", ")} ${unsupported.length === 1 ? "is" : "are"} not supported by BeamClaw sessions (supported: ${SUPPORTED_PATCH_FIELDS.join(", ")})`,
+          { code: "UNSUPPORTED_FIELDS", fields: unsupported }
+        ))
+      }
+    }
+    // null for an unsupported field asks to clear what BeamClaw never sets: nothing to do, so it is accepted.
+    const stripped = typeof params === "object" && params !== null && !Array.isArray(params)
+      ? Object.fromEntries(Object.entries(params).filter(([name]) => !UNSUPPORTED_PATCH_FIELDS.includes(name)))
+      : params
+    const decoded = yield* decodeParams("sessions.patch", PatchParams, stripped)
+    const key = yield* resolveSessionKey(decoded.key)
+    const sessions = yield* Sessions
+    let label: string | null | undefined = decoded.label
+    if (typeof label === "string") {
+      label = label.trim()
+      if (label === "") return yield* Effect.fail(invalidRequest("invalid label: empty (send null to clear it)"))
+      const wanted = label
+      const rows = yield* sessions.list(key.agentId).pipe(Effect.mapError(sessionError))
+      if (rows.some((row) => row.key !== key.key && row.entry.label === wanted)) return yield* Effect.fail(invalidRequest(`label already in use: ${wanted}`))
+    }
+    const modelOverride = decoded.model === undefined || decoded.model === null ? decoded.model : yield* resolveModel(decoded.model)
+    const entry = yield* sessions.patch(key.key, {
+      ...(label === undefined ? {} : { label }),
+      ...(decoded.thinkingLevel === undefined ? {} : { thinkingLevel: decoded.thinkingLevel }),
+      ...(modelOverride === undefined ? {} : { modelOverride })
+    }).pipe(Effect.mapError(sessionError))
+    const settings = yield* (yield* AgentDirectory).settings(key.agentId).pipe(Effect.mapError(sessionError))
+    const paths = yield* Paths
+    context.hub.broadcast("sessions.changed", { sessionKey: key.key, reason: "patch", agentId: key.agentId })
+    return {
+      ok: true,
+      path: Path.join(paths.home, "agents", key.agentId, "sessions", "sessions.json"),
+      key: key.key,
+      entry,
+      resolved: splitModel(entry.modelOverride ?? settings.modelChain[0])
+    }
   })
 
 const DeleteParams = Schema.Struct({ key: NonEmptyString, deleteTranscript: Schema.optionalKey(Schema.Boolean) })
 
-const remove: Handler = (params) =>
+const remove: Handler = (params, context) =>
   Effect.gen(function*() {
     const decoded = yield* decodeParams("sessions.delete", DeleteParams, params)
     const key = yield* resolveSessionKey(decoded.key)
@@ -181,7 +249,12 @@ const remove: Handler = (params) =>
     if (key.key === SessionKey.mainKey(key.agentId, policy.mainKey)) {
       return yield* Effect.fail(invalidRequest(`Cannot delete the main session (${key.key}).`))
     }
-    return yield* Effect.fail(unavailable("sessions.delete is not available yet: the session layer has no delete operation (Sessions.delete)"))
+    if (decoded.deleteTranscript === false) {
+      return yield* Effect.fail(invalidRequest("sessions.delete: deleteTranscript false is not supported; BeamClaw always archives the transcript of a deleted session (as *.deleted.<ts>, nothing is erased)"))
+    }
+    const { deleted } = yield* (yield* Sessions).delete(key.key).pipe(Effect.mapError(sessionError))
+    if (deleted) context.hub.broadcast("sessions.changed", { sessionKey: key.key, reason: "delete", agentId: key.agentId })
+    return { ok: true, key: key.key, deleted }
   })
 
 export const handlers = (_hub: Hub): Record<string, Handler> => ({
