@@ -5,7 +5,7 @@
  * without its files, with a warning, rather than failing the turn.
  */
 import * as os from "node:os"
-import { Effect, FileSystem, Layer, Option } from "effect"
+import { Effect, FileSystem, Layer, Option, Stream } from "effect"
 import type { SessionKind } from "../session/SessionKey.ts"
 import type { AgentSettings } from "./AgentSettings.ts"
 import type { Tool } from "./Tool.ts"
@@ -19,12 +19,42 @@ export const layer = Layer.effect(SystemPromptSource, Effect.gen(function*() {
   // The prompt is rebuilt only when its inputs or a workspace file change:
   // a few stats per turn instead of reading every file and re-rendering.
   const cache = new Map<string, { readonly fingerprint: string; readonly prompt: string }>()
-  const fingerprintOf = (workspace: string) =>
+  const statFingerprint = (workspace: string) =>
     Effect.forEach(Workspace.BOOTSTRAP_FILE_ORDER, (name) =>
       fs.stat(`${workspace}/${name}`).pipe(
         Effect.map((info) => `${name}:${Option.getOrElse(info.mtime, () => new Date(0)).getTime()}:${info.size}`),
         Effect.orElseSucceed(() => `${name}:-`)
       )).pipe(Effect.map((parts) => parts.join("|")))
+  // Stat'ing every file on every turn showed up in profiles, so each workspace
+  // is watched instead: a fingerprint is kept until the directory reports a
+  // change (or the watch ends, in which case every turn stats again).
+  const fingerprints = new Map<string, string>()
+  const watched = new Set<string>()
+  const scope = yield* Effect.scope
+  const watch = (workspace: string) =>
+    Effect.suspend(() => {
+      if (watched.has(workspace)) return Effect.void
+      watched.add(workspace)
+      return fs.watch(workspace).pipe(
+        Stream.runForEach(() => Effect.sync(() => fingerprints.delete(workspace))),
+        Effect.ignore,
+        Effect.ensuring(Effect.sync(() => {
+          watched.delete(workspace)
+          fingerprints.delete(workspace)
+        })),
+        Effect.forkIn(scope),
+        Effect.asVoid
+      )
+    })
+  const fingerprintOf = (workspace: string) =>
+    Effect.gen(function*() {
+      const known = fingerprints.get(workspace)
+      if (known !== undefined && watched.has(workspace)) return known
+      yield* watch(workspace)
+      const fresh = yield* statFingerprint(workspace)
+      fingerprints.set(workspace, fresh)
+      return fresh
+    })
   const build = (settings: AgentSettings, session: { readonly key: string; readonly kind: SessionKind }, tools: ReadonlyArray<Tool>) =>
     Effect.gen(function*() {
       const inputs = JSON.stringify([settings, session.kind, tools.map((tool) => [tool.name, tool.summary])])
@@ -33,6 +63,7 @@ export const layer = Layer.effect(SystemPromptSource, Effect.gen(function*() {
       if (cached !== undefined && cached.fingerprint === fingerprint) return cached.prompt
       const prompt = yield* render(settings, session, tools)
       // Re-read the fingerprint: a first turn may have just seeded the workspace.
+      fingerprints.delete(settings.workspace)
       cache.set(inputs, { fingerprint: yield* fingerprintOf(settings.workspace), prompt })
       return prompt
     })

@@ -113,10 +113,11 @@ export const makeAnthropicProvider = (options: AnthropicProviderOptions): Provid
       })
       const api = client
       const toError = (cause: unknown) => toProviderError(cause, id, request.model, Date.now(), sdk)
-      // Closing the stream's scope (completion, failure or interruption) aborts the HTTP request.
+      // Closing the stream's scope early (failure or interruption) aborts the HTTP request;
+      // a completed response has nothing left to abort (and abort() costs a DOMException).
       const controller = yield* Effect.acquireRelease(
         Effect.sync(() => new AbortController()),
-        (controller) => Effect.sync(() => controller.abort())
+        (controller, exit) => exit._tag === "Success" ? Effect.void : Effect.sync(() => controller.abort())
       )
       const params = toAnthropicParams(request)
       const events = yield* Effect.tryPromise({

@@ -18,6 +18,7 @@ import { Paths } from "../config/Paths.ts"
 import * as GatewayAuthLayer from "../gateway/auth/GatewayAuthLayer.ts"
 import * as Routes from "../gateway/Routes.ts"
 import { LogRing } from "../gateway/ws/LogRing.ts"
+import * as WsRoutes from "../gateway/ws/WsRoutes.ts"
 import { Readiness } from "../gateway/Readiness.ts"
 import * as ModelsLayer from "../provider/ModelsLayer.ts"
 import * as FileSessionStore from "../session/FileSessionStore.ts"
@@ -113,9 +114,15 @@ interface ListenAddress {
 
 const listenAddress = (config: BeamclawConfig): ListenAddress => ({ host: bindHost(config.gateway), port: config.gateway.port })
 
+/**
+ * Built last, released first: WebSocket clients get OpenClaw's `shutdown`
+ * event and close 1012 before the HTTP server waits for open sockets.
+ */
 const serverLayer = (address: ListenAddress) =>
-  HttpRouter.serve(Routes.layer, { disableLogger: true, disableListenLog: true }).pipe(
-    Layer.provideMerge(NodeHttpServer.layer(createServer, { port: address.port, host: address.host, gracefulShutdownTimeout: "5 seconds" }))
+  WsRoutes.shutdownNotice.pipe(
+    Layer.provideMerge(HttpRouter.serve(Routes.layer, { disableLogger: true, disableListenLog: true })),
+    Layer.provideMerge(NodeHttpServer.layer(createServer, { port: address.port, host: address.host, gracefulShutdownTimeout: "5 seconds" })),
+    Layer.provideMerge(WsRoutes.WsHub.layer)
   )
 
 /**

@@ -220,19 +220,22 @@ export class TranscriptInvariantError extends Schema.TaggedError<TranscriptInvar
   message: Schema.String
 }) {}
 
-/** Tool calls of the last assistant message that still wait for a result. */
+/**
+ * Tool calls of the last assistant message that still wait for a result.
+ * Scans back only to the last assistant message: appends stay O(1) in the
+ * length of the history.
+ */
 export const pendingToolCalls = (entries: ReadonlyArray<Entry>): ReadonlyArray<{ id: string; name: string }> => {
-  const pending = new Map<string, { id: string; name: string }>()
-  for (const entry of entries) {
-    if (entry.type !== "message") continue
+  const answered = new Set<string>()
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const entry = entries[i]
+    if (entry === undefined || entry.type !== "message") continue
     const message = entry.message
-    if (message.role === "assistant") {
-      pending.clear()
-      for (const call of toolCallsOf(message)) pending.set(call.id, { id: call.id, name: call.name })
-    } else if (message.role === "toolResult") pending.delete(message.toolCallId)
-    else pending.clear()
+    if (message.role === "toolResult") answered.add(message.toolCallId)
+    else if (message.role === "user") return []
+    else return toolCallsOf(message).filter((call) => !answered.has(call.id)).map((call) => ({ id: call.id, name: call.name }))
   }
-  return [...pending.values()]
+  return []
 }
 
 /** Checks an append against the invariant before it reaches the disk. */

@@ -442,6 +442,8 @@ describe("system prompt", () => {
         yield* collect(sessions.send("agent:main:main", turn("two")))
         assert.strictEqual(systemText(fake.requests[0]), systemText(fake.requests[1]))
         yield* Effect.promise(() => fs.writeFile(path.join(home, "workspace", "SOUL.md"), "# Soul\nAlways answer like a pirate.\n"))
+        // The workspace is watched, not stat'ed per turn: give the file-system event a moment, as a person editing would.
+        yield* Effect.sleep("200 millis")
         yield* collect(sessions.send("agent:main:main", turn("three")))
         assert.include(systemText(fake.requests[2]), "Always answer like a pirate.")
       }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url })))
