@@ -5,10 +5,7 @@
  * caller-chosen session keys) is refused with a 400 that says so, rather
  * than accepted and dropped.
  */
-import { Result } from "effect"
-
-export const isRecord = (u: unknown): u is Readonly<Record<string, unknown>> =>
-  typeof u === "object" && u !== null && !Array.isArray(u)
+import { Predicate, Result } from "effect"
 
 export type WakeMode = "now" | "next-heartbeat"
 
@@ -47,7 +44,7 @@ const agentIdOf = (body: Readonly<Record<string, unknown>>, agentIds: ReadonlyAr
 }
 
 export const parseWake = (body: unknown, agentIds: ReadonlyArray<string>): Result.Result<WakeRequest, string> => {
-  if (!isRecord(body)) return Result.fail("body must be a JSON object")
+  if (!Predicate.isObject(body)) return Result.fail("body must be a JSON object")
   const text = body.text
   if (typeof text !== "string" || text.trim() === "") return Result.fail("text required")
   const mode = wakeMode(body.mode, "mode")
@@ -59,7 +56,7 @@ export const parseWake = (body: unknown, agentIds: ReadonlyArray<string>): Resul
 }
 
 export const parseAgent = (body: unknown, agentIds: ReadonlyArray<string>): Result.Result<AgentRequest, string> => {
-  if (!isRecord(body)) return Result.fail("body must be a JSON object")
+  if (!Predicate.isObject(body)) return Result.fail("body must be a JSON object")
   const message = body.message
   if (typeof message !== "string" || message.trim() === "") return Result.fail("message required")
   const name = body.name

@@ -4,7 +4,7 @@
  * not use (logprobs, response_format, metadata...) are accepted and ignored,
  * as OpenClaw does, because common clients always send some of them.
  */
-import { Result } from "effect"
+import { Predicate, Result } from "effect"
 import { invalidField, type OpenAiError } from "./OpenAiError.ts"
 
 export interface ClientTool {
@@ -59,9 +59,6 @@ export interface ChatRequest {
   readonly sampling: Sampling
 }
 
-export const isRecord = (u: unknown): u is Readonly<Record<string, unknown>> =>
-  typeof u === "object" && u !== null && !Array.isArray(u)
-
 const present = (u: unknown): boolean => u !== undefined && u !== null
 
 const TOOL_NAME = /^[a-zA-Z0-9_-]{1,64}$/
@@ -111,7 +108,7 @@ const parseContent = (
   const imageUrls: Array<string> = []
   content.forEach((part: unknown, j) => {
     const at = `${param}[${j}]`
-    if (!isRecord(part)) return fail(at, `Invalid '${at}': expected an object.`, "invalid_type")
+    if (!Predicate.isObject(part)) return fail(at, `Invalid '${at}': expected an object.`, "invalid_type")
     const type = part.type
     if (type === "text" || type === "input_text" || type === "refusal") {
       const text = type === "refusal" ? part.refusal : part.text
@@ -122,7 +119,7 @@ const parseContent = (
     if (type === "image_url") {
       if (!options.allowImages) return fail(`${at}.type`, `Invalid '${at}.type': image_url parts are only allowed in user messages.`, "invalid_value")
       const image = part.image_url
-      const url = typeof image === "string" ? image : isRecord(image) && typeof image.url === "string" ? image.url : undefined
+      const url = typeof image === "string" ? image : Predicate.isObject(image) && typeof image.url === "string" ? image.url : undefined
       if (url === undefined || url.trim() === "") return fail(`${at}.image_url.url`, `Invalid '${at}.image_url': expected an object with a non-empty 'url'.`, "invalid_value")
       imageUrls.push(url.trim())
       return
@@ -137,7 +134,7 @@ const parseToolCalls = (value: unknown, param: string): ReadonlyArray<ToolCall> 
   if (!Array.isArray(value)) return fail(param, `Invalid '${param}': expected an array.`, "invalid_type")
   return value.map((call: unknown, k): ToolCall => {
     const at = `${param}[${k}]`
-    if (!isRecord(call) || !isRecord(call.function)) return fail(at, `Invalid '${at}': expected {id, type: "function", function: {name, arguments}}.`, "invalid_type")
+    if (!Predicate.isObject(call) || !Predicate.isObject(call.function)) return fail(at, `Invalid '${at}': expected {id, type: "function", function: {name, arguments}}.`, "invalid_type")
     if (call.type !== undefined && call.type !== "function") return fail(`${at}.type`, `Invalid '${at}.type': only "function" tool calls are supported.`, "invalid_value")
     const id = call.id
     const name = call.function.name
@@ -155,7 +152,7 @@ const parseMessages = (value: unknown): ReadonlyArray<ChatMessage> => {
   const calls = new Map<string, string>()
   return value.map((raw: unknown, i): ChatMessage => {
     const at = `messages[${i}]`
-    if (!isRecord(raw)) return fail(at, `Invalid '${at}': expected an object.`, "invalid_type")
+    if (!Predicate.isObject(raw)) return fail(at, `Invalid '${at}': expected an object.`, "invalid_type")
     const role = raw.role
     if (typeof role !== "string" || !ROLES.has(role)) {
       return fail(`${at}.role`, `Invalid '${at}.role': expected one of 'system', 'developer', 'user', 'assistant', 'tool', got ${JSON.stringify(role)}.`, "invalid_value")
@@ -205,21 +202,21 @@ const parseTools = (value: unknown): ReadonlyArray<ClientTool> => {
   const names = new Set<string>()
   return value.map((tool: unknown, i): ClientTool => {
     const at = `tools[${i}]`
-    if (!isRecord(tool)) return fail(at, `Invalid '${at}': expected an object.`, "invalid_type")
+    if (!Predicate.isObject(tool)) return fail(at, `Invalid '${at}': expected an object.`, "invalid_type")
     if (tool.type !== "function") return fail(`${at}.type`, `Invalid '${at}.type': only "function" tools are supported, got ${JSON.stringify(tool.type)}.`, "invalid_value")
     const fn = tool.function
-    if (!isRecord(fn)) return fail(`${at}.function`, `Missing required parameter: '${at}.function'.`, "missing_required_parameter")
+    if (!Predicate.isObject(fn)) return fail(`${at}.function`, `Missing required parameter: '${at}.function'.`, "missing_required_parameter")
     const name = fn.name
     if (typeof name !== "string" || name === "") return fail(`${at}.function.name`, `Missing required parameter: '${at}.function.name'.`, "missing_required_parameter")
     if (!TOOL_NAME.test(name)) return fail(`${at}.function.name`, `Invalid '${at}.function.name': ${JSON.stringify(name)} must match ${TOOL_NAME}.`, "invalid_value")
     if (names.has(name)) return fail(`${at}.function.name`, `Invalid '${at}.function.name': ${JSON.stringify(name)} is declared twice.`, "invalid_value")
     names.add(name)
     if (present(fn.description) && typeof fn.description !== "string") return fail(`${at}.function.description`, `Invalid '${at}.function.description': expected a string.`, "invalid_type")
-    if (present(fn.parameters) && !isRecord(fn.parameters)) return fail(`${at}.function.parameters`, `Invalid '${at}.function.parameters': expected a JSON Schema object.`, "invalid_type")
+    if (present(fn.parameters) && !Predicate.isObject(fn.parameters)) return fail(`${at}.function.parameters`, `Invalid '${at}.function.parameters': expected a JSON Schema object.`, "invalid_type")
     return {
       name,
       description: typeof fn.description === "string" ? fn.description : undefined,
-      parameters: isRecord(fn.parameters) ? fn.parameters : { type: "object", properties: {} }
+      parameters: Predicate.isObject(fn.parameters) ? fn.parameters : { type: "object", properties: {} }
     }
   })
 }
@@ -231,15 +228,15 @@ const parseToolChoice = (value: unknown, tools: ReadonlyArray<ClientTool>): Tool
     if (tools.length === 0) return fail("tool_choice", "Invalid 'tool_choice': \"required\" needs at least one tool in 'tools'.", "invalid_value")
     return { _tag: "required" }
   }
-  if (isRecord(value) && value.type === "function") {
-    const name = isRecord(value.function) ? value.function.name : undefined
+  if (Predicate.isObject(value) && value.type === "function") {
+    const name = Predicate.isObject(value.function) ? value.function.name : undefined
     if (typeof name !== "string" || name === "") return fail("tool_choice.function.name", "Missing required parameter: 'tool_choice.function.name'.", "missing_required_parameter")
     if (!tools.some((tool) => tool.name === name)) {
       return fail("tool_choice.function.name", `Invalid 'tool_choice.function.name': ${JSON.stringify(name)} is not one of the tools in 'tools'.`, "invalid_value")
     }
     return { _tag: "function", name }
   }
-  const variant = isRecord(value) ? JSON.stringify(value.type) : JSON.stringify(value)
+  const variant = Predicate.isObject(value) ? JSON.stringify(value.type) : JSON.stringify(value)
   return fail("tool_choice", `Invalid 'tool_choice': ${variant} is not supported; use "auto", "none", "required" or {"type":"function","function":{"name":...}}.`, "invalid_value")
 }
 
@@ -251,7 +248,7 @@ const parseStop = (value: unknown): ReadonlyArray<string> | undefined => {
 }
 
 const parse = (body: unknown): ChatRequest => {
-  if (!isRecord(body)) return fail("", "The request body must be a JSON object.", "invalid_type")
+  if (!Predicate.isObject(body)) return fail("", "The request body must be a JSON object.", "invalid_type")
   const model = body.model
   if (present(model) && (typeof model !== "string" || model.trim() === "")) return fail("model", "Invalid 'model': expected a non-empty string.", "invalid_type")
   const stream = body.stream
@@ -259,7 +256,7 @@ const parse = (body: unknown): ChatRequest => {
   const streamOptions = body.stream_options
   if (present(streamOptions)) {
     if (stream !== true) return fail("stream_options", "The 'stream_options' parameter is only allowed when 'stream' is enabled.", "invalid_value")
-    if (!isRecord(streamOptions)) return fail("stream_options", "Invalid 'stream_options': expected an object.", "invalid_type")
+    if (!Predicate.isObject(streamOptions)) return fail("stream_options", "Invalid 'stream_options': expected an object.", "invalid_type")
     if (present(streamOptions.include_usage) && typeof streamOptions.include_usage !== "boolean") {
       return fail("stream_options.include_usage", "Invalid 'stream_options.include_usage': expected a boolean.", "invalid_type")
     }
@@ -288,7 +285,7 @@ const parse = (body: unknown): ChatRequest => {
     model: typeof model === "string" ? model.trim() : undefined,
     messages,
     stream: stream === true,
-    includeUsage: isRecord(streamOptions) && streamOptions.include_usage === true,
+    includeUsage: Predicate.isObject(streamOptions) && streamOptions.include_usage === true,
     user: typeof user === "string" && user.trim() !== "" ? user.trim() : undefined,
     tools,
     toolChoice,

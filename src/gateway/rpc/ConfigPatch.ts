@@ -9,7 +9,7 @@
 import { createHash, randomUUID } from "node:crypto"
 import * as NodeFs from "node:fs/promises"
 import * as NodePath from "node:path"
-import { Effect, Semaphore } from "effect"
+import { Effect, Predicate, Semaphore } from "effect"
 import * as Yaml from "yaml"
 import { AppConfig } from "../../config/AppConfig.ts"
 import { type ConfigError, decodeConfigText, encodeConfig, parseConfigText, REDACTED_TEXT } from "../../config/ConfigLoader.ts"
@@ -25,9 +25,6 @@ export interface PatchRequest {
 const hashOf = (bytes: Uint8Array | string): string => createHash("sha256").update(bytes).digest("hex")
 
 const describe = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
-
-const isObject = (value: unknown): value is { readonly [key: string]: unknown } =>
-  typeof value === "object" && value !== null && !Array.isArray(value)
 
 const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"])
 
@@ -56,7 +53,7 @@ const pathKey = (path: ReadonlyArray<string>) =>
   path.reduce((text, segment) => segment === "[]" ? `${text}[]` : text === "" ? segment : `${text}.${segment}`, "")
 
 const hasStringId = (value: unknown): value is { readonly id: string } =>
-  isObject(value) && typeof value["id"] === "string"
+  Predicate.isObject(value) && typeof value["id"] === "string"
 
 /**
  * RFC 7396 merge of `patch` onto `target`, plus: a `<redacted>` string keeps
@@ -82,8 +79,8 @@ export const mergePatch = (
     }
     return patch.map((item) => mergePatch(undefined, item, replacePaths, [...path, "[]"]))
   }
-  if (!isObject(patch)) return patch
-  const result: { [key: string]: unknown } = isObject(target) ? { ...target } : {}
+  if (!Predicate.isObject(patch)) return patch
+  const result: { [key: string]: unknown } = Predicate.isObject(target) ? { ...target } : {}
   for (const [key, value] of Object.entries(patch)) {
     if (value === REDACTED_TEXT) continue
     if (value === null) delete result[key]
@@ -101,7 +98,7 @@ const forbiddenKey = (value: unknown, path: ReadonlyArray<string> = []): string 
     }
     return undefined
   }
-  if (!isObject(value)) return undefined
+  if (!Predicate.isObject(value)) return undefined
   for (const [key, item] of Object.entries(value)) {
     if (FORBIDDEN_KEYS.has(key)) return pathKey([...path, key])
     const found = forbiddenKey(item, [...path, key])
@@ -111,7 +108,7 @@ const forbiddenKey = (value: unknown, path: ReadonlyArray<string> = []): string 
 }
 
 const valueAt = (value: unknown, path: ReadonlyArray<string>): unknown =>
-  path.reduce<unknown>((node, key) => isObject(node) ? node[key] : undefined, value)
+  path.reduce<unknown>((node, key) => Predicate.isObject(node) ? node[key] : undefined, value)
 
 /** Applies the patch's keys to a YAML document, taking each new value from `merged`; untouched nodes keep their comments. */
 const patchDocument = (document: Yaml.Document, patch: { readonly [key: string]: unknown }, merged: unknown, path: ReadonlyArray<string>): void => {
@@ -120,7 +117,7 @@ const patchDocument = (document: Yaml.Document, patch: { readonly [key: string]:
     const at = [...path, key]
     if (value === null) {
       document.deleteIn(at)
-    } else if (isObject(value) && Yaml.isMap(document.getIn(at, true))) {
+    } else if (Predicate.isObject(value) && Yaml.isMap(document.getIn(at, true))) {
       patchDocument(document, value, merged, at)
     } else {
       document.setIn(at, document.createNode(valueAt(merged, at)))

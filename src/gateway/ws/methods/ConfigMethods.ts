@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto"
 import * as NodeFs from "node:fs/promises"
 import * as Path from "node:path"
-import { Effect, Option, Schema, Semaphore } from "effect"
+import { Effect, Option, Predicate, Schema, Semaphore } from "effect"
 import * as Yaml from "yaml"
 import { AppConfig } from "../../../config/AppConfig.ts"
 import { type ConfigError, decodeConfigText, encodeConfig, formatIssueLine, parseConfigText, readConfigText, REDACTED_TEXT } from "../../../config/ConfigLoader.ts"
@@ -48,15 +48,13 @@ const get: Handler = (params) =>
     }
   })
 
-const isObject = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value)
-
 /**
  * RFC 7396 merge patch: objects merge, `null` deletes, anything else replaces.
  * A value that reads `<redacted>` (what config.get showed for a secret) keeps the secret.
  */
 export const mergePatch = (target: unknown, patch: unknown): unknown => {
-  if (!isObject(patch)) return patch
-  const result: Record<string, unknown> = isObject(target) ? { ...target } : {}
+  if (!Predicate.isObject(patch)) return patch
+  const result: Record<string, unknown> = Predicate.isObject(target) ? { ...target } : {}
   for (const [key, value] of Object.entries(patch)) {
     if (value === null) delete result[key]
     else if (value === REDACTED_TEXT && key in result) continue
@@ -68,8 +66,8 @@ export const mergePatch = (target: unknown, patch: unknown): unknown => {
 /** `<redacted>` anywhere in a replacement config keeps the secret at the same path. */
 const restoreRedacted = (next: unknown, previous: unknown): unknown => {
   if (next === REDACTED_TEXT) return previous === undefined ? next : previous
-  if (isObject(next)) {
-    return Object.fromEntries(Object.entries(next).map(([key, value]) => [key, restoreRedacted(value, isObject(previous) ? previous[key] : undefined)]))
+  if (Predicate.isObject(next)) {
+    return Object.fromEntries(Object.entries(next).map(([key, value]) => [key, restoreRedacted(value, Predicate.isObject(previous) ? previous[key] : undefined)]))
   }
   return next
 }
@@ -120,7 +118,7 @@ const write = (method: "config.patch" | "config.apply", lock: Semaphore.Semaphor
       if (decoded.baseHash !== current.hash) return yield* Effect.fail(invalidRequest("config changed since last load; re-run config.get and retry", { code: "CONFIG_HASH_CONFLICT" }))
     }
     const input = yield* parseRaw(method, decoded.raw)
-    if (!isObject(input)) return yield* Effect.fail(invalidRequest(`${method} raw must be an object`))
+    if (!Predicate.isObject(input)) return yield* Effect.fail(invalidRequest(`${method} raw must be an object`))
     const previous = current.exists ? yield* parseConfigText(current.text, file).pipe(Effect.mapError(configErrorToMethod("invalid config; fix before patching"))) : {}
     const next = method === "config.patch" ? mergePatch(previous, input) : restoreRedacted(input, previous)
     const text = render(file, next)
