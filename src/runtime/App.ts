@@ -27,6 +27,7 @@ import type { AgentDirectory } from "../agent/AgentDirectory.ts"
 import type { GatewayAuth } from "../gateway/auth/GatewayAuth.ts"
 import type { Models } from "../provider/Models.ts"
 import * as StateLease from "./StateLease.ts"
+import { DetachedRuns } from "./DetachedRuns.ts"
 
 export interface CoreOptions {
   readonly flags?: ConfigOverrides | undefined
@@ -105,6 +106,7 @@ export type GatewayServices =
   | Paths
   | Models
   | LogRing
+  | DetachedRuns
   | NodeServices.NodeServices
 
 interface ListenAddress {
@@ -205,7 +207,9 @@ const supervisedServer = Layer.effectDiscard(Effect.gen(function*() {
 
 export const gateway = (options: CoreOptions = {}) =>
   Layer.mergeAll(supervisedServer, readyWhenBuilt).pipe(
-    Layer.provideMerge(Layer.mergeAll(Readiness.layer, GatewayAuthLayer.layer)),
+    // Built after the sessions and before the listener: on shutdown, detached runs get
+    // their grace after the listener has stopped and before the session actors stop.
+    Layer.provideMerge(Layer.mergeAll(Readiness.layer, GatewayAuthLayer.layer, DetachedRuns.layer)),
     Layer.provideMerge(core({ ...options, watchConfig: options.watchConfig ?? true })),
     // Outermost, so every fiber's logs also land in the ring that logs.tail reads.
     Layer.provideMerge(LogRing.layer())

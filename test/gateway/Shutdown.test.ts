@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest"
 import * as Transcript from "../../src/session/Transcript.ts"
 import { type FakeAnthropicHandle, startFakeAnthropic } from "../support/FakeAnthropic.ts"
 import { startGateway } from "../support/Gateway.ts"
+import { connect } from "./ws/WsClient.ts"
 
 let fake: FakeAnthropicHandle
 beforeEach(async () => {
@@ -49,6 +50,28 @@ describe("graceful shutdown", () => {
       expect(last?.type === "message" && last.message.role === "assistant" && last.message.stopReason).toBe("stop")
     } finally {
       await fs.rm(home, { recursive: true, force: true })
+    }
+  })
+
+  it("lets a WebSocket chat.send run finish during shutdown, though its client is gone", async () => {
+    const words = Array.from({ length: 10 }, (_, i) => `v${i}`).join(" ")
+    fake.push({ kind: "message", content: [{ type: "text", text: words }], delayMs: 80 })
+    const gateway = await startGateway({ anthropicUrl: fake.url })
+    const { client } = await connect(gateway.wsUrl, gateway.token)
+    const ack = await client.request("chat.send", { sessionKey: "main", message: "take your time", idempotencyKey: "shutdown-run" })
+    expect(ack.ok).toBe(true)
+    await new Promise((resolve) => setTimeout(resolve, 150))
+    const result = await gateway.stop({ keepHome: true })
+    expect(result.code).toBe(0)
+    try {
+      const sessionsDir = path.join(gateway.home, "agents", "main", "sessions")
+      const index = JSON.parse(await fs.readFile(path.join(sessionsDir, "sessions.json"), "utf8")) as Record<string, { sessionId: string }>
+      const transcript = Transcript.parse(await fs.readFile(path.join(sessionsDir, `${index["agent:main:main"]?.sessionId}.jsonl`), "utf8"))
+      const last = transcript.entries.at(-1)
+      expect(last?.type === "message" && last.message.role === "assistant" && last.message.stopReason).toBe("stop")
+      expect(JSON.stringify(last)).toContain("v9")
+    } finally {
+      await fs.rm(gateway.home, { recursive: true, force: true })
     }
   })
 })

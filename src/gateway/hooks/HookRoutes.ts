@@ -11,7 +11,8 @@
  * hooks.path is read when the server starts; the other keys on every request.
  */
 import { createHash, randomUUID } from "node:crypto"
-import { Deferred, Effect, FiberSet, Layer, Result, Stream } from "effect"
+import { Deferred, Effect, Layer, Result, Stream } from "effect"
+import { DetachedRuns } from "../../runtime/DetachedRuns.ts"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { AgentDirectory } from "../../agent/AgentDirectory.ts"
 import { AppConfig } from "../../config/AppConfig.ts"
@@ -71,7 +72,7 @@ export const layer = Layer.unwrap(Effect.gen(function*() {
     yield* Effect.logWarning("hooks.path may not be \"/\"; the webhooks are not served")
     return Layer.empty
   }
-  const runs = yield* FiberSet.make()
+  const detached = yield* DetachedRuns
   const failures = new Map<string, Array<number>>()
   const replays = new Map<string, { readonly runId: string; readonly done: Deferred.Deferred<Completion>; expiresAt: number }>()
   const wakes: Array<RecordedWake> = []
@@ -130,7 +131,7 @@ export const layer = Layer.unwrap(Effect.gen(function*() {
         Effect.flatMap((completion) => Deferred.succeed(done, completion))
       )
       // The run belongs to the gateway, not to the request: it goes on if the caller hangs up.
-      yield* FiberSet.run(runs, turn)
+      yield* detached.fork(turn)
       return { runId, done }
     })
 
@@ -198,7 +199,7 @@ export const layer = Layer.unwrap(Effect.gen(function*() {
         // The replay window starts when the run ends.
         yield* Deferred.await(run.done).pipe(
           Effect.andThen(Effect.sync(() => { entry.expiresAt = Date.now() + REPLAY_TTL_MS })),
-          FiberSet.run(runs)
+          detached.fork
         )
       }
       if (!hook.success.waitForCompletion) return json(200, { ok: true, runId: run.runId })

@@ -6,7 +6,8 @@
  * leaves, so they live here, not in a connection).
  */
 import * as Os from "node:os"
-import { Deferred, Effect, FiberSet, type Scope } from "effect"
+import { Deferred, Effect, type Scope } from "effect"
+import { DetachedRuns } from "../../runtime/DetachedRuns.ts"
 import { eventAllowed, type Role } from "./Scopes.ts"
 
 export interface PresenceEntry {
@@ -79,8 +80,8 @@ export const make = Effect.fnUntraced(function*(options: HubOptions) {
   const stateVersion = { presence: 0, health: 0 }
   const startedAt = Date.now()
   const runs = new Map<string, RunRecord>()
-  // Runs belong to the gateway, not to the connection that started them.
-  const runFibers = yield* FiberSet.make<unknown, unknown>()
+  // Runs belong to the gateway, not to the connection that started them (nor to this listener).
+  const detached = yield* DetachedRuns
 
   const selfPresence = (): PresenceEntry => ({
     host: Os.hostname(),
@@ -168,7 +169,7 @@ export const make = Effect.fnUntraced(function*(options: HubOptions) {
     })
 
   /** Forks a run into the gateway's own fiber set (it outlives the requesting connection). */
-  const fork = <A, E>(effect: Effect.Effect<A, E>) => FiberSet.run(runFibers, effect)
+  const fork = <A, E>(effect: Effect.Effect<A, E>) => detached.fork(effect)
 
   const closeAll = (code: number, reason: string): void => {
     for (const client of clients.values()) client.close(code, reason)
