@@ -1,7 +1,7 @@
 /**
  * The gateway benches in one go (figures only, no pass/fail exit):
  *   npm run bench:gateway            (builds first)
- *   node bench/gateway-run.ts [turns=2000] [seconds=8] [rounds=2]
+ *   node bench/gateway-run.ts [turns=2000] [seconds=8] [rounds=2] [wsClients=1000]
  * Uses the dist directory named by BEAMCLAW_DIST_DIR (default dist).
  */
 import { execFileSync } from "node:child_process"
@@ -10,8 +10,9 @@ import { repoRoot } from "./common.ts"
 import { distDir } from "./gateway-common.ts"
 import { latencyDetails, latencyTable, runLatency } from "./gateway-latency.ts"
 import { runThroughput, throughputCpu, throughputTable } from "./gateway-throughput.ts"
+import { runWs, wsTable } from "./gateway-ws.ts"
 
-const [turnsText = "2000", secondsText = "8", roundsText = "2"] = process.argv.slice(2)
+const [turnsText = "2000", secondsText = "8", roundsText = "2", wsClientsText = "1000"] = process.argv.slice(2)
 const log = (line: string) => console.error(line)
 const commit = (() => {
   try {
@@ -26,6 +27,7 @@ const load = os.loadavg().map((l) => l.toFixed(2)).join(" ")
 const fresh = await runLatency(Number(turnsText), 200, "fresh", log)
 const user = await runLatency(Number(turnsText), 200, "user", log)
 const throughput = await runThroughput(Number(secondsText), Number(roundsText), [16, 64], log)
+const ws = await runWs({ clients: Number(wsClientsText), words: 10, delayMs: 50, warmupClients: 20, deadlineMs: 45_000 }, log)
 
 console.log(`\nBeamClaw gateway benchmarks — ${startedAt.toISOString()}, commit ${commit}, dist ${distDir}, node ${process.version}, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? "?"}), load average at start ${load}, ${((Date.now() - startedAt.getTime()) / 1000).toFixed(0)} s\n`)
 console.log(latencyTable(fresh))
@@ -37,3 +39,5 @@ console.log("")
 console.log(throughputTable(throughput))
 console.log("")
 console.log(throughputCpu(throughput))
+console.log("")
+console.log(wsTable(ws))

@@ -12,6 +12,7 @@ import * as AgentDirectoryLayer from "../agent/AgentDirectoryLayer.ts"
 import * as PromptBuilder from "../agent/PromptBuilder.ts"
 import { ToolRegistry } from "../agent/Tool.ts"
 import { AppConfig } from "../config/AppConfig.ts"
+import { ConfigWriter } from "../config/ConfigWriter.ts"
 import type { ConfigOverrides } from "../config/ConfigLoader.ts"
 import type { BeamclawConfig } from "../config/ConfigSchema.ts"
 import { Paths } from "../config/Paths.ts"
@@ -28,6 +29,7 @@ import type { GatewayAuth } from "../gateway/auth/GatewayAuth.ts"
 import type { Models } from "../provider/Models.ts"
 import * as StateLease from "./StateLease.ts"
 import { DetachedRuns } from "./DetachedRuns.ts"
+import { SessionEvents } from "../gateway/rpc/SessionEvents.ts"
 
 export interface CoreOptions {
   readonly flags?: ConfigOverrides | undefined
@@ -103,10 +105,12 @@ export type GatewayServices =
   | Sessions
   | AgentDirectory
   | AppConfig
+  | ConfigWriter
   | Paths
   | Models
   | LogRing
   | DetachedRuns
+  | SessionEvents
   | NodeServices.NodeServices
 
 interface ListenAddress {
@@ -209,7 +213,7 @@ export const gateway = (options: CoreOptions = {}) =>
   Layer.mergeAll(supervisedServer, readyWhenBuilt).pipe(
     // Built after the sessions and before the listener: on shutdown, detached runs get
     // their grace after the listener has stopped and before the session actors stop.
-    Layer.provideMerge(Layer.mergeAll(Readiness.layer, GatewayAuthLayer.layer, DetachedRuns.layer)),
+    Layer.provideMerge(Layer.mergeAll(Readiness.layer, GatewayAuthLayer.layer, ConfigWriter.layer, DetachedRuns.layer, SessionEvents.layer)),
     Layer.provideMerge(core({ ...options, watchConfig: options.watchConfig ?? true })),
     // Outermost, so every fiber's logs also land in the ring that logs.tail reads.
     Layer.provideMerge(LogRing.layer())

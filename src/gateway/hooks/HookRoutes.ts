@@ -17,7 +17,7 @@ import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { AgentDirectory } from "../../agent/AgentDirectory.ts"
 import { AppConfig } from "../../config/AppConfig.ts"
 import { revealSecret } from "../../config/ConfigSchema.ts"
-import { Sessions } from "../../session/Sessions.ts"
+import { SessionEvents } from "../rpc/SessionEvents.ts"
 import { safeEqual } from "../auth/GatewayAuthLayer.ts"
 import { clientAddress, header, readJson } from "../openai/HttpBody.ts"
 import { type AgentRequest, parseAgent, parseWake, type WakeMode, wrapExternal } from "./HookRequest.ts"
@@ -112,7 +112,7 @@ export const layer = Layer.unwrap(Effect.gen(function*() {
 
   const runAgent = (hook: AgentRequest, agentId: string) =>
     Effect.gen(function*() {
-      const sessions = yield* Sessions
+      const sessions = yield* SessionEvents
       const runId = randomUUID()
       const sessionKey = `agent:${agentId}:hook:${randomUUID()}`
       const done = yield* Deferred.make<Completion>()

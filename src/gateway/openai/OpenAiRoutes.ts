@@ -12,7 +12,7 @@ import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { AgentDirectory } from "../../agent/AgentDirectory.ts"
 import type { TurnInput } from "../../agent/RunLoop.ts"
 import { AppConfig } from "../../config/AppConfig.ts"
-import { Sessions } from "../../session/Sessions.ts"
+import { SessionEvents } from "../rpc/SessionEvents.ts"
 import { GatewayAuth } from "../auth/GatewayAuth.ts"
 import { type ChatRequest, type ClientTool, parseChatRequest, type Sampling, type ToolChoice } from "./ChatRequest.ts"
 import { CompletionState, turnFailure } from "./ChatCompletion.ts"
@@ -142,7 +142,7 @@ const chatCompletions = Effect.gen(function*() {
     toolChoice: chat.toolChoice,
     clientTools: chat.tools.map((tool) => tool.name)
   })
-  const sessions = yield* Sessions
+  const sessions = yield* SessionEvents
   const steps = sessions.send(session.success.sessionKey, turnInput(runId, chat, prompt.success)).pipe(
     Stream.map((event) => state.onEvent(event)),
     // Stopping early (the client has tool calls to run) ends the turn.

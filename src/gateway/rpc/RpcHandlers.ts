@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto"
 import { Effect, Layer, Result, Stream } from "effect"
 import packageJson from "../../../package.json" with { type: "json" }
 import { AgentDirectory } from "../../agent/AgentDirectory.ts"
+import { ConfigWriter } from "../../config/ConfigWriter.ts"
 import * as SessionKey from "../../session/SessionKey.ts"
 import { Sessions } from "../../session/Sessions.ts"
 import * as ConfigPatch from "./ConfigPatch.ts"
@@ -22,7 +23,7 @@ export const layer = BeamclawRpcs.toLayer(Effect.gen(function*() {
   const sessions = yield* Sessions
   const agents = yield* AgentDirectory
   const events = yield* SessionEvents
-  const patcher = yield* ConfigPatch.make
+  const configWriter = yield* ConfigWriter
   // The process's start, not this layer's: the server layer is rebuilt when the listener moves.
   const startedAt = Math.round(performance.timeOrigin)
 
@@ -72,9 +73,9 @@ export const layer = BeamclawRpcs.toLayer(Effect.gen(function*() {
         return { sessionKey, entry }
       }),
 
-    GetConfig: () => patcher.snapshot,
+    GetConfig: () => ConfigPatch.snapshot(configWriter),
 
-    PatchConfig: (payload) => patcher.patch(payload),
+    PatchConfig: (payload) => ConfigPatch.patch(configWriter, payload),
 
     Status: () =>
       Effect.gen(function*() {

@@ -71,6 +71,6 @@ const server = Layer.effectDiscard(Effect.gen(function*() {
 }))
 
 export const layer = server.pipe(
-  Layer.provide(RpcHandlers.layerWithEvents),
+  Layer.provide(RpcHandlers.layer),
   Layer.provide(RpcSerialization.layerJson)
 )

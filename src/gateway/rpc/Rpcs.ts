@@ -15,6 +15,7 @@ import { InvalidSessionKey } from "../../session/SessionKey.ts"
 import { SessionEntry, StoreError } from "../../session/SessionStore.ts"
 import { Entry, TranscriptInvariantError } from "../../session/Transcript.ts"
 import { AuthFailed } from "../auth/GatewayAuth.ts"
+import { ConfigConflict, ConfigInvalid, ConfigProblem, ConfigWriteFailed } from "../../config/ConfigErrors.ts"
 
 export {
   AuthFailed,
@@ -41,27 +42,7 @@ export class InvalidRequest extends Schema.TaggedError<InvalidRequest>()("Invali
   message: Schema.String
 }) {}
 
-/** `PatchConfig` against a file that changed since the `GetConfig` its `baseHash` came from. */
-export class ConfigConflict extends Schema.TaggedError<ConfigConflict>()("ConfigConflict", {
-  message: Schema.String,
-  /** The hash of the file as it is now; `null` when there is no file. */
-  currentHash: Schema.NullOr(Schema.String)
-}) {}
-
-export const ConfigProblem = Schema.Struct({ path: Schema.String, message: Schema.String })
-export type ConfigProblem = typeof ConfigProblem.Type
-
-/** The patched config would not be valid (or the file could not be parsed); nothing was written. */
-export class ConfigInvalid extends Schema.TaggedError<ConfigInvalid>()("ConfigInvalid", {
-  message: Schema.String,
-  issues: Schema.Array(ConfigProblem)
-}) {}
-
-/** The config file could not be read or written. */
-export class ConfigWriteFailed extends Schema.TaggedError<ConfigWriteFailed>()("ConfigWriteFailed", {
-  path: Schema.String,
-  message: Schema.String
-}) {}
+export { ConfigConflict, ConfigInvalid, ConfigProblem, ConfigWriteFailed }
 
 // ---------------------------------------------------------------------------
 // Shared shapes

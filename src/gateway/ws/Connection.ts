@@ -18,7 +18,6 @@ import {
   MAX_PAYLOAD_BYTES,
   MAX_PREAUTH_PAYLOAD_BYTES,
   MethodError,
-  OUTBOUND_QUEUE_FRAMES,
   RequestFrame,
   responseError,
   responseOk,
@@ -67,7 +66,9 @@ export const run = (socket: Socket.Socket, peer: Peer, hub: Hub, methods: Record
     const nonce = randomUUID()
     const reader = yield* socket.reader
     const writer = yield* socket.writer
-    const outbound = yield* Queue.dropping<string | Socket.CloseEvent>(OUTBOUND_QUEUE_FRAMES)
+    // Bounded by bytes, as OpenClaw's maxBufferedBytes, not by a frame count:
+    // many small events must not cut off a client that is merely busy.
+    const outbound = yield* Queue.unbounded<string | Socket.CloseEvent>()
     const closeNow = yield* Deferred.make<Socket.CloseEvent>()
     const closeSent = yield* Deferred.make<void>()
     const requests = yield* FiberSet.make()

@@ -14,8 +14,6 @@ export const MAX_BUFFERED_BYTES = 50 * 1024 * 1024
 export const MAX_PREAUTH_PAYLOAD_BYTES = 64 * 1024
 export const DEFAULT_TICK_INTERVAL_MS = 30_000
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 15_000
-/** Frames queued for one client before it counts as a slow consumer. */
-export const OUTBOUND_QUEUE_FRAMES = 4096
 
 export const ErrorCodes = {
   NOT_LINKED: "NOT_LINKED",

@@ -7,6 +7,7 @@
 import { Cause, Deferred, Effect, Stream } from "effect"
 import type { ImagePart } from "../../agent/Message.ts"
 import { Sessions } from "../../session/Sessions.ts"
+import { SessionEvents } from "../rpc/SessionEvents.ts"
 import type { Hub, RunRecord } from "./Hub.ts"
 
 /** OpenClaw emits a chat delta at most every 150 ms per run. */
@@ -24,7 +25,8 @@ const assistantMessage = (text: string) => ({ role: "assistant", content: [{ typ
 
 const drive = (hub: Hub, run: RunRecord, input: RunInput) =>
   Effect.gen(function*() {
-    const sessions = yield* Sessions
+    // Through SessionEvents, so RPC subscribers see WebSocket turns too.
+    const sessions = yield* SessionEvents
     let agentSeq = 0
     let chatSeq = 0
     let lastDeltaAt = 0
@@ -131,7 +133,7 @@ const drive = (hub: Hub, run: RunRecord, input: RunInput) =>
 export const start = (hub: Hub, input: RunInput) =>
   Effect.gen(function*() {
     const run = yield* hub.newRun(input.runId, input.sessionKey, input.kind)
-    const context = yield* Effect.context<Sessions>()
+    const context = yield* Effect.context<Sessions | SessionEvents>()
     yield* hub.fork(drive(hub, run, input).pipe(Effect.provideContext(context)))
     return run
   })

@@ -14,9 +14,11 @@ import * as AgentDirectoryLayer from "../../../src/agent/AgentDirectoryLayer.ts"
 import * as PromptBuilder from "../../../src/agent/PromptBuilder.ts"
 import { ToolRegistry } from "../../../src/agent/Tool.ts"
 import { AppConfig } from "../../../src/config/AppConfig.ts"
+import { ConfigWriter } from "../../../src/config/ConfigWriter.ts"
 import { Paths } from "../../../src/config/Paths.ts"
 import * as GatewayAuthLayer from "../../../src/gateway/auth/GatewayAuthLayer.ts"
 import * as RpcRoutes from "../../../src/gateway/rpc/RpcRoutes.ts"
+import { SessionEvents } from "../../../src/gateway/rpc/SessionEvents.ts"
 import * as ModelsLayer from "../../../src/provider/ModelsLayer.ts"
 import * as FileSessionStore from "../../../src/session/FileSessionStore.ts"
 import { Sessions } from "../../../src/session/Sessions.ts"
@@ -64,7 +66,8 @@ export const layer = Layer.unwrap(Effect.gen(function*() {
   )
   const server = HttpRouter.serve(RpcRoutes.layer, { disableLogger: true, disableListenLog: true }).pipe(
     Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
-    Layer.provide(GatewayAuthLayer.layer),
+    // As App.gateway: the config writer and the session fan-out belong to the gateway, not the listener.
+    Layer.provide(Layer.mergeAll(GatewayAuthLayer.layer, ConfigWriter.layer, SessionEvents.layer)),
     Layer.provideMerge(core)
   )
   return Layer.effect(RpcTestServer)(Effect.gen(function*() {
