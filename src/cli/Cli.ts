@@ -106,36 +106,73 @@ const renderTurn = (events: Stream.Stream<TurnEvent, { readonly message: string 
   })
 
 /**
- * With a gateway running on this state directory, `agent` sends through its
- * typed RPC (with the gateway's token) instead of refusing: the gateway stays
- * the one writer of the sessions.
+ * What `agent`, `chat` and `sessions show|reset` need from the sessions. With
+ * no gateway running they use the session layer in-process (holding the
+ * state directory's lease); with one running they go through its typed RPC
+ * and token, so the gateway stays the one writer of the sessions.
  */
-const agentViaGateway = (lease: StateLease.Lease, input: { readonly message: string; readonly session: Option.Option<string>; readonly agent: Option.Option<string>; readonly json: boolean }) =>
+interface SessionAccess {
+  readonly send: (text: string) => Stream.Stream<TurnEvent, { readonly message: string }>
+  readonly reset: Effect.Effect<{ readonly key: string; readonly sessionId: string }, { readonly message: string }>
+  readonly history: Effect.Effect<{ readonly key: string; readonly entries: ReadonlyArray<Transcript.Entry> }, { readonly message: string }>
+}
+
+interface Target {
+  readonly session: Option.Option<string>
+  readonly agent: Option.Option<string>
+}
+
+const gatewayToken = (lease: StateLease.Lease) =>
   Effect.gen(function*() {
     const paths = yield* Paths
     const config = yield* loadConfig({ file: paths.configFile, setBy: paths.configFileSetBy })
     const configured = config.gateway.auth.token ?? config.gateway.auth.password
-    const token = configured !== undefined
-      ? Redacted.value(configured)
-      : yield* Effect.tryPromise({
-        try: () => fs.readFile(tokenFile(paths.home), "utf8").then((text) => text.trim()),
-        catch: () => new GatewayUnreachable({ message: `a gateway is running (pid ${lease.pid}) but its token is not configured and ${tokenFile(paths.home)} cannot be read` })
-      })
+    if (configured !== undefined) return Redacted.value(configured)
+    return yield* Effect.tryPromise({
+      try: () => fs.readFile(tokenFile(paths.home), "utf8").then((text) => text.trim()),
+      catch: () => new GatewayUnreachable({ message: `a gateway is running (pid ${lease.pid}) but its token is not configured and ${tokenFile(paths.home)} cannot be read` })
+    })
+  })
+
+const viaGateway = <A, E, R>(lease: StateLease.Lease, target: Target, use: (access: SessionAccess) => Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const token = yield* gatewayToken(lease)
     const client = yield* Effect.tryPromise({
       try: () => import("../client/index.ts"),
       catch: (error) => new GatewayUnreachable({ message: `cannot load the RPC client: ${String(error)}` })
     })
     const url = `ws://${lease.host === "0.0.0.0" || lease.host === undefined ? "127.0.0.1" : lease.host}:${lease.port ?? 18789}/rpc`
-    yield* Effect.gen(function*() {
+    const which = {
+      ...(Option.isSome(target.session) ? { sessionKey: target.session.value } : {}),
+      ...(Option.isSome(target.agent) ? { agentId: target.agent.value } : {})
+    }
+    return yield* Effect.gen(function*() {
       const rpc = yield* client.BeamclawClient
-      const events = rpc.Send({
-        text: input.message,
-        ...(Option.isSome(input.session) ? { sessionKey: input.session.value } : {}),
-        ...(Option.isSome(input.agent) ? { agentId: input.agent.value } : {})
+      return yield* use({
+        send: (text) => rpc.Send({ ...which, text }),
+        reset: rpc.Reset(which).pipe(Effect.map((result) => ({ key: result.sessionKey, sessionId: result.entry.sessionId }))),
+        history: rpc.History(which).pipe(Effect.map((result) => ({ key: result.sessionKey, entries: result.entries })))
       })
-      yield* renderTurn(events, input.json)
     }).pipe(Effect.provide(client.BeamclawClient.layer({ url, token })))
   })
+
+const inProcess = <A, E, R>(command: string, target: Target, use: (access: SessionAccess) => Effect.Effect<A, E, R>) =>
+  withSessions(command)(Effect.gen(function*() {
+    const sessions = yield* Sessions
+    const key = yield* resolveKey(target.session, target.agent)
+    return yield* use({
+      send: (text) => sessions.send(key, { runId: crypto.randomUUID(), text }),
+      reset: sessions.reset(key).pipe(Effect.map((entry) => ({ key, sessionId: entry.sessionId }))),
+      history: sessions.history(key).pipe(Effect.map((entries) => ({ key, entries })))
+    })
+  }))
+
+const withSessionAccess = (command: string, target: Target) => <A, E, R>(use: (access: SessionAccess) => Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const paths = yield* Paths
+    const lease = yield* StateLease.current(paths.home)
+    return lease?.holder === "gateway" ? yield* viaGateway(lease, target, use) : yield* inProcess(command, target, use)
+  }).pipe(Effect.provide(Paths.layer), Effect.provide(App.logToStderr))
 
 const agent = Command.make("agent", {
   message: Flag.String("message").pipe(Flag.withAlias("m"), Flag.withDescription("The message to send")),
@@ -143,42 +180,34 @@ const agent = Command.make("agent", {
   agent: agentFlag,
   json
 }, (input) =>
-  Effect.gen(function*() {
-    const paths = yield* Paths
-    const lease = yield* StateLease.current(paths.home)
-    if (lease?.holder === "gateway") return yield* agentViaGateway(lease, input)
-    yield* withSessions("agent")(Effect.gen(function*() {
-      const sessions = yield* Sessions
-      const key = yield* resolveKey(input.session, input.agent)
-      yield* renderTurn(sessions.send(key, { runId: crypto.randomUUID(), text: input.message }), input.json)
-    }))
-  }).pipe(Effect.provide(Paths.layer), Effect.provide(App.logToStderr), userFacing)
+  withSessionAccess("agent", input)((access) => renderTurn(access.send(input.message), input.json)).pipe(userFacing)
 ).pipe(Command.withDescription("Run one agent turn and print the streamed answer (through the gateway when one is running)"))
 
 const chat = Command.make("chat", { session: sessionFlag, agent: agentFlag }, (input) =>
-  withSessions("chat")(Effect.gen(function*() {
-    const sessions = yield* Sessions
-    const terminal = yield* Terminal.Terminal
-    const key = yield* resolveKey(input.session, input.agent)
-    yield* Console.error(`Chatting on ${key}. /new starts over, /exit leaves.`)
-    while (true) {
-      yield* Effect.sync(() => process.stdout.write("> "))
-      const line = yield* terminal.readLine.pipe(Effect.option)
-      if (Option.isNone(line)) return
-      const text = line.value.trim()
-      if (text === "") continue
-      if (text === "/exit" || text === "/quit") return
-      if (text === "/new" || text === "/reset") {
-        const entry = yield* sessions.reset(key)
-        yield* Console.error(`New session ${entry.sessionId}.`)
-        continue
+  withSessionAccess("chat", input)((access) =>
+    Effect.gen(function*() {
+      const terminal = yield* Terminal.Terminal
+      const { key } = yield* access.history
+      yield* Console.error(`Chatting on ${key}. /new starts over, /exit leaves.`)
+      while (true) {
+        yield* Effect.sync(() => process.stdout.write("> "))
+        const line = yield* terminal.readLine.pipe(Effect.option)
+        if (Option.isNone(line)) return
+        const text = line.value.trim()
+        if (text === "") continue
+        if (text === "/exit" || text === "/quit") return
+        if (text === "/new" || text === "/reset") {
+          const entry = yield* access.reset
+          yield* Console.error(`New session ${entry.sessionId}.`)
+          continue
+        }
+        yield* renderTurn(access.send(text), false).pipe(
+          Effect.catch((error) => Console.error(`error: ${error.message}`))
+        )
       }
-      yield* renderTurn(sessions.send(key, { runId: crypto.randomUUID(), text }), false).pipe(
-        Effect.catch((error) => Console.error(`error: ${error.message}`))
-      )
-    }
-  })).pipe(userFacing)
-).pipe(Command.withDescription("Chat with an agent interactively"))
+    })
+  ).pipe(userFacing)
+).pipe(Command.withDescription("Chat with an agent interactively (through the gateway when one is running)"))
 
 const renderEntry = (entry: Transcript.Entry): string => {
   if (entry.type === "compaction") return `[compaction] ${entry.summary}`
@@ -211,24 +240,24 @@ const sessionsList = Command.make("list", { agent: agentFlag, json }, (input) =>
 const keyArgument = Argument.String("key").pipe(Argument.withDescription("Session key (main, agent:main:main, …)"))
 
 const sessionsShow = Command.make("show", { key: keyArgument, agent: agentFlag, json }, (input) =>
-  withSessions("sessions show")(Effect.gen(function*() {
-    const sessions = yield* Sessions
-    const key = yield* resolveKey(Option.some(input.key), input.agent)
-    const entries = yield* sessions.history(key)
-    if (input.json) return yield* Console.log(JSON.stringify(entries, null, 2))
-    if (entries.length === 0) return yield* Console.log(`${key} has no messages.`)
-    for (const entry of entries) yield* Console.log(renderEntry(entry))
-  })).pipe(userFacing)
+  withSessionAccess("sessions show", { session: Option.some(input.key), agent: input.agent })((access) =>
+    Effect.gen(function*() {
+      const { key, entries } = yield* access.history
+      if (input.json) return yield* Console.log(JSON.stringify(entries, null, 2))
+      if (entries.length === 0) return yield* Console.log(`${key} has no messages.`)
+      for (const entry of entries) yield* Console.log(renderEntry(entry))
+    })
+  ).pipe(userFacing)
 ).pipe(Command.withDescription("Show a session's transcript"))
 
 const sessionsReset = Command.make("reset", { key: keyArgument, agent: agentFlag, json }, (input) =>
-  withSessions("sessions reset")(Effect.gen(function*() {
-    const sessions = yield* Sessions
-    const key = yield* resolveKey(Option.some(input.key), input.agent)
-    const entry = yield* sessions.reset(key)
-    if (input.json) return yield* Console.log(JSON.stringify({ key, ...entry }, null, 2))
-    yield* Console.log(`${key} now uses a new session ${entry.sessionId}; the old transcript was archived.`)
-  })).pipe(userFacing)
+  withSessionAccess("sessions reset", { session: Option.some(input.key), agent: input.agent })((access) =>
+    Effect.gen(function*() {
+      const { key, sessionId } = yield* access.reset
+      if (input.json) return yield* Console.log(JSON.stringify({ key, sessionId }, null, 2))
+      yield* Console.log(`${key} now uses a new session ${sessionId}; the old transcript was archived.`)
+    })
+  ).pipe(userFacing)
 ).pipe(Command.withDescription("Start a session anew, archiving its transcript"))
 
 const sessionsCommand = Command.make("sessions").pipe(

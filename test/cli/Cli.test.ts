@@ -178,10 +178,15 @@ describe("beamclaw gateway", () => {
       const viaGateway = await run(["agent", "-m", "hi", "--json"], env)
       expect(viaGateway.stderr).toBe("")
       expect(JSON.parse(viaGateway.stdout)).toMatchObject({ text: "echo: hi", sessionKey: "agent:main:main" })
-      // ...and commands that would write the sessions themselves refuse.
-      const busy = await run(["sessions", "reset", "main"], env)
-      expect(busy.code).not.toBe(0)
-      expect(busy.stderr).toContain("is running on")
+      // ...and so do `sessions show` and `sessions reset`: the gateway stays the one writer.
+      const shown = await run(["sessions", "show", "main"], env)
+      expect(shown.stdout).toContain("user: hi")
+      expect(shown.stdout).toContain("assistant: echo: hi")
+      const reset = await run(["sessions", "reset", "main", "--json"], env)
+      expect(reset.code).toBe(0)
+      expect(JSON.parse(reset.stdout)).toMatchObject({ key: "agent:main:main" })
+      const after = await run(["sessions", "show", "main"], env)
+      expect(after.stdout).toContain("has no messages")
     } finally {
       gateway.child.kill("SIGTERM")
     }
