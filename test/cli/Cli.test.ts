@@ -64,6 +64,8 @@ describe("beamclaw agent", () => {
     expect(result.code).not.toBe(0)
     expect(result.stderr).toContain("invalid session key")
     expect(fake.requests).toHaveLength(0)
+    await expect(fs.access(sessionsDir())).rejects.toThrow()
+    await expect(fs.access(path.join(home, "..", "..", "etc.jsonl"))).rejects.toThrow()
   })
 
   it("answers again after kill -9 mid-stream, loading the transcript repaired", async () => {
