@@ -12,6 +12,7 @@ import * as NodeFs from "node:fs/promises"
 import * as Path from "node:path"
 import * as Yaml from "yaml"
 import { BeamclawConfig, parseOptions } from "./ConfigSchema.ts"
+import { errnoCode } from "../platform/Errno.ts"
 
 // ---------------------------------------------------------------------------
 // Errors
@@ -261,11 +262,6 @@ export const issuesFromSchema = (
 // ---------------------------------------------------------------------------
 
 const fileProblem = (file: string, message: string) => new ConfigError({ file, issues: [{ path: "", message }] })
-
-const errnoCode = (cause: unknown): string | undefined => {
-  if (typeof cause !== "object" || cause === null || !("code" in cause)) return undefined
-  return typeof cause.code === "string" ? cause.code : undefined
-}
 
 /** The file's text, or `None` when it does not exist (a missing config means defaults). */
 export const readConfigText = Effect.fn("ConfigLoader.readConfigText")(function*(file: string) {

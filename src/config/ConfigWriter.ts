@@ -19,6 +19,7 @@ import { ConfigConflict, ConfigInvalid, ConfigWriteFailed } from "./ConfigErrors
 import { AppConfig } from "./AppConfig.ts"
 import { type BeamclawConfigEncodedValue, type ConfigError, decodeConfigText, encodeConfig, formatIssueLine, parseConfigText, REDACTED_TEXT } from "./ConfigLoader.ts"
 import { Paths } from "./Paths.ts"
+import { isErrno } from "../platform/Errno.ts"
 
 export { ConfigConflict, ConfigInvalid, ConfigWriteFailed }
 
@@ -80,7 +81,7 @@ const readFile = (file: string) =>
   }).pipe(
     Effect.map((bytes): { readonly text: string; readonly hash: string } | undefined => ({ text: bytes.toString("utf8"), hash: hashOf(bytes) })),
     Effect.catch((cause) =>
-      Predicate.isObject(cause) && cause["code"] === "ENOENT"
+      isErrno(cause, "ENOENT")
         ? Effect.succeed(undefined)
         : Effect.fail(new ConfigWriteFailed({ path: file, message: `cannot read the config file: ${describe(cause)}` }))
     )

@@ -30,6 +30,7 @@ import type { Models } from "../provider/Models.ts"
 import * as StateLease from "./StateLease.ts"
 import { DetachedRuns } from "./DetachedRuns.ts"
 import { SessionEvents } from "../gateway/rpc/SessionEvents.ts"
+import { isErrno } from "../platform/Errno.ts"
 
 export interface CoreOptions {
   readonly flags?: ConfigOverrides | undefined
@@ -89,9 +90,9 @@ export class ListenError extends Schema.TaggedError<ListenError>()("ListenError"
 const listenFailure = (cause: Cause.Cause<unknown>): string => {
   let error: unknown = Cause.squash(cause)
   for (let depth = 0; depth < 4 && typeof error === "object" && error !== null; depth++) {
-    if ("code" in error && error.code === "EADDRINUSE") return "the address is already in use (another gateway or program is listening there)"
-    if ("code" in error && error.code === "EACCES") return "permission denied (ports below 1024 need privileges)"
-    if ("code" in error && error.code === "EADDRNOTAVAIL") return "this machine has no such address"
+    if (isErrno(error, "EADDRINUSE")) return "the address is already in use (another gateway or program is listening there)"
+    if (isErrno(error, "EACCES")) return "permission denied (ports below 1024 need privileges)"
+    if (isErrno(error, "EADDRNOTAVAIL")) return "this machine has no such address"
     if (error instanceof Error && error.message !== "" && !("cause" in error && error.cause !== undefined)) return error.message
     error = "cause" in error ? error.cause : undefined
   }

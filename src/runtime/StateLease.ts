@@ -8,6 +8,7 @@
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { Effect, Schema } from "effect"
+import { isErrno } from "../platform/Errno.ts"
 
 export const Lease = Schema.Struct({
   pid: Schema.Number,
@@ -38,11 +39,9 @@ const isAlive = (pid: number): boolean => {
     process.kill(pid, 0)
     return true
   } catch (error) {
-    return typeof error === "object" && error !== null && "code" in error && error.code === "EPERM"
+    return isErrno(error, "EPERM")
   }
 }
-
-const errorCode = (error: unknown): unknown => typeof error === "object" && error !== null && "code" in error ? error.code : undefined
 
 /** The lease on `home` held by another live process, if any. */
 export const current = (home: string): Effect.Effect<Lease | undefined> =>
@@ -70,7 +69,7 @@ const write = (home: string, lease: Lease, flag: "wx" | "w") =>
       await fs.mkdir(home, { recursive: true, mode: 0o700 })
       await fs.writeFile(leaseFile(home), JSON.stringify(lease), { mode: 0o600, flag })
     },
-    catch: (error) => errorCode(error) === "EEXIST" ? "exists" as const : new LeaseError({ home, message: `cannot write ${leaseFile(home)}: ${error instanceof Error ? error.message : String(error)}` })
+    catch: (error) => isErrno(error, "EEXIST") ? "exists" as const : new LeaseError({ home, message: `cannot write ${leaseFile(home)}: ${error instanceof Error ? error.message : String(error)}` })
   })
 
 /** Creates the lease exclusively; a stale one is removed and the creation retried. */

@@ -11,6 +11,7 @@ import { Effect, Layer, Queue, Schema, Semaphore } from "effect"
 import { AGENT_ID_PATTERN, isValidSessionId } from "./SessionKey.ts"
 import { emptySessionEntry, SessionEntry, SessionStore, StoreError } from "./SessionStore.ts"
 import * as Transcript from "./Transcript.ts"
+import { isErrno } from "../platform/Errno.ts"
 
 const decodeEntry = Schema.decodeUnknownResult(SessionEntry)
 const decodeIndexJson = Schema.decodeUnknownResult(Schema.fromJsonString(Schema.Record(Schema.String, Schema.Unknown)))
@@ -26,8 +27,7 @@ export interface FileSessionStoreOptions {
 }
 
 const errorMessage = (error: unknown): string => error instanceof Error ? error.message : String(error)
-const isNotFound = (error: unknown): boolean =>
-  typeof error === "object" && error !== null && "code" in error && error.code === "ENOENT"
+const isNotFound = (error: unknown): boolean => isErrno(error, "ENOENT")
 
 export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSessionStoreOptions) {
   const readOnly = options.readOnly === true
@@ -180,7 +180,7 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
     yield* io("mkdir", dir, () => fs.mkdir(dir, { recursive: true, mode: 0o700 }))
     // A file that already exists (a crash right after its header was written) is kept as it is.
     yield* io("create", file, () => fs.writeFile(file, Transcript.encodeLine(header), { mode: 0o600, flag: "wx" }).catch((error: unknown) => {
-      if (typeof error !== "object" || error === null || !("code" in error) || error.code !== "EEXIST") throw error
+      if (!isErrno(error, "EEXIST")) throw error
     }))
   })
 

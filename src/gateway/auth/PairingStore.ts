@@ -10,6 +10,7 @@ import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { Effect, Schema, Semaphore } from "effect"
 import { type DeviceToken, type PairedDevice, PairedDevice as PairedDeviceSchema, PairingNotFound, type PairingReason, PairingStoreError, type PendingPairing, PendingPairing as PendingPairingSchema } from "./GatewayAuth.ts"
+import { isErrno } from "../../platform/Errno.ts"
 
 export const PENDING_TTL_MS = 5 * 60_000
 
@@ -21,13 +22,12 @@ const PairedFile = Schema.fromJsonString(Schema.Record(Schema.String, PairedDevi
 const PendingFile = Schema.fromJsonString(Schema.Record(Schema.String, PendingPairingSchema))
 
 const describe = (error: unknown) => error instanceof Error ? error.message : String(error)
-const errorCode = (error: unknown): unknown => typeof error === "object" && error !== null && "code" in error ? error.code : undefined
 
 const readJson = <S extends Schema.Codec<Record<string, unknown>, string>>(file: string, schema: S) =>
   Effect.gen(function*() {
     const text = yield* Effect.tryPromise({
       try: () => fs.readFile(file, "utf8"),
-      catch: (error) => errorCode(error) === "ENOENT" ? "missing" as const : new PairingStoreError({ file, message: `cannot read ${file}: ${describe(error)}` })
+      catch: (error) => isErrno(error, "ENOENT") ? "missing" as const : new PairingStoreError({ file, message: `cannot read ${file}: ${describe(error)}` })
     }).pipe(Effect.catch((failure) => failure === "missing" ? Effect.succeed(undefined) : Effect.fail(failure)))
     if (text === undefined) return {}
     return yield* Schema.decodeUnknownEffect(schema)(text).pipe(

@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { Effect, Schema } from "effect"
+import { isErrno } from "../../platform/Errno.ts"
 
 export class TokenFileError extends Schema.TaggedError<TokenFileError>()("TokenFileError", {
   file: Schema.String,
@@ -23,7 +24,6 @@ export interface GeneratedToken {
   readonly created: boolean
 }
 
-const errorCode = (error: unknown): unknown => typeof error === "object" && error !== null && "code" in error ? error.code : undefined
 const describe = (error: unknown) => error instanceof Error ? error.message : String(error)
 
 /** 32 random bytes, base64url: 43 characters, safe in headers and URLs. */
@@ -43,7 +43,7 @@ const read = (file: string) =>
         await handle.close()
       }
     },
-    catch: (error) => errorCode(error) === "ENOENT" ? "missing" as const : new TokenFileError({ file, message: `cannot read ${file}: ${describe(error)}` })
+    catch: (error) => isErrno(error, "ENOENT") ? "missing" as const : new TokenFileError({ file, message: `cannot read ${file}: ${describe(error)}` })
   })
 
 /**
@@ -63,7 +63,7 @@ const create = (home: string, file: string, token: string) =>
         await fs.rm(temporary, { force: true })
       }
     },
-    catch: (error) => errorCode(error) === "EEXIST" ? "exists" as const : new TokenFileError({ file, message: `cannot create ${file}: ${describe(error)}` })
+    catch: (error) => isErrno(error, "EEXIST") ? "exists" as const : new TokenFileError({ file, message: `cannot create ${file}: ${describe(error)}` })
   })
 
 const useExisting = (file: string, text: string) => {

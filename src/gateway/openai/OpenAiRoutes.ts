@@ -145,7 +145,8 @@ const chatCompletions = Effect.gen(function*() {
   const sessions = yield* SessionEvents
   const steps = sessions.send(session.success.sessionKey, turnInput(runId, chat, prompt.success)).pipe(
     Stream.map((event) => state.onEvent(event)),
-    // Stopping early (the client has tool calls to run) ends the turn.
+    // The run loop ends a turn whose model called client tools (TurnCompleted, stopReason toolUse);
+    // stopping there, or at any output after the calls, keeps the response to what the client asked.
     Stream.takeUntil((step) => step.stop)
   )
   const responseHeaders = { "x-beamclaw-session-key": session.success.sessionKey, "x-beamclaw-run-id": runId }
