@@ -143,12 +143,6 @@ const startNewSession = Effect.fnUntraced(function*(state: SessionState, reason:
   return state.entry
 })
 
-const uniqueId = (ids: Set<string>): string => {
-  let id = crypto.randomUUID().slice(0, 8)
-  while (ids.has(id)) id = crypto.randomUUID().slice(0, 8)
-  return id
-}
-
 /**
  * The one way a turn writes: checks the tool-call invariant, writes the
  * lines, then updates memory. Uninterruptible, so memory and disk never
@@ -157,18 +151,22 @@ const uniqueId = (ids: Set<string>): string => {
 const persistFor = (store: SessionStore["Service"], state: SessionState, workspace: string) =>
   (entries: ReadonlyArray<Transcript.Entry>, options?: { readonly sync?: boolean }) =>
     Effect.uninterruptible(Effect.gen(function*() {
+      // Checked as a batch from the current tail: no copies of the history per entry.
       const checked: Array<Transcript.Entry> = []
-      let view: ReadonlyArray<Transcript.Entry> = state.entries
-      const ids = new Set(state.ids)
+      const batchIds = new Set<string>()
+      const taken = (id: string) => state.ids.has(id) || batchIds.has(id)
+      let pending = Transcript.pendingToolCalls(state.entries)
+      let lastId = state.entries.at(-1)?.id ?? null
       for (const entry of entries) {
-        const id = ids.has(entry.id) ? uniqueId(ids) : entry.id
-        const parentId = entry.parentId === null && view.length > 0 ? view.at(-1)?.id ?? null : entry.parentId
-        const placed = { ...entry, id, parentId }
-        const problem = Transcript.checkAppend(view, placed)
-        if (problem !== undefined) return yield* problem
-        ids.add(id)
+        let id = entry.id
+        while (taken(id)) id = crypto.randomUUID().slice(0, 8)
+        const placed = { ...entry, id, parentId: entry.parentId === null ? lastId : entry.parentId }
+        const step = Transcript.stepPending(pending, placed)
+        if (step instanceof Transcript.TranscriptInvariantError) return yield* step
+        pending = step
+        batchIds.add(id)
         checked.push(placed)
-        view = [...view, placed]
+        lastId = id
       }
       if (!state.headerWritten) {
         yield* store.createTranscript(state.entry.agentId, {
@@ -184,7 +182,7 @@ const persistFor = (store: SessionStore["Service"], state: SessionState, workspa
       }
       yield* store.append(state.entry.agentId, state.entry.sessionId, checked, options)
       state.entries.push(...checked)
-      state.ids = ids
+      for (const id of batchIds) state.ids.add(id)
     }))
 
 /** Usage is added as each model call completes, so an aborted or failed turn still counts what it spent. */

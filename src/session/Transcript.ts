@@ -238,23 +238,34 @@ export const pendingToolCalls = (entries: ReadonlyArray<Entry>): ReadonlyArray<{
   return []
 }
 
-/** Checks an append against the invariant before it reaches the disk. */
-export const checkAppend = (entries: ReadonlyArray<Entry>, next: Entry): TranscriptInvariantError | undefined => {
-  const pending = pendingToolCalls(entries)
+type PendingCall = { readonly id: string; readonly name: string }
+
+/**
+ * One step of the invariant: the tool calls still open after `next`, or why
+ * `next` may not follow `pending`. Appends check a batch with it, starting
+ * from `pendingToolCalls` once, instead of rescanning the history per entry.
+ */
+export const stepPending = (pending: ReadonlyArray<PendingCall>, next: Entry): ReadonlyArray<PendingCall> | TranscriptInvariantError => {
   if (next.type !== "message") {
-    return pending.length > 0 ? new TranscriptInvariantError({ message: `cannot append a ${next.type} entry while tool calls ${pending.map((c) => c.id).join(", ")} have no result` }) : undefined
+    return pending.length > 0 ? new TranscriptInvariantError({ message: `cannot append a ${next.type} entry while tool calls ${pending.map((c) => c.id).join(", ")} have no result` }) : pending
   }
   const message = next.message
   if (message.role === "toolResult") {
     if (!pending.some((call) => call.id === message.toolCallId)) {
       return new TranscriptInvariantError({ message: `tool result for ${message.toolCallId} matches no pending tool call` })
     }
-    return undefined
+    return pending.filter((call) => call.id !== message.toolCallId)
   }
   if (pending.length > 0) {
     return new TranscriptInvariantError({ message: `cannot append a ${message.role} message while tool calls ${pending.map((c) => c.id).join(", ")} have no result` })
   }
-  return undefined
+  return message.role === "assistant" ? toolCallsOf(message).map((call) => ({ id: call.id, name: call.name })) : []
+}
+
+/** Checks an append against the invariant before it reaches the disk. */
+export const checkAppend = (entries: ReadonlyArray<Entry>, next: Entry): TranscriptInvariantError | undefined => {
+  const step = stepPending(pendingToolCalls(entries), next)
+  return step instanceof TranscriptInvariantError ? step : undefined
 }
 
 /** The messages the model sees: the latest compaction summary, then what followed it. */

@@ -88,6 +88,24 @@ describe("Transcript.checkAppend", () => {
   })
 })
 
+describe("Transcript.stepPending", () => {
+  it("tracks open tool calls across a batch and refuses what breaks the invariant", () => {
+    let pending: ReturnType<typeof Transcript.stepPending> = []
+    const step = (next: Message) => {
+      if (pending instanceof Transcript.TranscriptInvariantError) throw pending
+      pending = Transcript.stepPending(pending, entry(next))
+      return pending
+    }
+    expect(step(user("q"))).toEqual([])
+    expect(step(assistant("", [{ id: "c1", name: "t" }, { id: "c2", name: "t" }]))).toEqual([{ id: "c1", name: "t" }, { id: "c2", name: "t" }])
+    expect(step(result("c2"))).toEqual([{ id: "c1", name: "t" }])
+    const refused = Transcript.stepPending([{ id: "c1", name: "t" }], entry(user("too early")))
+    expect(refused).toBeInstanceOf(Transcript.TranscriptInvariantError)
+    expect(step(result("c1"))).toEqual([])
+    expect(Transcript.stepPending([], entry(result("c1")))).toBeInstanceOf(Transcript.TranscriptInvariantError)
+  })
+})
+
 describe("Transcript.contextMessages", () => {
   it("starts from the latest compaction summary and the kept entries", () => {
     const a = entry(user("old"))
