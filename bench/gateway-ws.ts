@@ -20,7 +20,10 @@
  * closes before the final, missing finals at the deadline, finals without
  * all N words.
  *
- *   node bench/gateway-ws.ts [clients=1000] [words=10] [delayMs=50] [warmupClients=20] [deadlineSeconds=45]
+ *   node bench/gateway-ws.ts [clients=1000] [words=10] [delayMs=50] [warmupClients=20] [deadlineSeconds=45] [fanout=scoped|all]
+ * fanout "scoped" (default): clients declare caps ["session-scoped-events"] and
+ * subscribe to their own session, as OpenClaw's newer clients do; "all": no
+ * caps, so every client receives every run's events (C² frames).
  * A warm-up round where the first `warmupClients` send (JIT, the SDK's lazy
  * load) comes before the measured round where all do; a round ends when every
  * sender has its final, or at the deadline.
@@ -48,6 +51,12 @@ export interface WsOptions {
   readonly warmupClients: number
   /** Per round. */
   readonly deadlineMs: number
+  /**
+   * "scoped": clients connect with caps ["session-scoped-events"] and subscribe
+   * to their own session (sessions.messages.subscribe), so each receives its own
+   * run's events; "all": OpenClaw's default, every client receives every run.
+   */
+  readonly fanout: "scoped" | "all"
 }
 
 export interface Latencies {
@@ -231,6 +240,8 @@ interface Round {
   readonly sentAt: Map<number, number>
 }
 
+const sessionKeyOf = (index: number) => `bench-ws-${index}`
+
 class Client {
   readonly ws: WebSocket
   frames = 0
@@ -245,7 +256,10 @@ class Client {
   readonly words: number
   readonly sample: (message: string) => void
 
-  constructor(index: number, url: string, token: string, words: number, sample: (message: string) => void) {
+  readonly scoped: boolean
+
+  constructor(index: number, url: string, token: string, words: number, sample: (message: string) => void, scoped: boolean) {
+    this.scoped = scoped
     this.index = index
     this.token = token
     this.words = words
@@ -339,10 +353,16 @@ class Client {
     const frame: unknown = JSON.parse(data.toString("utf8"))
     if (typeof frame !== "object" || frame === null || !("type" in frame)) return
     if (frame.type === "event" && "event" in frame && frame.event === "connect.challenge") {
-      this.ws.send(JSON.stringify({ type: "req", id: "connect-1", method: "connect", params: connectParams(this.token) }))
+      const params = connectParams(this.token, this.scoped ? { caps: ["session-scoped-events"] } : {})
+      this.ws.send(JSON.stringify({ type: "req", id: "connect-1", method: "connect", params }))
     } else if (frame.type === "res" && "id" in frame && frame.id === "connect-1") {
       const ok = "ok" in frame && frame.ok === true
       if (!ok) this.sample(`client ${this.index}: connect failed ${JSON.stringify(frame).slice(0, 300)}`)
+      if (!ok || !this.scoped) return this.onConnected?.(ok)
+      this.ws.send(JSON.stringify({ type: "req", id: "subscribe-1", method: "sessions.messages.subscribe", params: { key: sessionKeyOf(this.index) } }))
+    } else if (frame.type === "res" && "id" in frame && frame.id === "subscribe-1") {
+      const ok = "ok" in frame && frame.ok === true
+      if (!ok) this.sample(`client ${this.index}: subscribe failed ${JSON.stringify(frame).slice(0, 300)}`)
       this.onConnected?.(ok)
     }
   }
@@ -368,7 +388,7 @@ const runRound = async (clients: ReadonlyArray<Client>, senders: number, roundNo
     sentAt: new Map()
   }
   const active = clients.slice(0, senders).filter((client) => client.connected)
-  for (const client of active) client.startRound(round, `send-${roundNo}`, `bench-ws-${client.index}`, `hello ${roundNo}`)
+  for (const client of active) client.startRound(round, `send-${roundNo}`, sessionKeyOf(client.index), `hello ${roundNo}`)
   const live = active.length
   const deadline = performance.now() + options.deadlineMs
   while (round.done.size < live && performance.now() < deadline) await sleep(10)
@@ -394,7 +414,7 @@ export const runWs = async (options: WsOptions, log: (line: string) => void = ()
     try {
       const wsUrl = `ws://127.0.0.1:${gateway.port}/`
       const connectStarted = performance.now()
-      const clients = Array.from({ length: options.clients }, (_, i) => new Client(i, wsUrl, gateway.token, options.words, sample))
+      const clients = Array.from({ length: options.clients }, (_, i) => new Client(i, wsUrl, gateway.token, options.words, sample, options.fanout === "scoped"))
       const connectTimes: Array<number> = []
       const connected = await Promise.all(clients.map((client) =>
         Promise.race([
@@ -456,7 +476,7 @@ export const wsTable = (r: WsResult): string => {
   const g = r.round
   const errors = Object.entries(g.errors).map(([kind, n]) => `${n} ${kind}`).join(", ")
   return [
-    `${r.options.clients} WebSocket clients streaming at once: ${r.options.words} words per reply, ${r.options.delayMs} ms apart, after a warm-up round where ${r.options.warmupClients} of them sent`,
+    `${r.options.clients} WebSocket clients streaming at once (${r.options.fanout === "scoped" ? "session-scoped: each subscribed to its own session" : "every client receives every run, OpenClaw's default"}): ${r.options.words} words per reply, ${r.options.delayMs} ms apart, after a warm-up round where ${r.options.warmupClients} of them sent`,
     table(["events", "count", "p50", "p90", "p99", "max"], [
       row("baseline: SSE deltas straight from the fake", r.baseline.deltas),
       row("ours: agent assistant events (one per word)", g.agent),
@@ -473,8 +493,9 @@ export const wsTable = (r: WsResult): string => {
 }
 
 if (import.meta.main) {
-  const [clients = "1000", words = "10", delayMs = "50", warmup = "20", deadline = "45"] = process.argv.slice(2)
-  const options: WsOptions = { clients: Number(clients), words: Number(words), delayMs: Number(delayMs), warmupClients: Number(warmup), deadlineMs: Number(deadline) * 1000 }
+  const [clients = "1000", words = "10", delayMs = "50", warmup = "20", deadline = "45", fanout = "scoped"] = process.argv.slice(2)
+  if (fanout !== "scoped" && fanout !== "all") throw new Error(`fanout must be "scoped" or "all", got ${JSON.stringify(fanout)}`)
+  const options: WsOptions = { clients: Number(clients), words: Number(words), delayMs: Number(delayMs), warmupClients: Number(warmup), deadlineMs: Number(deadline) * 1000, fanout }
   const startedAt = new Date()
   const load = os.loadavg().map((l) => l.toFixed(2)).join(" ")
   const result = await runWs(options, (line) => console.error(line))

@@ -6,6 +6,7 @@
  */
 import { randomUUID } from "node:crypto"
 import { Cause, Deferred, Duration, Effect, FiberSet, Queue, Result, Schema, SchemaIssue } from "effect"
+import { isArrayNonEmpty } from "effect/Array"
 import * as Socket from "effect/socket/Socket"
 import { AgentDirectory } from "../../agent/AgentDirectory.ts"
 import { Paths } from "../../config/Paths.ts"
@@ -25,7 +26,7 @@ import {
   truncateCloseReason
 } from "./Frames.ts"
 import * as Handshake from "./Handshake.ts"
-import type { Hub, HubClient, PresenceEntry } from "./Hub.ts"
+import { type Hub, type HubClient, type PresenceEntry, SESSION_SCOPED_EVENTS_CAP } from "./Hub.ts"
 import type { Handler, MethodContext } from "./methods/Method.ts"
 import { healthSummary } from "./methods/System.ts"
 import { missingScope, requiredScope } from "./Scopes.ts"
@@ -35,6 +36,9 @@ export const EVENTS = ["connect.challenge", "agent", "chat", "presence", "tick",
 const formatIssue = SchemaIssue.makeFormatterDefault()
 const decodeRequest = Schema.decodeUnknownResult(RequestFrame)
 const decodeConnect = Schema.decodeUnknownResult(ConnectParams)
+
+/** At most this many frames per corked write. */
+const WRITE_BATCH_FRAMES = 512
 
 /** After a close frame is sent, how long the client gets to answer it before the socket is dropped. */
 const CLOSE_GRACE_MS = 1000
@@ -60,7 +64,13 @@ export interface Peer {
   readonly hasProxyHeaders: boolean
 }
 
-export const run = (socket: Socket.Socket, peer: Peer, hub: Hub, methods: Record<string, Handler>) =>
+/** The byte stream under the WebSocket, corked while a batch of frames is written. */
+export interface Transport {
+  readonly cork: () => void
+  readonly uncork: () => void
+}
+
+export const run = (socket: Socket.Socket, peer: Peer, hub: Hub, methods: Record<string, Handler>, transport?: Transport) =>
   Effect.gen(function*() {
     const connId = randomUUID()
     const nonce = randomUUID()
@@ -94,14 +104,27 @@ export const run = (socket: Socket.Socket, peer: Peer, hub: Hub, methods: Record
       if (!Queue.offerUnsafe(outbound, event)) Deferred.doneUnsafe(closeNow, Effect.succeed(event))
     }
 
+    // Everything queued since the writer last ran goes out in one batch, with the
+    // TCP socket corked, so a burst of events costs one writev instead of one per frame.
     yield* Effect.forkScoped(Effect.gen(function*() {
       while (true) {
-        const item = yield* Queue.take(outbound)
-        if (typeof item === "string") {
+        const items = yield* Queue.takeBetween(outbound, 1, WRITE_BATCH_FRAMES)
+        let closeEvent: Socket.CloseEvent | undefined
+        const frames: Array<string> = []
+        for (const item of items) {
+          if (typeof item !== "string") {
+            closeEvent = item
+            break
+          }
           queuedBytes -= item.length
-          yield* writer.write(item)
-        } else {
-          yield* writer.write(item)
+          frames.push(item)
+        }
+        if (isArrayNonEmpty(frames)) {
+          transport?.cork()
+          yield* writer.writeAll(frames).pipe(Effect.ensuring(Effect.sync(() => transport?.uncork())))
+        }
+        if (closeEvent !== undefined) {
+          yield* writer.write(closeEvent)
           yield* Deferred.succeed(closeSent, undefined)
           return
         }
@@ -158,6 +181,8 @@ export const run = (socket: Socket.Socket, peer: Peer, hub: Hub, methods: Record
           role,
           scopes,
           deviceId: admitted.success.deviceId,
+          sessionScoped: params.success.caps?.includes(SESSION_SCOPED_EVENTS_CAP) === true,
+          subscriptions: new Set(),
           seq: 0,
           offer,
           close,

@@ -34,6 +34,14 @@ export interface HubClient {
   readonly scopes: ReadonlyArray<string>
   /** The paired device this connection proved, if any. */
   readonly deviceId?: string | undefined
+  /**
+   * Declared the `session-scoped-events` capability: `agent` and `chat` events
+   * reach it only for the sessions it subscribed to (sessions.messages.subscribe),
+   * as OpenClaw's server-broadcast.ts. Other clients receive every run's events.
+   */
+  readonly sessionScoped: boolean
+  /** Store keys of the sessions this connection subscribed to (kept by the hub: subscribe / unsubscribe). */
+  readonly subscriptions: Set<string>
   /** Queues a frame; false when the client's queue is full. */
   readonly offer: (frame: string) => boolean
   /** Closes the connection (slow consumer, shutdown). */
@@ -45,7 +53,15 @@ export interface BroadcastOptions {
   /** Skip a client whose queue is full instead of disconnecting it (its seq still advances). */
   readonly dropIfSlow?: boolean
   readonly stateVersion?: boolean
+  /** The session an `agent` / `chat` event belongs to, for session-scoped clients. */
+  readonly sessionKey?: string
 }
+
+/** The events a session-scoped client receives only for its subscribed sessions. */
+const SESSION_SCOPED_EVENTS: ReadonlySet<string> = new Set(["agent", "chat"])
+
+/** The connect capability that asks for session-scoped events. */
+export const SESSION_SCOPED_EVENTS_CAP = "session-scoped-events"
 
 export type RunStatus = "running" | "ok" | "error" | "aborted" | "timeout"
 
@@ -101,15 +117,63 @@ export const make = Effect.fnUntraced(function*(options: HubOptions) {
     (withVersion ? `,"stateVersion":${JSON.stringify(stateVersion)}` : "") +
     "}"
 
+  // Session-scoped events go to the unscoped clients and to the subscribers of their
+  // session only, so a run's events cost O(interested clients), not O(all clients).
+  const unscoped = new Set<HubClient>()
+  const subscribers = new Map<string, Set<HubClient>>()
+  const allowed = new WeakMap<HubClient, Map<string, boolean>>()
+
+  const allows = (client: HubClient, event: string): boolean => {
+    let cache = allowed.get(client)
+    if (cache === undefined) {
+      cache = new Map()
+      allowed.set(client, cache)
+    }
+    let verdict = cache.get(event)
+    if (verdict === undefined) {
+      verdict = eventAllowed(event, client.role, client.scopes)
+      cache.set(event, verdict)
+    }
+    return verdict
+  }
+
+  const deliver = (client: HubClient, event: string, payloadJson: string, opts: BroadcastOptions): void => {
+    if (!allows(client, event)) return
+    client.seq += 1
+    if (!client.offer(eventFrame(event, payloadJson, client.seq, opts.stateVersion === true))) {
+      if (opts.dropIfSlow !== true) client.close(1008, "slow consumer")
+    }
+  }
+
   const broadcast = (event: string, payload: unknown, opts: BroadcastOptions = {}): void => {
     const payloadJson = JSON.stringify(payload ?? null)
-    for (const client of clients.values()) {
-      if (!eventAllowed(event, client.role, client.scopes)) continue
-      client.seq += 1
-      if (!client.offer(eventFrame(event, payloadJson, client.seq, opts.stateVersion === true))) {
-        if (opts.dropIfSlow !== true) client.close(1008, "slow consumer")
-      }
+    if (!SESSION_SCOPED_EVENTS.has(event)) {
+      for (const client of clients.values()) deliver(client, event, payloadJson, opts)
+      return
     }
+    for (const client of unscoped) deliver(client, event, payloadJson, opts)
+    const subscribed = opts.sessionKey === undefined ? undefined : subscribers.get(opts.sessionKey)
+    if (subscribed !== undefined) for (const client of subscribed) deliver(client, event, payloadJson, opts)
+  }
+
+  const subscribe = (connId: string, sessionKey: string): void => {
+    const client = clients.get(connId)
+    if (client === undefined || client.subscriptions.has(sessionKey)) return
+    client.subscriptions.add(sessionKey)
+    let set = subscribers.get(sessionKey)
+    if (set === undefined) {
+      set = new Set()
+      subscribers.set(sessionKey, set)
+    }
+    set.add(client)
+  }
+
+  const unsubscribe = (connId: string, sessionKey: string): void => {
+    const client = clients.get(connId)
+    if (client === undefined || !client.subscriptions.delete(sessionKey)) return
+    const set = subscribers.get(sessionKey)
+    set?.delete(client)
+    if (set?.size === 0) subscribers.delete(sessionKey)
   }
 
   /** A targeted event: no seq, as OpenClaw's broadcastToConnIds. */
@@ -121,6 +185,7 @@ export const make = Effect.fnUntraced(function*(options: HubOptions) {
 
   const register = (client: HubClient, entry: PresenceEntry | undefined): void => {
     clients.set(client.connId, client)
+    if (!client.sessionScoped) unscoped.add(client)
     if (entry !== undefined) {
       presence.set(client.connId, entry)
       stateVersion.presence += 1
@@ -129,6 +194,11 @@ export const make = Effect.fnUntraced(function*(options: HubOptions) {
   }
 
   const unregister = (connId: string): void => {
+    const client = clients.get(connId)
+    if (client !== undefined) {
+      for (const sessionKey of [...client.subscriptions]) unsubscribe(connId, sessionKey)
+      unscoped.delete(client)
+    }
     clients.delete(connId)
     if (presence.delete(connId)) {
       stateVersion.presence += 1
@@ -187,6 +257,8 @@ export const make = Effect.fnUntraced(function*(options: HubOptions) {
     runs,
     presenceList,
     broadcast,
+    subscribe,
+    unsubscribe,
     sendTo,
     register,
     unregister,

@@ -32,9 +32,9 @@ const drive = (hub: Hub, run: RunRecord, input: RunInput) =>
     let lastDeltaAt = 0
     let deltaPending = false
     const agentEvent = (stream: string, data: Record<string, unknown>) =>
-      hub.broadcast("agent", { runId: run.runId, seq: ++agentSeq, stream, ts: Date.now(), data, sessionKey: run.sessionKey })
+      hub.broadcast("agent", { runId: run.runId, seq: ++agentSeq, stream, ts: Date.now(), data, sessionKey: run.sessionKey }, { sessionKey: run.sessionKey })
     const chatEvent = (state: "delta" | "final" | "aborted" | "error", extra: Record<string, unknown>) =>
-      hub.broadcast("chat", { runId: run.runId, sessionKey: run.sessionKey, seq: ++chatSeq, state, ...extra }, { dropIfSlow: state === "delta" })
+      hub.broadcast("chat", { runId: run.runId, sessionKey: run.sessionKey, seq: ++chatSeq, state, ...extra }, { dropIfSlow: state === "delta", sessionKey: run.sessionKey })
     const flushDelta = () => {
       if (!deltaPending) return
       deltaPending = false

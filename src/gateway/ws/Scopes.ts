@@ -22,7 +22,7 @@ export const parseRole = (raw: string | undefined): Role | undefined =>
 
 const READ: ReadonlyArray<string> = [
   "health", "logs.tail", "channels.status", "status", "models.list", "agents.list", "sessions.list", "sessions.get",
-  "sessions.preview", "system-presence", "last-heartbeat", "chat.history", "config.get", "config.schema.lookup"
+  "sessions.preview", "sessions.messages.subscribe", "sessions.messages.unsubscribe", "system-presence", "last-heartbeat", "chat.history", "config.get", "config.schema.lookup"
 ]
 const WRITE: ReadonlyArray<string> = ["send", "agent", "agent.wait", "chat.send", "chat.abort"]
 const ADMIN: ReadonlyArray<string> = ["sessions.patch", "sessions.reset", "sessions.delete", "chat.inject"]

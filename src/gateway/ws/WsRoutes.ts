@@ -5,6 +5,7 @@
  * the shutdown notice live there; each connection is Connection.run.
  */
 import { Config, Context, Duration, Effect, Layer, Option, Schedule, Stream } from "effect"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { VERSION } from "../../Version.ts"
 import { GatewayAuth } from "../auth/GatewayAuth.ts"
@@ -95,6 +96,10 @@ export const shutdownNotice = Layer.effectDiscard(Effect.gen(function*() {
 const hasProxyHeaders = (headers: Readonly<Record<string, string | undefined>>): boolean =>
   ["forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip"].some((name) => (headers[name] ?? "") !== "")
 
+/** The TCP socket under the upgraded request, corked while the connection writes a batch of frames. */
+const transportOf = (request: HttpServerRequest.HttpServerRequest): Connection.Transport | undefined =>
+  NodeHttpServerRequest.toIncomingMessage(request).socket ?? undefined
+
 const route = (hub: Hub.Hub) => {
   const methods = methodTable(hub)
   const handler = Effect.gen(function*() {
@@ -107,7 +112,7 @@ const route = (hub: Hub.Hub) => {
     }
     const peer: Connection.Peer = { clientAddress: Option.getOrElse(request.remoteAddress, () => ""), hasProxyHeaders: hasProxyHeaders(request.headers) }
     const socket = yield* request.upgrade
-    yield* Effect.scoped(Connection.run(socket, peer, hub, methods))
+    yield* Effect.scoped(Connection.run(socket, peer, hub, methods, transportOf(request)))
     return HttpServerResponse.empty()
   }).pipe(
     Effect.catchTag("HttpServerError", (error) => Effect.succeed(HttpServerResponse.text(`WebSocket upgrade failed: ${error.message}`, { status: 400 })))

@@ -111,6 +111,59 @@ describe("chat", () => {
   })
 })
 
+describe("session-scoped events", () => {
+  it("a client with caps session-scoped-events gets agent and chat events only for sessions it subscribed to; others get every run", async () => {
+    const scoped = (await connect(gateway.wsUrl, gateway.token, { caps: ["session-scoped-events"] })).client
+    const everyone = (await connect(gateway.wsUrl, gateway.token)).client
+    const sub = await scoped.request("sessions.messages.subscribe", { key: "scoped-mine" })
+    assert.deepStrictEqual(sub.payload, { subscribed: true, key: "agent:main:scoped-mine" })
+
+    await everyone.request("chat.send", { sessionKey: "scoped-other", message: "not yours", idempotencyKey: "run-scoped-other" })
+    await everyone.waitFor((frame) => frame.event === "chat" && at(frame, "payload", "runId") === "run-scoped-other" && at(frame, "payload", "state") === "final")
+    await everyone.request("chat.send", { sessionKey: "scoped-mine", message: "yours", idempotencyKey: "run-scoped-mine" })
+    const final = await scoped.waitFor((frame) => frame.event === "chat" && at(frame, "payload", "state") === "final")
+    assert.strictEqual(at(final, "payload", "runId"), "run-scoped-mine")
+    assert.strictEqual(at(final, "payload", "message", "content", 0, "text"), "echo: yours")
+    const runIds = new Set(scoped.frames.filter((frame) => frame.event === "agent" || frame.event === "chat").map((frame) => at(frame, "payload", "runId")))
+    assert.deepStrictEqual([...runIds], ["run-scoped-mine"])
+    assert.isTrue(scoped.frames.some((frame) => frame.event === "agent" && at(frame, "payload", "stream") === "assistant"))
+    // Skipped events do not use up seq numbers: the scoped client's seq stays contiguous.
+    const seqs = scoped.frames.filter((frame) => frame.type === "event" && frame.seq !== undefined).map((frame) => frame.seq ?? 0)
+    seqs.forEach((seq, index) => index > 0 && assert.strictEqual(seq, (seqs[index - 1] ?? 0) + 1))
+    // The unscoped client saw both runs.
+    await everyone.waitFor((frame) => frame.event === "chat" && at(frame, "payload", "runId") === "run-scoped-mine" && at(frame, "payload", "state") === "final")
+    const seen = new Set(everyone.frames.filter((frame) => frame.event === "chat").map((frame) => at(frame, "payload", "runId")))
+    assert.isTrue(seen.has("run-scoped-other") && seen.has("run-scoped-mine"))
+
+    // After unsubscribing, the next run on that session is not delivered.
+    const unsub = await scoped.request("sessions.messages.unsubscribe", { key: "agent:main:scoped-mine" })
+    assert.deepStrictEqual(unsub.payload, { subscribed: false, key: "agent:main:scoped-mine" })
+    const before = scoped.frames.length
+    await everyone.request("chat.send", { sessionKey: "scoped-mine", message: "after", idempotencyKey: "run-scoped-after" })
+    await everyone.waitFor((frame) => frame.event === "chat" && at(frame, "payload", "runId") === "run-scoped-after" && at(frame, "payload", "state") === "final")
+    const health = await scoped.request("health", {})
+    assert.isTrue(health.ok)
+    assert.isFalse(scoped.frames.slice(before).some((frame) => at(frame, "payload", "runId") === "run-scoped-after"))
+    await scoped.close()
+    await everyone.close()
+  })
+
+  it("refuses bad subscribe params by name: missing key, unknown agent, approvals", async () => {
+    const { client } = await connect(gateway.wsUrl, gateway.token, { caps: ["session-scoped-events"] })
+    const missing = await client.request("sessions.messages.subscribe", {})
+    assert.isFalse(missing.ok)
+    assert.include(String(at(missing, "error", "message")), "key")
+    const agent = await client.request("sessions.messages.subscribe", { key: "x", agentId: "nobody" })
+    assert.strictEqual(at(agent, "error", "code"), "INVALID_REQUEST")
+    assert.include(String(at(agent, "error", "message")), "nobody")
+    const approvals = await client.request("sessions.messages.subscribe", { key: "x", includeApprovals: true })
+    assert.include(String(at(approvals, "error", "message")), "includeApprovals")
+    const extra = await client.request("sessions.messages.unsubscribe", { key: "x", bogus: 1 })
+    assert.include(String(at(extra, "error", "message")), "bogus")
+    await client.close()
+  })
+})
+
 describe("agent", () => {
   it("answers twice on one request id: accepted, then the final result; agent.wait reports it", async () => {
     const { client } = await connect(gateway.wsUrl, gateway.token)

@@ -208,7 +208,7 @@ const chatInject = (seen: Map<string, { readonly sessionKey: string; readonly me
       seq: 0,
       state: "final",
       message: { role: "assistant", content: [{ type: "text", text: label === undefined ? text : `[${label}] ${text}` }], timestamp: Date.now() }
-    })
+    }, { sessionKey: key.key })
     return { ok: true, messageId }
   })
 

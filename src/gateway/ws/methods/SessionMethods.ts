@@ -257,7 +257,49 @@ const remove: Handler = (params, context) =>
     return { ok: true, key: key.key, deleted }
   })
 
+const SubscribeParams = Schema.Struct({
+  key: NonEmptyString,
+  agentId: Schema.optionalKey(NonEmptyString),
+  includeApprovals: Schema.optionalKey(Schema.Literal(true))
+})
+const UnsubscribeParams = Schema.Struct({ key: NonEmptyString, agentId: Schema.optionalKey(NonEmptyString) })
+
+/** The store key a subscription names; an explicit agentId must be a configured agent. */
+const subscriptionKey = (key: string, agentId: string | undefined) =>
+  Effect.gen(function*() {
+    if (agentId !== undefined) {
+      const known = yield* (yield* AgentDirectory).agentIds
+      if (!known.includes(agentId)) return yield* Effect.fail(invalidRequest(`unknown agent id "${agentId}"`))
+    }
+    return yield* resolveSessionKey(key, agentId)
+  })
+
+/**
+ * A session-scoped client (connect caps `session-scoped-events`) receives a
+ * session's `agent` and `chat` events only after subscribing to it.
+ */
+const messagesSubscribe: Handler = (params, context) =>
+  Effect.gen(function*() {
+    const decoded = yield* decodeParams("sessions.messages.subscribe", SubscribeParams, params)
+    if (decoded.includeApprovals === true) {
+      return yield* Effect.fail(invalidRequest("sessions.messages.subscribe: includeApprovals is not supported (BeamClaw has no exec approvals yet)"))
+    }
+    const key = yield* subscriptionKey(decoded.key, decoded.agentId)
+    context.hub.subscribe(context.connId, key.key)
+    return { subscribed: true, key: key.key }
+  })
+
+const messagesUnsubscribe: Handler = (params, context) =>
+  Effect.gen(function*() {
+    const decoded = yield* decodeParams("sessions.messages.unsubscribe", UnsubscribeParams, params)
+    const key = yield* subscriptionKey(decoded.key, decoded.agentId)
+    context.hub.unsubscribe(context.connId, key.key)
+    return { subscribed: false, key: key.key }
+  })
+
 export const handlers = (_hub: Hub): Record<string, Handler> => ({
+  "sessions.messages.subscribe": messagesSubscribe,
+  "sessions.messages.unsubscribe": messagesUnsubscribe,
   "sessions.list": list,
   "sessions.get": get,
   "sessions.preview": preview,
