@@ -1,0 +1,85 @@
+/**
+ * What a chat channel (Discord, later others) provides to the channel layer:
+ * its accounts for a config, and for each account a connection that runs
+ * until its scope closes. Everything channel-independent — routing, access
+ * control, chat commands, de-duplication, chunking, delivery with retries —
+ * lives in the channel layer around it, so an implementation only speaks its
+ * platform's protocol.
+ */
+import type { Effect, Scope } from "effect"
+import { Schema } from "effect"
+import type { BeamclawConfig } from "../config/ConfigSchema.ts"
+
+/**
+ * A connection failed. `fatal` marks failures that a restart cannot fix
+ * (an invalid token, a disallowed intent): the supervisor stops the account
+ * with this error as its status instead of reconnecting in a loop.
+ */
+export class ChannelError extends Schema.TaggedError<ChannelError>()("ChannelError", {
+  channel: Schema.String,
+  accountId: Schema.String,
+  message: Schema.String,
+  fatal: Schema.Boolean
+}) {}
+
+/** A send failed. `retryAfterMs` is the platform's own hint (Discord's retry_after). */
+export class SendError extends Schema.TaggedError<SendError>()("SendError", {
+  message: Schema.String,
+  retryable: Schema.Boolean,
+  retryAfterMs: Schema.optionalKey(Schema.Number)
+}) {}
+
+/** Where a reply goes: a conversation on the platform (Discord: a channel id, DM channels included). */
+export interface ChannelTarget {
+  readonly chatId: string
+}
+
+export interface OutboundMessage {
+  readonly target: ChannelTarget
+  readonly text: string
+  /** The platform message this one answers (Discord message_reference), per replyToMode. */
+  readonly replyTo?: string | undefined
+  /**
+   * Stable for this piece of this reply across retries, reconnects and restarts:
+   * the platform drops a repeat (Discord: nonce with enforce_nonce).
+   */
+  readonly idempotencyKey: string
+}
+
+/** The outbound side of a live connection. */
+export interface ChannelConnection {
+  readonly send: (message: OutboundMessage) => Effect.Effect<{ readonly messageId: string }, SendError>
+  /** Shows "typing…" once; platforms expire it (Discord after ~10 s), so callers refresh it. */
+  readonly typing: (target: ChannelTarget) => Effect.Effect<void, SendError>
+  readonly react: (target: ChannelTarget, messageId: string, emoji: string) => Effect.Effect<void, SendError>
+}
+
+/** What a running connection reports to its supervisor; the supervisor turns it into the account's status. */
+export interface AccountReporter {
+  /** The platform session is up (Discord READY / RESUMED) or down (disconnected, resuming). */
+  readonly connected: (up: boolean) => Effect.Effect<void>
+  /** A transient problem the connection recovered from by itself (shown as lastError, not a restart). */
+  readonly problem: (message: string) => Effect.Effect<void>
+  readonly inbound: Effect.Effect<void>
+  readonly outbound: Effect.Effect<void>
+}
+
+/** One configured account of one channel, ready to run. */
+export interface ChannelAccount {
+  readonly channel: string
+  readonly accountId: string
+  /**
+   * Connects and serves until the scope closes (the scope's finalizer is the
+   * stop) or the connection fails for good. Never returns normally.
+   */
+  readonly run: (reporter: AccountReporter) => Effect.Effect<never, ChannelError, Scope.Scope>
+}
+
+/** A channel implementation: which accounts a config enables, and how to run each. */
+export interface ChannelPlugin<R = never> {
+  readonly id: string
+  /** The enabled accounts in this config (none when the channel is off or not configured). */
+  readonly accounts: (config: BeamclawConfig) => Effect.Effect<ReadonlyArray<ChannelAccount>, never, R>
+  /** The part of the config whose change restarts this channel's accounts. */
+  readonly configOf: (config: BeamclawConfig) => unknown
+}
