@@ -9,6 +9,7 @@
 import type { Effect, Scope } from "effect"
 import { Schema } from "effect"
 import type { BeamclawConfig } from "../config/ConfigSchema.ts"
+import type { InboundMessage } from "./InboundMessage.ts"
 
 /**
  * A connection failed. `fatal` marks failures that a restart cannot fix
@@ -48,6 +49,8 @@ export interface OutboundMessage {
 
 /** The outbound side of a live connection. */
 export interface ChannelConnection {
+  /** The bot's own user id on the platform (mention detection, ignoring its own messages). */
+  readonly selfId: string | undefined
   readonly send: (message: OutboundMessage) => Effect.Effect<{ readonly messageId: string }, SendError>
   /** Shows "typing…" once; platforms expire it (Discord after ~10 s), so callers refresh it. */
   readonly typing: (target: ChannelTarget) => Effect.Effect<void, SendError>
@@ -63,6 +66,16 @@ export interface AccountReporter {
   readonly inbound: Effect.Effect<void>
   readonly outbound: Effect.Effect<void>
 }
+
+/** What the channel layer gives a running connection: where inbound goes, where the outbound side is registered. */
+export interface AccountEndpoint {
+  /** Hands an inbound message to the channel layer; returns at once, never waiting on a turn. */
+  readonly receive: (message: InboundMessage) => Effect.Effect<void>
+  /** Registers the connection's outbound side once it can send, until the scope (the connection's run) closes. */
+  readonly attach: (connection: ChannelConnection) => Effect.Effect<void, never, Scope.Scope>
+}
+
+export interface AccountContext extends AccountReporter, AccountEndpoint {}
 
 /** One configured account of one channel, ready to run. */
 export interface ChannelAccount {

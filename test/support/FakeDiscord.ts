@@ -38,6 +38,7 @@
  *                                          given, a reply pings the replied-to author,
  *                                          content/embeds/attachments blanked for sessions
  *                                          without MESSAGE_CONTENT unless DM/mentioned/own
+ *     redispatchMessage(id)                MESSAGE_CREATE again for an existing message
  *     dispatchRaw(t, d)                    any dispatch to every live session, unfiltered
  *     dropConnection(code?)                server closes every socket with `code`, or
  *                                          drops TCP when omitted (client sees 1006)
@@ -452,6 +453,8 @@ export interface FakeDiscordHandle {
   readonly message: (id: string) => FakeMessage | undefined
 
   readonly dispatchMessage: (message: FakeInboundMessage) => FakeMessage
+  /** MESSAGE_CREATE again for a message already dispatched, as Discord's at-least-once delivery may. */
+  readonly redispatchMessage: (id: string) => void
   readonly dispatchRaw: (t: string, d: unknown) => void
   readonly dropConnection: (code?: number, reason?: string) => Promise<void>
   readonly invalidateSession: (resumable: boolean) => void
@@ -2105,6 +2108,11 @@ export const startFakeDiscord = async (options: FakeDiscordOptions = {}): Promis
       return m === undefined ? undefined : messageView(m)
     },
     dispatchMessage,
+    redispatchMessage: (id) => {
+      const message = messages.get(id)
+      if (message === undefined) throw new Error(`FakeDiscord: unknown message ${id}`)
+      dispatchMessageCreate(message)
+    },
     dispatchRaw: (t, d) => dispatchTo(t, () => d),
     dropConnection,
     invalidateSession,

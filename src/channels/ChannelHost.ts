@@ -1,0 +1,337 @@
+/**
+ * The channel layer between a platform connection and the sessions: every
+ * inbound message goes through preflight (bots, DM policy and pairing, guild
+ * allowlist, mention gating, commands, routing), de-duplication and the
+ * account's journal, then into a lane per session key. A lane is a worker
+ * fiber owned by the gateway (DetachedRuns, not the connection) that runs
+ * its jobs in order — the turn, typing while it runs, chunking, delivery —
+ * and exits when its queue is empty, so an idle account has no fibers but
+ * its connection. The listener never waits on a turn.
+ *
+ * Guarantees: a message id is handled once (the de-dupe survives restarts);
+ * an accepted message is answered or gets a visible error, and one accepted
+ * before a crash is finished after the restart (journal); each reply piece
+ * is sent once (idempotency key per piece, remembered across restarts) and a
+ * piece that cannot be sent lands in the dead-letter log.
+ */
+import { Cause, Context, Deferred, Duration, Effect, Layer, type Scope, Stream } from "effect"
+import { AppConfig } from "../config/AppConfig.ts"
+import type { BeamclawConfig } from "../config/ConfigSchema.ts"
+import { Paths } from "../config/Paths.ts"
+import { DetachedRuns } from "../runtime/DetachedRuns.ts"
+import { Sessions } from "../session/Sessions.ts"
+import type { AccountEndpoint, ChannelConnection, OutboundMessage } from "./Channel.ts"
+import * as ChannelJournal from "./ChannelJournal.ts"
+import type { ChatCommand } from "./ChatCommands.ts"
+import { chunkDiscordText } from "./Chunker.ts"
+import { InboundDedupe, dedupeKeyOf } from "./Dedupe.ts"
+import { deliver } from "./Delivery.ts"
+import type { InboundMessage } from "./InboundMessage.ts"
+import { PairingStore } from "./PairingStore.ts"
+import { type DiscordPolicy, preflight } from "./Preflight.ts"
+import type { ResolvedRoute } from "./Routing.ts"
+import { routeConfigOf } from "./Routing.ts"
+
+/** Discord's typing indicator lasts about 10 s; refreshed a little sooner. */
+const TYPING_REFRESH = Duration.seconds(8)
+/** The model's way of saying "nothing to send" (OpenClaw's silent token). */
+const SILENT_TOKEN = "NO_REPLY"
+const ACK_REACTION = "👀"
+
+/** What an account reads from the config, on every message (edits apply at once). */
+export interface AccountSettings {
+  readonly policy: DiscordPolicy
+  readonly textChunkLimit: number
+  readonly replyToMode: "off" | "first" | "all"
+}
+
+export const discordSettingsOf = (config: BeamclawConfig): AccountSettings => {
+  const discord = config.channels.discord
+  return {
+    policy: {
+      dmPolicy: discord.dmPolicy,
+      allowFrom: discord.allowFrom,
+      groupPolicy: discord.groupPolicy,
+      guilds: discord.guilds,
+      allowBots: false
+    },
+    textChunkLimit: discord.textChunkLimit,
+    replyToMode: discord.replyToMode
+  }
+}
+
+type Job =
+  | { readonly _tag: "Turn"; readonly id: string; readonly message: InboundMessage; readonly sessionKey: string; readonly mentioned: boolean; readonly reply: string | undefined }
+  | { readonly _tag: "Command"; readonly id: string; readonly message: InboundMessage; readonly command: ChatCommand; readonly route: ResolvedRoute }
+  | { readonly _tag: "Notice"; readonly id: string; readonly message: InboundMessage; readonly text: string }
+
+const describe = (error: unknown): string => {
+  if (typeof error === "object" && error !== null && "message" in error && typeof error.message === "string") return error.message
+  return String(error)
+}
+
+/** The current turn's text for the model: in a guild, who said it (OpenClaw prefixes the sender outside DMs). */
+export const bodyForAgent = (message: InboundMessage): string => {
+  const media = message.attachments.length === 0
+    ? ""
+    : `${message.body === "" ? "" : "\n"}${message.attachments.map((a) => `<media:${(a.contentType ?? "").startsWith("image/") ? "image" : "document"}> ${a.name ?? a.url}`).join("\n")}`
+  const text = `${message.body}${media}`
+  return message.chatType === "direct" ? text : `${message.senderName ?? message.senderUsername ?? message.senderId}: ${text}`
+}
+
+export const pairingText = (message: InboundMessage, code: string): string =>
+  [
+    "BeamClaw: access not configured.",
+    "",
+    `Your Discord user id: ${message.senderId}`,
+    "",
+    `Pairing code: ${code}`,
+    "",
+    "Ask the bot owner to approve with:",
+    `beamclaw pairing approve ${message.channel} ${code}`
+  ].join("\n")
+
+export const HELP_TEXT = [
+  "Commands:",
+  "/new [model] — start a fresh session",
+  "/reset — reset this session",
+  "/status — show this session",
+  "/stop — stop the running reply",
+  "/model [provider/model] — show or set the model",
+  "/think [off|minimal|low|medium|high|xhigh] — show or set thinking",
+  "/help — this list"
+].join("\n")
+
+export class ChannelHost extends Context.Service<ChannelHost, {
+  /**
+   * Opens an account's journal and returns its endpoint for the connection.
+   * Messages left unfinished by an earlier run are resumed once a connection attaches.
+   */
+  readonly bind: (channel: string, accountId: string, settings: Effect.Effect<AccountSettings>) => Effect.Effect<AccountEndpoint, never, Scope.Scope>
+}>()("beamclaw/channels/ChannelHost") {
+  static readonly layer = Layer.effect(ChannelHost, Effect.gen(function*() {
+    const sessions = yield* Sessions
+    const pairing = yield* PairingStore
+    const dedupe = yield* InboundDedupe
+    const detached = yield* DetachedRuns
+    const appConfig = yield* AppConfig
+    const paths = yield* Paths
+
+    const bind = (channel: string, accountId: string, settingsOf: Effect.Effect<AccountSettings>) =>
+      Effect.gen(function*() {
+        const journal = yield* ChannelJournal.open(paths.home, channel, accountId)
+        let connection = yield* Deferred.make<ChannelConnection>()
+        let attachedOnce = false
+        const lanes = new Map<string, Array<Job>>()
+
+        const send = (conn: ChannelConnection, job: Job, text: string, replyTo: "first" | "all" | "off", key: string) =>
+          Effect.gen(function*() {
+            const settings = yield* settingsOf
+            const pieces: Array<OutboundMessage> = chunkDiscordText(text, { maxChars: settings.textChunkLimit }).map((piece, index) => ({
+              target: { chatId: job.message.chatId },
+              text: piece,
+              idempotencyKey: `${key}:${index}`,
+              replyTo: replyTo === "all" || (replyTo === "first" && index === 0) ? job.message.messageId : undefined
+            }))
+            return yield* deliver(conn, journal, pieces)
+          })
+
+        /** Typing until the scope closes; failures only mean no indicator. */
+        const typingWhile = (conn: ChannelConnection, chatId: string) =>
+          Effect.forkScoped(Effect.forever(conn.typing({ chatId }).pipe(Effect.ignore, Effect.andThen(Effect.sleep(TYPING_REFRESH)))))
+
+        const runTurn = (conn: ChannelConnection, job: Extract<Job, { _tag: "Turn" }>) =>
+          Effect.scoped(Effect.gen(function*() {
+            yield* typingWhile(conn, job.message.chatId)
+            if (job.mentioned && job.message.chatType !== "direct") {
+              yield* conn.react({ chatId: job.message.chatId }, job.message.messageId, ACK_REACTION).pipe(Effect.ignore)
+            }
+            return yield* sessions.send(job.sessionKey, { runId: `${channel}:${job.message.messageId}`, text: bodyForAgent(job.message) }).pipe(
+              Stream.runFold(() => "", (text, event) => event._tag === "TurnCompleted" ? event.text : text),
+              Effect.map((text): { readonly text: string; readonly aborted: boolean } => ({ text, aborted: false })),
+              Effect.catchTag("TurnAborted", () => Effect.succeed({ text: "", aborted: true })),
+              Effect.catch((error) => Effect.succeed({ text: `⚠️ Sorry, that did not work: ${describe(error)}`, aborted: false }))
+            )
+          }))
+
+        const command = (job: Extract<Job, { _tag: "Command" }>) =>
+          Effect.gen(function*() {
+            const key = job.route.sessionKey
+            const c = job.command
+            switch (c._tag) {
+              case "Help":
+                return HELP_TEXT
+              case "New":
+              case "Reset": {
+                yield* sessions.reset(key)
+                if (c._tag === "New" && c.model !== undefined) {
+                  yield* sessions.patch(key, { modelOverride: c.model })
+                  return `✅ New session started with ${c.model}.`
+                }
+                return c._tag === "New" ? "✅ New session started." : "✅ Session reset."
+              }
+              case "Stop":
+                return (yield* sessions.abort(key)) ? "⏹️ Stopped." : "Nothing is running."
+              case "Model": {
+                if (c.name === undefined) {
+                  const row = (yield* sessions.list(job.route.agentId)).find((r) => r.key === key)
+                  return `Model: ${row?.entry.model ?? "the agent's default"}`
+                }
+                yield* sessions.patch(key, { modelOverride: c.name })
+                return `✅ Model set to ${c.name}.`
+              }
+              case "Think": {
+                if (c.unknownLevel !== undefined) return `Unknown thinking level "${c.unknownLevel}". Use off, minimal, low, medium, high or xhigh.`
+                if (c.level === undefined) {
+                  const row = (yield* sessions.list(job.route.agentId)).find((r) => r.key === key)
+                  return `Thinking: ${row?.entry.thinkingLevel ?? "the agent's default"}`
+                }
+                yield* sessions.patch(key, { thinkingLevel: c.level })
+                return `✅ Thinking set to ${c.level}.`
+              }
+              case "Status": {
+                const row = (yield* sessions.list(job.route.agentId)).find((r) => r.key === key)
+                if (row === undefined) return `Session ${key} (agent ${job.route.agentId}) has no messages yet.`
+                return [
+                  `Session ${key} (agent ${job.route.agentId})`,
+                  `Model: ${row.entry.model ?? "the agent's default"}${row.entry.thinkingLevel === undefined ? "" : ` · thinking ${row.entry.thinkingLevel}`}`,
+                  `Tokens: ${row.entry.totalTokens} (in ${row.entry.inputTokens}, out ${row.entry.outputTokens})`
+                ].join("\n")
+              }
+              case "Compact":
+                return "Compaction runs by itself when the conversation nears the model's context window; /compact on demand is not supported yet."
+            }
+          }).pipe(Effect.catch((error) => Effect.succeed(`⚠️ ${describe(error)}`)))
+
+        const process = (job: Job) =>
+          Effect.gen(function*() {
+            const conn = yield* Deferred.await(connection)
+            const settings = yield* settingsOf
+            switch (job._tag) {
+              case "Turn": {
+                let reply = job.reply
+                if (reply === undefined) {
+                  const result = yield* runTurn(conn, job)
+                  if (result.aborted) return yield* journal.done(job.id)
+                  reply = result.text
+                  yield* journal.replied(job.id, reply)
+                }
+                if (reply.trim() !== "" && reply.trim().toUpperCase() !== SILENT_TOKEN) {
+                  yield* send(conn, job, reply, settings.replyToMode, `${channel}:${accountId}:${job.id}:reply`)
+                }
+                return yield* journal.done(job.id)
+              }
+              case "Command": {
+                const text = yield* command(job)
+                yield* send(conn, job, text, "off", `${channel}:${accountId}:${job.id}:command`)
+                return yield* journal.done(job.id)
+              }
+              case "Notice":
+                yield* send(conn, job, job.text, "off", `${channel}:${accountId}:${job.id}:notice`)
+                return
+            }
+          }).pipe(
+            // A job never takes its lane down: whatever escaped is logged, and the job stays in the journal for a restart.
+            Effect.catchCause((cause) =>
+              Cause.hasInterruptsOnly(cause) ? Effect.failCause(cause) : Effect.logError(`channel ${channel}:${accountId}: job ${job.id} failed`, cause)
+            )
+          )
+
+        /** Queues a job on its lane, starting the lane's worker if it is idle. */
+        const enqueue = (lane: string, job: Job) =>
+          Effect.suspend(() => {
+            const queued = lanes.get(lane)
+            if (queued !== undefined) {
+              queued.push(job)
+              return Effect.void
+            }
+            const jobs: Array<Job> = [job]
+            lanes.set(lane, jobs)
+            const worker = Effect.gen(function*() {
+              while (true) {
+                const next = jobs.shift()
+                if (next === undefined) break
+                yield* process(next)
+              }
+            }).pipe(Effect.ensuring(Effect.sync(() => lanes.delete(lane))))
+            return Effect.asVoid(detached.fork(worker))
+          })
+
+        const receive = (message: InboundMessage) =>
+          Effect.gen(function*() {
+            const settings = yield* settingsOf
+            const config = yield* appConfig.get
+            const paired = yield* pairing.allowFrom(channel, accountId).pipe(
+              Effect.catch((error) => Effect.as(Effect.logError(`pairing store unreadable: ${describe(error)}`), []))
+            )
+            const selfId = Deferred.isDoneUnsafe(connection) ? (yield* Deferred.await(connection)).selfId : undefined
+            const verdict = preflight({ message, policy: settings.policy, routeConfig: routeConfigOf(config), pairedAllowFrom: paired, botUserId: selfId })
+            if (verdict._tag === "Drop") {
+              return yield* Effect.logDebug(`channel ${channel}:${accountId}: ignored message ${message.messageId} (${verdict.reason}${verdict.detail === undefined ? "" : `: ${verdict.detail}`})`)
+            }
+            if (!(yield* dedupe.firstSeen(dedupeKeyOf(message)))) {
+              return yield* Effect.logInfo(`channel ${channel}:${accountId}: message ${message.messageId} was delivered again; answered once`)
+            }
+            const id = `${message.chatId}:${message.messageId}`
+            switch (verdict._tag) {
+              case "Pair": {
+                const request = yield* pairing.upsertRequest({ channel, accountId, senderId: message.senderId, name: message.senderName }).pipe(
+                  Effect.catch((error) => Effect.as(Effect.logError(`pairing request failed: ${describe(error)}`), undefined))
+                )
+                if (request?.created === true && request.code !== undefined) {
+                  yield* enqueue(`pairing:${message.senderId}`, { _tag: "Notice", id, message, text: pairingText(message, request.code) })
+                } else if (request?.code === undefined) {
+                  yield* Effect.logWarning(`channel ${channel}:${accountId}: pairing request from ${message.senderId} refused (too many pending requests)`)
+                }
+                return
+              }
+              case "Command":
+                yield* journal.accepted(id, verdict.route.sessionKey, message)
+                // /stop must reach a running turn, so it does not queue behind it.
+                if (verdict.command._tag === "Stop") return yield* enqueue(`stop:${id}`, { _tag: "Command", id, message, command: verdict.command, route: verdict.route })
+                return yield* enqueue(verdict.route.sessionKey, { _tag: "Command", id, message, command: verdict.command, route: verdict.route })
+              case "Turn":
+                yield* journal.accepted(id, verdict.route.sessionKey, message)
+                return yield* enqueue(verdict.route.sessionKey, { _tag: "Turn", id, message, sessionKey: verdict.route.sessionKey, mentioned: verdict.mentioned, reply: undefined })
+            }
+          }).pipe(
+            Effect.catchCause((cause) =>
+              Cause.hasInterruptsOnly(cause) ? Effect.failCause(cause) : Effect.logError(`channel ${channel}:${accountId}: inbound message ${message.messageId} failed`, cause)
+            )
+          )
+
+        // Jobs wait here for a live connection; a connection that goes away (its run's scope closes) is withdrawn.
+        const attach = (conn: ChannelConnection) =>
+          Effect.gen(function*() {
+            yield* Effect.acquireRelease(
+              Effect.gen(function*() {
+                if (Deferred.isDoneUnsafe(connection)) connection = yield* Deferred.make<ChannelConnection>()
+                yield* Deferred.succeed(connection, conn)
+              }),
+              () =>
+                Effect.gen(function*() {
+                  if (Deferred.isDoneUnsafe(connection)) connection = yield* Deferred.make<ChannelConnection>()
+                })
+            )
+            if (attachedOnce) return
+            attachedOnce = true
+            // What the last run accepted but did not finish: the reply if it was made, else the turn again.
+            for (const pending of journal.pending) {
+              yield* Effect.logInfo(`channel ${channel}:${accountId}: finishing message ${pending.message.messageId} accepted before the restart`)
+              yield* enqueue(pending.sessionKey, {
+                _tag: "Turn",
+                id: pending.id,
+                message: pending.message,
+                sessionKey: pending.sessionKey,
+                mentioned: false,
+                reply: pending.reply
+              })
+            }
+          })
+
+        return { receive, attach } satisfies AccountEndpoint
+      })
+
+    return ChannelHost.of({ bind })
+  }))
+}

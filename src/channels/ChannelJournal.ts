@@ -1,0 +1,142 @@
+/**
+ * What a channel account must not forget across a crash or restart, in
+ * append-only JSONL files under `<state>/channels/<channel>/<account>/`:
+ *
+ * - `inbox.jsonl`: every accepted inbound message, then its reply text once
+ *   the turn produced it, then `done` once the reply was delivered. At start
+ *   the messages without `done` are handed back to be finished: delivered
+ *   from the recorded reply when there is one, else run again.
+ * - `delivered.jsonl`: the idempotency key and platform id of every piece sent,
+ *   so a restart never sends a piece twice (the platform's own nonce window
+ *   only lasts minutes).
+ * - `dead-letter.jsonl`: pieces that could not be sent, with the reason.
+ *
+ * Files are compacted at load (finished inbox entries and old delivery keys
+ * dropped); a torn or unreadable line is skipped with a warning, never fatal.
+ */
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import { Clock, Effect, Schema, Semaphore } from "effect"
+import type { DeadLetter, DeliveryLog } from "./Delivery.ts"
+import { InboundMessage } from "./InboundMessage.ts"
+
+/** Delivery keys are remembered this long (a reply is never re-delivered later than this after it was sent). */
+export const DELIVERED_TTL_MS = 7 * 24 * 60 * 60_000
+export const DELIVERED_MAX = 20_000
+
+const Accepted = Schema.Struct({ t: Schema.Literal("accepted"), id: Schema.String, at: Schema.Number, sessionKey: Schema.String, message: InboundMessage })
+const Replied = Schema.Struct({ t: Schema.Literal("reply"), id: Schema.String, at: Schema.Number, text: Schema.String })
+const Done = Schema.Struct({ t: Schema.Literal("done"), id: Schema.String, at: Schema.Number })
+const InboxRecord = Schema.Union([Accepted, Replied, Done])
+const DeliveredRecord = Schema.Struct({ k: Schema.String, m: Schema.String, at: Schema.Number })
+
+const decodeInbox = Schema.decodeUnknownResult(Schema.fromJsonString(InboxRecord))
+const decodeDelivered = Schema.decodeUnknownResult(Schema.fromJsonString(DeliveredRecord))
+
+/** An accepted message that was not finished when the process stopped. */
+export interface PendingInbound {
+  readonly id: string
+  readonly sessionKey: string
+  readonly message: InboundMessage
+  /** The reply the turn produced before the stop, if it got that far. */
+  readonly reply: string | undefined
+}
+
+export interface ChannelJournal extends DeliveryLog {
+  readonly dir: string
+  readonly accepted: (id: string, sessionKey: string, message: InboundMessage) => Effect.Effect<void>
+  readonly replied: (id: string, text: string) => Effect.Effect<void>
+  readonly done: (id: string) => Effect.Effect<void>
+  /** The messages found unfinished at load. */
+  readonly pending: ReadonlyArray<PendingInbound>
+}
+
+const describe = (error: unknown): string => error instanceof Error ? error.message : String(error)
+
+const readLines = (file: string) =>
+  Effect.tryPromise(() => fs.readFile(file, "utf8")).pipe(
+    Effect.map((text) => text.split("\n").filter((line) => line.trim() !== "")),
+    Effect.catch(() => Effect.succeed<ReadonlyArray<string>>([]))
+  )
+
+/** Opens (creating) the journal of one account. */
+export const open = Effect.fn("ChannelJournal.open")(function*(home: string, channel: string, accountId: string) {
+  const dir = path.join(home, "channels", channel, accountId)
+  const inboxFile = path.join(dir, "inbox.jsonl")
+  const deliveredFile = path.join(dir, "delivered.jsonl")
+  const deadFile = path.join(dir, "dead-letter.jsonl")
+  yield* Effect.tryPromise(() => fs.mkdir(dir, { recursive: true, mode: 0o700 })).pipe(Effect.orDie)
+  const now = yield* Clock.currentTimeMillis
+
+  // Inbox: fold the records into what is still open.
+  const open = new Map<string, { sessionKey: string; message: InboundMessage; reply: string | undefined; at: number }>()
+  let skipped = 0
+  for (const line of yield* readLines(inboxFile)) {
+    const record = decodeInbox(line)
+    if (record._tag === "Failure") {
+      skipped++
+      continue
+    }
+    const r = record.success
+    if (r.t === "accepted") open.set(r.id, { sessionKey: r.sessionKey, message: r.message, reply: undefined, at: r.at })
+    else if (r.t === "reply") {
+      const entry = open.get(r.id)
+      if (entry !== undefined) entry.reply = r.text
+    } else open.delete(r.id)
+  }
+  // Delivered keys: the recent ones, newest last.
+  const delivered = new Map<string, string>()
+  const deliveredLines: Array<string> = []
+  for (const line of yield* readLines(deliveredFile)) {
+    const record = decodeDelivered(line)
+    if (record._tag === "Failure") {
+      skipped++
+      continue
+    }
+    if (now - record.success.at > DELIVERED_TTL_MS) continue
+    delivered.set(record.success.k, record.success.m)
+    deliveredLines.push(line)
+  }
+  if (skipped > 0) yield* Effect.logWarning(`channel journal ${dir}: skipped ${skipped} unreadable line(s) (a torn write at a crash, or a hand edit)`)
+
+  // Compact: rewrite both files with only what is still needed (temp file + rename, so a crash keeps the old one).
+  const rewrite = (file: string, lines: ReadonlyArray<string>) =>
+    Effect.tryPromise(async () => {
+      const temp = `${file}.${process.pid}.tmp`
+      await fs.writeFile(temp, lines.length === 0 ? "" : lines.join("\n") + "\n", { mode: 0o600 })
+      await fs.rename(temp, file)
+    }).pipe(Effect.catch((error) => Effect.logWarning(`channel journal: could not compact ${file}: ${describe(error)}`)))
+  const inboxLines: Array<string> = []
+  for (const [id, entry] of open) {
+    inboxLines.push(JSON.stringify({ t: "accepted", id, at: entry.at, sessionKey: entry.sessionKey, message: entry.message }))
+    if (entry.reply !== undefined) inboxLines.push(JSON.stringify({ t: "reply", id, at: entry.at, text: entry.reply }))
+  }
+  yield* rewrite(inboxFile, inboxLines)
+  yield* rewrite(deliveredFile, deliveredLines.slice(-DELIVERED_MAX))
+
+  // One append at a time per file keeps lines whole and in order.
+  const lock = yield* Semaphore.make(1)
+  const append = (file: string, value: unknown) =>
+    lock.withPermits(1)(
+      Effect.tryPromise(() => fs.appendFile(file, JSON.stringify(value) + "\n", { mode: 0o600 })).pipe(
+        Effect.catch((error) => Effect.logError(`channel journal: could not append to ${file}: ${describe(error)}`))
+      )
+    )
+  const stamp = <A>(f: (at: number) => Effect.Effect<A>) => Effect.flatMap(Clock.currentTimeMillis, f)
+
+  const journal: ChannelJournal = {
+    dir,
+    pending: [...open].map(([id, entry]) => ({ id, sessionKey: entry.sessionKey, message: entry.message, reply: entry.reply })),
+    accepted: (id, sessionKey, message) => stamp((at) => append(inboxFile, { t: "accepted", id, at, sessionKey, message })),
+    replied: (id, text) => stamp((at) => append(inboxFile, { t: "reply", id, at, text })),
+    done: (id) => stamp((at) => append(inboxFile, { t: "done", id, at })),
+    sent: (key) => Effect.sync(() => delivered.get(key)),
+    markSent: (key, messageId) =>
+      stamp((at) => {
+        delivered.set(key, messageId)
+        return append(deliveredFile, { k: key, m: messageId, at })
+      }),
+    deadLetter: (entry: DeadLetter) => append(deadFile, entry)
+  }
+  return journal
+})

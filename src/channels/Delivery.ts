@@ -1,0 +1,100 @@
+/**
+ * Sends a reply's pieces in order, each exactly once: a piece already
+ * recorded as sent (before a restart) is skipped, every send carries the
+ * piece's idempotency key so a platform drops a repeat, transient failures
+ * are retried with backoff (the platform's retry-after first), and a piece
+ * that cannot be sent is written to the dead-letter log with the reason —
+ * never dropped silently.
+ */
+import { Clock, Effect, Random } from "effect"
+import type { ChannelConnection, OutboundMessage, SendError } from "./Channel.ts"
+
+export interface RetryPolicy {
+  /** Attempts per piece, the first included. */
+  readonly attempts: number
+  readonly initialDelayMs: number
+  readonly maxDelayMs: number
+  readonly jitter: number
+}
+
+/** OpenClaw's outbound retry: 3 attempts, at least 500 ms apart, at most 30 s. */
+export const defaultRetryPolicy: RetryPolicy = { attempts: 3, initialDelayMs: 500, maxDelayMs: 30_000, jitter: 0.1 }
+
+export interface DeadLetter {
+  readonly at: number
+  readonly idempotencyKey: string
+  readonly chatId: string
+  readonly text: string
+  readonly attempts: number
+  readonly error: string
+}
+
+/** Where delivery remembers what it sent and what it gave up on. */
+export interface DeliveryLog {
+  /** The platform id of a piece sent before (this process or an earlier one), if any. */
+  readonly sent: (idempotencyKey: string) => Effect.Effect<string | undefined>
+  readonly markSent: (idempotencyKey: string, messageId: string) => Effect.Effect<void>
+  readonly deadLetter: (entry: DeadLetter) => Effect.Effect<void>
+}
+
+export interface PieceResult {
+  readonly idempotencyKey: string
+  readonly messageId?: string | undefined
+  /** Set when the piece went to the dead-letter log. */
+  readonly error?: string | undefined
+  readonly skipped: boolean
+}
+
+type Attempted =
+  | { readonly _tag: "Sent"; readonly messageId: string; readonly attempts: number }
+  | { readonly _tag: "GaveUp"; readonly error: SendError; readonly attempts: number }
+
+const sendWithRetry = (connection: ChannelConnection, message: OutboundMessage, policy: RetryPolicy): Effect.Effect<Attempted> =>
+  Effect.gen(function*() {
+    let attempt = 0
+    while (true) {
+      attempt += 1
+      const result = yield* Effect.result(connection.send(message))
+      if (result._tag === "Success") return { _tag: "Sent", messageId: result.success.messageId, attempts: attempt }
+      const error = result.failure
+      if (!error.retryable || attempt >= policy.attempts) return { _tag: "GaveUp", error, attempts: attempt }
+      const backoff = Math.min(policy.maxDelayMs, policy.initialDelayMs * 2 ** (attempt - 1))
+      const jitter = 1 + (yield* Random.nextBetween(-policy.jitter, policy.jitter))
+      const delay = Math.min(policy.maxDelayMs, Math.max(error.retryAfterMs ?? 0, Math.round(backoff * jitter)))
+      yield* Effect.logWarning(`send to ${message.target.chatId} failed (${error.message}); retry ${attempt}/${policy.attempts - 1} in ${delay} ms`)
+      yield* Effect.sleep(delay)
+    }
+  })
+
+/**
+ * Sends the pieces one after another. A piece that fails for good is
+ * dead-lettered and the rest still go out (a reply with a hole beats no reply);
+ * the results say which pieces failed so the caller can tell the user.
+ */
+export const deliver = Effect.fn("Delivery.deliver")(function*(
+  connection: ChannelConnection,
+  log: DeliveryLog,
+  pieces: ReadonlyArray<OutboundMessage>,
+  policy: RetryPolicy = defaultRetryPolicy
+) {
+  const results: Array<PieceResult> = []
+  for (const piece of pieces) {
+    const earlier = yield* log.sent(piece.idempotencyKey)
+    if (earlier !== undefined) {
+      results.push({ idempotencyKey: piece.idempotencyKey, messageId: earlier, skipped: true })
+      continue
+    }
+    const sent = yield* sendWithRetry(connection, piece, policy)
+    if (sent._tag === "Sent") {
+      yield* log.markSent(piece.idempotencyKey, sent.messageId)
+      results.push({ idempotencyKey: piece.idempotencyKey, messageId: sent.messageId, skipped: false })
+      continue
+    }
+    const { error, attempts } = sent
+    const at = yield* Clock.currentTimeMillis
+    yield* log.deadLetter({ at, idempotencyKey: piece.idempotencyKey, chatId: piece.target.chatId, text: piece.text, attempts, error: error.message })
+    yield* Effect.logError(`gave up sending to ${piece.target.chatId} after ${attempts} attempt(s): ${error.message} (kept in the dead-letter log)`)
+    results.push({ idempotencyKey: piece.idempotencyKey, error: error.message, skipped: false })
+  }
+  return results
+})

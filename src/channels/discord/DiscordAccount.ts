@@ -1,0 +1,231 @@
+/**
+ * One Discord bot account on discord.js: logs in, turns each MESSAGE_CREATE
+ * into a normalized InboundMessage for the channel layer, and exposes the
+ * outbound side (send with an enforced nonce, typing, reactions) over the
+ * client's REST with an AbortSignal, so interruption cancels a request.
+ * discord.js handles heartbeats, resume and rate-limit buckets; this module
+ * turns its lifecycle into account status and stops for good on the close
+ * codes a reconnect cannot fix (bad token, disallowed intents).
+ * discord.js is imported on the first start of an account, never at boot.
+ */
+import { createHash } from "node:crypto"
+import type { Client, Message } from "discord.js"
+import { Effect, Queue, Redacted, Result } from "effect"
+import { type AccountContext, ChannelError, type ChannelConnection, SendError } from "../Channel.ts"
+import { detectExplicitMention } from "../Access.ts"
+import { decodeInboundMessage, type InboundMessage } from "../InboundMessage.ts"
+
+export const CHANNEL_ID = "discord"
+
+/** Close codes after which reconnecting cannot help (Discord gateway docs). */
+const FATAL_CLOSE_CODES: ReadonlyMap<number, string> = new Map([
+  [4004, "authentication failed: the bot token is invalid (close 4004)"],
+  [4010, "invalid shard (close 4010)"],
+  [4011, "sharding required (close 4011)"],
+  [4012, "invalid API version (close 4012)"],
+  [4013, "invalid intents (close 4013)"],
+  [4014, "disallowed intents: enable the Message Content intent for this bot in the Discord developer portal, or set channels.discord.intents.messageContent to false (close 4014)"]
+])
+
+export interface DiscordAccountOptions {
+  readonly accountId: string
+  readonly token: Redacted.Redacted<string>
+  /** REST base such as `https://discord.com/api`; discord.js takes the gateway URL from GET /gateway/bot. */
+  readonly apiBaseUrl?: string | undefined
+  readonly messageContentIntent: boolean
+}
+
+/** Discord's nonce is at most 25 characters: a digest of the idempotency key, stable across restarts. */
+export const nonceOf = (idempotencyKey: string): string => createHash("sha256").update(idempotencyKey).digest("base64url").slice(0, 25)
+
+const messageOf = (error: unknown): string => error instanceof Error ? error.message : String(error)
+
+/** The status and code of a discord.js REST failure, when it has them. */
+const httpStatusOf = (error: unknown): number | undefined =>
+  typeof error === "object" && error !== null && "status" in error && typeof error.status === "number" ? error.status : undefined
+
+const sendErrorOf = (error: unknown): SendError => {
+  const status = httpStatusOf(error)
+  // 4xx means the request itself is wrong (missing access, unknown channel): retrying cannot help.
+  // discord.js already waits out 429s and retries 5xx; what reaches us is worth a few more tries.
+  const retryable = status === undefined || status >= 500 || status === 429
+  return new SendError({ message: status === undefined ? messageOf(error) : `HTTP ${status}: ${messageOf(error)}`, retryable })
+}
+
+const idOf = (value: unknown): string | undefined =>
+  typeof value === "object" && value !== null && "id" in value && typeof value.id === "string" ? value.id : undefined
+
+/** The normalized form of a discord.js message, or why it could not be made. */
+export const normalize = (message: Message, accountId: string, botId: string): Result.Result<InboundMessage, string> => {
+  const channel = message.channel
+  const isDm = message.guildId === null
+  const isThread = channel.isThread()
+  const parent = isThread ? channel.parent : null
+  const name = !isThread && "name" in channel && typeof channel.name === "string" ? channel.name : undefined
+  const mentionsBot = message.mentions.users.has(botId)
+  const repliedUser = message.mentions.repliedUser
+  const candidate = {
+    channel: CHANNEL_ID,
+    accountId,
+    messageId: message.id,
+    chatType: isDm ? "direct" : "channel",
+    chatId: message.channelId,
+    from: isDm ? `discord:${message.author.id}` : `discord:channel:${message.channelId}`,
+    to: `channel:${message.channelId}`,
+    senderId: message.author.id,
+    ...(message.member?.displayName ?? message.author.globalName ?? message.author.username
+      ? { senderName: message.member?.displayName ?? message.author.globalName ?? message.author.username }
+      : {}),
+    senderUsername: message.author.username,
+    isBot: message.author.bot,
+    body: message.content.trim(),
+    ...(message.reference?.messageId === undefined ? {} : { replyToId: message.reference.messageId }),
+    ...(isThread ? { threadId: message.channelId } : {}),
+    ...(isThread && channel.parentId !== null ? { parentId: channel.parentId } : {}),
+    ...(name === undefined ? {} : { chatName: name }),
+    ...(parent !== null && parent !== undefined ? { parentName: parent.name } : {}),
+    ...(message.guildId === null ? {} : { guildId: message.guildId }),
+    ...(message.guild === null ? {} : { guildName: message.guild.name }),
+    memberRoleIds: message.member === null ? [] : [...message.member.roles.cache.keys()].filter((id) => id !== message.guildId),
+    attachments: [...message.attachments.values()].map((attachment) => ({
+      url: attachment.url,
+      ...(attachment.name === "" ? {} : { name: attachment.name }),
+      ...(attachment.contentType === null ? {} : { contentType: attachment.contentType }),
+      size: attachment.size
+    })),
+    wasMentioned: mentionsBot || detectExplicitMention({ botUserId: botId, mentionedUserIds: [...message.mentions.users.keys()], text: message.content }),
+    hasAnyMention: message.mentions.users.size > 0 || message.mentions.roles.size > 0 || message.mentions.everyone,
+    replyToBot: idOf(repliedUser) === botId,
+    timestamp: message.createdTimestamp
+  }
+  return Result.mapError(decodeInboundMessage(candidate), (error) => error.message)
+}
+
+type LifecycleEvent =
+  | { readonly _tag: "Up" }
+  | { readonly _tag: "Down"; readonly code: number }
+  | { readonly _tag: "Problem"; readonly message: string }
+  | { readonly _tag: "Inbound"; readonly message: Message }
+
+/**
+ * Runs the account until its scope closes. Fails with a fatal ChannelError on
+ * a bad token or a disallowed intent, with a transient one when the client
+ * cannot get (back) online; the supervisor decides what to do next.
+ */
+export const run = (options: DiscordAccountOptions, context: AccountContext) =>
+  Effect.gen(function*() {
+    const fail = (message: string, fatal: boolean) => new ChannelError({ channel: CHANNEL_ID, accountId: options.accountId, message, fatal })
+    const discord = yield* Effect.tryPromise({
+      try: () => import("discord.js"),
+      catch: (error) => fail(`cannot load discord.js: ${messageOf(error)}`, true)
+    })
+    const { GatewayIntentBits: Intents, Partials, Events, Routes } = discord
+
+    // Everything discord.js tells us goes through one queue, handled in order by this fiber.
+    const events = yield* Queue.unbounded<LifecycleEvent>()
+    const client: Client = yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        new discord.Client({
+          intents: [
+            Intents.Guilds,
+            Intents.GuildMessages,
+            Intents.DirectMessages,
+            Intents.GuildMessageReactions,
+            Intents.DirectMessageReactions,
+            ...(options.messageContentIntent ? [Intents.MessageContent] : [])
+          ],
+          // DMs arrive without a cached channel; without this partial discord.js drops them.
+          partials: [Partials.Channel],
+          ...(options.apiBaseUrl === undefined ? {} : { rest: { api: options.apiBaseUrl } })
+        })
+      ),
+      (client) => Effect.promise(() => client.destroy().catch(() => undefined))
+    )
+    client.on(Events.ClientReady, () => Queue.offerUnsafe(events, { _tag: "Up" }))
+    client.on(Events.ShardResume, () => Queue.offerUnsafe(events, { _tag: "Up" }))
+    client.on(Events.ShardDisconnect, (event) => Queue.offerUnsafe(events, { _tag: "Down", code: event.code }))
+    client.on(Events.ShardReconnecting, () => Queue.offerUnsafe(events, { _tag: "Problem", message: "reconnecting to the Discord gateway" }))
+    client.on(Events.ShardError, (error) => Queue.offerUnsafe(events, { _tag: "Problem", message: `gateway error: ${error.message}` }))
+    client.on(Events.Error, (error) => Queue.offerUnsafe(events, { _tag: "Problem", message: `client error: ${error.message}` }))
+    client.on(Events.MessageCreate, (message) => Queue.offerUnsafe(events, { _tag: "Inbound", message }))
+
+    yield* Effect.tryPromise({
+      try: () => client.login(Redacted.value(options.token)),
+      catch: (error) => {
+        const text = messageOf(error)
+        const name = error instanceof Error ? error.name : ""
+        if (name.includes("TokenInvalid") || /token/i.test(text) || /authentication failed/i.test(text)) {
+          return fail(`the Discord bot token is invalid (${text})`, true)
+        }
+        if (/disallowed intents/i.test(text)) return fail(FATAL_CLOSE_CODES.get(4014) ?? text, true)
+        return fail(`cannot log in to Discord: ${text}`, false)
+      }
+    })
+
+    const signalled = <A>(request: (signal: AbortSignal) => Promise<A>) =>
+      Effect.tryPromise({ try: request, catch: sendErrorOf })
+
+    const connection: ChannelConnection = {
+      selfId: client.user?.id,
+      send: (message) =>
+        signalled((signal) =>
+          client.rest.post(Routes.channelMessages(message.target.chatId), {
+            signal,
+            body: {
+              content: message.text,
+              nonce: nonceOf(message.idempotencyKey),
+              enforce_nonce: true,
+              allowed_mentions: { parse: ["users"], replied_user: false },
+              ...(message.replyTo === undefined ? {} : { message_reference: { message_id: message.replyTo, fail_if_not_exists: false } })
+            }
+          })
+        ).pipe(
+          Effect.flatMap((created) => {
+            const id = idOf(created)
+            return id === undefined
+              ? Effect.fail(new SendError({ message: "Discord answered the send without a message id", retryable: false }))
+              : Effect.succeed({ messageId: id })
+          }),
+          Effect.tap(() => context.outbound)
+        ),
+      typing: (target) => signalled((signal) => client.rest.post(Routes.channelTyping(target.chatId), { signal })).pipe(Effect.asVoid),
+      react: (target, messageId, emoji) =>
+        signalled((signal) => client.rest.put(Routes.channelMessageOwnReaction(target.chatId, messageId, encodeURIComponent(emoji)), { signal })).pipe(
+          Effect.asVoid
+        )
+    }
+    yield* context.attach(connection)
+
+    while (true) {
+      const event = yield* Queue.take(events)
+      switch (event._tag) {
+        case "Up":
+          yield* context.connected(true)
+          break
+        case "Down": {
+          const fatal = FATAL_CLOSE_CODES.get(event.code)
+          if (fatal !== undefined) return yield* fail(fatal, true)
+          yield* context.connected(false)
+          break
+        }
+        case "Problem":
+          yield* context.problem(event.message)
+          break
+        case "Inbound": {
+          const botId = client.user?.id
+          if (botId === undefined) break
+          // Our own messages come back as MESSAGE_CREATE; they are never input.
+          if (event.message.author.id === botId) break
+          const normalized = normalize(event.message, options.accountId, botId)
+          if (Result.isFailure(normalized)) {
+            yield* Effect.logError(`discord: dropped message ${event.message.id} that could not be normalized: ${normalized.failure}`)
+            yield* context.problem(`a message could not be read: ${normalized.failure}`)
+            break
+          }
+          yield* context.inbound
+          yield* context.receive(normalized.success)
+          break
+        }
+      }
+    }
+  })

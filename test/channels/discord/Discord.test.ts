@@ -1,0 +1,240 @@
+/**
+ * Discord end to end, in process: the real discord.js against the fake
+ * Discord (test/support/FakeDiscord.ts), the real session layer against the
+ * fake Anthropic API, and the channel layer in between (supervisor, host,
+ * journal, pairing store, de-dupe).
+ */
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+import { ChannelHost } from "../../../src/channels/ChannelHost.ts"
+import { ChannelSupervisor } from "../../../src/channels/ChannelSupervisor.ts"
+import { InboundDedupe } from "../../../src/channels/Dedupe.ts"
+import * as DiscordChannel from "../../../src/channels/discord/DiscordChannel.ts"
+import { PairingStore } from "../../../src/channels/PairingStore.ts"
+import { DetachedRuns } from "../../../src/runtime/DetachedRuns.ts"
+import { FakeAnthropic } from "../../support/FakeAnthropic.ts"
+import { FakeDiscord, type FakeDiscordHandle } from "../../support/FakeDiscord.ts"
+import * as TestApp from "../../support/TestApp.ts"
+
+const channelLayer = (home: string, anthropicUrl: string, discord: Record<string, unknown>) =>
+  ChannelSupervisor.layer([DiscordChannel.plugin]).pipe(
+    Layer.provideMerge(ChannelHost.layer),
+    Layer.provideMerge(Layer.mergeAll(PairingStore.layer, InboundDedupe.layer(), DetachedRuns.layer)),
+    Layer.provideMerge(TestApp.layer({ home, anthropicUrl, config: { channels: { discord: { enabled: true, ...discord } } } }))
+  )
+
+const wait = (fake: FakeDiscordHandle, predicate: () => boolean, label: string, timeoutMs = 8000) =>
+  Effect.tryPromise(() => fake.waitFor(predicate, timeoutMs, label)).pipe(Effect.orDie)
+
+const connected = Effect.gen(function*() {
+  const supervisor = yield* ChannelSupervisor
+  for (let i = 0; i < 400; i++) {
+    const status = (yield* supervisor.status)[0]
+    if (status?.connected === true) return status
+    yield* Effect.sleep("25 millis")
+  }
+  return yield* Effect.die(new Error(`discord never connected: ${JSON.stringify(yield* supervisor.status)}`))
+})
+
+const sentTo = (fake: FakeDiscordHandle, channelId: string) => fake.sentMessages.filter((m) => m.channelId === channelId)
+
+/** Quiet time: lets a message that should be ignored show that it was. */
+const quiet = Effect.sleep("400 millis")
+
+describe("Discord channel", () => {
+  it.live("a DM from a stranger gets one pairing code; after approval the same user is answered", () =>
+    Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const anthropic = yield* FakeAnthropic.make()
+      const fake = yield* FakeDiscord.make({ heartbeatIntervalMs: 250 })
+      const { user, channelId } = fake.addDmUser({ username: "alice" })
+      yield* Effect.gen(function*() {
+        yield* connected
+        fake.dispatchMessage({ channelId, author: user, content: "hello there" })
+        yield* wait(fake, () => sentTo(fake, channelId).length === 1, "pairing reply")
+        const pairingReply = sentTo(fake, channelId)[0]?.content ?? ""
+        assert.include(pairingReply, `Your Discord user id: ${user.id}`)
+        const code = /Pairing code: ([A-Z2-9]{8})/.exec(pairingReply)?.[1]
+        assert.isDefined(code)
+        // A second message while pending does not send a second code, and is not answered.
+        fake.dispatchMessage({ channelId, author: user, content: "anyone?" })
+        yield* quiet
+        assert.strictEqual(sentTo(fake, channelId).length, 1)
+        assert.strictEqual(anthropic.requests.length, 0)
+
+        const approved = yield* (yield* PairingStore).approve("discord", (code ?? "").toLowerCase())
+        assert.strictEqual(approved.id, user.id)
+        fake.dispatchMessage({ channelId, author: user, content: "hello again" })
+        yield* wait(fake, () => sentTo(fake, channelId).length === 2, "answer after approval")
+        assert.strictEqual(sentTo(fake, channelId)[1]?.content, "echo: hello again")
+        assert.isTrue(fake.typingCalls.some((call) => call.channelId === channelId), "typing was shown")
+        // The bot's own messages come back as MESSAGE_CREATE and are never answered.
+        yield* quiet
+        assert.strictEqual(sentTo(fake, channelId).length, 2)
+      }).pipe(Effect.provide(channelLayer(home, anthropic.url, { apiBaseUrl: fake.apiBase, token: fake.token })))
+    }), 30_000)
+
+  it.live("in a guild: no mention is ignored, a mention is answered; a long code answer splits at fences", () =>
+    Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const code = Array.from({ length: 120 }, (_, i) => `  const value${i} = compute(${i}) // line ${i}`).join("\n")
+      const long = `Here is the code:\n\n\`\`\`ts\n${code}\n\`\`\`\n\nThat is all.`
+      const anthropic = yield* FakeAnthropic.make([{ kind: "message", content: [{ type: "text", text: long }] }])
+      const fake = yield* FakeDiscord.make({ heartbeatIntervalMs: 250 })
+      const bob = fake.addUser({ username: "bob" })
+      const guild = fake.addGuild({ name: "Home", channels: [{ name: "general" }], members: [{ user: bob }] })
+      const general = guild.channels.find((c) => c.name === "general")?.id ?? ""
+      yield* Effect.gen(function*() {
+        yield* connected
+        fake.dispatchMessage({ channelId: general, author: bob, content: "just chatting" })
+        yield* quiet
+        assert.strictEqual(sentTo(fake, general).length, 0)
+        assert.strictEqual(anthropic.requests.length, 0)
+
+        fake.dispatchMessage({ channelId: general, author: bob, content: `<@${fake.botUser.id}> show me the code` })
+        yield* wait(fake, () => sentTo(fake, general).some((m) => m.content.includes("That is all.")), "the long answer")
+        const pieces = sentTo(fake, general).map((m) => m.content)
+        assert.isAtLeast(pieces.length, 3)
+        for (const piece of pieces) {
+          assert.isAtMost(piece.length, 2000)
+          assert.strictEqual((piece.match(/^```/gm) ?? []).length % 2, 0, `fences balanced in: ${piece.slice(0, 80)}`)
+        }
+        assert.isTrue(pieces.slice(1).some((piece) => piece.startsWith("```ts")), "the fence is reopened with its language")
+        const rejoined = pieces.join("\n").replace(/\n```\n```ts\n/g, "\n")
+        assert.include(rejoined, "const value119 = compute(119)")
+        // Every piece carried an enforced nonce.
+        assert.isTrue(sentTo(fake, general).every((m) => typeof m.nonce === "string" && m.enforceNonce === true))
+        assert.isTrue(fake.reactions.some((r) => r.channelId === general), "mentioned message got the ack reaction")
+        // The sender is named in the prompt outside DMs.
+        assert.include(JSON.stringify(anthropic.requests.at(-1)?.body ?? {}), "bob: <@")
+      }).pipe(Effect.provide(channelLayer(home, anthropic.url, { apiBaseUrl: fake.apiBase, token: fake.token, guilds: { [guild.id]: {} } })))
+    }), 30_000)
+
+  it.live("the same MESSAGE_CREATE delivered again after a restart is answered once; a 429 on send is retried and lands once", () =>
+    Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const anthropic = yield* FakeAnthropic.make()
+      const fake = yield* FakeDiscord.make({ heartbeatIntervalMs: 250 })
+      const { user, channelId } = fake.addDmUser({ username: "carol" })
+      const config = { apiBaseUrl: fake.apiBase, token: fake.token, dmPolicy: "open", allowFrom: ["*"] }
+      const first = yield* Effect.gen(function*() {
+        yield* connected
+        fake.rateLimitNext({ method: "POST", path: `/channels/${channelId}/messages` }, { retryAfterMs: 300, count: 1 })
+        const message = fake.dispatchMessage({ channelId, author: user, content: "once please" })
+        yield* wait(fake, () => sentTo(fake, channelId).length === 1, "answer")
+        assert.isTrue(fake.requests.some((r) => r.status === 429), "the 429 happened")
+        return message
+      }).pipe(Effect.provide(channelLayer(home, anthropic.url, config)))
+      // A new process (fresh discord.js cache) gets the same event again, as Discord may after a restart.
+      yield* Effect.gen(function*() {
+        yield* connected
+        fake.redispatchMessage(first.id)
+        yield* quiet
+        assert.strictEqual(sentTo(fake, channelId).length, 1)
+        assert.strictEqual(anthropic.requests.length, 1)
+      }).pipe(Effect.provide(channelLayer(home, anthropic.url, config)))
+    }), 30_000)
+
+  it.live("the gateway drops mid-turn: discord.js resumes and the reply is delivered exactly once", () =>
+    Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const anthropic = yield* FakeAnthropic.make([{ kind: "message", content: [{ type: "text", text: "a slow and careful answer" }], delayMs: 150 }])
+      const fake = yield* FakeDiscord.make({ heartbeatIntervalMs: 250 })
+      const { user, channelId } = fake.addDmUser({ username: "dave" })
+      yield* Effect.gen(function*() {
+        yield* connected
+        fake.dispatchMessage({ channelId, author: user, content: "take your time" })
+        yield* wait(fake, () => anthropic.requests.length === 1, "turn started")
+        fake.dropConnection()
+        yield* wait(fake, () => fake.resumeCount >= 1, "resumed", 10_000)
+        yield* wait(fake, () => sentTo(fake, channelId).length === 1, "reply")
+        yield* quiet
+        assert.strictEqual(sentTo(fake, channelId).length, 1)
+        assert.strictEqual(sentTo(fake, channelId)[0]?.content, "a slow and careful answer")
+      }).pipe(Effect.provide(channelLayer(home, anthropic.url, { apiBaseUrl: fake.apiBase, token: fake.token, dmPolicy: "open", allowFrom: ["*"] })))
+    }), 30_000)
+
+  it.live("an invalid token stops the account with a clear status and no reconnect loop", () =>
+    Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const anthropic = yield* FakeAnthropic.make()
+      const fake = yield* FakeDiscord.make({ heartbeatIntervalMs: 250 })
+      yield* Effect.gen(function*() {
+        const supervisor = yield* ChannelSupervisor
+        let status = (yield* supervisor.status)[0]
+        for (let i = 0; i < 200 && status?.state !== "failed"; i++) {
+          yield* Effect.sleep("25 millis")
+          status = (yield* supervisor.status)[0]
+        }
+        assert.strictEqual(status?.state, "failed")
+        assert.include(status?.lastError ?? "", "token is invalid")
+        yield* Effect.sleep("1 second")
+        assert.strictEqual(fake.identifyCount, 0)
+        assert.strictEqual((yield* supervisor.status)[0]?.state, "failed")
+      }).pipe(Effect.provide(channelLayer(home, anthropic.url, { apiBaseUrl: fake.apiBase, token: "not-the-token" })))
+    }), 30_000)
+
+  it.live("chat commands are handled before the agent: /status, /model, /new, /help", () =>
+    Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const anthropic = yield* FakeAnthropic.make()
+      const fake = yield* FakeDiscord.make({ heartbeatIntervalMs: 250 })
+      const { user, channelId } = fake.addDmUser({ username: "erin" })
+      yield* Effect.gen(function*() {
+        yield* connected
+        fake.dispatchMessage({ channelId, author: user, content: "/help" })
+        yield* wait(fake, () => sentTo(fake, channelId).length === 1, "help")
+        assert.include(sentTo(fake, channelId)[0]?.content ?? "", "/new")
+        fake.dispatchMessage({ channelId, author: user, content: "hi" })
+        yield* wait(fake, () => sentTo(fake, channelId).length === 2, "answer")
+        fake.dispatchMessage({ channelId, author: user, content: "/status" })
+        yield* wait(fake, () => sentTo(fake, channelId).length === 3, "status")
+        assert.include(sentTo(fake, channelId)[2]?.content ?? "", "agent:main:main")
+        fake.dispatchMessage({ channelId, author: user, content: "/think high" })
+        yield* wait(fake, () => sentTo(fake, channelId).length === 4, "think")
+        assert.include(sentTo(fake, channelId)[3]?.content ?? "", "high")
+        fake.dispatchMessage({ channelId, author: user, content: "/new" })
+        yield* wait(fake, () => sentTo(fake, channelId).length === 5, "new")
+        assert.include(sentTo(fake, channelId)[4]?.content ?? "", "New session")
+        assert.strictEqual(anthropic.requests.length, 1, "commands never reach the model")
+      }).pipe(Effect.provide(channelLayer(home, anthropic.url, { apiBaseUrl: fake.apiBase, token: fake.token, dmPolicy: "open", allowFrom: ["*"] })))
+    }), 30_000)
+
+  it.live("a message accepted before a stop is finished after the restart, and answered once", () =>
+    Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const anthropic = yield* FakeAnthropic.make()
+      const fake = yield* FakeDiscord.make({ heartbeatIntervalMs: 250 })
+      const { user, channelId } = fake.addDmUser({ username: "frank" })
+      // The journal of an earlier run: accepted, reply made, never delivered.
+      const message = {
+        channel: "discord", accountId: "default", messageId: fake.snowflake(), chatType: "direct", chatId: channelId,
+        from: `discord:${user.id}`, to: `channel:${channelId}`, senderId: user.id, isBot: false, body: "remember me",
+        memberRoleIds: [], attachments: [], wasMentioned: false, hasAnyMention: false, replyToBot: false, timestamp: Date.now()
+      }
+      const id = `${channelId}:${message.messageId}`
+      const dir = path.join(home, "channels", "discord", "default")
+      yield* Effect.promise(() => fs.mkdir(dir, { recursive: true }))
+      yield* Effect.promise(() =>
+        fs.writeFile(path.join(dir, "inbox.jsonl"), [
+          JSON.stringify({ t: "accepted", id, at: 1, sessionKey: "agent:main:main", message }),
+          JSON.stringify({ t: "reply", id, at: 2, text: "the answer you were owed" }),
+          "{\"t\":\"done\",\"id\":\"torn" // a torn last line from the crash
+        ].join("\n"))
+      )
+      yield* Effect.gen(function*() {
+        yield* connected
+        yield* wait(fake, () => sentTo(fake, channelId).length === 1, "recovered reply")
+        assert.strictEqual(sentTo(fake, channelId)[0]?.content, "the answer you were owed")
+        assert.strictEqual(anthropic.requests.length, 0, "the recorded reply is delivered, the turn is not run again")
+      }).pipe(Effect.provide(channelLayer(home, anthropic.url, { apiBaseUrl: fake.apiBase, token: fake.token, dmPolicy: "open", allowFrom: ["*"] })))
+      // A second start finds nothing left to do.
+      yield* Effect.gen(function*() {
+        yield* connected
+        yield* quiet
+        assert.strictEqual(sentTo(fake, channelId).length, 1)
+      }).pipe(Effect.provide(channelLayer(home, anthropic.url, { apiBaseUrl: fake.apiBase, token: fake.token, dmPolicy: "open", allowFrom: ["*"] })))
+    }), 40_000)
+})
