@@ -1,9 +1,11 @@
 /**
  * Investigation aid for bench/sessions.ts: the heap cost of each structure a
  * live or passivated session holds, built in isolation N times and measured
- * after full GCs. The actor shape mirrors src/session/Sessions.ts (a
- * supervisor fiber in a FiberSet, an incarnation parked on its mailbox with
- * `Effect.timeoutOption`); the state and index entry are decoded from a
+ * after full GCs. The parked-fiber rows are the actor shapes Sessions.ts used
+ * before (a supervisor fiber in a FiberSet, an incarnation parked on its
+ * mailbox, with or without `Effect.timeoutOption`); an idle live actor now is
+ * only its handle (a mailbox array and the session's state), with a fiber
+ * only while it has mail. The state and index entry are decoded from a
  * transcript and index entry a real turn wrote.
  *   node --expose-gc bench/actor-cost.ts [count]
  */
@@ -99,6 +101,9 @@ export const runActorCost = async (count = 10_000): Promise<ReadonlyArray<Cost>>
     await measureCost(count, "fiber in FiberSet parked on Queue.take (incl. mailbox)", parked(false, false)),
     await measureCost(count, "same, with Effect.timeoutOption (incl. mailbox)", parked(true, false)),
     await measureCost(count, "actor shape: supervisor + incarnation + timeoutOption (incl. mailbox)", parked(true, true)),
+    await measureCost(count, "idle actor handle now (Sessions.ts ActorHandle, no fiber; state not included)", plain((i) => ({
+      key: { key: `agent:main:bench:${i}` }, mailbox: [], current: undefined, lastActive: Date.now(), state: undefined, serving: false, crashes: undefined
+    }))),
     await measureCost(count, "session state: 2 transcript entries of one turn (JSON.parse)", plain((i) => ({ entries: [JSON.parse(userLine(i)), JSON.parse(assistantLine(i))], headerWritten: true }))),
     await measureCost(count, "index entry (JSON.parse) + Map slot + key string", (() => {
       const map = new Map<string, unknown>()

@@ -69,7 +69,10 @@ export const startFake = async (): Promise<FakeProcess> => {
   }
 }
 
-/** BENCH_GATEWAY_ENV="NAME=value,NAME2=value2" is passed on to the gateway (for experiments). */
+/**
+ * BENCH_GATEWAY_ENV="NAME=value,NAME2=value2" is passed on to the gateway (for
+ * experiments); BENCH_GATEWAY_NODE_ARGS="--max-semi-space-size=16 ..." adds node flags.
+ */
 const extraEnv = (): Record<string, string> =>
   Object.fromEntries((process.env["BENCH_GATEWAY_ENV"] ?? "").split(",").filter((pair) => pair.includes("=")).map((pair) => {
     const at = pair.indexOf("=")
@@ -92,6 +95,8 @@ export const startGateway = async (options: {
   /** Extra node flags, e.g. --cpu-prof. */
   readonly nodeArgs?: ReadonlyArray<string>
   readonly config?: Record<string, unknown>
+  /** The build to run, for A/B runs of two builds side by side; default `distDir`. */
+  readonly distDir?: string
 }): Promise<GatewayProcess> => {
   const home = await fs.mkdtemp(path.join(os.tmpdir(), "beamclaw-bench-gw-"))
   const port = await freePort()
@@ -99,7 +104,8 @@ export const startGateway = async (options: {
   // JSON is YAML, so the config needs no YAML writer.
   const config = { models: { providers: { anthropic: { baseUrl: options.fakeUrl, apiKey: "sk-bench" } } }, ...options.config }
   await fs.writeFile(path.join(home, "beamclaw.yaml"), JSON.stringify(config, null, 2))
-  const child = spawn(nodeBin, [...(options.nodeArgs ?? []), path.join(distDir, "main.js")], {
+  const nodeArgs = [...(options.nodeArgs ?? []), ...(process.env["BENCH_GATEWAY_NODE_ARGS"] ?? "").split(" ").filter((arg) => arg !== "")]
+  const child = spawn(nodeBin, [...nodeArgs, path.join(options.distDir ?? distDir, "main.js")], {
     cwd: home,
     env: {
       PATH: process.env["PATH"] ?? "",
@@ -235,4 +241,63 @@ export const cpuMs = async (pid: number): Promise<number> => {
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
   const ticks = Number(fields[11]) + Number(fields[12])
   return (ticks * 1000) / 100
+}
+
+// ---------------------------------------------------------------------------
+// GC pauses in the gateway, to explain the tail
+
+export interface GcEvent {
+  /** Epoch ms (performance.timeOrigin + startTime) */
+  readonly at: number
+  readonly ms: number
+  readonly kind: "minor" | "major" | "incremental" | "weakcb" | "other"
+}
+
+/**
+ * Node flags that make the gateway append one line per GC pause to `file`
+ * (PerformanceObserver "gc" entries, wall clock), through a preload given
+ * inline, so the gateway's code is not touched.
+ */
+export const gcLogArgs = (file: string): ReadonlyArray<string> => {
+  const preload = `
+import { PerformanceObserver, constants } from "node:perf_hooks"
+import { openSync, writeSync } from "node:fs"
+const fd = openSync(${JSON.stringify(file)}, "w")
+const kinds = { [constants.NODE_PERFORMANCE_GC_MINOR]: "minor", [constants.NODE_PERFORMANCE_GC_MAJOR]: "major", [constants.NODE_PERFORMANCE_GC_INCREMENTAL]: "incremental", [constants.NODE_PERFORMANCE_GC_WEAKCB]: "weakcb" }
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) writeSync(fd, (performance.timeOrigin + e.startTime).toFixed(3) + " " + e.duration.toFixed(3) + " " + (kinds[e.detail?.kind] ?? "other") + "\\n")
+}).observe({ entryTypes: ["gc"] })
+`
+  return ["--import", `data:text/javascript,${encodeURIComponent(preload)}`]
+}
+
+export const readGcLog = async (file: string): Promise<ReadonlyArray<GcEvent>> => {
+  const text = await fs.readFile(file, "utf8").catch(() => "")
+  const kindOf = (kind: string | undefined): GcEvent["kind"] =>
+    kind === "minor" || kind === "major" || kind === "incremental" || kind === "weakcb" ? kind : "other"
+  return text.split("\n").filter((line) => line !== "").map((line) => {
+    const [at = "0", ms = "0", kind] = line.split(" ")
+    return { at: Number(at), ms: Number(ms), kind: kindOf(kind) }
+  })
+}
+
+/** How many of the slowest requests (at or above `p`) overlapped a GC pause, and the pauses themselves. */
+export const gcVersusTail = (requests: ReadonlyArray<{ readonly at: number; readonly ms: number }>, all: ReadonlyArray<GcEvent>, p = 98) => {
+  // Only the pauses while the measured requests ran.
+  const from = Math.min(...requests.map((r) => r.at))
+  const to = Math.max(...requests.map((r) => r.at + r.ms))
+  const gc = all.filter((g) => g.at + g.ms >= from && g.at <= to)
+  const threshold = percentile(requests.map((r) => r.ms), p)
+  const slow = requests.filter((r) => r.ms >= threshold)
+  const overlapping = slow.filter((r) => gc.some((g) => g.at < r.at + r.ms && g.at + g.ms > r.at))
+  const pauses = (kind: GcEvent["kind"]) => gc.filter((g) => g.kind === kind).map((g) => g.ms)
+  const minor = pauses("minor")
+  const major = pauses("major")
+  return {
+    threshold,
+    slow: slow.length,
+    overlapping: overlapping.length,
+    minor: { count: minor.length, p50: percentile(minor, 50), max: Math.max(0, ...minor) },
+    major: { count: major.length, p50: percentile(major, 50), max: Math.max(0, ...major) }
+  }
 }

@@ -16,19 +16,26 @@
  * every ten iterations, so each session takes twenty turns and its history
  * grows to forty messages (the replayed body grows with it).
  * The gateway writes transcripts as always. BENCH_CPU_PROF=<dir> runs the
- * gateway under --cpu-prof and writes the profile there on exit.
+ * gateway under --cpu-prof and writes the profile there on exit. BENCH_GC=1
+ * logs the gateway's GC pauses and reports how many of the slowest
+ * non-streaming turns (the top 2%) overlapped one.
  */
+import * as fs from "node:fs/promises"
 import * as os from "node:os"
+import * as path from "node:path"
 import { table } from "./common.ts"
 import {
   anthropicFirstDelta,
   cpuMs,
   distDir,
   fmtUs,
+  gcLogArgs,
+  gcVersusTail,
   keepAliveAgent,
   openAiFirstContent,
   percentile,
   post,
+  readGcLog,
   startFake,
   startGateway,
   type Timed
@@ -49,12 +56,18 @@ export interface LatencyResult {
   readonly fakeCpuPerRequest: number
   readonly errors: number
   readonly wallMs: number
+  /** With BENCH_GC=1: the gateway's GC pauses against the slowest non-streaming turns. */
+  readonly gc?: ReturnType<typeof gcVersusTail> | undefined
 }
 
 export const runLatency = async (turns: number, warmup: number, sessions: "fresh" | "user", log: (line: string) => void = () => {}): Promise<LatencyResult> => {
   const fake = await startFake()
   const profDir = process.env["BENCH_CPU_PROF"]
-  const gateway = await startGateway({ fakeUrl: fake.url, nodeArgs: profDir !== undefined ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : [] })
+  const gcLog = process.env["BENCH_GC"] === "1" ? path.join(os.tmpdir(), `beamclaw-bench-gc-${process.pid}.log`) : undefined
+  const gateway = await startGateway({
+    fakeUrl: fake.url,
+    nodeArgs: [...(profDir !== undefined ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : []), ...(gcLog !== undefined ? gcLogArgs(gcLog) : [])]
+  })
   const agent = keepAliveAgent(1)
   const headers = { authorization: `Bearer ${gateway.token}` }
   const baseHeaders = { "x-api-key": "sk-bench", "anthropic-version": "2023-06-01", "x-bench-baseline": "1" }
@@ -69,6 +82,8 @@ export const runLatency = async (turns: number, warmup: number, sessions: "fresh
     }
     return timed
   }
+  /** Wall-clock start (epoch ms) of each measured non-streaming turn, for the GC report. */
+  const turnStarts: Array<number> = []
   const result: { oursTurn: Array<number>; oursFirst: Array<number>; baseTurn: Array<number>; baseFirst: Array<number> } = {
     oursTurn: [],
     oursFirst: [],
@@ -83,7 +98,11 @@ export const runLatency = async (turns: number, warmup: number, sessions: "fresh
         cpuAtStart = { gateway: await cpuMs(gateway.pid), fake: await cpuMs(fake.pid) }
         log(`latency (${sessions} sessions): warm-up done, measuring ${turns} iterations`)
       }
-      const ours = async () => check(await post(agent, gateway.url, "/v1/chat/completions", headers, chat(i, false)), "ours")
+      let turnStart = 0
+      const ours = async () => {
+        turnStart = performance.timeOrigin + performance.now()
+        return check(await post(agent, gateway.url, "/v1/chat/completions", headers, chat(i, false)), "ours")
+      }
       const oursStream = () => post(agent, gateway.url, "/v1/chat/completions", headers, chat(i, true), openAiFirstContent)
       const body = JSON.stringify(await fake.lastGatewayBody() ?? JSON.parse(`{"model":"claude-sonnet-5-5","max_tokens":8192,"stream":true,"messages":[{"role":"user","content":"warm-up"}]}`))
       const base = () => post(agent, fake.url, "/v1/messages", baseHeaders, body, anthropicFirstDelta)
@@ -99,6 +118,7 @@ export const runLatency = async (turns: number, warmup: number, sessions: "fresh
       }
       if (i >= warmup) {
         result.oursTurn.push(turn.totalMs)
+        turnStarts.push(turnStart)
         result.oursFirst.push(stream.firstMs)
         result.baseTurn.push(baseline.totalMs)
         result.baseFirst.push(baseline.firstMs)
@@ -106,7 +126,9 @@ export const runLatency = async (turns: number, warmup: number, sessions: "fresh
       if ((i + 1) % 500 === 0) log(`  ${i + 1}/${warmup + turns}`)
     }
     const cpuAtEnd = { gateway: await cpuMs(gateway.pid), fake: await cpuMs(fake.pid) }
+    const gc = gcLog === undefined ? undefined : gcVersusTail(result.oursTurn.map((ms, k) => ({ at: turnStarts[k] ?? 0, ms })), await readGcLog(gcLog))
     return {
+      gc,
       turns,
       sessions,
       ...result,
@@ -121,6 +143,7 @@ export const runLatency = async (turns: number, warmup: number, sessions: "fresh
     agent.destroy()
     await gateway.stop()
     await fake.stop()
+    if (gcLog !== undefined) await fs.rm(gcLog, { force: true })
   }
 }
 
@@ -157,7 +180,9 @@ export const latencyTable = (r: LatencyResult): string =>
 
 export const latencyDetails = (r: LatencyResult): string =>
   `${r.turns} iterations (${r.sessions} sessions), ${r.errors} errors, ${(r.wallMs / 1000).toFixed(1)} s; ` +
-  `gateway CPU ${r.gatewayCpuPerTurn.toFixed(2)} ms per turn, fake CPU ${r.fakeCpuPerRequest.toFixed(2)} ms per request`
+  `gateway CPU ${r.gatewayCpuPerTurn.toFixed(2)} ms per turn, fake CPU ${r.fakeCpuPerRequest.toFixed(2)} ms per request` +
+  (r.gc === undefined ? "" : `\nGC: ${r.gc.overlapping} of the ${r.gc.slow} slowest non-streaming turns (>= ${r.gc.threshold.toFixed(2)} ms) overlapped a GC pause; ` +
+    `scavenges ${r.gc.minor.count} (p50 ${r.gc.minor.p50.toFixed(2)} ms, max ${r.gc.minor.max.toFixed(2)} ms), mark-compacts ${r.gc.major.count} (max ${r.gc.major.max.toFixed(2)} ms)`)
 
 if (import.meta.main) {
   const [turnsText = "2000", warmupText = "200", sessionsText = "fresh"] = process.argv.slice(2)

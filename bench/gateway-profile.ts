@@ -10,7 +10,8 @@
  * stack, so it is inclusive and the rows overlap); and an attribution where
  * each sample goes to the innermost frame of our own code (src/), the
  * Anthropic SDK or undici, else to what its leaf frame is (so those rows add
- * up to 100%).
+ * up to 100%); and "on stack" time of each function in src/ (inclusive:
+ * what runs inside it, synchronously; work it schedules is not counted).
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -27,6 +28,12 @@ interface ProfileNode {
   readonly id: number
   readonly callFrame: CallFrame
   readonly children?: ReadonlyArray<number>
+}
+interface HeapNode {
+  readonly id: number
+  readonly callFrame: CallFrame
+  readonly selfSize: number
+  readonly children?: ReadonlyArray<HeapNode>
 }
 interface Profile {
   readonly nodes: ReadonlyArray<ProfileNode>
@@ -124,7 +131,7 @@ const originalOf = (frame: CallFrame): { file: string; line: number } => {
 
 // --- summary ------------------------------------------------------------------
 
-export const summarise = (profile: Profile, top = 30, skipFirstMs = 0, callersOf?: string): string => {
+export const summarise = (profile: Profile, top = 30, skipFirstMs = 0, callersOf?: string, unit = "ms"): string => {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]))
   const parent = new Map<number, number>()
   for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id)
@@ -141,6 +148,7 @@ export const summarise = (profile: Profile, top = 30, skipFirstMs = 0, callersOf
   const selfFile = new Map<string, number>()
   const selfFn = new Map<string, number>()
   const stackFile = new Map<string, number>()
+  const stackSrcFn = new Map<string, number>()
   const attributed = new Map<string, number>()
   const stacks = new Map<string, number>()
   const ownerOf = (file: string): string | undefined =>
@@ -176,13 +184,22 @@ export const summarise = (profile: Profile, top = 30, skipFirstMs = 0, callersOf
     add(selfFile, at.file, dt)
     add(selfFn, `${node.callFrame.functionName || "(anonymous)"} ${at.file}:${at.line}`, dt)
     const seen = new Set<string>()
+    const seenFn = new Set<string>()
     let owner: string | undefined
     for (let cursor: number | undefined = id; cursor !== undefined; cursor = parent.get(cursor)) {
-      const file = locate(cursor).file
+      const place = locate(cursor)
+      const file = place.file
       owner ??= ownerOf(file)
       if (!seen.has(file)) {
         seen.add(file)
         add(stackFile, file, dt)
+      }
+      if (file.startsWith("src/")) {
+        const fn = `${byId.get(cursor)?.callFrame.functionName || "(anonymous)"} ${file}:${place.line}`
+        if (!seenFn.has(fn)) {
+          seenFn.add(fn)
+          add(stackSrcFn, fn, dt)
+        }
       }
     }
     add(attributed, owner ?? leafKind(at.file), dt)
@@ -198,24 +215,45 @@ export const summarise = (profile: Profile, top = 30, skipFirstMs = 0, callersOf
     }
   }
   const rows = (map: Map<string, number>) =>
-    [...map].sort((a, b) => b[1] - a[1]).slice(0, top).map(([key, ms]) => [key, `${ms.toFixed(0)} ms`, `${((100 * ms) / total).toFixed(1)}%`])
+    [...map].sort((a, b) => b[1] - a[1]).slice(0, top).map(([key, ms]) => [key, `${ms.toFixed(0)} ${unit}`, `${((100 * ms) / total).toFixed(1)}%`])
   return [
-    `busy ${total.toFixed(0)} ms, idle ${idle.toFixed(0)} ms (after skipping the first ${skipFirstMs} ms)`,
+    unit === "ms" ? `busy ${total.toFixed(0)} ms, idle ${idle.toFixed(0)} ms (after skipping the first ${skipFirstMs} ms)` : `total ${total.toFixed(0)} ${unit}`,
     "",
-    table(["self time by file", "ms", "% of busy"], rows(selfFile)),
+    table(["self time by file", unit, "% of total"], rows(selfFile)),
     "",
-    table(["self time by function", "ms", "% of busy"], rows(selfFn)),
+    table(["self time by function", unit, "% of total"], rows(selfFn)),
     "",
-    table(["on stack, by file", "ms", "% of busy"], rows(stackFile)),
+    table(["on stack, by file", unit, "% of total"], rows(stackFile)),
     "",
-    table(["attributed (innermost src/, SDK or undici frame, else the leaf)", "ms", "% of busy"], rows(attributed)),
-    ...(callersOf === undefined ? [] : ["", table([`callers of ${callersOf} (innermost first, effect internals skipped)`, "ms", "% of busy"], rows(stacks))])
+    table(["attributed (innermost src/, SDK or undici frame, else the leaf)", unit, "% of total"], rows(attributed)),
+    "",
+    table(["on stack, by src/ function (inclusive; rows overlap)", unit, "% of total"], rows(stackSrcFn)),
+    ...(callersOf === undefined ? [] : ["", table([`callers of ${callersOf} (innermost first, effect internals skipped)`, unit, "% of total"], rows(stacks))])
   ].join("\n")
 }
 
 if (import.meta.main) {
   const [file, topText = "30", skipText = "0", callersOf] = process.argv.slice(2)
-  if (file === undefined) throw new Error("usage: node bench/gateway-profile.ts <file.cpuprofile> [top] [skipFirstMs]")
-  const profile: Profile = JSON.parse(fs.readFileSync(file, "utf8"))
-  console.log(summarise(profile, Number(topText), Number(skipText), callersOf))
+  if (file === undefined) throw new Error("usage: node bench/gateway-profile.ts <file.cpuprofile|file.heapprofile> [top] [skipFirstMs] [callersOf]")
+  // JSON.parse's any, typed as what V8 writes (a .cpuprofile or a .heapprofile), as before.
+  const raw: Profile | { readonly head: HeapNode } = JSON.parse(fs.readFileSync(file, "utf8"))
+  if ("head" in raw) {
+    // A sampling heap profile (.heapprofile): bytes by allocation site instead of time.
+    const nodes: Array<ProfileNode> = []
+    const samples: Array<number> = []
+    const sizes: Array<number> = []
+    const walk = (node: HeapNode): number => {
+      const children = (node.children ?? []).map(walk)
+      nodes.push({ id: node.id, callFrame: node.callFrame, children })
+      if (node.selfSize > 0) {
+        samples.push(node.id)
+        sizes.push(node.selfSize)
+      }
+      return node.id
+    }
+    walk(raw.head)
+    console.log(summarise({ nodes, samples, timeDeltas: sizes }, Number(topText), 0, callersOf, "KB"))
+  } else {
+    console.log(summarise(raw, Number(topText), Number(skipText), callersOf))
+  }
 }

@@ -64,7 +64,9 @@ const runWorker = (home: string, args: ReadonlyArray<string>, fakeUrl: string, l
   new Promise((resolve, reject) => {
     const env: NodeJS.ProcessEnv = { ...process.env, BEAMCLAW_HOME: home, ANTHROPIC_BASE_URL: fakeUrl, ANTHROPIC_API_KEY: "x" }
     delete env.BEAMCLAW_CONFIG
-    const child = spawn(nodeBin, ["--expose-gc", path.join(repoRoot, "bench", "sessions-worker.ts"), ...args], { cwd: repoRoot, env, stdio: ["ignore", "pipe", "pipe"] })
+    // BENCH_WORKER_NODE_ARGS="--max-semi-space-size=16 ..." starts the measured process with more node flags (experiments).
+    const nodeArgs = (process.env.BENCH_WORKER_NODE_ARGS ?? "").split(" ").filter((arg) => arg !== "")
+    const child = spawn(nodeBin, [...nodeArgs, "--expose-gc", path.join(repoRoot, "bench", "sessions-worker.ts"), ...args], { cwd: repoRoot, env, stdio: ["ignore", "pipe", "pipe"] })
     let stdout = ""
     let stderr = ""
     child.stdout.on("data", (chunk: Buffer) => { stdout += chunk.toString() })
@@ -80,6 +82,18 @@ const runWorker = (home: string, args: ReadonlyArray<string>, fakeUrl: string, l
       resolve(JSON.parse(line))
     })
   })
+
+/** Only the live case: `liveCount` sessions, one turn each, none passivated. */
+export const runLive = async (liveCount = 10_000, log: (line: string) => void = () => {}): Promise<WorkerResult> => {
+  const fake = await startFake()
+  const home = makeHome(fake.url, 86_400)
+  try {
+    return await runWorker(home, ["live", String(liveCount), "50"], fake.url, log)
+  } finally {
+    await fake.close()
+    fs.rmSync(home, { recursive: true, force: true })
+  }
+}
 
 export const runSessions = async (liveCount = 10_000, passivatedCount = 100_000, log: (line: string) => void = () => {}): Promise<SessionsResult> => {
   const fake = await startFake()
@@ -127,16 +141,28 @@ export const sessionsTable = (result: SessionsResult): string => {
   )
 }
 
-export const sessionsDetails = (result: SessionsResult): string =>
-  [result.live, result.passivated, result.reloaded, result.passivatedByTurns].map((r) =>
-    `${r.mode} ${r.count}: created in ${(r.createMs / 1000).toFixed(1)} s; live after ${r.liveAfter}, passivations ${r.passivations}` +
-    `${r.waitForPassivationMs === undefined ? "" : ` (waited ${(r.waitForPassivationMs / 1000).toFixed(1)} s)`}; index ${r.indexEntries} entries, sessions.json ${fmtMiB(r.indexFileBytes)}; ` +
-    `heapTotal ${fmtMiB(r.idle.heapTotal)} -> ${fmtMiB(r.after.heapTotal)}, new space committed ${fmtMiB(r.idle.spacesCommitted.new_space ?? 0)} -> ${fmtMiB(r.after.spacesCommitted.new_space ?? 0)}, ` +
-    `malloc brk ${fmtMiB(r.idle.resident.mallocBrk ?? 0)} -> ${fmtMiB(r.after.resident.mallocBrk ?? 0)}, other anonymous ${fmtMiB(r.idle.resident.anonOther ?? 0)} -> ${fmtMiB(r.after.resident.anonOther ?? 0)}` +
-    (r.notes.length > 0 ? `\n  ${r.notes.join("\n  ")}` : "")
-  ).join("\n")
+export const sessionsDetails = (result: SessionsResult): string => workerDetails([result.live, result.passivated, result.reloaded, result.passivatedByTurns])
 
-if (import.meta.main) {
+export const workerDetails = (results: ReadonlyArray<WorkerResult>): string =>
+  results.map((r) => {
+    const span = (pick: (m: WorkerResult["idle"]) => number) => `${fmtMiB(pick(r.idle))} -> ${fmtMiB(pick(r.after))}`
+    const pooled = (m: WorkerResult["idle"]) => Math.max(0, (m.resident.v8Pages ?? 0) - m.v8Physical)
+    return `${r.mode} ${r.count}: created in ${(r.createMs / 1000).toFixed(1)} s (${(r.createCpuMs / 1000).toFixed(1)} s CPU); live after ${r.liveAfter}, passivations ${r.passivations}` +
+      `${r.waitForPassivationMs === undefined ? "" : ` (waited ${(r.waitForPassivationMs / 1000).toFixed(1)} s)`}; index ${r.indexEntries} entries, sessions.json ${fmtMiB(r.indexFileBytes)}\n` +
+      `  V8: heapTotal ${span((m) => m.heapTotal)}, new space committed ${span((m) => m.spacesCommitted.new_space ?? 0)}, ` +
+      `heap pages resident ${span((m) => m.resident.v8Pages ?? 0)} of which freed pages V8 keeps pooled ${span(pooled)}\n` +
+      `  malloc: brk heap ${span((m) => m.resident.mallocBrk ?? 0)}, thread arenas ${span((m) => m.resident.mallocArenas ?? 0)}; other anonymous ${span((m) => m.resident.anonOther ?? 0)}` +
+      (r.notes.length > 0 ? `\n  ${r.notes.join("\n  ")}` : "")
+  }).join("\n")
+
+if (import.meta.main && process.argv[2] === "live") {
+  const live = await runLive(Number(process.argv[3] ?? 10_000), (line) => console.error(line))
+  const over = live.after.rss - live.idle.rss
+  console.log(`\nnode ${process.version}, ${os.cpus().length} cores\n`)
+  console.log(`${live.count} live: idle RSS ${fmtMiB(live.idle.rss)}, after ${fmtMiB(live.after.rss)}, over idle ${fmtMiB(over)} ` +
+    `(heapUsed ${fmtMiB(live.after.heapUsed - live.idle.heapUsed)} over idle); goal <= 150 MiB: ${over / MiB <= 150 ? "met" : "NOT met"}`)
+  console.log(workerDetails([live]))
+} else if (import.meta.main) {
   const liveCount = Number(process.argv[2] ?? 10_000)
   const passivatedCount = Number(process.argv[3] ?? 100_000)
   const result = await runSessions(liveCount, passivatedCount, (line) => console.error(line))

@@ -3,7 +3,10 @@
  * --port) to its first GET /health 200, and its RSS then and one second later,
  * beside a bare node:http server (bench/baseline-server.mjs) started the same
  * way with the same node binary. Runs are interleaved so drift in the machine
- * hits both alike. Run: `npm run build && node bench/startup.ts [runs]`.
+ * hits both alike. Run: `npm run build && node bench/startup.ts [runs] [otherDistDir]`.
+ * The build measured is BEAMCLAW_DIST_DIR (default dist), as for the gateway
+ * benches. An `otherDistDir` (say, a copy of an older build) is measured in the
+ * same interleaved rounds, for an A/B on a shared machine.
  */
 import { spawn, type ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
@@ -32,6 +35,8 @@ export interface StartupSummary {
 export interface StartupResult {
   readonly ours: StartupSummary
   readonly baseline: StartupSummary
+  /** The comparison build, when one was given. */
+  readonly other?: StartupSummary | undefined
 }
 
 const READY_TIMEOUT_MS = 20_000
@@ -98,42 +103,64 @@ const summarize = (name: string, runs: ReadonlyArray<StartupRun>): StartupSummar
   rssMin: min(runs.map((r) => r.rssSettled))
 })
 
-export const runStartup = async (runs = 7, log: (line: string) => void = () => {}): Promise<StartupResult> => {
-  const main = path.join(repoRoot, "dist", "main.js")
-  if (!fs.existsSync(main)) throw new Error("dist/main.js is missing; run `npm run build` first")
+/** The dist directory the benches use: BEAMCLAW_DIST_DIR, as scripts/build.ts writes it. */
+const distDir = path.resolve(repoRoot, process.env["BEAMCLAW_DIST_DIR"] ?? "dist")
+
+const mainOf = (dir: string): string => {
+  const main = path.join(path.resolve(repoRoot, dir), "main.js")
+  if (!fs.existsSync(main)) throw new Error(`${main} is missing; run \`npm run build\` first`)
+  return main
+}
+
+export const runStartup = async (runs = 7, log: (line: string) => void = () => {}, otherDist?: string): Promise<StartupResult> => {
+  const main = mainOf(distDir)
+  const other = otherDist === undefined ? undefined : mainOf(otherDist)
   const baselineScript = path.join(repoRoot, "bench", "baseline-server.mjs")
-  // One unmeasured start of each warms the OS page cache for both binaries.
-  await startOnce(main)
-  await startOnce(baselineScript)
-  const ours: Array<StartupRun> = []
-  const baseline: Array<StartupRun> = []
+  type Kind = "ours" | "other" | "baseline"
+  const scripts: Record<Kind, string | undefined> = { ours: main, other, baseline: baselineScript }
+  const kinds: ReadonlyArray<Kind> = other === undefined ? ["ours", "baseline"] : ["ours", "other", "baseline"]
+  // One unmeasured start of each warms the OS page cache and V8's compile cache for each.
+  for (const kind of kinds) await startOnce(scripts[kind] ?? baselineScript)
+  const results: Record<Kind, Array<StartupRun>> = { ours: [], other: [], baseline: [] }
   for (let i = 0; i < runs; i++) {
-    // Alternate which goes first, so neither always follows the other.
-    const order = i % 2 === 0 ? [true, false] : [false, true]
-    for (const isOurs of order) {
-      const run = await startOnce(isOurs ? main : baselineScript)
-      ;(isOurs ? ours : baseline).push(run)
-      log(`startup run ${i + 1}/${runs} ${isOurs ? "beamclaw" : "baseline"}: ready ${fmtMs(run.readyMs)}, rss ${fmtMiB(run.rssAtReady)} at ready, ${fmtMiB(run.rssSettled)} settled`)
+    // Rotate which goes first, so none always follows another.
+    const order = kinds.map((_, j) => kinds[(i + j) % kinds.length] ?? "baseline")
+    for (const kind of order) {
+      const run = await startOnce(scripts[kind] ?? baselineScript)
+      results[kind].push(run)
+      log(`startup run ${i + 1}/${runs} ${kind === "ours" ? "beamclaw" : kind === "other" ? "other build" : "baseline"}: ready ${fmtMs(run.readyMs)}, rss ${fmtMiB(run.rssAtReady)} at ready, ${fmtMiB(run.rssSettled)} settled`)
     }
   }
-  return { ours: summarize("beamclaw (node dist/main.js)", ours), baseline: summarize("baseline (node:http)", baseline) }
+  return {
+    ours: summarize(`beamclaw (${path.relative(repoRoot, main)})`, results.ours),
+    baseline: summarize("baseline (node:http)", results.baseline),
+    other: other === undefined ? undefined : summarize(`other build (${other})`, results.other)
+  }
 }
 
 export const startupTable = (result: StartupResult): string => {
-  const { ours, baseline } = result
+  const { ours, baseline, other } = result
   const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`
-  return table(["startup", "beamclaw", "baseline node:http", "ours/baseline"], [
-    ["time to first /health 200, median", fmtMs(ours.readyMedian), fmtMs(baseline.readyMedian), ratio(ours.readyMedian, baseline.readyMedian)],
-    ["time to first /health 200, min", fmtMs(ours.readyMin), fmtMs(baseline.readyMin), ratio(ours.readyMin, baseline.readyMin)],
-    ["RSS 1 s after ready, median", fmtMiB(ours.rssMedian), fmtMiB(baseline.rssMedian), ratio(ours.rssMedian, baseline.rssMedian)],
-    ["RSS 1 s after ready, min", fmtMiB(ours.rssMin), fmtMiB(baseline.rssMin), ratio(ours.rssMin, baseline.rssMin)],
-    ["RSS at first 200, median", fmtMiB(median(ours.runs.map((r) => r.rssAtReady))), fmtMiB(median(baseline.runs.map((r) => r.rssAtReady))), ratio(median(ours.runs.map((r) => r.rssAtReady)), median(baseline.runs.map((r) => r.rssAtReady)))]
+  const atReady = (s: StartupSummary) => median(s.runs.map((r) => r.rssAtReady))
+  const rows = (name: string, pick: (s: StartupSummary) => number, fmt: (n: number) => string) =>
+    other === undefined
+      ? [name, fmt(pick(ours)), fmt(pick(baseline)), ratio(pick(ours), pick(baseline))]
+      : [name, fmt(pick(ours)), fmt(pick(baseline)), ratio(pick(ours), pick(baseline)), fmt(pick(other)), ratio(pick(other), pick(baseline))]
+  const header = other === undefined
+    ? ["startup", "beamclaw", "baseline node:http", "ours/baseline"]
+    : ["startup", "beamclaw", "baseline node:http", "ours/baseline", "other build", "other/baseline"]
+  return table(header, [
+    rows("time to first /health 200, median", (s) => s.readyMedian, fmtMs),
+    rows("time to first /health 200, min", (s) => s.readyMin, fmtMs),
+    rows("RSS 1 s after ready, median", (s) => s.rssMedian, fmtMiB),
+    rows("RSS 1 s after ready, min", (s) => s.rssMin, fmtMiB),
+    rows("RSS at first 200, median", atReady, fmtMiB)
   ])
 }
 
 if (import.meta.main) {
   const runs = Number(process.argv[2] ?? 7)
-  const result = await runStartup(runs, (line) => console.error(line))
-  console.log(`\nnode ${process.version}, ${os.cpus().length} cores, ${runs} interleaved runs each\n`)
+  const result = await runStartup(runs, (line) => console.error(line), process.argv[3])
+  console.log(`\nnode ${process.version}, ${os.cpus().length} cores, ${runs} interleaved runs each, dist ${path.relative(repoRoot, distDir) || "."}${result.other === undefined ? "" : ` vs ${process.argv[3]}`}\n`)
   console.log(startupTable(result))
 }

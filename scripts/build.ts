@@ -3,7 +3,7 @@
 // slower. dist/main.js stays a small entry (compile cache on, then a dynamic
 // import), so the gateway's start loads only the chunks it needs; the CLI
 // parser and the provider SDK come in their own chunks, loaded on demand.
-import { rm } from "node:fs/promises"
+import { rm, writeFile } from "node:fs/promises"
 import { builtinModules, createRequire } from "node:module"
 import { build, type Plugin } from "rolldown"
 
@@ -13,6 +13,12 @@ const nodeBuiltins = [...builtinModules, ...builtinModules.map((name) => `node:$
 
 // Bundled CommonJS code may call a bare `require`; ESM chunks have none.
 const requireShim = "import { createRequire as __beamclawCreateRequire } from \"node:module\";\nconst require = __beamclawCreateRequire(import.meta.url);"
+
+// A chunk holding a module that declares its own top-level `require` (the banner is
+// opaque text to the bundler, which cannot rename around it) gets no shim: that one serves.
+const OWN_REQUIRE = ["@effect/platform-node/dist/internal/http.js"]
+const declaresRequire = (moduleIds: ReadonlyArray<string>): boolean =>
+  moduleIds.some((id) => OWN_REQUIRE.some((suffix) => id.replaceAll("\\", "/").endsWith(suffix)))
 
 // Node's ESM facade for node:http reads every export, and its WebSocket,
 // CloseEvent and MessageEvent getters load Node's bundled undici (and zlib):
@@ -36,6 +42,28 @@ const httpWithoutFacade: Plugin = {
   }
 }
 
+// V8 keeps a source with any non-ASCII character in it as a two-byte string: twice the
+// memory, and at every start Node re-encodes each such chunk to UTF-8 to check its compile
+// cache (about 7% of the instructions of a start). The "ascii" charset below escapes strings,
+// regexps and identifiers; what it leaves is in comments, escaped here the same way, so every
+// comment (license notices included) keeps its text. A line that does not look like a comment
+// is left alone: escaping there could change what a String.raw template reads.
+const NON_ASCII = /[^\x00-\x7f]/
+const COMMENT_LINE = /^\s*(?:\/\/|\/\*|\*)/
+const asciiComments: Plugin = {
+  name: "beamclaw:ascii-comments",
+  renderChunk: (code) => {
+    if (!NON_ASCII.test(code)) return null
+    const escaped = code.split("\n").map((line) =>
+      NON_ASCII.test(line) && COMMENT_LINE.test(line)
+        ? line.replace(/[^\x00-\x7f]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`)
+        : line
+    ).join("\n")
+    // Only comments changed, and they carry no mappings: the chunk's source map still holds.
+    return { code: escaped, map: null }
+  }
+}
+
 // BEAMCLAW_DIST_DIR builds elsewhere, so parallel test runs do not replace each other's bundle.
 const outDir = process.env["BEAMCLAW_DIST_DIR"] ?? "dist"
 await rm(outDir, { recursive: true, force: true })
@@ -44,7 +72,7 @@ await build({
   platform: "node",
   external: nodeBuiltins,
   treeshake: true,
-  plugins: [httpWithoutFacade],
+  plugins: [httpWithoutFacade, asciiComments],
   onLog: (level, log, handler) => {
     if (log.code === "MISSING_EXPORT" || log.code === "IMPORT_IS_UNDEFINED") handler("error", log)
     else handler(level, log)
@@ -54,9 +82,14 @@ await build({
     format: "esm",
     entryFileNames: "[name].js",
     chunkFileNames: "chunks/[name]-[hash].js",
-    banner: (chunk) => chunk.isEntry ? "#!/usr/bin/env node" : requireShim,
+    banner: (chunk) => chunk.isEntry ? "#!/usr/bin/env node" : declaresRequire(chunk.moduleIds) ? "" : requireShim,
     sourcemap: true,
+    charset: "ascii",
     minify: false
   }
 })
+// The chunks are ES modules. Inside the repo the root package.json says so; a build
+// elsewhere (BEAMCLAW_DIST_DIR=/tmp/...) would otherwise make Node parse every chunk
+// to detect its format at each start.
+await writeFile(`${outDir}/package.json`, `${JSON.stringify({ type: "module" })}\n`)
 console.log(`built ${outDir}/main.js`)

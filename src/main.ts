@@ -6,6 +6,7 @@
  */
 import * as NodeModule from "node:module"
 import { gatewayFlags } from "./entry/argv.ts"
+import { tuneHeap } from "./entry/heap.ts"
 
 // With no argument Node picks NODE_COMPILE_CACHE, else <tmpdir>/node-compile-cache,
 // and honours NODE_DISABLE_COMPILE_CACHE. A cache is only a speed-up: any
@@ -19,6 +20,10 @@ try {
 const flags = gatewayFlags(process.argv.slice(2))
 if (flags !== undefined) {
   const gateway = await import("./entry/gateway.ts")
+  // Once the gateway's modules are loaded: setting a V8 flag changes the flag
+  // hash that V8 checks code caches against, so Node's built-in modules loaded
+  // after it are compiled afresh (about 15 ms for the gateway's own).
+  tuneHeap()
   gateway.main(flags)
 } else {
   const cli = await import("./entry/cli.ts")

@@ -4,7 +4,7 @@
  * persisted as it completes, and an interrupted turn (abort, timeout, client
  * gone) still leaves a transcript the provider will accept.
  */
-import { Cause, Context, Duration, Effect, Ref, Stream } from "effect"
+import { Cause, Context, Duration, Effect, Stream } from "effect"
 import { type AssistantMessage, addUsage, emptyUsage, type ImagePart, type Message, type TextPart, type ToolResultMessage, toolCallsOf, type Usage } from "./Message.ts"
 import type { AgentSettings } from "./AgentSettings.ts"
 import { ToolRegistry, type Tool } from "./Tool.ts"
@@ -88,7 +88,9 @@ const summaryPreamble = (summary: string): Message => ({
 const renderToolOutput = (content: ReadonlyArray<TextPart | ImagePart>) =>
   content.map((part) => part.type === "text" ? part.text : `[image ${part.mimeType}]`).join("\n")
 
-export const runTurn = Effect.fn("RunLoop.runTurn")(function*(
+// fnUntraced, like compactIfNeeded: both run on every turn, and a traced Effect.fn
+// costs a span and a captured stack (about 3 µs) per call with no tracer to see them.
+export const runTurn = Effect.fnUntraced(function*(
   session: TurnSession,
   settings: AgentSettings,
   input: TurnInput,
@@ -122,8 +124,9 @@ export const runTurn = Effect.fn("RunLoop.runTurn")(function*(
     for (let call = 0; call < MAX_MODEL_CALLS_PER_TURN; call++) {
       const context = Transcript.contextMessages(yield* session.entries)
       const messages = context.summary === undefined ? context.messages : [summaryPreamble(context.summary), ...context.messages]
-      const partial = yield* Ref.make("")
-      const done = yield* Ref.make<AssistantMessage | undefined>(undefined)
+      // Plain variables, not Refs: only this fiber and its onExit touch them.
+      let partial = ""
+      let done: AssistantMessage | undefined
 
       yield* models.stream(settings.modelChain, {
         system,
@@ -138,15 +141,18 @@ export const runTurn = Effect.fn("RunLoop.runTurn")(function*(
         Stream.runForEach((event) => {
           switch (event._tag) {
             case "TextDelta":
-              return Ref.update(partial, (text) => text + event.text).pipe(Effect.andThen(emit({ _tag: "TextDelta", text: event.text })))
+              partial += event.text
+              return emit({ _tag: "TextDelta", text: event.text })
             case "ThinkingDelta":
               return emit({ _tag: "ThinkingDelta", thinking: event.thinking })
             case "ToolCallStart":
               return Effect.void
             case "Failover":
-              return Ref.set(partial, "").pipe(Effect.andThen(emit({ _tag: "Failover", from: event.from, to: event.to, reason: event.reason })))
+              partial = ""
+              return emit({ _tag: "Failover", from: event.from, to: event.to, reason: event.reason })
             case "Done":
-              return Ref.set(done, event.message)
+              done = event.message
+              return Effect.void
           }
         }),
         // A model call cut short (abort, timeout, a stream that broke) keeps
@@ -154,8 +160,8 @@ export const runTurn = Effect.fn("RunLoop.runTurn")(function*(
         Effect.onExit((exit) =>
           Effect.gen(function*() {
             if (exit._tag === "Success") return
-            const text = yield* Ref.get(partial)
-            if (text.length === 0 || (yield* Ref.get(done)) !== undefined) return
+            const text = partial
+            if (text.length === 0 || done !== undefined) return
             const failure = Cause.findError(exit.cause)
             const aborted: AssistantMessage = {
               role: "assistant",
@@ -171,7 +177,7 @@ export const runTurn = Effect.fn("RunLoop.runTurn")(function*(
           })
         )
       )
-      const message = yield* Ref.get(done)
+      const message: AssistantMessage | undefined = done
       if (message === undefined) break
       const allCalls = toolCallsOf(message)
       // Calls to client tools go back to the client: they end the turn after our own tools ran.
@@ -258,7 +264,7 @@ export const runTurn = Effect.fn("RunLoop.runTurn")(function*(
  * model's window. It runs outside the turn, so an abort arriving now cannot
  * undo an answer already given; a failure is logged and retried next turn.
  */
-export const compactIfNeeded = Effect.fn("RunLoop.compactIfNeeded")(function*(
+export const compactIfNeeded = Effect.fnUntraced(function*(
   session: TurnSession,
   settings: AgentSettings,
   result: TurnResult,

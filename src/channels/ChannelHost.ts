@@ -30,6 +30,7 @@ import type { InboundMessage } from "./InboundMessage.ts"
 import { PairingStore } from "./PairingStore.ts"
 import { type DiscordPolicy, preflight } from "./Preflight.ts"
 import type { ResolvedRoute } from "./Routing.ts"
+import { type BotLoopSettings, botPairKey, checkBotLoop, makeBotLoopGuard, resolveBotLoopSettings } from "./Access.ts"
 import { routeConfigOf } from "./Routing.ts"
 
 /** Discord's typing indicator lasts about 10 s; refreshed a little sooner. */
@@ -41,7 +42,9 @@ const ACK_REACTION = "👀"
 /** What an account reads from the config, on every message (edits apply at once). */
 export interface AccountSettings {
   readonly policy: DiscordPolicy
+  readonly botLoop: BotLoopSettings
   readonly textChunkLimit: number
+  readonly maxLinesPerMessage: number
   readonly replyToMode: "off" | "first" | "all"
 }
 
@@ -53,9 +56,11 @@ export const discordSettingsOf = (config: BeamclawConfig): AccountSettings => {
       allowFrom: discord.allowFrom,
       groupPolicy: discord.groupPolicy,
       guilds: discord.guilds,
-      allowBots: false
+      allowBots: discord.allowBots
     },
+    botLoop: resolveBotLoopSettings(discord.botLoopProtection),
     textChunkLimit: discord.textChunkLimit,
+    maxLinesPerMessage: discord.maxLinesPerMessage,
     replyToMode: discord.replyToMode
   }
 }
@@ -123,11 +128,13 @@ export class ChannelHost extends Context.Service<ChannelHost, {
         let connection = yield* Deferred.make<ChannelConnection>()
         let attachedOnce = false
         const lanes = new Map<string, Array<Job>>()
+        let botLoopSettings: BotLoopSettings = resolveBotLoopSettings()
+        const botLoop = makeBotLoopGuard(() => botLoopSettings)
 
         const send = (conn: ChannelConnection, job: Job, text: string, replyTo: "first" | "all" | "off", key: string) =>
           Effect.gen(function*() {
             const settings = yield* settingsOf
-            const pieces: Array<OutboundMessage> = chunkDiscordText(text, { maxChars: settings.textChunkLimit }).map((piece, index) => ({
+            const pieces: Array<OutboundMessage> = chunkDiscordText(text, { maxChars: settings.textChunkLimit, maxLines: settings.maxLinesPerMessage }).map((piece, index) => ({
               target: { chatId: job.message.chatId },
               text: piece,
               idempotencyKey: `${key}:${index}`,
@@ -268,6 +275,12 @@ export class ChannelHost extends Context.Service<ChannelHost, {
             const verdict = preflight({ message, policy: settings.policy, routeConfig: routeConfigOf(config), pairedAllowFrom: paired, botUserId: selfId })
             if (verdict._tag === "Drop") {
               return yield* Effect.logDebug(`channel ${channel}:${accountId}: ignored message ${message.messageId} (${verdict.reason}${verdict.detail === undefined ? "" : `: ${verdict.detail}`})`)
+            }
+            if (message.isBot && selfId !== undefined) {
+              // Two bots answering each other would never stop: a budget per pair of bots in a conversation.
+              botLoopSettings = settings.botLoop
+              const loop = yield* checkBotLoop(botLoop, botPairKey({ accountId, chatId: message.chatId, botA: selfId, botB: message.senderId }))
+              if (!loop.allow) return yield* Effect.logWarning(`channel ${channel}:${accountId}: ignored bot ${message.senderId} in ${message.chatId} (bot-loop protection: ${loop.reason})`)
             }
             if (!(yield* dedupe.firstSeen(dedupeKeyOf(message)))) {
               return yield* Effect.logInfo(`channel ${channel}:${accountId}: message ${message.messageId} was delivered again; answered once`)

@@ -10,26 +10,10 @@
  */
 import { Cause, Clock, Context, Effect, Exit, FiberMap, Layer, Random, Stream } from "effect"
 import { AppConfig } from "../config/AppConfig.ts"
+import type { AccountStatus } from "./AccountStatus.ts"
 import { type AccountReporter, type ChannelAccount, ChannelError, type ChannelPlugin } from "./Channel.ts"
 
-export type AccountState = "starting" | "connected" | "disconnected" | "backoff" | "failed"
-
-export interface AccountStatus {
-  readonly channel: string
-  readonly accountId: string
-  readonly state: AccountState
-  readonly running: boolean
-  readonly connected: boolean
-  /** Restarts since the connection last reached its platform. */
-  readonly reconnectAttempts: number
-  readonly lastError?: string | undefined
-  readonly lastStartAt?: number | undefined
-  readonly lastConnectedAt?: number | undefined
-  readonly lastDisconnectAt?: number | undefined
-  readonly lastInboundAt?: number | undefined
-  readonly lastOutboundAt?: number | undefined
-  readonly nextRetryAt?: number | undefined
-}
+export type { AccountState, AccountStatus } from "./AccountStatus.ts"
 
 export interface RestartPolicy {
   readonly initialDelayMs: number
@@ -49,8 +33,11 @@ export const restartDelayMs = (policy: RestartPolicy, attempt: number): number =
 export class ChannelSupervisor extends Context.Service<ChannelSupervisor, {
   readonly status: Effect.Effect<ReadonlyArray<AccountStatus>>
 }>()("beamclaw/channels/ChannelSupervisor") {
-  static readonly layer = <R>(plugins: ReadonlyArray<ChannelPlugin<R>>, policy: RestartPolicy = defaultRestartPolicy) =>
-    Layer.effect(ChannelSupervisor, make(plugins, policy))
+  /** `onStatus` hears every change of the accounts' statuses (the gateway's readiness uses it). */
+  static readonly layer = <R, R2 = never>(
+    plugins: ReadonlyArray<ChannelPlugin<R>>,
+    options: { readonly policy?: RestartPolicy; readonly onStatus?: (statuses: ReadonlyArray<AccountStatus>) => Effect.Effect<void, never, R2> } = {}
+  ) => Layer.effect(ChannelSupervisor, make(plugins, options.policy ?? defaultRestartPolicy, options.onStatus))
 }
 
 const describe = (cause: Cause.Cause<unknown>): { readonly message: string; readonly fatal: boolean } => {
@@ -60,18 +47,26 @@ const describe = (cause: Cause.Cause<unknown>): { readonly message: string; read
   return { message: squashed instanceof Error ? squashed.message : String(squashed), fatal: false }
 }
 
-const make = <R>(plugins: ReadonlyArray<ChannelPlugin<R>>, policy: RestartPolicy) =>
+const make = <R, R2>(
+  plugins: ReadonlyArray<ChannelPlugin<R>>,
+  policy: RestartPolicy,
+  onStatus: ((statuses: ReadonlyArray<AccountStatus>) => Effect.Effect<void, never, R2>) | undefined
+) =>
   Effect.gen(function*() {
     const appConfig = yield* AppConfig
     const statuses = new Map<string, AccountStatus>()
     const fibers = yield* FiberMap.make<string>()
     const keyOf = (channel: string, accountId: string) => `${channel}:${accountId}`
 
+    const context = yield* Effect.context<R2>()
+    const publish: Effect.Effect<void> = Effect.suspend(() =>
+      onStatus === undefined ? Effect.void : Effect.provideContext(onStatus([...statuses.values()]), context)
+    )
     const update = (key: string, change: (status: AccountStatus) => AccountStatus) =>
       Effect.sync(() => {
         const current = statuses.get(key)
         if (current !== undefined) statuses.set(key, change(current))
-      })
+      }).pipe(Effect.andThen(publish))
 
     const supervise = (account: ChannelAccount) =>
       Effect.gen(function*() {
@@ -151,6 +146,7 @@ const make = <R>(plugins: ReadonlyArray<ChannelPlugin<R>>, policy: RestartPolicy
           statuses.set(key, { channel: account.channel, accountId: account.accountId, state: "starting", running: true, connected: false, reconnectAttempts: 0 })
           yield* FiberMap.run(fibers, key, supervise(account))
         }
+        yield* publish
       })
 
     for (const plugin of plugins) {

@@ -26,6 +26,8 @@ import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { Clock, Context, Effect, Layer, Schema, Semaphore } from "effect"
 import { Paths } from "../config/Paths.ts"
+import { ChannelPairingStoreError, InvalidPairingTarget, PairingCodeNotFound, PairingRequest } from "./PairingSchemas.ts"
+export { ChannelPairingStoreError, InvalidPairingTarget, PairingCodeNotFound, PairingRequest } from "./PairingSchemas.ts"
 import { isErrno } from "../platform/Errno.ts"
 import { DEFAULT_ACCOUNT_ID, normalizeAccountId } from "./Routing.ts"
 
@@ -40,25 +42,7 @@ export const PAIRING_MAX_PENDING = 3
 // Files
 // ---------------------------------------------------------------------------
 
-const IsoTime = Schema.String.check(
-  Schema.makeFilter((s: string) => Number.isFinite(Date.parse(s)), { expected: "an ISO 8601 time" })
-).annotate({ expected: "an ISO 8601 time" })
 
-const NonEmptyString = Schema.String.check(Schema.isNonEmpty())
-
-export const PairingRequest = Schema.Struct({
-  /** The sender's platform id. */
-  id: NonEmptyString,
-  code: NonEmptyString,
-  createdAt: IsoTime,
-  lastSeenAt: IsoTime,
-  meta: Schema.Struct({
-    /** Missing in files written for a single-account setup: the default account. */
-    accountId: Schema.optionalKey(Schema.String),
-    name: Schema.optionalKey(Schema.String)
-  })
-})
-export type PairingRequest = typeof PairingRequest.Type
 
 const PairingFile = Schema.Struct({ version: Schema.Literal(1), requests: Schema.Array(PairingRequest) })
 const AllowFromFile = Schema.Struct({ version: Schema.Literal(1), allowFrom: Schema.Array(Schema.String) })
@@ -76,23 +60,6 @@ export const allowFromFile = (home: string, channel: string, accountId: string):
 // ---------------------------------------------------------------------------
 
 /** A pairing file cannot be read, is damaged, or cannot be written. */
-export class ChannelPairingStoreError extends Schema.TaggedError<ChannelPairingStoreError>()("ChannelPairingStoreError", {
-  file: Schema.String,
-  message: Schema.String
-}) {}
-
-/** No pending request has this code (never issued, approved or rejected already, or expired). */
-export class PairingCodeNotFound extends Schema.TaggedError<PairingCodeNotFound>()("PairingCodeNotFound", {
-  channel: Schema.String,
-  code: Schema.String,
-  message: Schema.String
-}) {}
-
-/** A channel, account or sender id that cannot name a pairing entry (it would name a file or is empty). */
-export class InvalidPairingTarget extends Schema.TaggedError<InvalidPairingTarget>()("InvalidPairingTarget", {
-  message: Schema.String
-}) {}
-
 // ---------------------------------------------------------------------------
 // The service
 // ---------------------------------------------------------------------------

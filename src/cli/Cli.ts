@@ -17,8 +17,10 @@ import { launchGateway } from "../entry/gateway.ts"
 import * as App from "../runtime/App.ts"
 import * as StateLease from "../runtime/StateLease.ts"
 import { Sessions } from "../session/Sessions.ts"
+import { PairingStore } from "../channels/PairingStore.ts"
 import * as SessionKey from "../session/SessionKey.ts"
 import type * as Transcript from "../session/Transcript.ts"
+import type { BeamclawRpcClient } from "../client/BeamclawClient.ts"
 import * as Spinner from "./Spinner.ts"
 import { tokenFile } from "../gateway/auth/TokenFile.ts"
 
@@ -134,7 +136,9 @@ const gatewayToken = (lease: StateLease.Lease) =>
     })
   })
 
-const viaGateway = <A, E, R>(lease: StateLease.Lease, target: Target, use: (access: SessionAccess) => Effect.Effect<A, E, R>) =>
+
+/** Runs `use` with the typed RPC client of the gateway that holds the lease, authenticated with its token. */
+const withGatewayRpc = <A, E, R>(lease: StateLease.Lease, use: (rpc: BeamclawRpcClient) => Effect.Effect<A, E, R>) =>
   Effect.gen(function*() {
     const token = yield* gatewayToken(lease)
     const client = yield* Effect.tryPromise({
@@ -142,19 +146,22 @@ const viaGateway = <A, E, R>(lease: StateLease.Lease, target: Target, use: (acce
       catch: (error) => new GatewayUnreachable({ message: `cannot load the RPC client: ${String(error)}` })
     })
     const url = `ws://${lease.host === "0.0.0.0" || lease.host === undefined ? "127.0.0.1" : lease.host}:${lease.port ?? 18789}/rpc`
-    const which = {
-      ...(Option.isSome(target.session) ? { sessionKey: target.session.value } : {}),
-      ...(Option.isSome(target.agent) ? { agentId: target.agent.value } : {})
-    }
-    return yield* Effect.gen(function*() {
-      const rpc = yield* client.BeamclawClient
-      return yield* use({
-        send: (text) => rpc.Send({ ...which, text }),
-        reset: rpc.Reset(which).pipe(Effect.map((result) => ({ key: result.sessionKey, sessionId: result.entry.sessionId }))),
-        history: rpc.History(which).pipe(Effect.map((result) => ({ key: result.sessionKey, entries: result.entries })))
-      })
-    }).pipe(Effect.provide(client.BeamclawClient.layer({ url, token })))
+    return yield* Effect.flatMap(client.BeamclawClient, use).pipe(Effect.provide(client.BeamclawClient.layer({ url, token })))
   })
+
+const viaGateway = <A, E, R>(lease: StateLease.Lease, target: Target, use: (access: SessionAccess) => Effect.Effect<A, E, R>) => {
+  const which = {
+    ...(Option.isSome(target.session) ? { sessionKey: target.session.value } : {}),
+    ...(Option.isSome(target.agent) ? { agentId: target.agent.value } : {})
+  }
+  return withGatewayRpc(lease, (rpc) =>
+    use({
+      send: (text) => rpc.Send({ ...which, text }),
+      reset: rpc.Reset(which).pipe(Effect.map((result) => ({ key: result.sessionKey, sessionId: result.entry.sessionId }))),
+      history: rpc.History(which).pipe(Effect.map((result) => ({ key: result.sessionKey, entries: result.entries })))
+    })
+  )
+}
 
 const inProcess = <A, E, R>(command: string, target: Target, use: (access: SessionAccess) => Effect.Effect<A, E, R>) =>
   withSessions(command)(Effect.gen(function*() {
@@ -298,6 +305,113 @@ const configCommand = Command.make("config").pipe(
   Command.withSubcommands([configGet, configValidate])
 )
 
+// ---------------------------------------------------------------------------
+// channels and pairing
+
+const channelArgument = Argument.String("channel").pipe(Argument.withDescription("Channel id, e.g. discord"))
+const codeArgument = Argument.String("code").pipe(Argument.withDescription("The 8-character pairing code"))
+const accountFlag = Flag.String("account").pipe(Flag.withDescription("Channel account (default: the default account)"), Flag.optional)
+
+/** The running gateway's lease, or undefined when none runs on this state directory. */
+const runningGateway = Effect.gen(function*() {
+  const lease = yield* StateLease.current((yield* Paths).home)
+  return lease?.holder === "gateway" ? lease : undefined
+})
+
+const describeAge = (at: number | undefined, now: number): string => at === undefined ? "never" : `${Math.max(0, Math.round((now - at) / 1000))}s ago`
+
+const channelsStatus = Command.make("status", { json }, (input) =>
+  Effect.gen(function*() {
+    const lease = yield* runningGateway
+    if (lease === undefined) {
+      const config = yield* (yield* AppConfig).get
+      const enabled = config.channels.discord.enabled ? ["discord"] : []
+      if (input.json) return yield* Console.log(JSON.stringify({ gateway: false, enabled, accounts: [] }, null, 2))
+      return yield* Console.log(
+        enabled.length === 0
+          ? "No gateway is running, and no channel is enabled in the config."
+          : `No gateway is running; channels run inside it (enabled in the config: ${enabled.join(", ")}). Start it with \`beamclaw gateway\`.`
+      )
+    }
+    const accounts = yield* withGatewayRpc(lease, (rpc) => rpc.ChannelsStatus())
+    if (input.json) return yield* Console.log(JSON.stringify({ gateway: true, accounts }, null, 2))
+    if (accounts.length === 0) return yield* Console.log("The gateway runs no channel accounts (enable one under `channels` in the config).")
+    const now = Date.now()
+    for (const a of accounts) {
+      yield* Console.log(
+        `${a.channel}:${a.accountId}  ${a.state}${a.reconnectAttempts > 0 ? ` (restart ${a.reconnectAttempts})` : ""}` +
+          `  in ${describeAge(a.lastInboundAt, now)}  out ${describeAge(a.lastOutboundAt, now)}` +
+          (a.lastError === undefined ? "" : `\n  last error: ${a.lastError}`)
+      )
+    }
+  }).pipe(Effect.provide(App.base()), Effect.provide(App.logToStderr), userFacing)
+).pipe(Command.withDescription("Show each channel account: connected, last error, restarts, last message in and out"))
+
+const channelsCommand = Command.make("channels").pipe(
+  Command.withDescription("Chat channels (Discord)"),
+  Command.withSubcommands([channelsStatus])
+)
+
+/**
+ * Pairing goes through the running gateway when there is one, so it stays
+ * the one writer of the pairing files; otherwise the files are changed here,
+ * holding the state directory's lease.
+ */
+const withPairing = <A, E>(
+  command: string,
+  viaRpc: (rpc: BeamclawRpcClient) => Effect.Effect<A, E>,
+  local: (store: PairingStore["Service"]) => Effect.Effect<A, E>
+) =>
+  Effect.gen(function*() {
+    const lease = yield* runningGateway
+    if (lease !== undefined) return yield* withGatewayRpc(lease, viaRpc)
+    return yield* Effect.scoped(Effect.gen(function*() {
+      yield* StateLease.acquire((yield* Paths).home, { name: command })
+      return yield* local(yield* PairingStore)
+    })).pipe(Effect.provide(PairingStore.layer))
+  }).pipe(Effect.provide(Paths.layer), Effect.provide(App.logToStderr))
+
+const pairingList = Command.make("list", { channel: Argument.String("channel").pipe(Argument.withDefault("discord")), account: accountFlag, json }, (input) =>
+  Effect.gen(function*() {
+    const accountId = Option.getOrUndefined(input.account)
+    const requests = yield* withPairing(
+      "pairing list",
+      (rpc) => rpc.PairingList({ channel: input.channel, ...(accountId === undefined ? {} : { accountId }) }),
+      (store) => store.list(input.channel, accountId)
+    )
+    if (input.json) return yield* Console.log(JSON.stringify(requests, null, 2))
+    if (requests.length === 0) return yield* Console.log(`No pending ${input.channel} pairing requests.`)
+    for (const request of requests) {
+      yield* Console.log(`${request.code}  ${request.meta.name ?? ""} (${request.id})  account ${request.meta.accountId ?? "default"}  asked ${request.createdAt}`)
+    }
+  }).pipe(userFacing)
+).pipe(Command.withDescription("List pending DM pairing requests"))
+
+const pairingApprove = Command.make("approve", { channel: channelArgument, code: codeArgument, account: accountFlag, json }, (input) =>
+  Effect.gen(function*() {
+    const accountId = Option.getOrUndefined(input.account)
+    const target = { channel: input.channel, code: input.code, ...(accountId === undefined ? {} : { accountId }) }
+    const request = yield* withPairing("pairing approve", (rpc) => rpc.PairingApprove(target), (store) => store.approve(input.channel, input.code, accountId))
+    if (input.json) return yield* Console.log(JSON.stringify(request, null, 2))
+    yield* Console.log(`Approved ${request.meta.name ?? request.id} (${request.id}) on ${input.channel}; their next message will be answered.`)
+  }).pipe(userFacing)
+).pipe(Command.withDescription("Approve a pairing code: its sender may talk to the assistant"))
+
+const pairingReject = Command.make("reject", { channel: channelArgument, code: codeArgument, account: accountFlag, json }, (input) =>
+  Effect.gen(function*() {
+    const accountId = Option.getOrUndefined(input.account)
+    const target = { channel: input.channel, code: input.code, ...(accountId === undefined ? {} : { accountId }) }
+    const request = yield* withPairing("pairing reject", (rpc) => rpc.PairingReject(target), (store) => store.reject(input.channel, input.code, accountId))
+    if (input.json) return yield* Console.log(JSON.stringify(request, null, 2))
+    yield* Console.log(`Rejected the request of ${request.meta.name ?? request.id} (${request.id}) on ${input.channel}.`)
+  }).pipe(userFacing)
+).pipe(Command.withDescription("Reject a pairing code"))
+
+const pairingCommand = Command.make("pairing").pipe(
+  Command.withDescription("DM pairing: list, approve and reject requests"),
+  Command.withSubcommands([pairingList, pairingApprove, pairingReject])
+)
+
 const port = Flag.Int("port").pipe(Flag.withDescription("Port to listen on (default 18789)"), Flag.optional)
 const token = Flag.String("token").pipe(Flag.withDescription("Gateway token"), Flag.optional)
 
@@ -313,7 +427,7 @@ const gatewayCommand = Command.make("gateway", { port, token }, runGateway).pipe
 
 export const root = Command.make("beamclaw", { port, token }, runGateway).pipe(
   Command.withDescription("BeamClaw: your self-hosted personal AI assistant gateway"),
-  Command.withSubcommands([gatewayCommand, agent, chat, sessionsCommand, configCommand])
+  Command.withSubcommands([gatewayCommand, agent, chat, sessionsCommand, configCommand, channelsCommand, pairingCommand])
 )
 
 export const run = Command.run(root, { version: VERSION })

@@ -8,10 +8,10 @@
  * message lists each problem on its own line as `path: message`.
  */
 import { Config, Effect, Option, Redacted, Result, Schema, SchemaAST, SchemaIssue } from "effect"
-import * as NodeFs from "node:fs/promises"
+import * as NodeFs from "node:fs"
 import * as Path from "node:path"
-import * as Yaml from "yaml"
-import { BeamclawConfig, parseOptions } from "./ConfigSchema.ts"
+import type * as Yaml from "yaml"
+import { BeamclawConfig, defaultConfig, parseOptions } from "./ConfigSchema.ts"
 import { errnoCode } from "../platform/Errno.ts"
 
 // ---------------------------------------------------------------------------
@@ -154,6 +154,8 @@ export const describeAst = (ast: SchemaAST.AST): string => {
     }
     case "Declaration":
       return "a value"
+    case "Suspend":
+      return describeAst(ast.thunk())
     default:
       return ast._tag.toLowerCase()
   }
@@ -263,10 +265,14 @@ export const issuesFromSchema = (
 
 const fileProblem = (file: string, message: string) => new ConfigError({ file, issues: [{ path: "", message }] })
 
-/** The file's text, or `None` when it does not exist (a missing config means defaults). */
+/**
+ * The file's text, or `None` when it does not exist (a missing config means
+ * defaults). Read synchronously: it is one small file, read before anything
+ * else can run at start, where a trip through the thread pool only waits.
+ */
 export const readConfigText = Effect.fn("ConfigLoader.readConfigText")(function*(file: string) {
-  return yield* Effect.tryPromise({
-    try: (signal) => NodeFs.readFile(file, { encoding: "utf8", signal }),
+  return yield* Effect.try({
+    try: () => NodeFs.readFileSync(file, "utf8"),
     catch: (cause) => cause
   }).pipe(
     Effect.map(Option.some),
@@ -302,8 +308,15 @@ const parseJson = (text: string, file: string): Result.Result<unknown, ConfigErr
   }
 }
 
-const parseYaml = (text: string, file: string): Result.Result<unknown, ConfigError> => {
-  const document = Yaml.parseDocument(text, { prettyErrors: true, uniqueKeys: true, intAsBigInt: true })
+/** The YAML parser, loaded by the first YAML text to parse: a start without a config file parses none. */
+const loadYaml = (file: string): Effect.Effect<typeof Yaml, ConfigError> =>
+  Effect.tryPromise({
+    try: () => import("yaml"),
+    catch: (cause) => fileProblem(file, `cannot load the YAML parser: ${cause instanceof Error ? cause.message : String(cause)}`)
+  })
+
+const parseYaml = (yaml: typeof Yaml, text: string, file: string): Result.Result<unknown, ConfigError> => {
+  const document = yaml.parseDocument(text, { prettyErrors: true, uniqueKeys: true, intAsBigInt: true })
   if (document.errors.length > 0) {
     return Result.fail(
       new ConfigError({
@@ -343,8 +356,14 @@ const unBigInt = (value: unknown): unknown => {
  * superset of JSON, so JSON in a `.yaml` file works). An empty document is `{}`.
  */
 export const parseConfigText = (text: string, file: string): Effect.Effect<unknown, ConfigError> => {
-  const parsed = Path.extname(file).toLowerCase() === ".json" ? parseJson(text, file) : parseYaml(text, file)
-  return Result.match(parsed, {
+  if (Path.extname(file).toLowerCase() === ".json") return checkTopLevel(parseJson(text, file), file)
+  // What YAML makes of a blank document (null, so `{}`), without loading it: the usual start has no file.
+  if (text.trim() === "") return Effect.succeed({})
+  return Effect.flatMap(loadYaml(file), (yaml) => checkTopLevel(parseYaml(yaml, text, file), file))
+}
+
+const checkTopLevel = (parsed: Result.Result<unknown, ConfigError>, file: string): Effect.Effect<unknown, ConfigError> =>
+  Result.match(parsed, {
     onFailure: Effect.fail,
     onSuccess: (value) => {
       if (value === null || value === undefined) return Effect.succeed({})
@@ -356,7 +375,6 @@ export const parseConfigText = (text: string, file: string): Effect.Effect<unkno
       return Effect.succeed(value)
     }
   })
-}
 
 // ---------------------------------------------------------------------------
 // ${VAR} substitution
@@ -473,10 +491,12 @@ export const missingFileError = (file: string, setBy?: string | undefined): Conf
 export const loadConfigFile = Effect.fn("ConfigLoader.loadConfigFile")(
   function*(file: string, options: MissingFileOptions = {}) {
     const text = yield* readConfigText(file)
-    if (Option.isNone(text) && (options.setBy !== undefined || options.mustExist === true)) {
-      return yield* missingFileError(file, options.setBy)
+    if (Option.isNone(text)) {
+      if (options.setBy !== undefined || options.mustExist === true) return yield* missingFileError(file, options.setBy)
+      // The defaults, which is what an empty file decodes to (the usual first start has no file).
+      return defaultConfig
     }
-    return yield* decodeConfigText(Option.getOrElse(text, () => ""), file)
+    return yield* decodeConfigText(text.value, file)
   }
 )
 
@@ -574,7 +594,8 @@ const redactSecrets = (value: unknown): unknown => {
   return value
 }
 
-const encodeUnknown = Schema.encodeUnknownSync(BeamclawConfig)
+// Made on first use: making it walks the whole schema, which a start without a config file never needs.
+let encodeUnknown: ((input: unknown) => unknown) | undefined
 
 /**
  * The config in file form (plain JSON-able data, models normalised to
@@ -584,7 +605,7 @@ export const encodeConfig = (
   config: BeamclawConfig,
   options?: { readonly revealSecrets?: boolean | undefined }
 ): BeamclawConfigEncodedValue =>
-  toPlain(encodeUnknown(options?.revealSecrets === true ? config : redactSecrets(config)))
+  toPlain((encodeUnknown ??= Schema.encodeUnknownSync(BeamclawConfig))(options?.revealSecrets === true ? config : redactSecrets(config)))
 
 /** JSON-shaped data, as `encodeConfig` returns it. */
 export type BeamclawConfigEncodedValue = { readonly [key: string]: PlainValue }
@@ -626,6 +647,9 @@ const childValue = (value: PlainValue | undefined, segment: string | number): Pl
 const schemaChild = (ast: SchemaAST.AST, segment: string | number): SchemaAST.AST | undefined => {
   const encoded = SchemaAST.toEncoded(ast)
   switch (encoded._tag) {
+    // The config's sections are built on first use (ConfigSchema.ts).
+    case "Suspend":
+      return schemaChild(encoded.thunk(), segment)
     case "Objects": {
       const property = encoded.propertySignatures.find((signature) => signature.name === segment)
       if (property !== undefined) return property.type
@@ -650,6 +674,7 @@ const schemaChild = (ast: SchemaAST.AST, segment: string | number): SchemaAST.AS
 const childKeys = (ast: SchemaAST.AST | undefined): Array<string> => {
   if (ast === undefined) return []
   const encoded = SchemaAST.toEncoded(ast)
+  if (SchemaAST.isSuspend(encoded)) return childKeys(encoded.thunk())
   if (SchemaAST.isObjects(encoded)) return encoded.propertySignatures.map((signature) => String(signature.name))
   if (SchemaAST.isUnion(encoded)) return encoded.types.flatMap(childKeys)
   return []
@@ -690,19 +715,10 @@ export const getPath = (
   return Effect.succeed(value)
 }
 
-/** The config as YAML (what `config show` prints). Secrets read `<redacted>` unless `revealSecrets`. */
-export const renderYaml = (
-  config: BeamclawConfig,
-  options?: { readonly revealSecrets?: boolean | undefined }
-): string => Yaml.stringify(encodeConfig(config, options))
-
-/** Renders any value from `getPath` for the terminal: scalars bare, structures as YAML. */
-export const renderValue = (value: PlainValue | undefined): string =>
-  value === undefined
-    ? "(not set)"
-    : typeof value === "object" && value !== null
-    ? Yaml.stringify(value).trimEnd()
-    : String(value)
+// YAML output lives in its own module. Importing it from there rather than through this
+// re-export keeps the YAML library out of what the gateway loads at start (this module
+// loads at every start); while anything imports it from here, the library comes along.
+export { renderValue, renderYaml } from "./ConfigRender.ts"
 
 const leafDiff = (a: unknown, b: unknown, path: ReadonlyArray<PropertyKey>, out: Array<string>): void => {
   const isObject = (v: unknown): v is { readonly [key: string]: unknown } =>

@@ -8,6 +8,7 @@
  */
 import { Effect, Redacted, Result, Schema, SchemaGetter, SchemaTransformation } from "effect"
 import { parseModelRef } from "../provider/ModelRef.ts"
+import { Bindings } from "../channels/Bindings.ts"
 
 // ---------------------------------------------------------------------------
 // Building blocks
@@ -72,9 +73,21 @@ const Bool = withLiteralString(Schema.Boolean, {
 /**
  * One `expected` text for a wrong type (`"abc"`, `true`) and a wrong value
  * (`70000`, `"70000"`): `expected an integer 1..65535`. A numeric string
- * (`"1234"`, from `${VAR}`) decodes to its number.
+ * (`"1234"`, from `${VAR}`) decodes to its number. One schema per range,
+ * shared by every field with that range: this module is evaluated at every
+ * start, and building (and on first decode compiling) two dozen copies of
+ * the same union showed up there.
  */
 const int = (min: number, max?: number) => {
+  const key = `${min}..${max ?? ""}`
+  const known = intSchemas.get(key)
+  if (known !== undefined) return known
+  const schema = makeInt(min, max)
+  intSchemas.set(key, schema)
+  return schema
+}
+
+const makeInt = (min: number, max: number | undefined) => {
   const expected = max !== undefined
     ? `an integer ${min}..${max}`
     : min === 0
@@ -89,6 +102,8 @@ const int = (min: number, max?: number) => {
     expected
   })
 }
+
+const intSchemas = new Map<string, ReturnType<typeof makeInt>>()
 
 const NonEmpty = Schema.String.check(Schema.isNonEmpty({ expected: "a non-empty string" })).annotate({
   expected: "a non-empty string"
@@ -125,21 +140,24 @@ export const ModelSelection = Schema.Struct({
 })
 export type ModelSelection = typeof ModelSelection.Type
 
+// Eager, unlike the sections below: a union picks its candidates by the input's type, which it cannot see through a suspended member.
 const ModelSelectionInput = Schema.Struct({
   primary: ModelRefString,
   fallbacks: Schema.Array(ModelRefString).pipe(withDefault([]))
 })
 
 /** `"provider/model"` or `{primary, fallbacks}`; always decodes to `{primary, fallbacks}`. */
-export const ModelConfig = Schema.Union([ModelRefString, ModelSelectionInput]).annotate({
-  expected: "a model reference \"provider/model\" or {primary, fallbacks}"
-}).pipe(
-  Schema.decodeTo(
-    Schema.toType(ModelSelection),
-    {
-      decode: SchemaGetter.transform((input) => typeof input === "string" ? { primary: input, fallbacks: [] } : input),
-      encode: SchemaGetter.passthroughSupertype()
-    }
+export const ModelConfig = Schema.suspend(() =>
+  Schema.Union([ModelRefString, ModelSelectionInput]).annotate({
+    expected: "a model reference \"provider/model\" or {primary, fallbacks}"
+  }).pipe(
+    Schema.decodeTo(
+      Schema.toType(ModelSelection),
+      {
+        decode: SchemaGetter.transform((input) => typeof input === "string" ? { primary: input, fallbacks: [] } : input),
+        encode: SchemaGetter.passthroughSupertype()
+      }
+    )
   )
 )
 
@@ -148,60 +166,72 @@ export const DEFAULT_MODEL = "anthropic/claude-sonnet-5-5"
 export const ProviderApi = Schema.Literals(["anthropic-messages", "openai-completions"])
 export type ProviderApi = typeof ProviderApi.Type
 
-export const ProviderModel = Schema.Struct({
-  id: NonEmpty,
-  name: Schema.optionalKey(Schema.String),
-  contextWindow: Schema.optionalKey(int(1)),
-  maxTokens: Schema.optionalKey(int(1)),
-  reasoning: Schema.optionalKey(Bool)
-})
+export const ProviderModel = Schema.suspend(() =>
+  Schema.Struct({
+    id: NonEmpty,
+    name: Schema.optionalKey(Schema.String),
+    contextWindow: Schema.optionalKey(int(1)),
+    maxTokens: Schema.optionalKey(int(1)),
+    reasoning: Schema.optionalKey(Bool)
+  })
+)
 
-export const ProviderConfig = Schema.Struct({
-  baseUrl: NonEmpty,
-  apiKey: Schema.optionalKey(Secret),
-  api: ProviderApi.pipe(withDefault("anthropic-messages")),
-  headers: Schema.Record(Schema.String, Schema.String).pipe(withDefault({})),
-  models: Schema.Array(ProviderModel).pipe(withDefault([]))
-})
+export const ProviderConfig = Schema.suspend(() =>
+  Schema.Struct({
+    baseUrl: NonEmpty,
+    apiKey: Schema.optionalKey(Secret),
+    api: ProviderApi.pipe(withDefault("anthropic-messages")),
+    headers: Schema.Record(Schema.String, Schema.String).pipe(withDefault({})),
+    models: Schema.Array(ProviderModel).pipe(withDefault([]))
+  })
+)
 export type ProviderConfig = typeof ProviderConfig.Type
 
-export const ModelsConfig = Schema.Struct({
-  providers: Schema.Record(Schema.String, ProviderConfig).pipe(withDefault({}))
-})
+export const ModelsConfig = Schema.suspend(() =>
+  Schema.Struct({
+    providers: Schema.Record(Schema.String, ProviderConfig).pipe(withDefault({}))
+  })
+)
 
 // ---------------------------------------------------------------------------
 // gateway
 // ---------------------------------------------------------------------------
 
-export const RateLimitConfig = Schema.Struct({
-  maxAttempts: int(1).pipe(withDefault(10)),
-  windowMs: int(1).pipe(withDefault(60_000)),
-  lockoutMs: int(0).pipe(withDefault(300_000)),
-  /** Loopback clients are never locked out, as in OpenClaw. */
-  exemptLoopback: Bool.pipe(withDefault(true))
-})
+export const RateLimitConfig = Schema.suspend(() =>
+  Schema.Struct({
+    maxAttempts: int(1).pipe(withDefault(10)),
+    windowMs: int(1).pipe(withDefault(60_000)),
+    lockoutMs: int(0).pipe(withDefault(300_000)),
+    /** Loopback clients are never locked out, as in OpenClaw. */
+    exemptLoopback: Bool.pipe(withDefault(true))
+  })
+)
 
-export const GatewayAuthConfig = Schema.Struct({
-  mode: Schema.Literals(["token", "password", "none"]).pipe(withDefault("token")),
-  token: Schema.optionalKey(Secret),
-  password: Schema.optionalKey(Secret),
-  rateLimit: RateLimitConfig.pipe(withDefault({}))
-})
+export const GatewayAuthConfig = Schema.suspend(() =>
+  Schema.Struct({
+    mode: Schema.Literals(["token", "password", "none"]).pipe(withDefault("token")),
+    token: Schema.optionalKey(Secret),
+    password: Schema.optionalKey(Secret),
+    rateLimit: RateLimitConfig.pipe(withDefault({}))
+  })
+)
 
-export const GatewayConfig = Schema.Struct({
-  port: int(1, 65535).pipe(withDefault(18789)),
-  bind: Schema.Literals(["loopback", "lan", "custom"]).pipe(withDefault("loopback")),
-  customBindHost: Schema.optionalKey(NonEmpty),
-  auth: GatewayAuthConfig.pipe(withDefault({})),
-  http: Schema.Struct({
-    endpoints: Schema.Struct({
-      chatCompletions: Schema.Struct({
-        enabled: Bool.pipe(withDefault(true)),
-        maxBodyBytes: int(1).pipe(withDefault(20 * 1024 * 1024))
+export const GatewayConfig = Schema.suspend(() =>
+  Schema.Struct({
+    port: int(1, 65535).pipe(withDefault(18789)),
+    bind: Schema.Literals(["loopback", "lan", "custom"]).pipe(withDefault("loopback")),
+    customBindHost: Schema.optionalKey(NonEmpty),
+    auth: GatewayAuthConfig.pipe(withDefault({})),
+    http: Schema.Struct({
+      endpoints: Schema.Struct({
+        chatCompletions: Schema.Struct({
+          enabled: Bool.pipe(withDefault(true)),
+          maxBodyBytes: int(1).pipe(withDefault(20 * 1024 * 1024))
+        }).pipe(withDefault({}))
       }).pipe(withDefault({}))
     }).pipe(withDefault({}))
-  }).pipe(withDefault({}))
-})
+  })
+)
 
 // ---------------------------------------------------------------------------
 // agents
@@ -217,47 +247,53 @@ export const AgentId = Schema.String.check(
   Schema.decodeTo(Schema.String, SchemaTransformation.toLowerCase())
 )
 
-export const HeartbeatConfig = Schema.Struct({
-  every: DurationString.pipe(withDefault("30m")),
-  /** `last` (where the user last wrote), `none`, or a channel id. */
-  target: NonEmpty.pipe(withDefault("last")),
-  prompt: Schema.optionalKey(Schema.String),
-  ackMaxChars: int(0).pipe(withDefault(30))
-})
+export const HeartbeatConfig = Schema.suspend(() =>
+  Schema.Struct({
+    every: DurationString.pipe(withDefault("30m")),
+    /** `last` (where the user last wrote), `none`, or a channel id. */
+    target: NonEmpty.pipe(withDefault("last")),
+    prompt: Schema.optionalKey(Schema.String),
+    ackMaxChars: int(0).pipe(withDefault(30))
+  })
+)
 
-export const AgentDefaultsConfig = Schema.Struct({
-  workspace: Schema.optionalKey(NonEmpty),
-  model: ModelConfig.pipe(withDefault(DEFAULT_MODEL)),
-  models: Schema.Record(
-    ModelRefString,
-    Schema.Struct({
-      alias: Schema.optionalKey(NonEmpty),
-      params: Schema.optionalKey(Schema.Record(Schema.String, Schema.Unknown))
-    })
-  ).pipe(withDefault({})),
-  timeoutSeconds: int(1).pipe(withDefault(600)),
-  contextTokens: int(1).pipe(withDefault(200_000)),
-  maxTokens: int(1).pipe(withDefault(8192)),
-  thinkingDefault: ThinkingLevel.pipe(withDefault("off")),
-  bootstrapMaxChars: int(0).pipe(withDefault(20_000)),
-  bootstrapTotalMaxChars: int(0).pipe(withDefault(150_000)),
-  skipBootstrap: Bool.pipe(withDefault(false)),
-  userTimezone: Schema.optionalKey(NonEmpty),
-  compaction: Schema.Struct({
-    reserveTokens: int(0).pipe(withDefault(16_384)),
-    keepRecentTokens: int(0).pipe(withDefault(20_000))
-  }).pipe(withDefault({})),
-  heartbeat: HeartbeatConfig.pipe(withDefault({})),
-  maxConcurrent: int(1).pipe(withDefault(4))
-})
+export const AgentDefaultsConfig = Schema.suspend(() =>
+  Schema.Struct({
+    workspace: Schema.optionalKey(NonEmpty),
+    model: ModelConfig.pipe(withDefault(DEFAULT_MODEL)),
+    models: Schema.Record(
+      ModelRefString,
+      Schema.Struct({
+        alias: Schema.optionalKey(NonEmpty),
+        params: Schema.optionalKey(Schema.Record(Schema.String, Schema.Unknown))
+      })
+    ).pipe(withDefault({})),
+    timeoutSeconds: int(1).pipe(withDefault(600)),
+    contextTokens: int(1).pipe(withDefault(200_000)),
+    maxTokens: int(1).pipe(withDefault(8192)),
+    thinkingDefault: ThinkingLevel.pipe(withDefault("off")),
+    bootstrapMaxChars: int(0).pipe(withDefault(20_000)),
+    bootstrapTotalMaxChars: int(0).pipe(withDefault(150_000)),
+    skipBootstrap: Bool.pipe(withDefault(false)),
+    userTimezone: Schema.optionalKey(NonEmpty),
+    compaction: Schema.Struct({
+      reserveTokens: int(0).pipe(withDefault(16_384)),
+      keepRecentTokens: int(0).pipe(withDefault(20_000))
+    }).pipe(withDefault({})),
+    heartbeat: HeartbeatConfig.pipe(withDefault({})),
+    maxConcurrent: int(1).pipe(withDefault(4))
+  })
+)
 
-export const AgentEntry = Schema.Struct({
-  id: AgentId,
-  default: Schema.optionalKey(Bool),
-  name: Schema.optionalKey(Schema.String),
-  workspace: Schema.optionalKey(NonEmpty),
-  model: Schema.optionalKey(ModelConfig)
-})
+export const AgentEntry = Schema.suspend(() =>
+  Schema.Struct({
+    id: AgentId,
+    default: Schema.optionalKey(Bool),
+    name: Schema.optionalKey(Schema.String),
+    workspace: Schema.optionalKey(NonEmpty),
+    model: Schema.optionalKey(ModelConfig)
+  })
+)
 export type AgentEntry = typeof AgentEntry.Type
 
 const uniqueAgentIds = Schema.makeFilter((agents: ReadonlyArray<{ readonly id: string }>) => {
@@ -274,10 +310,12 @@ const uniqueAgentIds = Schema.makeFilter((agents: ReadonlyArray<{ readonly id: s
   return issues
 })
 
-export const AgentsConfig = Schema.Struct({
-  defaults: AgentDefaultsConfig.pipe(withDefault({})),
-  list: Schema.Array(AgentEntry).check(uniqueAgentIds).pipe(withDefault([]))
-})
+export const AgentsConfig = Schema.suspend(() =>
+  Schema.Struct({
+    defaults: AgentDefaultsConfig.pipe(withDefault({})),
+    list: Schema.Array(AgentEntry).check(uniqueAgentIds).pipe(withDefault([]))
+  })
+)
 
 // ---------------------------------------------------------------------------
 // session
@@ -286,83 +324,119 @@ export const AgentsConfig = Schema.Struct({
 export const DmScope = Schema.Literals(["main", "per-peer", "per-channel-peer", "per-account-channel-peer"])
 export type DmScope = typeof DmScope.Type
 
-export const SessionConfig = Schema.Struct({
-  dmScope: DmScope.pipe(withDefault("main")),
-  mainKey: NonEmpty.pipe(withDefault("main")),
-  resetTriggers: Schema.Array(NonEmpty).pipe(withDefault(["/new", "/reset"])),
-  reset: Schema.Struct({
-    mode: Schema.Literals(["daily", "idle"]).pipe(withDefault("daily")),
-    atHour: int(0, 23).pipe(withDefault(4)),
-    idleMinutes: Schema.optionalKey(int(1))
-  }).pipe(withDefault({})),
-  /** In-memory session actors are passivated (stopped, state stays on disk) after this much idle time. */
-  idle: Schema.Struct({
-    passivateAfterSeconds: int(1).pipe(withDefault(300))
-  }).pipe(withDefault({})),
-  supervisor: Schema.Struct({
-    maxRestarts: int(0).pipe(withDefault(5)),
-    withinSeconds: int(1).pipe(withDefault(60)),
-    backoffMs: int(0).pipe(withDefault(200))
-  }).pipe(withDefault({}))
-})
+export const SessionConfig = Schema.suspend(() =>
+  Schema.Struct({
+    dmScope: DmScope.pipe(withDefault("main")),
+    mainKey: NonEmpty.pipe(withDefault("main")),
+    resetTriggers: Schema.Array(NonEmpty).pipe(withDefault(["/new", "/reset"])),
+    reset: Schema.Struct({
+      mode: Schema.Literals(["daily", "idle"]).pipe(withDefault("daily")),
+      atHour: int(0, 23).pipe(withDefault(4)),
+      idleMinutes: Schema.optionalKey(int(1))
+    }).pipe(withDefault({})),
+    /** In-memory session actors are passivated (stopped, state stays on disk) after this much idle time. */
+    idle: Schema.Struct({
+      passivateAfterSeconds: int(1).pipe(withDefault(300))
+    }).pipe(withDefault({})),
+    supervisor: Schema.Struct({
+      maxRestarts: int(0).pipe(withDefault(5)),
+      withinSeconds: int(1).pipe(withDefault(60)),
+      backoffMs: int(0).pipe(withDefault(200))
+    }).pipe(withDefault({}))
+  })
+)
 
 // ---------------------------------------------------------------------------
 // channels
 // ---------------------------------------------------------------------------
 
-export const DiscordGuildChannelConfig = Schema.Struct({
-  allow: Schema.optionalKey(Bool),
-  requireMention: Schema.optionalKey(Bool)
-})
+export const DiscordGuildChannelConfig = Schema.suspend(() =>
+  Schema.Struct({
+    allow: Schema.optionalKey(Bool),
+    requireMention: Schema.optionalKey(Bool),
+    /** Who may talk to the bot in this channel (user ids; "*" for anyone); overrides the guild's list. */
+    users: Schema.optionalKey(Schema.Array(Schema.String)),
+    roles: Schema.optionalKey(Schema.Array(Schema.String))
+  })
+)
 
-export const DiscordGuildConfig = Schema.Struct({
-  requireMention: Schema.optionalKey(Bool),
-  users: Schema.optionalKey(Schema.Array(Schema.String)),
-  roles: Schema.optionalKey(Schema.Array(Schema.String)),
-  channels: Schema.optionalKey(Schema.Record(Schema.String, DiscordGuildChannelConfig))
-})
+/** When bots may talk to the bot: a budget per pair of bots in a channel, then a cooldown. */
+export const BotLoopProtectionConfig = Schema.suspend(() =>
+  Schema.Struct({
+    enabled: Schema.optionalKey(Bool),
+    maxEventsPerWindow: Schema.optionalKey(int(1)),
+    windowSeconds: Schema.optionalKey(int(1)),
+    cooldownSeconds: Schema.optionalKey(int(0))
+  })
+)
 
-export const DiscordConfig = Schema.Struct({
-  enabled: Bool.pipe(withDefault(false)),
-  token: Schema.optionalKey(Secret),
-  dmPolicy: Schema.Literals(["pairing", "allowlist", "open", "disabled"]).pipe(withDefault("pairing")),
-  allowFrom: Schema.Array(Schema.String).pipe(withDefault([])),
-  groupPolicy: Schema.Literals(["open", "disabled", "allowlist"]).pipe(withDefault("allowlist")),
-  guilds: Schema.Record(Schema.String, DiscordGuildConfig).pipe(withDefault({})),
-  apiBaseUrl: Schema.optionalKey(NonEmpty),
-  textChunkLimit: int(1, 2000).pipe(withDefault(2000)),
-  replyToMode: Schema.Literals(["off", "first", "all"]).pipe(withDefault("off"))
-})
+export const DiscordGuildConfig = Schema.suspend(() =>
+  Schema.Struct({
+    requireMention: Schema.optionalKey(Bool),
+    users: Schema.optionalKey(Schema.Array(Schema.String)),
+    roles: Schema.optionalKey(Schema.Array(Schema.String)),
+    channels: Schema.optionalKey(Schema.Record(Schema.String, DiscordGuildChannelConfig))
+  })
+)
 
-export const ChannelsConfig = Schema.Struct({
-  discord: DiscordConfig.pipe(withDefault({}))
-})
+export const DiscordConfig = Schema.suspend(() =>
+  Schema.Struct({
+    enabled: Bool.pipe(withDefault(false)),
+    token: Schema.optionalKey(Secret),
+    dmPolicy: Schema.Literals(["pairing", "allowlist", "open", "disabled"]).pipe(withDefault("pairing")),
+    allowFrom: Schema.Array(Schema.String).pipe(withDefault([])),
+    groupPolicy: Schema.Literals(["open", "disabled", "allowlist"]).pipe(withDefault("allowlist")),
+    guilds: Schema.Record(Schema.String, DiscordGuildConfig).pipe(withDefault({})),
+    apiBaseUrl: Schema.optionalKey(NonEmpty),
+    textChunkLimit: int(1, 2000).pipe(withDefault(2000)),
+    /** A soft cap on lines per message (Discord clips tall messages). */
+    maxLinesPerMessage: int(1).pipe(withDefault(17)),
+    replyToMode: Schema.Literals(["off", "first", "all"]).pipe(withDefault("off")),
+    /** Messages from other bots: ignored (false), all (true), or only DMs, mentions and replies ("mentions"). */
+    allowBots: Schema.Union([Bool, Schema.Literal("mentions")]).pipe(withDefault(false)),
+    botLoopProtection: Schema.optionalKey(BotLoopProtectionConfig),
+    intents: Schema.Struct({
+      /** The privileged Message Content intent; without it guild messages arrive empty unless they mention the bot. */
+      messageContent: Bool.pipe(withDefault(true))
+    }).pipe(withDefault({}))
+  })
+)
+
+export const ChannelsConfig = Schema.suspend(() =>
+  Schema.Struct({
+    discord: DiscordConfig.pipe(withDefault({}))
+  })
+)
 
 // ---------------------------------------------------------------------------
 // The whole file
 // ---------------------------------------------------------------------------
 
-export const BeamclawConfig = Schema.Struct({
-  gateway: GatewayConfig.pipe(withDefault({})),
-  agents: AgentsConfig.pipe(withDefault({})),
-  models: ModelsConfig.pipe(withDefault({})),
-  session: SessionConfig.pipe(withDefault({})),
-  channels: ChannelsConfig.pipe(withDefault({})),
-  cron: Schema.Struct({
-    enabled: Bool.pipe(withDefault(true)),
-    maxConcurrentRuns: int(1).pipe(withDefault(1))
-  }).pipe(withDefault({})),
-  hooks: Schema.Struct({
-    enabled: Bool.pipe(withDefault(false)),
-    path: Schema.String.check(
-      Schema.makeFilter((s: string) => s.startsWith("/"), { expected: "a path starting with \"/\"" })
-    ).annotate({ expected: "a path starting with \"/\"" }).pipe(withDefault("/hooks")),
-    token: Schema.optionalKey(Secret)
-  }).pipe(withDefault({})),
-  logging: Schema.Struct({
-    level: LogLevel.pipe(withDefault("info"))
-  }).pipe(withDefault({}))
-})
+export const BeamclawConfig = Schema.suspend(() =>
+  Schema.Struct({
+    gateway: GatewayConfig.pipe(withDefault({})),
+    agents: AgentsConfig.pipe(withDefault({})),
+    models: ModelsConfig.pipe(withDefault({})),
+    session: SessionConfig.pipe(withDefault({})),
+    channels: ChannelsConfig.pipe(withDefault({})),
+    /** Which agent answers where: OpenClaw's bindings (peer, parent peer, guild and roles, account, channel). */
+    bindings: Bindings.pipe(withDefault([])),
+    cron: Schema.Struct({
+      enabled: Bool.pipe(withDefault(true)),
+      maxConcurrentRuns: int(1).pipe(withDefault(1))
+    }).pipe(withDefault({})),
+    hooks: Schema.Struct({
+      enabled: Bool.pipe(withDefault(false)),
+      path: Schema.String.check(
+        Schema.makeFilter((s: string) => s.startsWith("/"), { expected: "a path starting with \"/\"" })
+      ).annotate({ expected: "a path starting with \"/\"" }).pipe(withDefault("/hooks")),
+      token: Schema.optionalKey(Secret)
+    }).pipe(withDefault({})),
+    logging: Schema.Struct({
+      level: LogLevel.pipe(withDefault("info"))
+    }).pipe(withDefault({}))
+  })
+)
 
 /** The decoded, fully-defaulted config. */
 export type BeamclawConfig = typeof BeamclawConfig.Type
@@ -372,8 +446,64 @@ export type BeamclawConfigEncoded = typeof BeamclawConfig.Encoded
 /** Decode options used everywhere a config is read: all problems, unknown keys rejected, inputs kept for messages. */
 export const parseOptions = { errors: "all", onExcessProperty: "error", reportInput: true } as const
 
-/** The default config, i.e. what an empty file decodes to. */
-export const defaultConfig: BeamclawConfig = Schema.decodeUnknownSync(BeamclawConfig)({})
+/**
+ * The default config, i.e. what an empty file decodes to (test/config checks
+ * that it is exactly that). Written out rather than decoded here: a gateway
+ * started without a config file then never builds the schema above, which
+ * was the most expensive module to load at start. Change it with the schema.
+ */
+export const defaultConfig: BeamclawConfig = {
+  gateway: {
+    port: 18789,
+    bind: "loopback",
+    auth: { mode: "token", rateLimit: { maxAttempts: 10, windowMs: 60_000, lockoutMs: 300_000, exemptLoopback: true } },
+    http: { endpoints: { chatCompletions: { enabled: true, maxBodyBytes: 20 * 1024 * 1024 } } }
+  },
+  agents: {
+    defaults: {
+      model: { primary: DEFAULT_MODEL, fallbacks: [] },
+      models: {},
+      timeoutSeconds: 600,
+      contextTokens: 200_000,
+      maxTokens: 8192,
+      thinkingDefault: "off",
+      bootstrapMaxChars: 20_000,
+      bootstrapTotalMaxChars: 150_000,
+      skipBootstrap: false,
+      compaction: { reserveTokens: 16_384, keepRecentTokens: 20_000 },
+      heartbeat: { every: "30m", target: "last", ackMaxChars: 30 },
+      maxConcurrent: 4
+    },
+    list: []
+  },
+  models: { providers: {} },
+  session: {
+    dmScope: "main",
+    mainKey: "main",
+    resetTriggers: ["/new", "/reset"],
+    reset: { mode: "daily", atHour: 4 },
+    idle: { passivateAfterSeconds: 300 },
+    supervisor: { maxRestarts: 5, withinSeconds: 60, backoffMs: 200 }
+  },
+  channels: {
+    discord: {
+      enabled: false,
+      dmPolicy: "pairing",
+      allowFrom: [],
+      groupPolicy: "allowlist",
+      guilds: {},
+      textChunkLimit: 2000,
+      maxLinesPerMessage: 17,
+      replyToMode: "off",
+      allowBots: false,
+      intents: { messageContent: true }
+    }
+  },
+  bindings: [],
+  cron: { enabled: true, maxConcurrentRuns: 1 },
+  hooks: { enabled: false, path: "/hooks" },
+  logging: { level: "info" }
+}
 
 // ---------------------------------------------------------------------------
 // Helpers over the decoded value

@@ -14,7 +14,7 @@ import { createHash, randomUUID } from "node:crypto"
 import * as NodeFs from "node:fs/promises"
 import * as NodePath from "node:path"
 import { Context, Effect, Layer, Predicate, Semaphore } from "effect"
-import * as Yaml from "yaml"
+import type * as Yaml from "yaml"
 import { ConfigConflict, ConfigInvalid, ConfigWriteFailed } from "./ConfigErrors.ts"
 import { AppConfig } from "./AppConfig.ts"
 import { type BeamclawConfigEncodedValue, type ConfigError, decodeConfigText, encodeConfig, formatIssueLine, parseConfigText, REDACTED_TEXT } from "./ConfigLoader.ts"
@@ -179,17 +179,25 @@ const refuseForbidden = (what: "patch" | "config", value: unknown): Effect.Effec
 }
 
 /**
+ * The YAML library, which this module needs only from the first edit on
+ * (most gateways never write their config), so it is not one of the start's
+ * imports. It is part of this program's own bundle, so failing to load it is
+ * a defect, not an outcome of the edit.
+ */
+const yamlLibrary: Effect.Effect<typeof Yaml> = Effect.orDie(Effect.tryPromise(() => import("yaml")))
+
+/**
  * A client's config text: JSON, or YAML (a JSON superset that takes most of
  * the JSON5 habits OpenClaw clients send). It must be a mapping.
  */
 export const parseRaw = (raw: string): Effect.Effect<{ readonly [key: string]: unknown }, ConfigInvalid> =>
-  Effect.try({
-    try: (): unknown => Yaml.parse(raw, { uniqueKeys: true }),
+  Effect.flatMap(yamlLibrary, (yaml) => Effect.try({
+    try: (): unknown => yaml.parse(raw, { uniqueKeys: true }),
     catch: (cause) => {
       const message = `raw is not valid JSON: ${cause instanceof Error ? cause.message.split("\n")[0] : String(cause)}`
       return new ConfigInvalid({ message, issues: [{ path: "", message }] })
     }
-  }).pipe(
+  })).pipe(
     Effect.flatMap((value) =>
       Predicate.isObject(value)
         ? Effect.succeed(value)
@@ -201,14 +209,14 @@ const valueAt = (value: unknown, path: ReadonlyArray<string>): unknown =>
   path.reduce<unknown>((node, key) => Predicate.isObject(node) ? node[key] : undefined, value)
 
 /** Applies the patch's keys to a YAML document, taking each new value from `merged`; untouched nodes keep their comments. */
-const patchDocument = (document: Yaml.Document, patch: { readonly [key: string]: unknown }, merged: unknown, path: ReadonlyArray<string>): void => {
+const patchDocument = (yaml: typeof Yaml, document: Yaml.Document, patch: { readonly [key: string]: unknown }, merged: unknown, path: ReadonlyArray<string>): void => {
   for (const [key, value] of Object.entries(patch)) {
     if (value === REDACTED_TEXT) continue
     const at = [...path, key]
     if (value === null) {
       document.deleteIn(at)
-    } else if (Predicate.isObject(value) && Yaml.isMap(document.getIn(at, true))) {
-      patchDocument(document, value, merged, at)
+    } else if (Predicate.isObject(value) && yaml.isMap(document.getIn(at, true))) {
+      patchDocument(yaml, document, value, merged, at)
     } else {
       document.setIn(at, document.createNode(valueAt(merged, at)))
     }
@@ -217,16 +225,16 @@ const patchDocument = (document: Yaml.Document, patch: { readonly [key: string]:
 
 const isJson = (file: string) => NodePath.extname(file).toLowerCase() === ".json"
 
-const renderPatched = (file: string, text: string, patch: { readonly [key: string]: unknown }, merged: unknown): string => {
+const renderPatched = (yaml: typeof Yaml, file: string, text: string, patch: { readonly [key: string]: unknown }, merged: unknown): string => {
   if (isJson(file)) return `${JSON.stringify(merged, null, 2)}\n`
-  const document = Yaml.parseDocument(text, { uniqueKeys: true, intAsBigInt: true })
-  if (document.errors.length > 0 || !Yaml.isMap(document.contents)) return Yaml.stringify(merged)
-  patchDocument(document, patch, merged, [])
+  const document = yaml.parseDocument(text, { uniqueKeys: true, intAsBigInt: true })
+  if (document.errors.length > 0 || !yaml.isMap(document.contents)) return yaml.stringify(merged)
+  patchDocument(yaml, document, patch, merged, [])
   return document.toString()
 }
 
-const renderWhole = (file: string, value: unknown): string =>
-  isJson(file) ? `${JSON.stringify(value, null, 2)}\n` : Yaml.stringify(value)
+const renderWhole = (yaml: typeof Yaml, file: string, value: unknown): string =>
+  isJson(file) ? `${JSON.stringify(value, null, 2)}\n` : yaml.stringify(value)
 
 /** Temp file beside the target (same filesystem), fsync, rename: a reader sees the old file or the new one, never half. */
 const writeAtomically = (file: string, text: string) =>
@@ -276,9 +284,10 @@ export const make = Effect.gen(function*() {
    */
   const write = (
     baseHash: string | undefined,
-    next: (current: { readonly text: string; readonly raw: unknown }) => string
+    next: (current: { readonly text: string; readonly raw: unknown }, yaml: typeof Yaml) => string
   ): Effect.Effect<WriteResult, ConfigWriteError> =>
     lock.withPermits(1)(Effect.gen(function*() {
+      const yaml = yield* yamlLibrary
       const current = yield* readFile(file)
       if (current !== undefined && baseHash === undefined) {
         return yield* new ConfigConflict({ message: "config base hash required; read the config again and retry", currentHash: current.hash })
@@ -288,7 +297,7 @@ export const make = Effect.gen(function*() {
       }
       const text = current?.text ?? ""
       const raw = yield* parseConfigText(text, file).pipe(Effect.mapError(invalid("invalid config; fix before patching")))
-      const rendered = next({ text, raw })
+      const rendered = next({ text, raw }, yaml)
       yield* decodeConfigText(rendered, file).pipe(Effect.mapError(invalid("invalid config")))
       yield* writeAtomically(file, rendered)
       const { changed } = yield* appConfig.reload.pipe(Effect.mapError(invalid("the written config did not load")))
@@ -298,13 +307,13 @@ export const make = Effect.gen(function*() {
   const patch = Effect.fn("ConfigWriter.patch")(function*(request: PatchRequest) {
     yield* refuseForbidden("patch", request.patch)
     const replacePaths = new Set(request.replacePaths ?? [])
-    return yield* write(request.baseHash, ({ text, raw }) => renderPatched(file, text, request.patch, mergePatch(raw, request.patch, replacePaths)))
+    return yield* write(request.baseHash, ({ text, raw }, yaml) => renderPatched(yaml, file, text, request.patch, mergePatch(raw, request.patch, replacePaths)))
   })
 
   const apply = Effect.fn("ConfigWriter.apply")(function*(request: ApplyRequest) {
     const input = yield* parseRaw(request.raw)
     yield* refuseForbidden("config", input)
-    return yield* write(request.baseHash, ({ raw }) => renderWhole(file, restoreRedacted(input, raw)))
+    return yield* write(request.baseHash, ({ raw }, yaml) => renderWhole(yaml, file, restoreRedacted(input, raw)))
   })
 
   const shape: ConfigWriterShape = { snapshot, patch, apply }

@@ -4,7 +4,7 @@
  * or evaluate effect/cli; failures still print and exit exactly as they do
  * under `Command.run`.
  */
-import { NodeRuntime, NodeServices } from "@effect/platform-node"
+import { NodeRuntime } from "@effect/platform-node"
 import { Cause, Console, Effect, Layer, Runtime } from "effect"
 import * as App from "../runtime/App.ts"
 import type { GatewayFlags } from "./argv.ts"
@@ -42,4 +42,4 @@ const teardown: Runtime.Teardown = (exit, onExit) =>
   exit._tag === "Failure" && Cause.hasInterruptsOnly(exit.cause) ? onExit(0) : Runtime.defaultTeardown(exit, onExit)
 
 export const main = (flags: GatewayFlags): void =>
-  launchGateway(flags).pipe(reportLikeCli, Effect.provide(NodeServices.layer), NodeRuntime.runMain({ teardown }))
+  launchGateway(flags).pipe(reportLikeCli, NodeRuntime.runMain({ teardown }))

@@ -33,3 +33,20 @@ export const layer = Layer.mergeAll(
   HttpRouter.add("*", "/ready", ready),
   HttpRouter.add("*", "/readyz", ready)
 )
+
+/**
+ * GET and HEAD of the probes alone, for a router that sends every other
+ * request on to a table with `layer` in it: the same answers, without
+ * inserting each probe once per HTTP method (about 35) while the gateway
+ * starts.
+ */
+export const probes = HttpRouter.addAll([
+  HttpRouter.route("GET", "/health", live),
+  HttpRouter.route("HEAD", "/health", live),
+  HttpRouter.route("GET", "/healthz", live),
+  HttpRouter.route("HEAD", "/healthz", live),
+  HttpRouter.route("GET", "/ready", ready),
+  HttpRouter.route("HEAD", "/ready", ready),
+  HttpRouter.route("GET", "/readyz", ready),
+  HttpRouter.route("HEAD", "/readyz", ready)
+])

@@ -19,7 +19,8 @@ import type {
   Tool,
   ToolResultBlockParam
 } from "@anthropic-ai/sdk/resources/messages"
-import { Clock, Effect, Redacted, Stream } from "effect"
+import { Array as Arr, Cause, Clock, Effect, type Pull, Redacted, Stream } from "effect"
+import { Sse } from "effect/encoding"
 import type {
   AssistantMessage,
   ImagePart,
@@ -108,7 +109,7 @@ export const makeAnthropicProvider = (options: AnthropicProviderOptions): Provid
         maxRetries: 0,
         timeout: options.requestTimeoutMs,
         defaultHeaders: options.headers,
-        // The SDK logs unparseable SSE chunks to the console; we report them as MalformedStream instead.
+        // Errors reach the caller as ProviderErrors; the SDK must not also log them to the console.
         logLevel: "off"
       })
       const api = client
@@ -120,16 +121,22 @@ export const makeAnthropicProvider = (options: AnthropicProviderOptions): Provid
         (controller, exit) => exit._tag === "Success" ? Effect.void : Effect.sync(() => controller.abort())
       )
       const params = toAnthropicParams(request)
-      const events = yield* Effect.tryPromise({
-        try: () => api.messages.create(params, { signal: controller.signal }),
+      // The SDK builds and sends the request (auth, headers, timeout, HTTP
+      // errors); the body is read here. Its own SSE iterator costs two async
+      // generators and a promise per event; this reads a network chunk at a
+      // time and hands on everything that chunk completed as one batch.
+      const response = yield* Effect.tryPromise({
+        try: () => api.messages.create(params, { signal: controller.signal }).asResponse(),
         catch: toError
       })
-      const assembler = makeAssembler(id, request.model)
-      return Stream.fromAsyncIterable(events, toError).pipe(
-        Stream.mapEffect(assembler.push),
-        Stream.flattenIterable,
-        Stream.concat(Stream.fromEffect(assembler.finish))
-      )
+      const broken = (cause: unknown) =>
+        new ProviderError({
+          provider: id,
+          model: request.model,
+          reason: "Connection",
+          message: `The connection to the model API broke mid-answer: ${cause instanceof Error ? cause.message : String(cause)}`
+        })
+      return Stream.fromPull(Effect.succeed(readEvents(response, makeAssembler(id, request.model), broken)))
     }))
 
   return { id, stream }
@@ -189,41 +196,58 @@ const assistantContent = (
   return blocks
 }
 
+/** One message's blocks in the API's shape, with the role it is sent under. */
+interface ConvertedMessage {
+  readonly role: "user" | "assistant"
+  /** Shared by every request that sends the message: never appended to. */
+  readonly blocks: Array<ContentBlockParam>
+}
+
+const convertMessage = (message: Message): ConvertedMessage => {
+  switch (message.role) {
+    case "user":
+      return {
+        role: "user",
+        blocks: typeof message.content === "string"
+          ? (message.content.length > 0 ? [{ type: "text", text: message.content }] : [])
+          : userContent(message.content)
+      }
+    case "assistant":
+      return { role: "assistant", blocks: assistantContent(message.content) }
+    case "toolResult": {
+      const content = userContent(message.content)
+      const block: ToolResultBlockParam = {
+        type: "tool_result",
+        tool_use_id: toolId(message.toolCallId),
+        ...(content.length > 0 ? { content } : {}),
+        ...(message.isError ? { is_error: true } : {})
+      }
+      return { role: "user", blocks: [block] }
+    }
+  }
+}
+
+/**
+ * Messages are immutable and a session sends the same ones again on every
+ * turn, so each is converted once; a turn then only strings them together.
+ */
+const converted = new WeakMap<Message, ConvertedMessage>()
+
 const toMessageParams = (messages: ReadonlyArray<Message>): Array<MessageParam> => {
   const out: Array<{ role: "user" | "assistant"; content: Array<ContentBlockParam> }> = []
-  // The API requires alternating roles, so consecutive same-role messages
-  // (tool results followed by a user message, say) share one API message.
-  const append = (role: "user" | "assistant", blocks: Array<ContentBlockParam>) => {
-    if (blocks.length === 0) return
-    const last = out[out.length - 1]
-    if (last !== undefined && last.role === role) last.content.push(...blocks)
-    else out.push({ role, content: blocks })
-  }
   for (const message of messages) {
-    switch (message.role) {
-      case "user":
-        append(
-          "user",
-          typeof message.content === "string"
-            ? (message.content.length > 0 ? [{ type: "text", text: message.content }] : [])
-            : userContent(message.content)
-        )
-        break
-      case "assistant":
-        append("assistant", assistantContent(message.content))
-        break
-      case "toolResult": {
-        const content = userContent(message.content)
-        const block: ToolResultBlockParam = {
-          type: "tool_result",
-          tool_use_id: toolId(message.toolCallId),
-          ...(content.length > 0 ? { content } : {}),
-          ...(message.isError ? { is_error: true } : {})
-        }
-        append("user", [block])
-        break
-      }
+    let conversion = converted.get(message)
+    if (conversion === undefined) {
+      conversion = convertMessage(message)
+      converted.set(message, conversion)
     }
+    if (conversion.blocks.length === 0) continue
+    // The API requires alternating roles, so consecutive same-role messages
+    // (tool results followed by a user message, say) share one API message;
+    // the cached block arrays are never appended to.
+    const last = out[out.length - 1]
+    if (last !== undefined && last.role === conversion.role) last.content = [...last.content, ...conversion.blocks]
+    else out.push({ role: conversion.role, content: conversion.blocks })
   }
   return out
 }
@@ -311,62 +335,63 @@ const makeAssembler = (provider: string, model: string) => {
     if (typeof usage.cache_creation_input_tokens === "number") cacheWrite = usage.cache_creation_input_tokens
   }
 
-  const push = (event: RawMessageStreamEvent): Effect.Effect<ReadonlyArray<ProviderEvent>, ProviderError> => {
-    if (stopped) return Effect.succeed([])
+  /** One SSE event in; what it tells the caller out, or why the stream is broken. */
+  const push = (event: RawMessageStreamEvent): ReadonlyArray<ProviderEvent> | ProviderError => {
+    if (stopped) return []
     if (!started && event.type !== "message_start") {
-      return Effect.fail(malformed(`Stream began with "${event.type}" instead of message_start`))
+      return malformed(`Stream began with "${event.type}" instead of message_start`)
     }
     switch (event.type) {
       case "message_start":
         started = true
         takeUsage(event.message.usage)
-        return Effect.succeed([])
+        return []
       case "content_block_start": {
         const block = event.content_block
         switch (block.type) {
           case "text":
             blocks.set(event.index, { kind: "text", text: block.text })
-            return Effect.succeed(block.text.length > 0 ? [{ _tag: "TextDelta", text: block.text }] : [])
+            return block.text.length > 0 ? [{ _tag: "TextDelta", text: block.text }] : []
           case "thinking":
             blocks.set(event.index, { kind: "thinking", thinking: block.thinking, signature: block.signature })
-            return Effect.succeed(block.thinking.length > 0 ? [{ _tag: "ThinkingDelta", thinking: block.thinking }] : [])
+            return block.thinking.length > 0 ? [{ _tag: "ThinkingDelta", thinking: block.thinking }] : []
           case "tool_use":
             blocks.set(event.index, { kind: "toolCall", id: block.id, name: block.name, json: "", args: undefined })
-            return Effect.succeed([{ _tag: "ToolCallStart", id: block.id, name: block.name }])
+            return [{ _tag: "ToolCallStart", id: block.id, name: block.name }]
           default:
             // Redacted thinking and server-side tool blocks have no place in our transcript.
             blocks.set(event.index, { kind: "ignored" })
-            return Effect.succeed([])
+            return []
         }
       }
       case "content_block_delta": {
         const block = blocks.get(event.index)
         if (block === undefined) {
-          return Effect.fail(malformed(`content_block_delta for unknown block ${event.index}`))
+          return malformed(`content_block_delta for unknown block ${event.index}`)
         }
         const delta = event.delta
         if (delta.type === "text_delta" && block.kind === "text") {
           block.text += delta.text
-          return Effect.succeed([{ _tag: "TextDelta", text: delta.text }])
+          return [{ _tag: "TextDelta", text: delta.text }]
         }
         if (delta.type === "thinking_delta" && block.kind === "thinking") {
           block.thinking += delta.thinking
-          return Effect.succeed([{ _tag: "ThinkingDelta", thinking: delta.thinking }])
+          return [{ _tag: "ThinkingDelta", thinking: delta.thinking }]
         }
         if (delta.type === "signature_delta" && block.kind === "thinking") {
           block.signature += delta.signature
-          return Effect.succeed([])
+          return []
         }
         if (delta.type === "input_json_delta" && block.kind === "toolCall") {
           block.json += delta.partial_json
-          return Effect.succeed([])
+          return []
         }
-        if (block.kind === "ignored" || delta.type === "citations_delta") return Effect.succeed([])
-        return Effect.fail(malformed(`${delta.type} does not fit content block ${event.index} (${block.kind})`))
+        if (block.kind === "ignored" || delta.type === "citations_delta") return []
+        return malformed(`${delta.type} does not fit content block ${event.index} (${block.kind})`)
       }
       case "content_block_stop": {
         const block = blocks.get(event.index)
-        if (block === undefined) return Effect.fail(malformed(`content_block_stop for unknown block ${event.index}`))
+        if (block === undefined) return malformed(`content_block_stop for unknown block ${event.index}`)
         if (block.kind === "toolCall") {
           if (block.json.trim() === "") {
             block.args = {}
@@ -374,21 +399,21 @@ const makeAssembler = (provider: string, model: string) => {
             try {
               block.args = JSON.parse(block.json)
             } catch {
-              return Effect.fail(malformed(`Tool call ${block.name} has invalid JSON arguments: ${block.json}`))
+              return malformed(`Tool call ${block.name} has invalid JSON arguments: ${block.json}`)
             }
           }
         }
-        return Effect.succeed([])
+        return []
       }
       case "message_delta":
         stopReason = event.delta.stop_reason
         takeUsage(event.usage)
-        return Effect.succeed([])
+        return []
       case "message_stop":
         stopped = true
-        return Effect.succeed([])
+        return []
       default:
-        return Effect.succeed([])
+        return []
     }
   }
 
@@ -442,7 +467,164 @@ const makeAssembler = (provider: string, model: string) => {
     return { _tag: "Done", message, stopReason: mapped, usage }
   })
 
-  return { push, finish }
+  /** An event type this code does not know: skipped, as the SDK's own reader did, once the message has started. */
+  const skip = (type: string): ReadonlyArray<ProviderEvent> | ProviderError =>
+    stopped || started ? [] : malformed(`Stream began with "${type}" instead of message_start`)
+
+  const streamError = (type: string | undefined, message: string) =>
+    new ProviderError({ provider, model, reason: (type === undefined ? undefined : reasonForErrorType(type, message)) ?? "Unknown", message })
+
+  return { push, skip, finish, malformed, streamError }
+}
+
+// ---------------------------------------------------------------------------
+// Reading the SSE body
+
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null
+const isString = (value: unknown): value is string => typeof value === "string"
+const isOptionalString = (value: unknown): boolean => value === undefined || value === null || typeof value === "string"
+
+/**
+ * Checks the fields the assembler reads, so a well-formed JSON line with the
+ * wrong shape is a MalformedStream error rather than a crash. Cheaper than a
+ * Schema decode, which would cost more per event than the rest of the path.
+ */
+const isStreamEvent = (value: Record<string, unknown>): value is RawMessageStreamEvent & Record<string, unknown> => {
+  switch (value["type"]) {
+    case "message_start":
+      return isRecord(value["message"]) && isRecord(value["message"]["usage"])
+    case "content_block_start": {
+      const block = value["content_block"]
+      if (typeof value["index"] !== "number" || !isRecord(block)) return false
+      switch (block["type"]) {
+        case "text":
+          return isString(block["text"])
+        case "thinking":
+          return isString(block["thinking"]) && isString(block["signature"])
+        case "tool_use":
+          return isString(block["id"]) && isString(block["name"])
+        default:
+          return isString(block["type"])
+      }
+    }
+    case "content_block_delta": {
+      const delta = value["delta"]
+      if (typeof value["index"] !== "number" || !isRecord(delta)) return false
+      switch (delta["type"]) {
+        case "text_delta":
+          return isString(delta["text"])
+        case "thinking_delta":
+          return isString(delta["thinking"])
+        case "signature_delta":
+          return isString(delta["signature"])
+        case "input_json_delta":
+          return isString(delta["partial_json"])
+        default:
+          return isString(delta["type"])
+      }
+    }
+    case "content_block_stop":
+      return typeof value["index"] === "number"
+    case "message_delta":
+      return isRecord(value["delta"]) && isOptionalString(value["delta"]["stop_reason"]) && isRecord(value["usage"])
+    case "message_stop":
+      return true
+    default:
+      return false
+  }
+}
+
+const knownEventTypes: ReadonlySet<string> = new Set([
+  "message_start",
+  "content_block_start",
+  "content_block_delta",
+  "content_block_stop",
+  "message_delta",
+  "message_stop"
+])
+
+type Assembler = ReturnType<typeof makeAssembler>
+
+/**
+ * The provider's stream as a pull: each pull reads network chunks until the
+ * events they complete give at least one ProviderEvent, and returns them as
+ * one batch. Ends with `Done` after message_stop and the end of the body.
+ */
+const readEvents = (
+  response: Response,
+  assembler: Assembler,
+  /** A read of the body failed: the connection broke (or the request was aborted, when nobody listens any more). */
+  broken: (cause: unknown) => ProviderError
+): Pull.Pull<Arr.NonEmptyReadonlyArray<ProviderEvent>, ProviderError> => {
+  const body = response.body
+  if (body === null) return Effect.fail(assembler.malformed("The response has no body"))
+  const reader = body.getReader()
+  const decoder = new TextDecoder()
+  let batch: Array<ProviderEvent> = []
+  let failure: ProviderError | undefined
+  let ended = false
+
+  const onEvent = (event: Sse.Event): ProviderError | undefined => {
+    if (event.event === "ping") return undefined
+    let value: unknown
+    try {
+      value = JSON.parse(event.data)
+    } catch (cause) {
+      if (event.event === "error") return assembler.streamError(undefined, event.data)
+      return assembler.malformed(`Unparseable stream data: ${cause instanceof Error ? cause.message : String(cause)}`)
+    }
+    if (event.event === "error") {
+      // An error in an otherwise successful response (overloaded mid-stream, say).
+      const error = isRecord(value) && isRecord(value["error"]) ? value["error"] : undefined
+      return assembler.streamError(isString(error?.["type"]) ? error["type"] : undefined, isString(error?.["message"]) ? error["message"] : JSON.stringify(value))
+    }
+    if (!isRecord(value) || !isString(value["type"])) return assembler.malformed(`Stream data is not an event: ${event.data.slice(0, 200)}`)
+    const type = value["type"]
+    if (!isStreamEvent(value)) {
+      if (knownEventTypes.has(type)) return assembler.malformed(`A ${type} event without the fields it needs: ${event.data.slice(0, 200)}`)
+      const skipped = assembler.skip(type)
+      return skipped instanceof ProviderError ? skipped : undefined
+    }
+    const out = assembler.push(value)
+    if (out instanceof ProviderError) return out
+    for (const item of out) batch.push(item)
+    return undefined
+  }
+  const parser = Sse.makeParser((event) => {
+    if (failure === undefined && event._tag === "Event") failure = onEvent(event)
+  })
+  const feed = (text: string) => {
+    const tooLarge = parser.feed(text)
+    if (tooLarge !== undefined && failure === undefined) failure = assembler.malformed(tooLarge.message)
+  }
+
+  const pull: Pull.Pull<Arr.NonEmptyReadonlyArray<ProviderEvent>, ProviderError> = Effect.suspend(() => {
+    // Events already parsed go out before a failure that came after them, as the API sent them.
+    if (Arr.isArrayNonEmpty(batch)) {
+      const out = batch
+      batch = []
+      return Effect.succeed(out)
+    }
+    if (failure !== undefined) return Effect.fail(failure)
+    if (ended) return Cause.done()
+    return Effect.tryPromise({ try: () => reader.read(), catch: broken }).pipe(
+      Effect.flatMap((result) => {
+        if (!result.done) {
+          feed(decoder.decode(result.value, { stream: true }))
+          return pull
+        }
+        // An event cut off by the end of the body is dropped (WHATWG), as the SDK's reader did.
+        feed(decoder.decode())
+        ended = true
+        if (failure !== undefined) return pull
+        return assembler.finish.pipe(Effect.flatMap((done) => {
+          batch.push(done)
+          return pull
+        }))
+      })
+    )
+  })
+  return pull
 }
 
 /** For a tool block that never got its content_block_stop; arguments default to an empty object. */

@@ -143,11 +143,11 @@ export const makeModelRouter = (options: ModelRouterOptions): ModelRouter => {
           : provider.stream({ ...request, model: ref.model })
         let emitted = false
         return source.pipe(
-          Stream.tap(() =>
-            Effect.sync(() => {
-              emitted = true
-            })
-          ),
+          // Per batch, not per event: the flag only has to be up before anything goes downstream.
+          Stream.mapArray((batch) => {
+            emitted = true
+            return batch
+          }),
           Stream.catch((error): Stream.Stream<RouterEvent, ProviderError> => {
             if (emitted) return Stream.fail(error)
             const name = formatModelRef(ref)

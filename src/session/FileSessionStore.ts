@@ -5,6 +5,7 @@
  * The index is a cache of what the transcripts say: writes are coalesced,
  * and a lost or corrupt index is rebuilt from the transcript headers.
  */
+import * as fsSync from "node:fs"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { Effect, Layer, Queue, Schema, Semaphore } from "effect"
@@ -16,6 +17,35 @@ import { isErrno } from "../platform/Errno.ts"
 const decodeEntry = Schema.decodeUnknownResult(SessionEntry)
 const decodeIndexJson = Schema.decodeUnknownResult(Schema.fromJsonString(Schema.Record(Schema.String, Schema.Unknown)))
 const FLUSH_DELAY_MS = 250
+/** Characters per piece of sessions.json as it is written. */
+const INDEX_CHUNK_CHARS = 64 * 1024
+
+/**
+ * sessions.json in pieces of about INDEX_CHUNK_CHARS, from a snapshot of the
+ * index taken when the write starts (entries are replaced, never mutated, so
+ * the snapshot is consistent). One JSON string of the whole index (35 MB for
+ * 100,000 sessions) and the object built for it were allocated on every
+ * flush; the pieces are young-generation strings, and the Buffer each becomes
+ * for the write is small enough to be reused by malloc instead of growing its
+ * heap.
+ */
+export const indexJsonChunks = (index: ReadonlyMap<string, SessionEntry>): Iterable<string> => {
+  const keys = [...index.keys()]
+  const entries = [...index.values()]
+  return {
+    *[Symbol.iterator]() {
+      let chunk = "{"
+      for (let i = 0; i < keys.length; i++) {
+        chunk += `${i === 0 ? "" : ","}${JSON.stringify(keys[i])}:${JSON.stringify(entries[i])}`
+        if (chunk.length >= INDEX_CHUNK_CHARS) {
+          yield chunk
+          chunk = ""
+        }
+      }
+      yield `${chunk}}`
+    }
+  }
+}
 
 export interface FileSessionStoreOptions {
   readonly home: string
@@ -24,6 +54,24 @@ export interface FileSessionStoreOptions {
    * written. For commands that only look while a gateway may own the files.
    */
   readonly readOnly?: boolean | undefined
+  /** Transcripts kept open between appends at most; the least recently used is closed first. Default 128. */
+  readonly maxOpenTranscripts?: number | undefined
+  /** An open transcript without an append for this long is closed. Default 10 s. */
+  readonly transcriptIdleMs?: number | undefined
+}
+
+const DEFAULT_MAX_OPEN_TRANSCRIPTS = 128
+const DEFAULT_TRANSCRIPT_IDLE_MS = 10_000
+
+/** A transcript kept open for appends (O_APPEND), with the identity of the file it was opened as. */
+interface OpenTranscript {
+  readonly file: string
+  readonly handle: fs.FileHandle
+  readonly dev: number
+  readonly ino: number
+  lastUsed: number
+  /** Set once it is taken out of use: the close in progress or done. */
+  closed: Promise<void> | undefined
 }
 
 const errorMessage = (error: unknown): string => error instanceof Error ? error.message : String(error)
@@ -47,7 +95,7 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
       : Effect.fail(new StoreError({ operation: "resolve", path: sessionId, message: `session id ${JSON.stringify(sessionId)} is not a valid file name` }))
 
   let tmpCounter = 0
-  const writeAtomic = (file: string, data: string) =>
+  const writeAtomic = (file: string, data: string | Iterable<string>) =>
     io("write", file, async () => {
       const tmp = `${file}.${process.pid}.${++tmpCounter}.tmp`
       const handle = await fs.open(tmp, "w", 0o600)
@@ -158,7 +206,7 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
       yield* Effect.gen(function*() {
         const dir = yield* sessionsDir(agentId)
         yield* io("mkdir", dir, () => fs.mkdir(dir, { recursive: true, mode: 0o700 }))
-        yield* writeAtomic(yield* indexPath(agentId), JSON.stringify(Object.fromEntries(index)))
+        yield* writeAtomic(yield* indexPath(agentId), indexJsonChunks(index))
       }).pipe(Effect.tapError(() => Effect.sync(() => dirty.add(agentId))))
     }
   })).pipe(Effect.withSpan("FileSessionStore.flush"))
@@ -174,14 +222,168 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
   yield* Effect.addFinalizer(() => flush.pipe(Effect.catchCause((cause) => Effect.logError("session index flush failed", cause))))
 
   // --- transcripts ---------------------------------------------------------
+  // A live session appends a few lines per turn. Opening and closing the file
+  // for every append cost two thread-pool round trips each time, the largest
+  // share of the gateway's own CPU per turn, so a transcript stays open
+  // between appends: at most `maxOpenTranscripts` at once (the least recently
+  // used is closed first), each closed after `transcriptIdleMs` without an
+  // append, when it is archived or repaired, and when the store's scope closes.
+  const maxOpen = Math.max(1, options.maxOpenTranscripts ?? DEFAULT_MAX_OPEN_TRANSCRIPTS)
+  const idleMs = Math.max(1, options.transcriptIdleMs ?? DEFAULT_TRANSCRIPT_IDLE_MS)
+  /** Open transcripts by path; Map order is least recently used first. */
+  const openTranscripts = new Map<string, OpenTranscript>()
+  /** Closes in flight, so the scope's finalizer can wait for them. */
+  const closing = new Set<Promise<void>>()
+  const idleSignal = yield* Queue.sliding<void>(1)
+
+  /**
+   * Takes a transcript out of use and closes it. FileHandle.close waits for
+   * an operation still running on it (a datasync), so nothing is cut short.
+   */
+  const retire = (open: OpenTranscript): Promise<void> => {
+    if (openTranscripts.get(open.file) === open) openTranscripts.delete(open.file)
+    if (open.closed !== undefined) return open.closed
+    const closed: Promise<void> = open.handle.close().catch(() => undefined).finally(() => closing.delete(closed))
+    closing.add(closed)
+    open.closed = closed
+    return closed
+  }
+  const retireFile = (file: string): Promise<void> => {
+    const open = openTranscripts.get(file)
+    return open === undefined ? Promise.resolve() : retire(open)
+  }
+
+  const register = (file: string, handle: fs.FileHandle): OpenTranscript => {
+    const stat = fsSync.fstatSync(handle.fd)
+    const open: OpenTranscript = { file, handle, dev: stat.dev, ino: stat.ino, lastUsed: Date.now(), closed: undefined }
+    const previous = openTranscripts.get(file)
+    if (previous !== undefined) void retire(previous)
+    for (const oldest of openTranscripts.values()) {
+      if (openTranscripts.size < maxOpen) break
+      void retire(oldest)
+    }
+    openTranscripts.set(file, open)
+    if (openTranscripts.size === 1) Queue.offerUnsafe(idleSignal, undefined)
+    return open
+  }
+
+  /**
+   * The open transcript of `file`, if it is still the file at that path. The
+   * path is checked on every append (a stat of a cached inode, about a
+   * microsecond): a transcript moved or replaced behind the store's back is
+   * then reopened, as a per-append open would, instead of written blind.
+   */
+  const current = (file: string): OpenTranscript | undefined => {
+    const open = openTranscripts.get(file)
+    if (open === undefined) return undefined
+    let stat: fsSync.Stats | undefined
+    try {
+      stat = fsSync.statSync(file, { throwIfNoEntry: false })
+    } catch {
+      stat = undefined
+    }
+    if (stat === undefined || stat.ino !== open.ino || stat.dev !== open.dev) {
+      void retire(open)
+      return undefined
+    }
+    openTranscripts.delete(file)
+    openTranscripts.set(file, open)
+    open.lastUsed = Date.now()
+    return open
+  }
+
+  /**
+   * Writes the lines with write(2) on the open descriptor. A write of a few
+   * hundred bytes into the page cache takes microseconds, far less than a
+   * thread-pool round trip; only the datasync, which waits for the disk, goes
+   * to the thread pool. One batch, one write call: a kill -9 can only cut the
+   * batch at its end, and loading repairs a torn last line.
+   */
+  const writeLines = (open: OpenTranscript, data: string) => {
+    const fd = open.handle.fd
+    const bytes = Buffer.from(data, "utf8")
+    let written = 0
+    try {
+      while (written < bytes.length) {
+        const count = fsSync.writeSync(fd, bytes, written, bytes.length - written)
+        if (count <= 0) throw new Error(`write made no progress after ${written} of ${bytes.length} bytes`)
+        written += count
+      }
+    } catch (error) {
+      // A write cut short (a full disk) leaves part of a line that the next
+      // append would join; it is taken back, so the file still ends at a line.
+      if (written > 0) {
+        try {
+          fsSync.ftruncateSync(fd, fsSync.fstatSync(fd).size - written)
+        } catch {
+          // the load's torn-tail repair is the fallback
+        }
+      }
+      throw error
+    }
+  }
+
+  /**
+   * Keeps a freshly opened handle and writes to it in one synchronous step,
+   * so no eviction can come between; on failure the handle is closed.
+   */
+  const writeNew = async (file: string, handle: fs.FileHandle, data: string): Promise<OpenTranscript> => {
+    let open: OpenTranscript | undefined
+    try {
+      open = register(file, handle)
+      writeLines(open, data)
+      return open
+    } catch (error) {
+      await (open === undefined ? handle.close().catch(() => undefined) : retire(open))
+      throw error
+    }
+  }
+
+  const appendFailed = (file: string, error: unknown) => new StoreError({ operation: "append", path: file, message: errorMessage(error) })
+
+  const datasync = (open: OpenTranscript) =>
+    io("append", open.file, () => open.handle.datasync()).pipe(
+      Effect.tapError(() => Effect.promise(() => retire(open)))
+    )
+
+  // Idle transcripts are closed; with none open this fiber waits for a signal, so an idle store has no timer.
+  yield* Effect.gen(function*() {
+    while (true) {
+      const oldest = openTranscripts.values().next()
+      if (oldest.done === true) {
+        yield* Queue.take(idleSignal)
+        continue
+      }
+      const wait = oldest.value.lastUsed + idleMs - Date.now()
+      if (wait > 0) yield* Effect.sleep(wait)
+      else yield* Effect.promise(() => retire(oldest.value))
+    }
+  }).pipe(Effect.forkScoped)
+  yield* Effect.addFinalizer(() =>
+    Effect.promise(async () => {
+      for (const open of [...openTranscripts.values()]) void retire(open)
+      await Promise.all([...closing])
+    })
+  )
+
   const createTranscript = Effect.fn("SessionStore.createTranscript")(function*(agentId: string, header: Transcript.Header) {
     const file = yield* transcriptPath(agentId, header.id)
     const dir = yield* sessionsDir(agentId)
-    yield* io("mkdir", dir, () => fs.mkdir(dir, { recursive: true, mode: 0o700 }))
-    // A file that already exists (a crash right after its header was written) is kept as it is.
-    yield* io("create", file, () => fs.writeFile(file, Transcript.encodeLine(header), { mode: 0o600, flag: "wx" }).catch((error: unknown) => {
-      if (!isErrno(error, "EEXIST")) throw error
-    }))
+    // The header is written on a handle the appends then use. O_EXCL: a file
+    // that already exists (a crash right after its header was written) is kept as it is.
+    const openNew = () =>
+      fs.open(file, "ax", 0o600).catch((error: unknown) => {
+        if (isErrno(error, "EEXIST")) return undefined
+        throw error
+      })
+    yield* io("create", file, async () => {
+      const handle = await openNew().catch(async (error: unknown) => {
+        if (!isNotFound(error)) throw error
+        await fs.mkdir(dir, { recursive: true, mode: 0o700 })
+        return openNew()
+      })
+      if (handle !== undefined) await writeNew(file, handle, Transcript.encodeLine(header))
+    })
   })
 
   const loadTranscript = Effect.fn("SessionStore.loadTranscript")(function*(agentId: string, sessionId: string, key: string) {
@@ -218,31 +420,47 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
       yield* Effect.logWarning(`transcript ${file} needs repair (${repairs.join("; ")}); not written in read-only mode`)
     } else if (repairs.length > 0) {
       const body = [header, ...repaired.entries].map(Transcript.encodeLine).join("")
+      // The repair replaces the file: a handle on the old one must not be written again.
+      yield* Effect.promise(() => retireFile(file))
       yield* writeAtomic(file, body)
       yield* Effect.logWarning(`repaired transcript ${file}: ${repairs.join("; ")}`)
     }
     return { header, entries: repaired.entries, repairs, exists: true }
   })
 
-  const append = Effect.fn("SessionStore.append")(function*(agentId: string, sessionId: string, entries: ReadonlyArray<Transcript.Entry>, options?: { readonly sync?: boolean }) {
-    if (entries.length === 0) return
-    const file = yield* transcriptPath(agentId, sessionId)
-    const data = entries.map(Transcript.encodeLine).join("")
-    yield* io("append", file, async () => {
-      const handle = await fs.open(file, "a", 0o600)
-      try {
-        // One write call per batch: a kill -9 can only ever cut the batch at its end.
-        await handle.write(data)
-        if (options?.sync === true) await handle.datasync()
-      } finally {
-        await handle.close()
-      }
-    })
-  })
+  // Not an Effect.fn: two appends per turn, and a span plus a captured stack per call cost more than the write.
+  const append = (agentId: string, sessionId: string, entries: ReadonlyArray<Transcript.Entry>, options?: { readonly sync?: boolean }): Effect.Effect<void, StoreError> =>
+    entries.length === 0 ? Effect.void : transcriptPath(agentId, sessionId).pipe(
+      Effect.flatMap((file) =>
+        Effect.suspend(() => {
+          const data = entries.map(Transcript.encodeLine).join("")
+          const sync = options?.sync === true
+          const open = current(file)
+          if (open !== undefined) {
+            try {
+              writeLines(open, data)
+            } catch (error) {
+              return Effect.promise(() => retire(open)).pipe(Effect.andThen(Effect.fail(appendFailed(file, error))))
+            }
+            return sync ? datasync(open) : Effect.void
+          }
+          return io("append", file, async () => {
+            const reopened = await writeNew(file, await fs.open(file, "a", 0o600), data)
+            if (sync) {
+              await reopened.handle.datasync().catch(async (error: unknown) => {
+                await retire(reopened)
+                throw error
+              })
+            }
+          })
+        })
+      )
+    )
 
   const archiveTranscript = Effect.fn("SessionStore.archiveTranscript")(function*(agentId: string, sessionId: string, reason: "reset" | "deleted") {
     const file = yield* transcriptPath(agentId, sessionId)
     const target = `${file}.${reason}.${new Date().toISOString().replaceAll(":", "-")}`
+    yield* Effect.promise(() => retireFile(file))
     yield* io("archive", file, () => fs.rename(file, target).catch((error: unknown) => {
       if (!isNotFound(error)) throw error
     }))

@@ -301,8 +301,9 @@ export const handle = Effect.fn("SessionActor.handle")(function*(state: SessionS
         return yield* runTurn(turnSession, settings, input, emit)
       })
       const emit = (event: TurnEvent) => Queue.offer(envelope.events, event).pipe(Effect.asVoid)
+      // The error is built only if the turn is aborted: an error captures a stack trace.
       const cancelled = Deferred.await(envelope.cancel).pipe(
-        Effect.andThen(Effect.fail(new TurnAborted({ sessionKey: state.key.key, message: "the turn was aborted" })))
+        Effect.andThen(Effect.failSync(() => new TurnAborted({ sessionKey: state.key.key, message: "the turn was aborted" })))
       )
       const exit = yield* Effect.exit(Effect.raceFirst(turn, cancelled))
       if (Exit.isSuccess(exit)) {

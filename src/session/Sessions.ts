@@ -1,11 +1,12 @@
 /**
- * The local session host: one actor fiber per live session key, each with a
- * Queue mailbox, under this layer's scope. It supervises (restart from the
- * transcript with backoff, bounded intensity), passivates idle actors and
- * revives them on the next message. Only hosting lives here; the behaviour
- * is SessionActor, so a cluster host can replace this module.
+ * The local session host: one actor per live session key, a mailbox and the
+ * session's memory, served by a fiber under this layer's scope while it has
+ * mail. It supervises (restart from the transcript with backoff, bounded
+ * intensity), passivates idle actors and revives them on the next message.
+ * Only hosting lives here; the behaviour is SessionActor, so a cluster host
+ * can replace this module.
  */
-import { Cause, Clock, Context, Deferred, Effect, FiberSet, Layer, Queue, Result, Schedule, Semaphore, Stream } from "effect"
+import { Cause, Clock, Context, Deferred, Effect, FiberSet, Layer, Queue, Result, Schedule, Stream } from "effect"
 import { AgentDirectory, type UnknownAgent } from "../agent/AgentDirectory.ts"
 import type { Models } from "../provider/Models.ts"
 import type { SystemPromptSource, TurnInput } from "../agent/RunLoop.ts"
@@ -23,18 +24,34 @@ export interface SessionRow {
 }
 
 export interface HostStats {
+  /** Sessions held in memory (not passivated). */
   readonly live: number
+  /** Live sessions with a fiber serving their mailbox right now; the others hold no fiber. */
+  readonly serving: number
   readonly restarts: number
   readonly passivations: number
   readonly gaveUp: number
 }
 
+/**
+ * A live session: its mailbox and its memory. A fiber serves it only while it
+ * has mail, so an idle live session is this object and its state, not a
+ * parked fiber (a parked fiber with its generators and context costs several
+ * KiB; with 10,000 live sessions that was most of the retained heap).
+ */
 interface ActorHandle {
   readonly key: SessionKey.ParsedSessionKey
-  readonly mailbox: Queue.Queue<SessionActor.Envelope, Cause.Done>
+  /** Envelopes not yet taken, oldest first. Replaced by a fresh array when drained, so an idle actor keeps no grown backing store. */
+  mailbox: Array<SessionActor.Envelope>
   current: SessionActor.Envelope | undefined
-  /** When the actor last finished an envelope; the sweeper passivates on it. */
+  /** When the actor last finished an envelope (or was sent one); the sweeper passivates on it. */
   lastActive: number
+  /** The session's memory, loaded by the first envelope; undefined again after a crash, so the next one reloads it. */
+  state: SessionActor.SessionState | undefined
+  /** A fiber is serving the mailbox. Set and cleared in the same synchronous steps that push and take mail. */
+  serving: boolean
+  /** Recent crash times, for the restart intensity; undefined until the first crash. */
+  crashes: Array<number> | undefined
 }
 
 /** How long shutdown waits for running turns before interrupting them. */
@@ -64,10 +81,18 @@ export class Sessions extends Context.Service<Sessions, {
   static readonly layer = Layer.effect(Sessions, Effect.gen(function*() {
     const store = yield* SessionStore
     const agents = yield* AgentDirectory
-    const context = yield* Effect.context<SessionStore | AgentDirectory | Models | ToolRegistry | SystemPromptSource>()
+    // Closed after the fibers are interrupted (finalizers run in reverse): mail still waiting then is answered.
+    let closed = false
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        closed = true
+        for (const handle of actors.values()) yield* failPending(handle, "the gateway is shutting down")
+      })
+    )
     const fibers = yield* FiberSet.make()
+    // Actor fibers run with this layer's context, not with that of whoever sent the mail that started them.
+    const runActor = yield* FiberSet.runtime(fibers)<SessionStore | AgentDirectory | Models | ToolRegistry | SystemPromptSource>()
     const actors = new Map<string, ActorHandle>()
-    const registry = yield* Semaphore.make(1)
     const counters = { restarts: 0, passivations: 0, gaveUp: 0 }
 
     const parseKey = (key: string) => Effect.gen(function*() {
@@ -78,10 +103,7 @@ export class Sessions extends Context.Service<Sessions, {
 
     /** Answers everything still waiting in a mailbox that will not be served. */
     const failPending = (handle: ActorHandle, message: string) =>
-      Effect.gen(function*() {
-        const pending = yield* Queue.clear(handle.mailbox)
-        for (const envelope of pending) yield* failEnvelope(handle, envelope, message)
-      })
+      Effect.forEach(handle.mailbox.splice(0), (envelope) => failEnvelope(handle, envelope, message), { discard: true })
     const failEnvelope = (handle: ActorHandle, envelope: SessionActor.Envelope, message: string) => {
       const error = new SessionUnavailable({ sessionKey: handle.key.key, message })
       switch (envelope._tag) {
@@ -100,90 +122,129 @@ export class Sessions extends Context.Service<Sessions, {
       }
     }
 
-    /** One incarnation: load from disk, then serve the mailbox until it is ended (passivation). */
-    const incarnation = (handle: ActorHandle) =>
+    /**
+     * Takes the actor out of the registry and answers its waiting mail, in one
+     * synchronous step with the end of its fiber's service: no delivery can
+     * slip in between, and the next message starts a fresh actor.
+     */
+    const retire = (handle: ActorHandle, message: string) =>
+      Effect.suspend(() => {
+        if (actors.get(handle.key.key) === handle) actors.delete(handle.key.key)
+        handle.serving = false
+        return failPending(handle, message)
+      })
+
+    /**
+     * Serves the mailbox until it is empty, then ends; the next delivery
+     * starts another. This fiber is also the supervisor: a defect drops the
+     * session's memory and, after a backoff, the next envelope reloads it from
+     * the transcript, within the configured restart intensity.
+     */
+    const serve = (handle: ActorHandle): Effect.Effect<void, never, SessionStore | AgentDirectory | Models | ToolRegistry | SystemPromptSource> =>
       Effect.gen(function*() {
-        const state = yield* SessionActor.load(handle.key).pipe(
-          Effect.mapError((error) => new SessionActor.LoadFailed({ sessionKey: handle.key.key, message: error.message }))
-        )
         while (true) {
-          const next = yield* Queue.take(handle.mailbox).pipe(Effect.catchTag("Done", () => Effect.succeed(undefined)))
-          if (next === undefined) return
+          let state = handle.state
+          if (state === undefined) {
+            const loaded = yield* Effect.exit(SessionActor.load(handle.key))
+            if (loaded._tag === "Failure") {
+              const error = Cause.findError(loaded.cause)
+              if (error._tag === "Success") {
+                // The session could not be loaded (an unreadable transcript, say).
+                // Retrying will not help; callers get the reason, and the next message tries afresh.
+                yield* Effect.logError(`session ${handle.key.key} could not be loaded: ${error.success.message}`)
+                return yield* retire(handle, `the session could not be loaded: ${error.success.message}`)
+              }
+              if (Cause.hasInterruptsOnly(loaded.cause)) {
+                yield* Effect.yieldNow
+                continue
+              }
+              if (yield* crashed(handle, loaded.cause)) return
+              continue
+            }
+            state = loaded.value
+            handle.state = state
+          }
+          const next = handle.mailbox.shift()
+          if (next === undefined) {
+            // Idle: no fiber until the next delivery.
+            handle.mailbox = []
+            handle.serving = false
+            return
+          }
           handle.current = next
-          yield* SessionActor.handle(state, next).pipe(
+          const exit = yield* SessionActor.handle(state, next).pipe(
             // Whatever happened, nobody is left waiting on this envelope.
             Effect.onExit((exit) => exit._tag === "Success" ? Effect.void : failEnvelope(handle, next, `the session failed: ${describeCause(exit.cause)}`)),
-            Effect.ensuring(Effect.gen(function*() {
-              handle.current = undefined
-              handle.lastActive = yield* Clock.currentTimeMillis
-            }))
+            Effect.exit
           )
-        }
-      })
-
-    const retire = (handle: ActorHandle) => registry.withPermits(1)(Effect.sync(() => {
-      if (actors.get(handle.key.key) === handle) actors.delete(handle.key.key)
-    }))
-
-    /** The supervisor: restarts an incarnation that died, within the configured intensity. */
-    const supervise = (handle: ActorHandle) =>
-      Effect.gen(function*() {
-        const crashes: Array<number> = []
-        while (true) {
-          const exit = yield* Effect.exit(incarnation(handle))
-          if (exit._tag === "Success" || Cause.hasInterruptsOnly(exit.cause)) return
+          handle.current = undefined
+          handle.lastActive = yield* Clock.currentTimeMillis
+          if (exit._tag === "Success") continue
+          if (Cause.hasInterruptsOnly(exit.cause)) {
+            // An interrupted fiber stops at its next step (shutdown); anything else carries on serving.
+            yield* Effect.yieldNow
+            continue
+          }
           const error = Cause.findError(exit.cause)
           if (error._tag === "Success" && error.success._tag === "LoadFailed") {
-            // The session could not be loaded (an unreadable transcript, say).
-            // Retrying will not help; callers get the reason, and the next message tries afresh.
+            // Reloading after a failed turn found the transcript unreadable.
             yield* Effect.logError(`session ${handle.key.key} could not be loaded: ${error.success.message}`)
-            yield* retire(handle)
-            yield* failPending(handle, `the session could not be loaded: ${error.success.message}`)
-            return
+            return yield* retire(handle, `the session could not be loaded: ${error.success.message}`)
           }
-          const policy = yield* agents.sessionPolicy
-          const now = yield* Clock.currentTimeMillis
-          crashes.push(now)
-          while (crashes.length > 0 && (crashes[0] ?? now) < now - policy.supervisor.withinMs) crashes.shift()
-          if (crashes.length > policy.supervisor.maxRestarts) {
-            counters.gaveUp++
-            yield* Effect.logError(`session ${handle.key.key} crashed ${crashes.length} times within ${policy.supervisor.withinMs} ms; stopping it until its next message`, exit.cause)
-            yield* retire(handle)
-            yield* failPending(handle, `the session kept crashing (last: ${describeCause(exit.cause)}) and was stopped; send again to restart it`)
-            return
-          }
-          counters.restarts++
-          const backoff = Math.min(policy.supervisor.backoffMs * 2 ** (crashes.length - 1), 30_000)
-          yield* Effect.logWarning(`session ${handle.key.key} crashed; restarting from its transcript in ${backoff} ms`, exit.cause)
-          yield* Effect.sleep(backoff)
+          if (yield* crashed(handle, exit.cause)) return
         }
-      }).pipe(Effect.provideContext(context))
+      }).pipe(
+        // An interrupted service (shutdown) leaves the handle free for nobody; a normal end already cleared the flag.
+        Effect.onExit((exit) => exit._tag === "Failure" ? Effect.sync(() => { handle.serving = false }) : Effect.void)
+      )
 
-    const actorFor = (key: SessionKey.ParsedSessionKey) =>
+    /** After a defect: true when the supervisor gave up (the actor is retired); otherwise the backoff has been waited and memory dropped. */
+    const crashed = (handle: ActorHandle, cause: Cause.Cause<unknown>) =>
       Effect.gen(function*() {
-        const existing = actors.get(key.key)
-        if (existing !== undefined) return existing
-        const handle: ActorHandle = {
-          key,
-          mailbox: yield* Queue.unbounded<SessionActor.Envelope, Cause.Done>(),
-          current: undefined,
-          lastActive: yield* Clock.currentTimeMillis
+        handle.state = undefined
+        const policy = yield* agents.sessionPolicy
+        const now = yield* Clock.currentTimeMillis
+        const crashes = handle.crashes ?? []
+        handle.crashes = crashes
+        crashes.push(now)
+        while (crashes.length > 0 && (crashes[0] ?? now) < now - policy.supervisor.withinMs) crashes.shift()
+        if (crashes.length > policy.supervisor.maxRestarts) {
+          counters.gaveUp++
+          yield* Effect.logError(`session ${handle.key.key} crashed ${crashes.length} times within ${policy.supervisor.withinMs} ms; stopping it until its next message`, cause)
+          yield* retire(handle, `the session kept crashing (last: ${describeCause(cause)}) and was stopped; send again to restart it`)
+          return true
         }
-        actors.set(key.key, handle)
-        yield* FiberSet.run(fibers, supervise(handle))
-        yield* Queue.offer(sweepSignal, undefined)
-        return handle
+        counters.restarts++
+        const backoff = Math.min(policy.supervisor.backoffMs * 2 ** (crashes.length - 1), 30_000)
+        yield* Effect.logWarning(`session ${handle.key.key} crashed; restarting from its transcript in ${backoff} ms`, cause)
+        yield* Effect.sleep(backoff)
+        return false
       })
 
-    /** Delivery happens under the registry lock, so an actor never passivates with mail waiting. */
+    /**
+     * Puts the envelope in the session's mailbox (creating the actor if it is
+     * not live) and starts a fiber to serve it if none is serving. The lookup,
+     * the push and the check are one synchronous step, as are the sweeper's
+     * check and removal, so mail never lands in a passivated actor.
+     */
     const deliver = (key: SessionKey.ParsedSessionKey, envelope: SessionActor.Envelope) =>
-      registry.withPermits(1)(Effect.gen(function*() {
-        const handle = yield* actorFor(key)
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        if (closed) return yield* new SessionUnavailable({ sessionKey: key.key, message: "the gateway is shutting down" })
+        let handle = actors.get(key.key)
+        const created = handle === undefined
+        if (handle === undefined) {
+          handle = { key, mailbox: [], current: undefined, lastActive: now, state: undefined, serving: false, crashes: undefined }
+          actors.set(key.key, handle)
+        }
         // Counts as activity at once, so the sweeper never takes an actor that has mail in hand.
-        handle.lastActive = yield* Clock.currentTimeMillis
-        const accepted = yield* Queue.offer(handle.mailbox, envelope)
-        if (!accepted) return yield* new SessionUnavailable({ sessionKey: key.key, message: "the session is shutting down" })
-      }))
+        handle.lastActive = now
+        handle.mailbox.push(envelope)
+        const start = !handle.serving
+        handle.serving = true
+        if (start) runActor(serve(handle))
+        if (created) yield* Queue.offer(sweepSignal, undefined)
+      })
 
     // One sweeper for all actors, instead of a timer per actor: it sleeps while
     // no actor is live, so an idle gateway has no timers running at all.
@@ -191,15 +252,11 @@ export class Sessions extends Context.Service<Sessions, {
     const sweep = Effect.gen(function*() {
       const policy = yield* agents.sessionPolicy
       const now = yield* Clock.currentTimeMillis
-      yield* registry.withPermits(1)(Effect.gen(function*() {
-        for (const handle of [...actors.values()]) {
-          if (handle.current !== undefined || now - handle.lastActive < policy.passivateAfterMs) continue
-          if ((yield* Queue.size(handle.mailbox)) > 0) continue
-          actors.delete(handle.key.key)
-          counters.passivations++
-          yield* Queue.end(handle.mailbox)
-        }
-      }))
+      for (const [key, handle] of actors) {
+        if (handle.serving || handle.mailbox.length > 0 || now - handle.lastActive < policy.passivateAfterMs) continue
+        actors.delete(key)
+        counters.passivations++
+      }
       return Math.max(250, Math.min(policy.passivateAfterMs / 4, 60_000))
     })
     yield* Effect.gen(function*() {
@@ -272,7 +329,11 @@ export class Sessions extends Context.Service<Sessions, {
         }),
       list: (agentId) =>
         store.listEntries(agentId).pipe(Effect.map((rows) => rows.map(([key, entry]) => ({ key, entry, live: actors.has(key) })))),
-      stats: Effect.sync(() => ({ live: actors.size, ...counters }))
+      stats: Effect.sync(() => {
+        let serving = 0
+        for (const handle of actors.values()) if (handle.serving) serving++
+        return { live: actors.size, serving, ...counters }
+      })
     })
   }))
 }

@@ -246,6 +246,27 @@ describe("Anthropic provider", () => {
       ])
     }))
 
+  it("sends a history the same way every time it is sent, merged or not", () => {
+    const call: Message = {
+      role: "assistant",
+      content: [{ type: "toolCall", id: "call_1", name: "ls", arguments: {} }],
+      provider: "anthropic",
+      model: "m",
+      usage: { input: 0, output: 0, cacheRead: 0, cacheWrite: 0, totalTokens: 0 },
+      stopReason: "toolUse",
+      timestamp: 1
+    }
+    const result: Message = { role: "toolResult", toolCallId: "call_1", toolName: "ls", content: [{ type: "text", text: "a b" }], isError: false, timestamp: 1 }
+    const history = [user("first"), user("second"), call, result, user("next")]
+    const once = JSON.stringify(toAnthropicParams(baseRequest(history)).messages)
+    const twice = JSON.stringify(toAnthropicParams(baseRequest(history)).messages)
+    const longer = toAnthropicParams(baseRequest([...history, user("more")])).messages
+    assert.strictEqual(twice, once, "merging did not change the converted messages kept for the next turn")
+    assert.strictEqual(JSON.stringify(toAnthropicParams(baseRequest(history)).messages), once)
+    assert.deepStrictEqual(longer.map((m) => Array.isArray(m.content) ? m.content.length : 1), [2, 1, 3])
+    assert.deepStrictEqual(JSON.parse(once).map((m: { content: Array<unknown> }) => m.content.length), [2, 1, 2])
+  })
+
   it.live("reports a stream with garbage data as MalformedStream", () =>
     Effect.gen(function*() {
       const fake = yield* FakeAnthropic.make([{ kind: "malformed" }])
@@ -436,4 +457,92 @@ describe("Anthropic provider timeouts", () => {
       const error = yield* Stream.runCollect(provider.stream(baseRequest([user("x")]))).pipe(Effect.flip)
       assert.strictEqual(error.reason, "Timeout")
     }))
+})
+
+/**
+ * A server that answers POST /v1/messages with the given SSE body, cut into
+ * the given pieces (bytes), each written after a pause so each arrives as a
+ * network chunk of its own.
+ */
+const scriptedSse = (pieces: ReadonlyArray<Uint8Array | string>) =>
+  Effect.acquireRelease(
+    Effect.promise(async () => {
+      const http = await import("node:http")
+      const server = http.createServer((req, res) => {
+        req.resume()
+        req.on("end", async () => {
+          res.writeHead(200, { "content-type": "text/event-stream" })
+          for (const piece of pieces) {
+            res.write(piece)
+            await new Promise((resolve) => setTimeout(resolve, 15))
+          }
+          res.end()
+        })
+      })
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()))
+      const address = server.address()
+      const port = typeof address === "object" && address !== null ? address.port : 0
+      return { server, url: `http://127.0.0.1:${port}` }
+    }),
+    ({ server }) => Effect.promise(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  )
+
+const sseEvent = (payload: { readonly type: string } & Record<string, unknown>) => `event: ${payload.type}\ndata: ${JSON.stringify(payload)}\n\n`
+const messageStart = sseEvent({ type: "message_start", message: { id: "msg_1", type: "message", role: "assistant", content: [], model: "claude-test-1", stop_reason: null, usage: { input_tokens: 3, output_tokens: 1 } } })
+const textBlock = (text: string) => sseEvent({ type: "content_block_start", index: 0, content_block: { type: "text", text: "" } }) +
+  sseEvent({ type: "content_block_delta", index: 0, delta: { type: "text_delta", text } }) +
+  sseEvent({ type: "content_block_stop", index: 0 })
+const messageEnd = sseEvent({ type: "message_delta", delta: { stop_reason: "end_turn", stop_sequence: null }, usage: { output_tokens: 2 } }) + sseEvent({ type: "message_stop" })
+
+const scriptedProvider = (url: string) => makeAnthropicProvider({ id: "anthropic", apiKey: key, baseUrl: url })
+
+describe("Anthropic provider reading the event stream", () => {
+  it.live("reassembles events and characters cut across network chunks", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const text = messageStart + textBlock("héllo ✓ wörld") + messageEnd
+      const bytes = new TextEncoder().encode(text)
+      // Cut inside the delta's data line, then between the bytes of "✓" (e2 9c 93).
+      const inLine = new TextEncoder().encode(text.slice(0, text.indexOf("text_delta"))).length
+      const inChar = bytes.indexOf(0xe2) + 1
+      const pieces = [bytes.slice(0, inLine), bytes.slice(inLine, inChar), bytes.slice(inChar)]
+      const { url } = yield* scriptedSse(pieces)
+      const events = [...yield* Stream.runCollect(scriptedProvider(url).stream(baseRequest([user("hi")])))]
+      assert.strictEqual(textOf(events), "héllo ✓ wörld")
+      assert.strictEqual(doneOf(events).stopReason, "stop")
+      assert.strictEqual(doneOf(events).usage.output, 2)
+    })))
+
+  it.live("hands on what one network chunk completed as one batch", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { url } = yield* scriptedSse([messageStart + textBlock("one") + messageEnd])
+      const batches = [...yield* Stream.runCollect(Stream.chunks(scriptedProvider(url).stream(baseRequest([user("hi")]))))]
+      assert.deepStrictEqual(batches.map((batch) => batch.map((e) => e._tag)), [["TextDelta"], ["Done"]])
+    })))
+
+  it.live("reports well-formed JSON of the wrong shape as MalformedStream", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { url } = yield* scriptedSse([messageStart + sseEvent({ type: "content_block_delta", index: 0, delta: "not an object" }) + textBlock("after") + messageEnd])
+      const error = yield* Stream.runCollect(scriptedProvider(url).stream(baseRequest([user("hi")]))).pipe(Effect.flip)
+      assert.strictEqual(error.reason, "MalformedStream")
+      assert.include(error.message, "content_block_delta event without the fields")
+    })))
+
+  it.live("skips event types it does not know once the message has started, and refuses them before", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const later = yield* scriptedSse([messageStart + sseEvent({ type: "future_event", detail: 1 }) + textBlock("fine") + messageEnd])
+      const events = [...yield* Stream.runCollect(scriptedProvider(later.url).stream(baseRequest([user("hi")])))]
+      assert.strictEqual(textOf(events), "fine")
+      const first = yield* scriptedSse([sseEvent({ type: "future_event" }) + messageStart + textBlock("no") + messageEnd])
+      const error = yield* Stream.runCollect(scriptedProvider(first.url).stream(baseRequest([user("hi")]))).pipe(Effect.flip)
+      assert.strictEqual(error.reason, "MalformedStream")
+      assert.include(error.message, "future_event")
+    })))
+
+  it.live("an error event whose data is not JSON keeps its text", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { url } = yield* scriptedSse([messageStart + "event: error\ndata: upstream fell over\n\n"])
+      const error = yield* Stream.runCollect(scriptedProvider(url).stream(baseRequest([user("hi")]))).pipe(Effect.flip)
+      assert.strictEqual(error.reason, "Unknown")
+      assert.strictEqual(error.message, "upstream fell over")
+    })))
 })

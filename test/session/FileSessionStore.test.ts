@@ -1,6 +1,8 @@
 import * as fs from "node:fs/promises"
+import { createRequire } from "node:module"
 import * as os from "node:os"
 import * as path from "node:path"
+import { pathToFileURL } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import type { AssistantMessage, Message } from "../../src/agent/Message.ts"
@@ -179,5 +181,177 @@ describe("FileSessionStore against hand-edited state", () => {
       const names = yield* Effect.promise(() => fs.readdir(dir))
       assert.deepStrictEqual(names.sort(), ["s8.jsonl", "sessions.json"])
       assert.strictEqual(yield* read(path.join(dir, "sessions.json")), "{ broken")
+    })))
+})
+
+/** Descriptors this process holds on `file`, from /proc/self/fd (Linux). */
+const openDescriptors = (file: string) =>
+  Effect.promise(async () => {
+    const fds = await fs.readdir("/proc/self/fd")
+    let count = 0
+    for (const fd of fds) {
+      const target = await fs.readlink(`/proc/self/fd/${fd}`).catch(() => "")
+      if (target === file || target === `${file} (deleted)`) count++
+    }
+    return count
+  })
+
+const waitFor = (check: Effect.Effect<boolean>, what: string, timeoutMs = 5000) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + timeoutMs
+    while (!(yield* check)) {
+      if (Date.now() > deadline) return yield* Effect.die(new Error(`timed out waiting for ${what}`))
+      yield* Effect.sleep("10 millis")
+    }
+  })
+
+const withStoreOptions = <A, E>(options: Omit<FileSessionStore.FileSessionStoreOptions, "home">, f: (home: string) => Effect.Effect<A, E, SessionStore>) =>
+  Effect.scoped(Effect.gen(function*() {
+    const home = yield* tempHome
+    return yield* f(home).pipe(Effect.provide(FileSessionStore.layer({ home, ...options })))
+  }))
+
+describe("FileSessionStore transcript handles", () => {
+  it.live("keeps a transcript open between appends and closes it once idle", () =>
+    withStoreOptions({ transcriptIdleMs: 200 }, (home) => Effect.gen(function*() {
+      const store = yield* SessionStore
+      const file = transcriptFile(home, "h1")
+      yield* store.createTranscript("main", header("h1"))
+      for (let i = 0; i < 5; i++) yield* store.append("main", "h1", [Transcript.messageEntry(user(`m${i}`), null)], { sync: i === 4 })
+      assert.strictEqual(yield* openDescriptors(file), 1, "one descriptor serves every append")
+      yield* waitFor(openDescriptors(file).pipe(Effect.map((n) => n === 0)), "the idle transcript to be closed")
+      yield* store.append("main", "h1", [Transcript.messageEntry(user("after idle"), null)])
+      const loaded = yield* store.loadTranscript("main", "h1", "agent:main:main")
+      assert.deepStrictEqual(loaded.entries.map((e) => e.type === "message" ? e.message.content : ""), ["m0", "m1", "m2", "m3", "m4", "after idle"])
+      assert.deepStrictEqual(loaded.repairs, [])
+    })))
+
+  it.live("holds at most maxOpenTranscripts, closing the least recently used", () =>
+    withStoreOptions({ maxOpenTranscripts: 2 }, (home) => Effect.gen(function*() {
+      const store = yield* SessionStore
+      for (const id of ["l1", "l2", "l3"]) {
+        yield* store.createTranscript("main", header(id))
+        yield* store.append("main", id, [Transcript.messageEntry(user(`to ${id}`), null)])
+      }
+      assert.deepStrictEqual(
+        [yield* openDescriptors(transcriptFile(home, "l1")), yield* openDescriptors(transcriptFile(home, "l2")), yield* openDescriptors(transcriptFile(home, "l3"))],
+        [0, 1, 1]
+      )
+      yield* store.append("main", "l1", [Transcript.messageEntry(user("l1 again"), null)])
+      assert.strictEqual(yield* openDescriptors(transcriptFile(home, "l2")), 0, "l2 was now the least recently used")
+      const loaded = yield* store.loadTranscript("main", "l1", "agent:main:main")
+      assert.strictEqual(loaded.entries.length, 2)
+    })))
+
+  it.live("closes every open transcript when the store's scope closes", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* tempHome
+      yield* Effect.gen(function*() {
+        const store = yield* SessionStore
+        yield* store.createTranscript("main", header("c1"))
+        yield* store.append("main", "c1", [Transcript.messageEntry(user("hi"), null)])
+        assert.strictEqual(yield* openDescriptors(transcriptFile(home, "c1")), 1)
+      }).pipe(Effect.provide(FileSessionStore.layer({ home })))
+      assert.strictEqual(yield* openDescriptors(transcriptFile(home, "c1")), 0)
+    })))
+
+  it.live("archiving closes the transcript, and a new one starts after it", () =>
+    withStore((home) => Effect.gen(function*() {
+      const store = yield* SessionStore
+      const file = transcriptFile(home, "a1")
+      yield* store.createTranscript("main", header("a1"))
+      yield* store.append("main", "a1", [Transcript.messageEntry(user("old"), null)])
+      yield* store.archiveTranscript("main", "a1", "reset")
+      const names = yield* Effect.promise(() => fs.readdir(path.dirname(file)))
+      const archived = names.find((n) => n.startsWith("a1.jsonl.reset."))
+      assert.isDefined(archived)
+      assert.strictEqual(yield* openDescriptors(path.join(path.dirname(file), archived ?? "")), 0)
+      yield* store.createTranscript("main", header("a1"))
+      yield* store.append("main", "a1", [Transcript.messageEntry(user("new"), null)])
+      assert.notInclude(yield* read(file), "old")
+      assert.notInclude(yield* read(path.join(path.dirname(file), archived ?? "")), "new", "nothing was written to the archived file")
+    })))
+
+  it.live("a transcript replaced behind the store's back is reopened, not written blind", () =>
+    withStore((home) => Effect.gen(function*() {
+      const store = yield* SessionStore
+      const file = transcriptFile(home, "r1")
+      yield* store.createTranscript("main", header("r1"))
+      yield* store.append("main", "r1", [Transcript.messageEntry(user("before"), null)])
+      yield* Effect.promise(() => fs.rename(file, `${file}.moved`))
+      yield* Effect.promise(() => fs.writeFile(file, Transcript.encodeLine(header("r1"))))
+      yield* store.append("main", "r1", [Transcript.messageEntry(user("after"), null)])
+      assert.include(yield* read(file), "after")
+      assert.notInclude(yield* read(`${file}.moved`), "after")
+      // A directory in its place makes the append fail, as opening it would.
+      yield* Effect.promise(() => fs.rename(file, `${file}.moved2`))
+      yield* Effect.promise(() => fs.mkdir(file))
+      const error = yield* store.append("main", "r1", [Transcript.messageEntry(user("lost"), null)]).pipe(Effect.flip)
+      assert.include(error.message, "EISDIR")
+    })))
+
+  it.live("a repair replaces the file, and later appends go to the repaired one", () =>
+    withStore((home) => Effect.gen(function*() {
+      const store = yield* SessionStore
+      const file = transcriptFile(home, "p1")
+      yield* store.createTranscript("main", header("p1"))
+      yield* store.append("main", "p1", [Transcript.messageEntry(user("one"), null)])
+      yield* Effect.promise(() => fs.appendFile(file, "{\"type\":\"message\",\"id\":\"torn"))
+      const loaded = yield* store.loadTranscript("main", "p1", "agent:main:main")
+      assert.include(loaded.repairs.join(), "torn")
+      yield* store.append("main", "p1", [Transcript.messageEntry(user("two"), null)])
+      const again = yield* store.loadTranscript("main", "p1", "agent:main:main")
+      assert.deepStrictEqual(again.repairs, [])
+      assert.strictEqual(again.entries.length, 2)
+    })))
+
+  it.live("a kill -9 between appends leaves a transcript that loads whole", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* tempHome
+      const src = path.resolve(import.meta.dirname, "../../src/session")
+      const script = path.join(home, "writer.ts")
+      yield* Effect.promise(() => fs.writeFile(script, [
+        `import { Effect } from ${JSON.stringify(pathToFileURL(createRequire(import.meta.url).resolve("effect")).href)}`,
+        `import * as FileSessionStore from ${JSON.stringify(path.join(src, "FileSessionStore.ts"))}`,
+        `import { SessionStore } from ${JSON.stringify(path.join(src, "SessionStore.ts"))}`,
+        `import * as Transcript from ${JSON.stringify(path.join(src, "Transcript.ts"))}`,
+        `const home = process.argv[2]`,
+        `await Effect.runPromise(Effect.gen(function*() {`,
+        `  const store = yield* SessionStore`,
+        `  yield* store.createTranscript("main", { type: "session", version: 3, id: "k9", timestamp: new Date().toISOString(), cwd: "/w", key: "agent:main:main", agentId: "main" })`,
+        `  for (let i = 0; ; i++) {`,
+        `    const text = "m" + i + " " + "x".repeat((i * 7919) % 65536)`,
+        `    yield* store.append("main", "k9", [Transcript.messageEntry({ role: "user", content: text, timestamp: i }, null)], { sync: i % 16 === 0 })`,
+        `    if (i % 16 === 0) process.stdout.write(i + "\\n")`,
+        `  }`,
+        `}).pipe(Effect.provide(FileSessionStore.layer({ home }))))`
+      ].join("\n")))
+      const { spawn } = yield* Effect.promise(() => import("node:child_process"))
+      const child = spawn(process.execPath, [script, home], { cwd: path.resolve(import.meta.dirname, "../.."), stdio: ["ignore", "pipe", "pipe"] })
+      let written = 0
+      let stderr = ""
+      child.stdout.on("data", (chunk: Buffer) => {
+        const last = chunk.toString("utf8").trim().split("\n").at(-1)
+        written = Math.max(written, Number(last))
+      })
+      child.stderr.on("data", (chunk: Buffer) => {
+        stderr += chunk.toString("utf8")
+      })
+      yield* waitFor(Effect.sync(() => written >= 200 || child.exitCode !== null), "the writer to append 200 entries", 15_000)
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once("exit", resolve))
+        child.kill("SIGKILL")
+        yield* Effect.promise(() => exited)
+      }
+      assert.isAtLeast(written, 200, `the writer ran (stderr: ${stderr})`)
+      const loaded = yield* Effect.gen(function*() {
+        const store = yield* SessionStore
+        return yield* store.loadTranscript("main", "k9", "agent:main:main")
+      }).pipe(Effect.provide(FileSessionStore.layer({ home })))
+      assert.isAtLeast(loaded.entries.length, written, "every append the writer reported is there")
+      assert.isTrue(loaded.repairs.every((r) => r.includes("torn last line")), `only a torn tail may need repair: ${loaded.repairs.join("; ")}`)
+      loaded.entries.forEach((entry, i) => {
+        assert.isTrue(entry.type === "message" && typeof entry.message.content === "string" && entry.message.content.startsWith(`m${i} `), `entry ${i} is whole and in order`)
+      })
     })))
 })

@@ -490,3 +490,50 @@ describe("session settings and edits", () => {
       }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url })))
     })))
 })
+
+describe("actors without a parked fiber", () => {
+  it.live("an idle live session holds no fiber; its mail is served one envelope at a time, in order", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const fake = yield* FakeAnthropic.make((request) =>
+        lastUserText(request) === "slow" ? { kind: "message", content: [{ type: "text", text: "slow answer" }], delayMs: 150 } : undefined
+      )
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions
+        for (let i = 0; i < 5; i++) yield* collect(sessions.send(`agent:main:peer${i}`, turn(`hi ${i}`)))
+        assert.deepInclude(yield* sessions.stats, { live: 5, serving: 0 }, "five sessions in memory, no fiber for any of them")
+        const slow = yield* Effect.forkChild(collect(sessions.send("agent:main:peer0", turn("slow"))))
+        const next = yield* Effect.forkChild(collect(sessions.send("agent:main:peer0", turn("next"))))
+        yield* waitUntil(Effect.sync(() => fake.requests.length === 6), "the slow request")
+        assert.strictEqual((yield* sessions.stats).serving, 1)
+        yield* Effect.sleep("50 millis")
+        assert.strictEqual(fake.requests.length, 6, "the second message waits for the first turn")
+        assert.strictEqual(completed(yield* Fiber.join(slow))?.text, "slow answer")
+        assert.strictEqual(completed(yield* Fiber.join(next))?.text, "echo: next")
+        assert.include(messagesJson(fake.requests[6]), "slow answer", "the second turn saw the first one's answer")
+        yield* waitUntil(sessions.stats.pipe(Effect.map((s) => s.serving === 0)), "the actor to go idle")
+        assert.strictEqual((yield* sessions.stats).live, 5)
+      }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url })))
+    })))
+
+  it.live("mail queued behind a turn that crashes is served after the restart, with the history from disk", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const fake = yield* FakeAnthropic.make((request) =>
+        lastUserText(request) === "boom"
+          ? { kind: "message", content: [{ type: "tool_use", id: "toolu_crash", name: "crash", input: {} }], stopReason: "tool_use", delayMs: 50 }
+          : undefined
+      )
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions
+        yield* collect(sessions.send("agent:main:main", turn("first")))
+        const boom = yield* Effect.forkChild(collect(sessions.send("agent:main:main", turn("boom"))).pipe(Effect.flip))
+        yield* waitUntil(Effect.sync(() => fake.requests.length === 2), "the crashing turn")
+        const queued = yield* Effect.forkChild(collect(sessions.send("agent:main:main", turn("queued"))))
+        assert.strictEqual((yield* Fiber.join(boom))._tag, "SessionCrashed")
+        assert.strictEqual(completed(yield* Fiber.join(queued))?.text, "echo: queued")
+        assert.include(messagesJson(fake.requests.at(-1)), "echo: first", "the restarted session reloaded its history")
+        assert.deepInclude(yield* sessions.stats, { restarts: 1, live: 1 })
+      }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url, tools: [crashTool], config: { session: { supervisor: { backoffMs: 5 } } } })))
+    })))
+})

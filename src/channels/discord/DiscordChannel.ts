@@ -40,7 +40,7 @@ export const plugin: ChannelPlugin<ChannelHost> = {
             const settings: Effect.Effect<AccountSettings> = Effect.succeed(discordSettingsOf(config))
             const endpoint = yield* host.bind(DiscordAccount.CHANNEL_ID, accountId, settings)
             return yield* DiscordAccount.run(
-              { accountId, token, apiBaseUrl: discord.apiBaseUrl, messageContentIntent: true },
+              { accountId, token, apiBaseUrl: discord.apiBaseUrl, messageContentIntent: discord.intents.messageContent },
               { ...reporter, ...endpoint }
             )
           })

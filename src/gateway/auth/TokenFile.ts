@@ -5,7 +5,7 @@
  * later starts. The token itself is never logged; the path is.
  */
 import { randomBytes } from "node:crypto"
-import * as fs from "node:fs/promises"
+import * as fs from "node:fs"
 import * as path from "node:path"
 import { Effect, Schema } from "effect"
 import { isErrno } from "../../platform/Errno.ts"
@@ -29,18 +29,20 @@ const describe = (error: unknown) => error instanceof Error ? error.message : St
 /** 32 random bytes, base64url: 43 characters, safe in headers and URLs. */
 export const generateToken = (): string => randomBytes(32).toString("base64url")
 
+// Synchronous on purpose: a handful of tiny calls on the state directory, made once at
+// start (before the listener), where each promise round trip through the thread pool
+// cost more than the call itself.
 const read = (file: string) =>
-  Effect.tryPromise({
-    try: async () => {
-      const handle = await fs.open(file, "r")
+  Effect.try({
+    try: () => {
+      const fd = fs.openSync(file, "r")
       try {
-        const stat = await handle.stat()
         // Someone widened it (or an old copy was restored): the token is a password, keep it private.
-        const widened = (stat.mode & 0o077) !== 0
-        if (widened) await handle.chmod(0o600)
-        return { text: await handle.readFile("utf8"), widened }
+        const widened = (fs.fstatSync(fd).mode & 0o077) !== 0
+        if (widened) fs.fchmodSync(fd, 0o600)
+        return { text: fs.readFileSync(fd, "utf8"), widened }
       } finally {
-        await handle.close()
+        fs.closeSync(fd)
       }
     },
     catch: (error) => isErrno(error, "ENOENT") ? "missing" as const : new TokenFileError({ file, message: `cannot read ${file}: ${describe(error)}` })
@@ -52,15 +54,15 @@ const read = (file: string) =>
  * exactly once, even with two gateways racing on one state directory.
  */
 const create = (home: string, file: string, token: string) =>
-  Effect.tryPromise({
-    try: async () => {
-      await fs.mkdir(home, { recursive: true, mode: 0o700 })
+  Effect.try({
+    try: () => {
+      fs.mkdirSync(home, { recursive: true, mode: 0o700 })
       const temporary = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`
-      await fs.writeFile(temporary, `${token}\n`, { mode: 0o600, flag: "wx" })
+      fs.writeFileSync(temporary, `${token}\n`, { mode: 0o600, flag: "wx" })
       try {
-        await fs.link(temporary, file)
+        fs.linkSync(temporary, file)
       } finally {
-        await fs.rm(temporary, { force: true })
+        fs.rmSync(temporary, { force: true })
       }
     },
     catch: (error) => isErrno(error, "EEXIST") ? "exists" as const : new TokenFileError({ file, message: `cannot create ${file}: ${describe(error)}` })

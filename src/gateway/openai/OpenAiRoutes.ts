@@ -51,6 +51,7 @@ const methodNotAllowed = (allow: string) =>
   )
 
 const sse = (payload: unknown): string => `data: ${JSON.stringify(payload)}\n\n`
+const DONE = "data: [DONE]\n\n"
 
 const sseHeaders = { "cache-control": "no-cache", "x-accel-buffering": "no" }
 
@@ -143,36 +144,34 @@ const chatCompletions = Effect.gen(function*() {
     clientTools: chat.tools.map((tool) => tool.name)
   })
   const sessions = yield* SessionEvents
-  const steps = sessions.send(session.success.sessionKey, turnInput(runId, chat, prompt.success)).pipe(
-    Stream.map((event) => state.onEvent(event)),
-    // The run loop ends a turn whose model called client tools (TurnCompleted, stopReason toolUse);
-    // stopping there, or at any output after the calls, keeps the response to what the client asked.
-    Stream.takeUntil((step) => step.stop)
-  )
+  const turn = sessions.send(session.success.sessionKey, turnInput(runId, chat, prompt.success))
   const responseHeaders = { "x-beamclaw-session-key": session.success.sessionKey, "x-beamclaw-run-id": runId }
 
   if (!chat.stream) {
-    const outcome = yield* Effect.result(Stream.runDrain(steps))
+    // The run loop ends a turn whose model called client tools (TurnCompleted, stopReason toolUse);
+    // stopping there, or at any output after the calls, keeps the response to what the client asked.
+    const outcome = yield* Effect.result(Stream.runForEachWhile(turn, (event) => Effect.sync(() => !state.onEvent(event).stop)))
     if (Result.isFailure(outcome)) return errorResponse(turnFailure(outcome.failure))
     const unmet = state.unmet
     if (unmet !== undefined) return errorResponse(unmet)
     return HttpServerResponse.jsonUnsafe(state.completion(), { headers: { "cache-control": "no-store", ...responseHeaders } })
   }
 
-  const events = steps.pipe(
-    Stream.flatMap((step) => Stream.fromIterable(step.chunks)),
-    Stream.concat(Stream.suspend(() => {
+  // Each event becomes one piece of SSE text (one socket write), and the
+  // closing chunks go out together with [DONE].
+  const events = turn.pipe(
+    Stream.map((event) => state.onEvent(event)),
+    Stream.takeUntil((step) => step.stop),
+    Stream.map((step) => step.chunks.map(sse).join("")),
+    Stream.concat(Stream.sync(() => {
       const unmet = state.unmet
-      return Stream.fromIterable(unmet === undefined ? state.closingChunks(chat.includeUsage) : [errorBody(unmet)])
+      return (unmet === undefined ? state.closingChunks(chat.includeUsage).map(sse).join("") : sse(errorBody(unmet))) + DONE
     })),
     // A failed run after the headers went out: OpenClaw sends an error object, then [DONE].
-    Stream.catch((error) => Stream.succeed(errorBody(turnFailure(error))))
+    Stream.catch((error) => Stream.succeed(sse(errorBody(turnFailure(error))) + DONE)),
+    Stream.filter((text) => text.length > 0)
   )
-  const sseBody = Stream.concat(Stream.succeed(state.roleChunk()), events).pipe(
-    Stream.map(sse),
-    Stream.concat(Stream.succeed("data: [DONE]\n\n")),
-    Stream.encodeText
-  )
+  const sseBody = Stream.concat(Stream.succeed(sse(state.roleChunk())), events).pipe(Stream.encodeText)
   return HttpServerResponse.stream(sseBody, { contentType: "text/event-stream; charset=utf-8", headers: { ...sseHeaders, ...responseHeaders } })
 })
 

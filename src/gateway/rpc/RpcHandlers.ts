@@ -7,6 +7,8 @@ import { randomUUID } from "node:crypto"
 import { Effect, Layer, Result, Stream } from "effect"
 import packageJson from "../../../package.json" with { type: "json" }
 import { AgentDirectory } from "../../agent/AgentDirectory.ts"
+import { ChannelSupervisor } from "../../channels/ChannelSupervisor.ts"
+import { PairingStore } from "../../channels/PairingStore.ts"
 import { ConfigWriter } from "../../config/ConfigWriter.ts"
 import * as SessionKey from "../../session/SessionKey.ts"
 import { Sessions } from "../../session/Sessions.ts"
@@ -24,6 +26,8 @@ export const layer = BeamclawRpcs.toLayer(Effect.gen(function*() {
   const agents = yield* AgentDirectory
   const events = yield* SessionEvents
   const configWriter = yield* ConfigWriter
+  const channels = yield* ChannelSupervisor
+  const pairing = yield* PairingStore
   // The process's start, not this layer's: the server layer is rebuilt when the listener moves.
   const startedAt = Math.round(performance.timeOrigin)
 
@@ -95,7 +99,15 @@ export const layer = BeamclawRpcs.toLayer(Effect.gen(function*() {
       }),
 
     Subscribe: (payload) =>
-      Stream.unwrap(Effect.map(resolve(payload), (sessionKey) => events.subscribe(sessionKey)))
+      Stream.unwrap(Effect.map(resolve(payload), (sessionKey) => events.subscribe(sessionKey))),
+
+    ChannelsStatus: () => channels.status,
+
+    PairingList: (payload) => pairing.list(payload.channel, payload.accountId),
+
+    PairingApprove: (payload) => pairing.approve(payload.channel, payload.code, payload.accountId),
+
+    PairingReject: (payload) => pairing.reject(payload.channel, payload.code, payload.accountId)
   })
 }))
 

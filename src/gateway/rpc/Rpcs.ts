@@ -15,6 +15,8 @@ import { InvalidSessionKey } from "../../session/SessionKey.ts"
 import { SessionEntry, StoreError } from "../../session/SessionStore.ts"
 import { Entry, TranscriptInvariantError } from "../../session/Transcript.ts"
 import { AuthFailed } from "../auth/GatewayAuth.ts"
+import { AccountStatus } from "../../channels/AccountStatus.ts"
+import { ChannelPairingStoreError, InvalidPairingTarget, PairingCodeNotFound, PairingRequest } from "../../channels/PairingSchemas.ts"
 import { ConfigConflict, ConfigInvalid, ConfigProblem, ConfigWriteFailed } from "../../config/ConfigErrors.ts"
 
 export {
@@ -236,6 +238,38 @@ export const Subscribe = Rpc.make("Subscribe", {
   stream: true
 })
 
+/** Every channel account the gateway runs, with its connection state and last error. */
+export const ChannelsStatus = Rpc.make("ChannelsStatus", {
+  success: Schema.Array(AccountStatus)
+})
+
+const pairingTarget = {
+  channel: Schema.String,
+  /** The channel account; the default account when absent. */
+  accountId: Schema.optionalKey(Schema.String)
+}
+
+/** Pending DM pairing requests of a channel (unexpired, oldest first). */
+export const PairingList = Rpc.make("PairingList", {
+  payload: pairingTarget,
+  success: Schema.Array(PairingRequest),
+  error: Schema.Union([ChannelPairingStoreError, InvalidPairingTarget])
+})
+
+/** Approves a pairing code: its sender joins the account's allow list. */
+export const PairingApprove = Rpc.make("PairingApprove", {
+  payload: { ...pairingTarget, code: Schema.String },
+  success: PairingRequest,
+  error: Schema.Union([ChannelPairingStoreError, InvalidPairingTarget, PairingCodeNotFound])
+})
+
+/** Rejects a pairing code; the sender may ask again later. */
+export const PairingReject = Rpc.make("PairingReject", {
+  payload: { ...pairingTarget, code: Schema.String },
+  success: PairingRequest,
+  error: Schema.Union([ChannelPairingStoreError, InvalidPairingTarget, PairingCodeNotFound])
+})
+
 export class BeamclawRpcs extends RpcGroup.make(
   Send,
   ListSessions,
@@ -244,5 +278,9 @@ export class BeamclawRpcs extends RpcGroup.make(
   GetConfig,
   PatchConfig,
   GetStatus,
-  Subscribe
+  Subscribe,
+  ChannelsStatus,
+  PairingList,
+  PairingApprove,
+  PairingReject
 ).middleware(RpcAuth) {}

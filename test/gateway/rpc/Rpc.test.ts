@@ -7,6 +7,7 @@ import { parse as parseYaml } from "yaml"
 import { BeamclawClient, type SessionEvent, type TurnEvent } from "../../../src/client/index.ts"
 import { errorReply } from "../../support/FakeAnthropic.ts"
 import * as RpcServer from "./RpcServer.ts"
+import { PairingStore } from "../../../src/channels/PairingStore.ts"
 
 const { RpcTestServer } = RpcServer
 
@@ -154,6 +155,29 @@ layer(RpcServer.layer, { excludeTestServices: true, timeout: "20 seconds" })("ty
         assert.isAtLeast(status.actors.live, 1)
         assert.isAbove(status.memory.rss, 0)
         assert.match(status.version, /^\d+\.\d+\.\d+/)
+      }).pipe(Effect.provide(authorised)))
+  })
+
+  describe("channels", () => {
+    it.effect("ChannelsStatus lists no accounts when no channel is enabled; pairing is listed, approved and rejected over RPC", () =>
+      Effect.gen(function*() {
+        const client = yield* BeamclawClient
+        assert.deepStrictEqual(yield* client.ChannelsStatus(), [])
+        const store = yield* PairingStore
+        const first = yield* store.upsertRequest({ channel: "discord", senderId: "111", name: "alice" })
+        const second = yield* store.upsertRequest({ channel: "discord", senderId: "222", name: "bob" })
+        const pending = yield* client.PairingList({ channel: "discord" })
+        assert.deepStrictEqual(pending.map((request) => request.id), ["111", "222"])
+        const approved = yield* client.PairingApprove({ channel: "discord", code: (first.code ?? "").toLowerCase() })
+        assert.strictEqual(approved.id, "111")
+        assert.isTrue(yield* store.isAllowed("discord", undefined, "111"))
+        const rejected = yield* client.PairingReject({ channel: "discord", code: second.code ?? "" })
+        assert.strictEqual(rejected.id, "222")
+        assert.isFalse(yield* store.isAllowed("discord", undefined, "222"))
+        const unknown = yield* Effect.flip(client.PairingApprove({ channel: "discord", code: "ZZZZZZZZ" }))
+        assert.strictEqual(unknown._tag, "PairingCodeNotFound")
+        const bad = yield* Effect.flip(client.PairingList({ channel: "../etc" }))
+        assert.strictEqual(bad._tag, "InvalidPairingTarget")
       }).pipe(Effect.provide(authorised)))
   })
 

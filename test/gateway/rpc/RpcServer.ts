@@ -22,6 +22,8 @@ import { SessionEvents } from "../../../src/gateway/rpc/SessionEvents.ts"
 import * as ModelsLayer from "../../../src/provider/ModelsLayer.ts"
 import * as FileSessionStore from "../../../src/session/FileSessionStore.ts"
 import { Sessions } from "../../../src/session/Sessions.ts"
+import { ChannelSupervisor } from "../../../src/channels/ChannelSupervisor.ts"
+import { PairingStore } from "../../../src/channels/PairingStore.ts"
 import { FakeAnthropic, type FakeAnthropicHandle } from "../../support/FakeAnthropic.ts"
 import { tempDir } from "../../support/TestApp.ts"
 
@@ -67,7 +69,8 @@ export const layer = Layer.unwrap(Effect.gen(function*() {
   const server = HttpRouter.serve(RpcRoutes.layer, { disableLogger: true, disableListenLog: true }).pipe(
     Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
     // As App.gateway: the config writer and the session fan-out belong to the gateway, not the listener.
-    Layer.provide(Layer.mergeAll(GatewayAuthLayer.layer, ConfigWriter.layer, SessionEvents.layer)),
+    Layer.provide(Layer.mergeAll(GatewayAuthLayer.layer, ConfigWriter.layer, SessionEvents.layer, ChannelSupervisor.layer<never>([]))),
+    Layer.provideMerge(PairingStore.layer),
     Layer.provideMerge(core)
   )
   return Layer.effect(RpcTestServer)(Effect.gen(function*() {

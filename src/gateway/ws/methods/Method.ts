@@ -13,11 +13,12 @@ import * as SessionKey from "../../../session/SessionKey.ts"
 import { AgentDirectory as AgentDirectoryService } from "../../../agent/AgentDirectory.ts"
 import type { GatewayAuth } from "../../auth/GatewayAuth.ts"
 import type { Readiness } from "../../Readiness.ts"
+import type { ChannelSupervisor } from "../../../channels/ChannelSupervisor.ts"
 import { type ConnectParams, invalidRequest, type MethodError, strict, unavailable } from "../Frames.ts"
 import type { Hub } from "../Hub.ts"
 import type { Role } from "../Scopes.ts"
 
-export type WsServices = GatewayAuth | Sessions | SessionEvents | ConfigWriter | AgentDirectory | AppConfig | Paths | Readiness
+export type WsServices = GatewayAuth | Sessions | SessionEvents | ConfigWriter | AgentDirectory | AppConfig | Paths | Readiness | ChannelSupervisor
 
 export interface MethodContext {
   readonly hub: Hub

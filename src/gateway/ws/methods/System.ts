@@ -9,6 +9,7 @@ import { AppConfig } from "../../../config/AppConfig.ts"
 import { agentModel, defaultAgentId } from "../../../config/ConfigSchema.ts"
 import { Paths } from "../../../config/Paths.ts"
 import { Sessions } from "../../../session/Sessions.ts"
+import { type AccountStatus, ChannelSupervisor } from "../../../channels/ChannelSupervisor.ts"
 import { Readiness } from "../../Readiness.ts"
 import { LogRing } from "../LogRing.ts"
 import type { Hub } from "../Hub.ts"
@@ -174,9 +175,41 @@ const agentsList: Handler = (params) =>
 
 // Channels arrive with issue #4; until then the summary is empty but well-formed.
 const channelsStatus: Handler = (params) =>
-  decodeParams("channels.status", Schema.Struct({ probe: Schema.optionalKey(Schema.Boolean), timeoutMs: Schema.optionalKey(Schema.Number) }), params).pipe(
-    Effect.as({ ts: Date.now(), channelOrder: [], channelLabels: {}, channels: {}, channelAccounts: {}, channelDefaultAccountId: {} })
-  )
+  Effect.gen(function*() {
+    yield* decodeParams("channels.status", Schema.Struct({ probe: Schema.optionalKey(Schema.Boolean), timeoutMs: Schema.optionalKey(Schema.Number) }), params)
+    const statuses = yield* (yield* ChannelSupervisor).status
+    const ids = [...new Set(statuses.map((status) => status.channel))]
+    // OpenClaw's ChannelAccountSnapshot fields, from what the supervisor knows.
+    const snapshot = (status: AccountStatus) => ({
+      accountId: status.accountId,
+      enabled: true,
+      configured: true,
+      running: status.running,
+      connected: status.connected,
+      state: status.state,
+      reconnectAttempts: status.reconnectAttempts,
+      ...(status.lastStartAt === undefined ? {} : { lastStartAt: status.lastStartAt }),
+      ...(status.lastConnectedAt === undefined ? {} : { lastConnectedAt: status.lastConnectedAt }),
+      ...(status.lastDisconnectAt === undefined ? {} : { lastDisconnect: { at: status.lastDisconnectAt, ...(status.lastError === undefined ? {} : { error: status.lastError }) } }),
+      ...(status.lastError === undefined ? {} : { lastError: status.lastError }),
+      ...(status.lastInboundAt === undefined ? {} : { lastInboundAt: status.lastInboundAt }),
+      ...(status.lastOutboundAt === undefined ? {} : { lastOutboundAt: status.lastOutboundAt })
+    })
+    const of = (id: string) => statuses.filter((status) => status.channel === id)
+    return {
+      ts: Date.now(),
+      channelOrder: ids,
+      channelLabels: Object.fromEntries(ids.map((id) => [id, id === "discord" ? "Discord" : id])),
+      channels: Object.fromEntries(ids.map((id) => [id, {
+        configured: true,
+        running: of(id).some((status) => status.running),
+        connected: of(id).some((status) => status.connected),
+        ...(of(id).find((status) => status.lastError !== undefined)?.lastError === undefined ? {} : { lastError: of(id).find((status) => status.lastError !== undefined)?.lastError })
+      }])),
+      channelAccounts: Object.fromEntries(ids.map((id) => [id, of(id).map(snapshot)])),
+      channelDefaultAccountId: Object.fromEntries(ids.map((id) => [id, "default"]))
+    }
+  })
 
 export const handlers = (_hub: Hub): Record<string, Handler> => ({
   health,

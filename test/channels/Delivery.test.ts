@@ -1,0 +1,108 @@
+/**
+ * Delivery over the real file journal, against a scripted platform
+ * connection: pieces go out in order, a transient failure is retried (the
+ * platform's retry-after first), a permanent one is dead-lettered with the
+ * reason while the other pieces still go out, and a piece recorded as sent is
+ * never sent again, even by a new process reading the same journal.
+ */
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Fiber } from "effect"
+import { TestClock } from "effect/testing"
+import { type ChannelConnection, type OutboundMessage, SendError } from "../../src/channels/Channel.ts"
+import * as ChannelJournal from "../../src/channels/ChannelJournal.ts"
+import { deliver } from "../../src/channels/Delivery.ts"
+import * as TestApp from "../support/TestApp.ts"
+
+/** A platform that fails the sends its script says, and records what it accepted. */
+const platform = (script: Map<string, Array<SendError>>) => {
+  const accepted: Array<{ readonly key: string; readonly text: string; readonly at: number }> = []
+  const attempts = new Map<string, number>()
+  const connection: ChannelConnection = {
+    selfId: "bot",
+    send: (message) =>
+      Effect.gen(function*() {
+        attempts.set(message.idempotencyKey, (attempts.get(message.idempotencyKey) ?? 0) + 1)
+        const failure = script.get(message.idempotencyKey)?.shift()
+        if (failure !== undefined) return yield* failure
+        accepted.push({ key: message.idempotencyKey, text: message.text, at: Date.now() })
+        return { messageId: `m-${accepted.length}` }
+      }),
+    typing: () => Effect.void,
+    react: () => Effect.void
+  }
+  return { connection, accepted, attempts }
+}
+
+const pieces = (...texts: ReadonlyArray<string>): ReadonlyArray<OutboundMessage> =>
+  texts.map((text, i) => ({ target: { chatId: "c1" }, text, idempotencyKey: `reply:${i}` }))
+
+describe("Delivery", () => {
+  it.effect("retries a transient failure, dead-letters a permanent one, and still sends the rest in order", () =>
+    Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const journal = yield* ChannelJournal.open(home, "discord", "default")
+      const { connection, accepted, attempts } = platform(new Map([
+        ["reply:0", [new SendError({ message: "HTTP 503", retryable: true, retryAfterMs: 2_000 })]],
+        ["reply:1", [new SendError({ message: "HTTP 403: Missing Permissions", retryable: false })]]
+      ]))
+      const fiber = yield* Effect.forkChild(deliver(connection, journal, pieces("one", "two", "three")))
+      yield* TestClock.adjust("1 second")
+      assert.strictEqual(accepted.length, 0, "the retry waits for the platform's retry-after")
+      yield* TestClock.adjust("2 seconds")
+      const results = yield* Fiber.join(fiber)
+      assert.deepStrictEqual(accepted.map((a) => a.text), ["one", "three"])
+      assert.strictEqual(attempts.get("reply:0"), 2)
+      assert.strictEqual(attempts.get("reply:1"), 1, "a 4xx is not retried")
+      assert.deepStrictEqual(results.map((r) => r.error), [undefined, "HTTP 403: Missing Permissions", undefined])
+      const dead = (yield* Effect.promise(() => fs.readFile(path.join(journal.dir, "dead-letter.jsonl"), "utf8"))).trim().split("\n").map((line) => JSON.parse(line))
+      assert.strictEqual(dead.length, 1)
+      assert.strictEqual(dead[0].idempotencyKey, "reply:1")
+      assert.strictEqual(dead[0].text, "two")
+      assert.strictEqual(dead[0].error, "HTTP 403: Missing Permissions")
+    }))
+
+  it.effect("gives up after the attempts, and never sends a piece twice across a restart", () =>
+    Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const failing = new SendError({ message: "socket hang up", retryable: true })
+      const first = platform(new Map([["reply:1", [failing, failing, failing]]]))
+      const journal = yield* ChannelJournal.open(home, "discord", "default")
+      const fiber = yield* Effect.forkChild(deliver(first.connection, journal, pieces("one", "two")))
+      // Step the clock until the retries are spent (the fiber may not have reached its first sleep yet).
+      for (let i = 0; i < 50 && fiber.pollUnsafe() === undefined; i++) {
+        yield* Effect.yieldNow
+        yield* TestClock.adjust("1 second")
+      }
+      const results = yield* Fiber.join(fiber)
+      assert.strictEqual(first.attempts.get("reply:1"), 3)
+      assert.strictEqual(results[1]?.error, "socket hang up")
+      // A new process over the same journal: piece 0 was sent, piece 1 was not.
+      const reopened = yield* ChannelJournal.open(home, "discord", "default")
+      const second = platform(new Map())
+      const again = yield* deliver(second.connection, reopened, pieces("one", "two"))
+      assert.deepStrictEqual(second.accepted.map((a) => a.text), ["two"])
+      assert.isTrue(again[0]?.skipped)
+      assert.strictEqual(again[0]?.messageId, "m-1")
+    }))
+
+  it.effect("the journal skips torn lines, keeps unfinished messages and drops finished ones on compaction", () =>
+    Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const journal = yield* ChannelJournal.open(home, "discord", "default")
+      const message = {
+        channel: "discord", accountId: "default", messageId: "9", chatType: "direct" as const, chatId: "c1", from: "discord:u1", to: "channel:c1",
+        senderId: "u1", isBot: false, body: "hi", memberRoleIds: [], attachments: [], wasMentioned: false, hasAnyMention: false, replyToBot: false, timestamp: 1
+      }
+      yield* journal.accepted("c1:8", "agent:main:main", { ...message, messageId: "8" })
+      yield* journal.done("c1:8")
+      yield* journal.accepted("c1:9", "agent:main:main", message)
+      yield* journal.replied("c1:9", "hello")
+      yield* Effect.promise(() => fs.appendFile(path.join(journal.dir, "inbox.jsonl"), "{\"t\":\"done\",\"id\":\"c1:9\""))
+      const reopened = yield* ChannelJournal.open(home, "discord", "default")
+      assert.deepStrictEqual(reopened.pending.map((p) => [p.id, p.reply]), [["c1:9", "hello"]])
+      const lines = (yield* Effect.promise(() => fs.readFile(path.join(journal.dir, "inbox.jsonl"), "utf8"))).trim().split("\n")
+      assert.strictEqual(lines.length, 2, "compacted to the unfinished message and its reply")
+    }))
+})

@@ -1,0 +1,72 @@
+/**
+ * Discord through the real gateway process (`node dist/main.js`) with the
+ * channel enabled in its config and pointed at the fake Discord: /ready waits
+ * for the account, a stranger's DM gets a pairing code, the owner approves it
+ * with `beamclaw pairing approve` (which goes through the running gateway),
+ * the next DM is answered, and `channels.status` / `beamclaw channels status`
+ * show the account connected.
+ */
+import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { at, connect } from "../../gateway/ws/WsClient.ts"
+import { run } from "../../support/Cli.ts"
+import { type FakeAnthropicHandle, startFakeAnthropic } from "../../support/FakeAnthropic.ts"
+import { FakeDiscord, type FakeDiscordHandle } from "../../support/FakeDiscord.ts"
+import { type StartedGateway, startGateway } from "../../support/Gateway.ts"
+
+let anthropic: FakeAnthropicHandle
+let discord: FakeDiscordHandle
+let gateway: StartedGateway
+
+beforeAll(async () => {
+  anthropic = await startFakeAnthropic()
+  discord = await FakeDiscord.start({ heartbeatIntervalMs: 1_000 })
+  gateway = await startGateway({
+    anthropicUrl: anthropic.url,
+    config: { channels: { discord: { enabled: true, token: discord.token, apiBaseUrl: discord.apiBase } } }
+  })
+})
+
+afterAll(async () => {
+  await gateway?.stop()
+  await discord?.close()
+  await anthropic?.close()
+})
+
+describe("Discord in the gateway", () => {
+  it("pairing over the CLI, then an answer; status everywhere", async () => {
+    const env = { BEAMCLAW_HOME: gateway.home, BEAMCLAW_GATEWAY_TOKEN: gateway.token }
+    const { user, channelId } = discord.addDmUser({ username: "grace" })
+    discord.dispatchMessage({ channelId, author: user, content: "hello?" })
+    await discord.waitFor(() => discord.sentMessages.some((m) => m.channelId === channelId), 10_000, "the pairing reply")
+    const code = /Pairing code: ([A-Z2-9]{8})/.exec(discord.sentMessages.find((m) => m.channelId === channelId)?.content ?? "")?.[1] ?? ""
+    assert.match(code, /^[A-Z2-9]{8}$/)
+
+    const listed = await run(["pairing", "list", "discord", "--json"], env)
+    assert.strictEqual(listed.code, 0, listed.stderr + listed.stdout)
+    const requests: unknown = JSON.parse(listed.stdout)
+    assert.deepStrictEqual(Array.isArray(requests) ? requests.map((r) => at(r, "code")) : [], [code])
+
+    const approved = await run(["pairing", "approve", "discord", code], env)
+    assert.strictEqual(approved.code, 0, approved.stderr)
+    assert.include(approved.stdout, user.id)
+    const again = await run(["pairing", "approve", "discord", code], env)
+    assert.notStrictEqual(again.code, 0)
+    assert.include(again.stderr, code)
+
+    discord.dispatchMessage({ channelId, author: user, content: "now?" })
+    await discord.waitFor(() => discord.sentMessages.some((m) => m.content === "echo: now?"), 10_000, "the answer")
+
+    const { client } = await connect(gateway.wsUrl, gateway.token)
+    const status = await client.request("channels.status", {})
+    assert.deepStrictEqual(at(status, "payload", "channelOrder"), ["discord"])
+    assert.strictEqual(at(status, "payload", "channelAccounts", "discord", 0, "connected"), true)
+    assert.isNumber(at(status, "payload", "channelAccounts", "discord", 0, "lastInboundAt"))
+    await client.close()
+
+    const cli = await run(["channels", "status"], env)
+    assert.strictEqual(cli.code, 0, cli.stderr)
+    assert.include(cli.stdout, "discord:default  connected")
+    const ready = await fetch(`${gateway.url}/ready`)
+    assert.strictEqual(ready.status, 200)
+  }, 60_000)
+})

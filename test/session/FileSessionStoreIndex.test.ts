@@ -1,0 +1,100 @@
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Fiber } from "effect"
+import * as FileSessionStore from "../../src/session/FileSessionStore.ts"
+import { type SessionEntry, SessionStore } from "../../src/session/SessionStore.ts"
+
+const tempHome = Effect.acquireRelease(
+  Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "beamclaw-index-"))),
+  (dir) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))
+)
+
+const entry = (i: number): SessionEntry => ({
+  sessionId: crypto.randomUUID(),
+  agentId: "main",
+  updatedAt: 1_795_620_834_860 + i,
+  sessionStartedAt: 1_795_620_834_591,
+  inputTokens: 1752,
+  outputTokens: i,
+  cacheRead: 0,
+  cacheWrite: 0,
+  totalTokens: 1752 + i,
+  contextTokens: 1760,
+  compactionCount: 0,
+  turnCount: 1,
+  model: "claude-sonnet-5-5",
+  modelProvider: "anthropic",
+  label: `label "${i}" \\ ünïcode`
+})
+
+const indexFile = (home: string) => path.join(home, "agents", "main", "sessions", "sessions.json")
+
+describe("indexJsonChunks", () => {
+  it("writes the same JSON as one stringify of the whole index, in pieces of about 64 KiB", () => {
+    const index = new Map<string, SessionEntry>()
+    for (let i = 0; i < 3000; i++) index.set(`agent:main:peer${i}`, entry(i))
+    const chunks = [...FileSessionStore.indexJsonChunks(index)]
+    assert.isAbove(chunks.length, 5)
+    for (const chunk of chunks.slice(0, -1)) {
+      assert.isAtLeast(chunk.length, 64 * 1024)
+      assert.isBelow(chunk.length, 64 * 1024 + 1024, "a piece ends at the first entry past the size")
+    }
+    assert.deepStrictEqual(JSON.parse(chunks.join("")), JSON.parse(JSON.stringify(Object.fromEntries(index))))
+  })
+
+  it("writes an empty index as an empty object, and each pass starts afresh", () => {
+    assert.deepStrictEqual([...FileSessionStore.indexJsonChunks(new Map())], ["{}"])
+    const one = FileSessionStore.indexJsonChunks(new Map([["agent:main:main", entry(1)]]))
+    assert.strictEqual([...one].join(""), [...one].join(""))
+  })
+
+  it("is a snapshot: entries changed after it was taken are not in it", () => {
+    const index = new Map([["agent:main:a", entry(1)]])
+    const chunks = FileSessionStore.indexJsonChunks(index)
+    index.set("agent:main:b", entry(2))
+    index.delete("agent:main:a")
+    assert.deepStrictEqual(Object.keys(JSON.parse([...chunks].join(""))), ["agent:main:a"])
+  })
+})
+
+describe("FileSessionStore index", () => {
+  it.live("an index of many pieces is written whole and read back by a fresh store", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* tempHome
+      const written = new Map<string, SessionEntry>()
+      for (let i = 0; i < 3000; i++) written.set(`agent:main:peer${i}`, entry(i))
+      yield* Effect.gen(function*() {
+        const store = yield* SessionStore
+        for (const [key, value] of written) yield* store.putEntry(key, value)
+        yield* store.flush
+      }).pipe(Effect.provide(FileSessionStore.layer({ home })))
+      const text = yield* Effect.promise(() => fs.readFile(indexFile(home), "utf8"))
+      assert.isAbove(text.length, 5 * 64 * 1024)
+      const rows = yield* Effect.gen(function*() {
+        const store = yield* SessionStore
+        return yield* store.listEntries("main")
+      }).pipe(Effect.provide(FileSessionStore.layer({ home })))
+      assert.strictEqual(rows.length, written.size)
+      for (const [key, value] of rows) assert.deepStrictEqual(value, written.get(key))
+    })))
+
+  it.live("an entry put while the index is being written reaches the file with the next flush", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* tempHome
+      yield* Effect.gen(function*() {
+        const store = yield* SessionStore
+        for (let i = 0; i < 3000; i++) yield* store.putEntry(`agent:main:peer${i}`, entry(i))
+        const writing = yield* Effect.forkChild(store.flush)
+        yield* store.putEntry("agent:main:late", entry(9999))
+        yield* store.deleteEntry("agent:main:peer0")
+        yield* Fiber.join(writing)
+        yield* store.flush
+      }).pipe(Effect.provide(FileSessionStore.layer({ home })))
+      const onDisk = JSON.parse(yield* Effect.promise(() => fs.readFile(indexFile(home), "utf8")))
+      assert.strictEqual(onDisk["agent:main:late"]?.outputTokens, 9999)
+      assert.isUndefined(onDisk["agent:main:peer0"])
+      assert.strictEqual(Object.keys(onDisk).length, 3000)
+    })))
+})
