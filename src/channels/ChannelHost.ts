@@ -282,10 +282,20 @@ export class ChannelHost extends Context.Service<ChannelHost, {
               const loop = yield* checkBotLoop(botLoop, botPairKey({ accountId, chatId: message.chatId, botA: selfId, botB: message.senderId }))
               if (!loop.allow) return yield* Effect.logWarning(`channel ${channel}:${accountId}: ignored bot ${message.senderId} in ${message.chatId} (bot-loop protection: ${loop.reason})`)
             }
-            if (!(yield* dedupe.firstSeen(dedupeKeyOf(message)))) {
-              return yield* Effect.logInfo(`channel ${channel}:${accountId}: message ${message.messageId} was delivered again; answered once`)
-            }
             const id = `${message.chatId}:${message.messageId}`
+            const again = () => Effect.logInfo(`channel ${channel}:${accountId}: message ${message.messageId} was delivered again; answered once`)
+            if (verdict._tag === "Pair") {
+              if (!(yield* dedupe.firstSeen(dedupeKeyOf(message)))) return yield* again()
+            } else {
+              // Journaled before it is marked seen: a crash in between leaves it in the journal, finished after
+              // the restart (which marks it seen then), never marked seen and lost.
+              if (journal.isOpen(id)) return yield* again()
+              yield* journal.accepted(id, verdict.route.sessionKey, message)
+              if (!(yield* dedupe.firstSeen(dedupeKeyOf(message)))) {
+                yield* journal.done(id)
+                return yield* again()
+              }
+            }
             switch (verdict._tag) {
               case "Pair": {
                 const request = yield* pairing.upsertRequest({ channel, accountId, senderId: message.senderId, name: message.senderName }).pipe(
@@ -299,12 +309,10 @@ export class ChannelHost extends Context.Service<ChannelHost, {
                 return
               }
               case "Command":
-                yield* journal.accepted(id, verdict.route.sessionKey, message)
                 // /stop must reach a running turn, so it does not queue behind it.
                 if (verdict.command._tag === "Stop") return yield* enqueue(`stop:${id}`, { _tag: "Command", id, message, command: verdict.command, route: verdict.route })
                 return yield* enqueue(verdict.route.sessionKey, { _tag: "Command", id, message, command: verdict.command, route: verdict.route })
               case "Turn":
-                yield* journal.accepted(id, verdict.route.sessionKey, message)
                 return yield* enqueue(verdict.route.sessionKey, { _tag: "Turn", id, message, sessionKey: verdict.route.sessionKey, mentioned: verdict.mentioned, reply: undefined })
             }
           }).pipe(
@@ -330,6 +338,8 @@ export class ChannelHost extends Context.Service<ChannelHost, {
             attachedOnce = true
             // What the last run accepted but did not finish: the reply if it was made, else the turn again.
             for (const pending of journal.pending) {
+              // A redelivery of it from the platform is then a duplicate.
+              yield* dedupe.firstSeen(dedupeKeyOf(pending.message))
               yield* Effect.logInfo(`channel ${channel}:${accountId}: finishing message ${pending.message.messageId} accepted before the restart`)
               yield* enqueue(pending.sessionKey, {
                 _tag: "Turn",

@@ -47,6 +47,8 @@ export interface ChannelJournal extends DeliveryLog {
   readonly accepted: (id: string, sessionKey: string, message: InboundMessage) => Effect.Effect<void>
   readonly replied: (id: string, text: string) => Effect.Effect<void>
   readonly done: (id: string) => Effect.Effect<void>
+  /** Accepted and not done yet (in this process or left by the last one). */
+  readonly isOpen: (id: string) => boolean
   /** The messages found unfinished at load. */
   readonly pending: ReadonlyArray<PendingInbound>
 }
@@ -124,12 +126,22 @@ export const open = Effect.fn("ChannelJournal.open")(function*(home: string, cha
     )
   const stamp = <A>(f: (at: number) => Effect.Effect<A>) => Effect.flatMap(Clock.currentTimeMillis, f)
 
+  const openIds = new Set(open.keys())
   const journal: ChannelJournal = {
     dir,
+    isOpen: (id) => openIds.has(id),
     pending: [...open].map(([id, entry]) => ({ id, sessionKey: entry.sessionKey, message: entry.message, reply: entry.reply })),
-    accepted: (id, sessionKey, message) => stamp((at) => append(inboxFile, { t: "accepted", id, at, sessionKey, message })),
+    accepted: (id, sessionKey, message) =>
+      stamp((at) => {
+        openIds.add(id)
+        return append(inboxFile, { t: "accepted", id, at, sessionKey, message })
+      }),
     replied: (id, text) => stamp((at) => append(inboxFile, { t: "reply", id, at, text })),
-    done: (id) => stamp((at) => append(inboxFile, { t: "done", id, at })),
+    done: (id) =>
+      stamp((at) => {
+        openIds.delete(id)
+        return append(inboxFile, { t: "done", id, at })
+      }),
     sent: (key) => Effect.sync(() => delivered.get(key)),
     markSent: (key, messageId) =>
       stamp((at) => {

@@ -202,6 +202,34 @@ describe("Discord channel", () => {
       }).pipe(Effect.provide(channelLayer(home, anthropic.url, { apiBaseUrl: fake.apiBase, token: fake.token, dmPolicy: "open", allowFrom: ["*"] })))
     }), 30_000)
 
+  it.live("a message journaled but not yet marked seen when the process died is answered once: the turn runs, a redelivery is dropped", () =>
+    Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const anthropic = yield* FakeAnthropic.make()
+      const fake = yield* FakeDiscord.make({ heartbeatIntervalMs: 250 })
+      const { user, channelId } = fake.addDmUser({ username: "heidi" })
+      const sent = fake.dispatchMessage({ channelId, author: user, content: "did you get this" })
+      const message = {
+        channel: "discord", accountId: "default", messageId: sent.id, chatType: "direct", chatId: channelId,
+        from: `discord:${user.id}`, to: `channel:${channelId}`, senderId: user.id, isBot: false, body: "did you get this",
+        memberRoleIds: [], attachments: [], wasMentioned: false, hasAnyMention: false, replyToBot: false, timestamp: Date.now()
+      }
+      const dir = path.join(home, "channels", "discord", "default")
+      yield* Effect.promise(() => fs.mkdir(dir, { recursive: true }))
+      yield* Effect.promise(() =>
+        fs.writeFile(path.join(dir, "inbox.jsonl"), JSON.stringify({ t: "accepted", id: `${channelId}:${sent.id}`, at: 1, sessionKey: "agent:main:main", message }) + "\n")
+      )
+      yield* Effect.gen(function*() {
+        yield* connected
+        yield* wait(fake, () => sentTo(fake, channelId).length === 1, "the answer")
+        assert.strictEqual(sentTo(fake, channelId)[0]?.content, "echo: did you get this")
+        fake.redispatchMessage(sent.id)
+        yield* quiet
+        assert.strictEqual(sentTo(fake, channelId).length, 1)
+        assert.strictEqual(anthropic.requests.length, 1)
+      }).pipe(Effect.provide(channelLayer(home, anthropic.url, { apiBaseUrl: fake.apiBase, token: fake.token, dmPolicy: "open", allowFrom: ["*"] })))
+    }), 30_000)
+
   it.live("a message accepted before a stop is finished after the restart, and answered once", () =>
     Effect.gen(function*() {
       const home = yield* TestApp.tempDir()
