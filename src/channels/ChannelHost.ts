@@ -26,12 +26,18 @@ import type { ChatCommand } from "./ChatCommands.ts"
 import { chunkDiscordText } from "./Chunker.ts"
 import { InboundDedupe, dedupeKeyOf } from "./Dedupe.ts"
 import { deliver } from "./Delivery.ts"
-import type { InboundMessage } from "./InboundMessage.ts"
+import type { InboundAttachment, InboundMessage } from "./InboundMessage.ts"
+import type { ImagePart } from "../agent/Message.ts"
 import { PairingStore } from "./PairingStore.ts"
 import { type DiscordPolicy, preflight } from "./Preflight.ts"
 import type { ResolvedRoute } from "./Routing.ts"
 import { type BotLoopSettings, botPairKey, checkBotLoop, makeBotLoopGuard, resolveBotLoopSettings } from "./Access.ts"
 import { routeConfigOf } from "./Routing.ts"
+
+/** Images the model can read (Anthropic's formats), and the most we download of one. */
+const IMAGE_TYPES: ReadonlySet<string> = new Set(["image/jpeg", "image/png", "image/gif", "image/webp"])
+export const MAX_IMAGE_BYTES = 5 * 1024 * 1024
+const MAX_IMAGES = 4
 
 /** Discord's typing indicator lasts about 10 s; refreshed a little sooner. */
 const TYPING_REFRESH = Duration.seconds(8)
@@ -75,14 +81,59 @@ const describe = (error: unknown): string => {
   return String(error)
 }
 
-/** The current turn's text for the model: in a guild, who said it (OpenClaw prefixes the sender outside DMs). */
-export const bodyForAgent = (message: InboundMessage): string => {
-  const media = message.attachments.length === 0
-    ? ""
-    : `${message.body === "" ? "" : "\n"}${message.attachments.map((a) => `<media:${(a.contentType ?? "").startsWith("image/") ? "image" : "document"}> ${a.name ?? a.url}`).join("\n")}`
+/**
+ * The current turn's text for the model: in a guild, who said it (OpenClaw
+ * prefixes the sender outside DMs); attachments that are not passed as images
+ * are named as placeholders, with the reason when an image was left out.
+ */
+export const bodyForAgent = (message: InboundMessage, notes: ReadonlyMap<string, string> = new Map()): string => {
+  const placeholders = message.attachments
+    .filter((a) => !isModelImage(a) || notes.has(a.url))
+    .map((a) => `<media:${(a.contentType ?? "").startsWith("image/") ? "image" : "document"}> ${a.name ?? a.url}${notes.has(a.url) ? ` (${notes.get(a.url)})` : ""}`)
+  const media = placeholders.length === 0 ? "" : `${message.body === "" ? "" : "\n"}${placeholders.join("\n")}`
   const text = `${message.body}${media}`
   return message.chatType === "direct" ? text : `${message.senderName ?? message.senderUsername ?? message.senderId}: ${text}`
 }
+
+const isModelImage = (attachment: InboundAttachment): boolean => IMAGE_TYPES.has((attachment.contentType ?? "").split(";")[0]?.trim() ?? "")
+
+/**
+ * Downloads the message's image attachments for the model (at most 4, each at
+ * most 5 MiB, as announced and as read). An image that cannot be had is left
+ * out with the reason, which goes into the text instead; the turn still runs.
+ */
+export const fetchImages = (message: InboundMessage) =>
+  Effect.gen(function*() {
+    const images: Array<ImagePart> = []
+    const notes = new Map<string, string>()
+    for (const attachment of message.attachments.filter(isModelImage)) {
+      if (images.length >= MAX_IMAGES) {
+        notes.set(attachment.url, `not shown: at most ${MAX_IMAGES} images per message`)
+        continue
+      }
+      if ((attachment.size ?? 0) > MAX_IMAGE_BYTES) {
+        notes.set(attachment.url, `not shown: larger than ${MAX_IMAGE_BYTES / 1024 / 1024} MiB`)
+        continue
+      }
+      const bytes = yield* Effect.tryPromise({
+        try: async (signal) => {
+          const response = await fetch(attachment.url, { signal })
+          if (!response.ok) throw new Error(`HTTP ${response.status}`)
+          const body = new Uint8Array(await response.arrayBuffer())
+          if (body.byteLength > MAX_IMAGE_BYTES) throw new Error(`larger than ${MAX_IMAGE_BYTES / 1024 / 1024} MiB`)
+          return body
+        },
+        catch: (error) => (error instanceof Error ? error.message : String(error))
+      }).pipe(Effect.timeout("20 seconds"), Effect.result)
+      if (bytes._tag === "Failure") {
+        notes.set(attachment.url, `could not be downloaded: ${typeof bytes.failure === "string" ? bytes.failure : "timed out"}`)
+        continue
+      }
+      const mimeType = (attachment.contentType ?? "").split(";")[0]?.trim() ?? ""
+      images.push({ type: "image", mimeType, data: Buffer.from(bytes.success).toString("base64") })
+    }
+    return { images, notes }
+  })
 
 export const pairingText = (message: InboundMessage, code: string): string =>
   [
@@ -153,7 +204,9 @@ export class ChannelHost extends Context.Service<ChannelHost, {
             if (job.mentioned && job.message.chatType !== "direct") {
               yield* conn.react({ chatId: job.message.chatId }, job.message.messageId, ACK_REACTION).pipe(Effect.ignore)
             }
-            return yield* sessions.send(job.sessionKey, { runId: `${channel}:${job.message.messageId}`, text: bodyForAgent(job.message) }).pipe(
+            const { images, notes } = yield* fetchImages(job.message)
+            const input = { runId: `${channel}:${job.message.messageId}`, text: bodyForAgent(job.message, notes), ...(images.length === 0 ? {} : { images }) }
+            return yield* sessions.send(job.sessionKey, input).pipe(
               Stream.runFold(() => "", (text, event) => event._tag === "TurnCompleted" ? event.text : text),
               Effect.map((text): { readonly text: string; readonly aborted: boolean } => ({ text, aborted: false })),
               Effect.catchTag("TurnAborted", () => Effect.succeed({ text: "", aborted: true })),

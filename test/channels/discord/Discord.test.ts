@@ -202,6 +202,33 @@ describe("Discord channel", () => {
       }).pipe(Effect.provide(channelLayer(home, anthropic.url, { apiBaseUrl: fake.apiBase, token: fake.token, dmPolicy: "open", allowFrom: ["*"] })))
     }), 30_000)
 
+  it.live("image attachments reach the model as images; other files are named in the text", () =>
+    Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const anthropic = yield* FakeAnthropic.make()
+      const fake = yield* FakeDiscord.make({ heartbeatIntervalMs: 250 })
+      const { user, channelId } = fake.addDmUser({ username: "ivan" })
+      // A 1x1 PNG.
+      const png = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==", "base64")
+      yield* Effect.gen(function*() {
+        yield* connected
+        fake.dispatchMessage({
+          channelId,
+          author: user,
+          content: "what is this?",
+          attachments: [
+            { filename: "dot.png", data: png, contentType: "image/png" },
+            { filename: "notes.txt", data: "hello", contentType: "text/plain" }
+          ]
+        })
+        yield* wait(fake, () => sentTo(fake, channelId).length === 1, "the answer")
+        const body = JSON.stringify(anthropic.requests.at(-1)?.body ?? {})
+        assert.include(body, png.toString("base64"), "the image went to the model")
+        assert.include(body, "\"media_type\":\"image/png\"")
+        assert.include(body, "<media:document> notes.txt")
+      }).pipe(Effect.provide(channelLayer(home, anthropic.url, { apiBaseUrl: fake.apiBase, token: fake.token, dmPolicy: "open", allowFrom: ["*"] })))
+    }), 30_000)
+
   it.live("a message journaled but not yet marked seen when the process died is answered once: the turn runs, a redelivery is dropped", () =>
     Effect.gen(function*() {
       const home = yield* TestApp.tempDir()
