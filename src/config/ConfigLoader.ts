@@ -718,7 +718,6 @@ export const getPath = (
 // YAML output lives in its own module. Importing it from there rather than through this
 // re-export keeps the YAML library out of what the gateway loads at start (this module
 // loads at every start); while anything imports it from here, the library comes along.
-export { renderValue, renderYaml } from "./ConfigRender.ts"
 
 const leafDiff = (a: unknown, b: unknown, path: ReadonlyArray<PropertyKey>, out: Array<string>): void => {
   const isObject = (v: unknown): v is { readonly [key: string]: unknown } =>

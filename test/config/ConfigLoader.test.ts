@@ -16,9 +16,9 @@ import {
   loadConfig,
   loadConfigFile,
   parsePath,
-  renderYaml,
   substituteEnvVars
 } from "../../src/config/ConfigLoader.ts"
+import { renderYaml } from "../../src/config/ConfigRender.ts"
 import { defaultConfig } from "../../src/config/ConfigSchema.ts"
 
 const env = (vars: Record<string, string>) => ConfigProvider.layer(ConfigProvider.fromEnv({ env: vars }))
