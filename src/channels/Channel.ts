@@ -55,6 +55,8 @@ export interface ChannelConnection {
   /** Shows "typing…" once; platforms expire it (Discord after ~10 s), so callers refresh it. */
   readonly typing: (target: ChannelTarget) => Effect.Effect<void, SendError>
   readonly react: (target: ChannelTarget, messageId: string, emoji: string) => Effect.Effect<void, SendError>
+  /** The conversation for direct messages with a user (Discord: the DM channel, created if needed). */
+  readonly openDirect: (userId: string) => Effect.Effect<ChannelTarget, SendError>
 }
 
 /** What a running connection reports to its supervisor; the supervisor turns it into the account's status. */

@@ -14,7 +14,7 @@
  * is sent once (idempotency key per piece, remembered across restarts) and a
  * piece that cannot be sent lands in the dead-letter log.
  */
-import { Cause, Context, Deferred, Duration, Effect, Layer, type Scope, Stream } from "effect"
+import { Cause, Context, Deferred, Duration, Effect, Layer, Schema, type Scope, Stream } from "effect"
 import { AppConfig } from "../config/AppConfig.ts"
 import type { BeamclawConfig } from "../config/ConfigSchema.ts"
 import { Paths } from "../config/Paths.ts"
@@ -158,7 +158,38 @@ export const HELP_TEXT = [
   "/help — this list"
 ].join("\n")
 
+/** An outbound message could not be sent (no such channel or account, not connected, a bad target, or the platform refused). */
+export class ChannelSendFailed extends Schema.TaggedError<ChannelSendFailed>()("ChannelSendFailed", {
+  message: Schema.String,
+  code: Schema.Literals(["CHANNEL_NOT_CONFIGURED", "NOT_CONNECTED", "INVALID_TARGET", "SEND_FAILED"])
+}) {}
+
+export interface OutboundRequest {
+  readonly channel: string
+  readonly accountId: string
+  /** `channel:<id>`, `user:<id>`, `<@id>`, or a bare channel id. */
+  readonly to: string
+  readonly text: string
+  readonly idempotencyKey: string
+}
+
+/** Discord targets, as OpenClaw: `user:<id>` and `<@id>` are DMs, `channel:<id>` and a bare id are channels. */
+export const parseTarget = (to: string): { readonly kind: "user" | "channel"; readonly id: string } | undefined => {
+  const trimmed = to.trim().replace(/^discord:/, "")
+  const mention = /^<@!?(\d+)>$/.exec(trimmed)
+  if (mention?.[1] !== undefined) return { kind: "user", id: mention[1] }
+  const prefixed = /^(user|channel):(\d+)$/.exec(trimmed)
+  if (prefixed?.[1] !== undefined && prefixed[2] !== undefined) return { kind: prefixed[1] === "user" ? "user" : "channel", id: prefixed[2] }
+  if (/^\d+$/.test(trimmed)) return { kind: "channel", id: trimmed }
+  return undefined
+}
+
 export class ChannelHost extends Context.Service<ChannelHost, {
+  /**
+   * Sends a message through a bound account (WS `send`): chunked, each piece
+   * once per idempotency key, retried, dead-lettered when it cannot go.
+   */
+  readonly send: (request: OutboundRequest) => Effect.Effect<{ readonly chatId: string; readonly messageIds: ReadonlyArray<string> }, ChannelSendFailed>
   /**
    * Opens an account's journal and returns its endpoint for the connection.
    * Messages left unfinished by an earlier run are resumed once a connection attaches.
@@ -173,10 +204,48 @@ export class ChannelHost extends Context.Service<ChannelHost, {
     const appConfig = yield* AppConfig
     const paths = yield* Paths
 
+    const bound = new Map<string, { readonly current: () => Deferred.Deferred<ChannelConnection>; readonly journal: ChannelJournal.ChannelJournal; readonly settings: Effect.Effect<AccountSettings> }>()
+
+    const send = (request: OutboundRequest) =>
+      Effect.gen(function*() {
+        const account = bound.get(`${request.channel}:${request.accountId}`)
+        if (account === undefined) {
+          return yield* new ChannelSendFailed({ code: "CHANNEL_NOT_CONFIGURED", message: `no ${request.channel} account "${request.accountId}" is running (enable it under channels.${request.channel})` })
+        }
+        const deferred = account.current()
+        if (!Deferred.isDoneUnsafe(deferred)) {
+          return yield* new ChannelSendFailed({ code: "NOT_CONNECTED", message: `${request.channel}:${request.accountId} is not connected right now (see channels.status)` })
+        }
+        const conn = yield* Deferred.await(deferred)
+        const target = parseTarget(request.to)
+        if (target === undefined) {
+          return yield* new ChannelSendFailed({ code: "INVALID_TARGET", message: `cannot send to ${JSON.stringify(request.to)}: expected channel:<id>, user:<id> or <@id>` })
+        }
+        const chat = target.kind === "channel"
+          ? { chatId: target.id }
+          : yield* conn.openDirect(target.id).pipe(Effect.mapError((error) => new ChannelSendFailed({ code: "SEND_FAILED", message: `cannot open a DM with ${target.id}: ${error.message}` })))
+        const settings = yield* account.settings
+        const pieces = chunkDiscordText(request.text, { maxChars: settings.textChunkLimit, maxLines: settings.maxLinesPerMessage }).map((text, index) => ({
+          target: chat,
+          text,
+          idempotencyKey: `${request.channel}:${request.accountId}:send:${request.idempotencyKey}:${index}`
+        }))
+        if (pieces.length === 0) return yield* new ChannelSendFailed({ code: "INVALID_TARGET", message: "nothing to send: the message is empty" })
+        const results = yield* deliver(conn, account.journal, pieces)
+        const failed = results.find((result) => result.error !== undefined)
+        if (failed !== undefined) return yield* new ChannelSendFailed({ code: "SEND_FAILED", message: `${request.channel} refused the message: ${failed.error}` })
+        return { chatId: chat.chatId, messageIds: results.flatMap((result) => result.messageId === undefined ? [] : [result.messageId]) }
+      })
+
     const bind = (channel: string, accountId: string, settingsOf: Effect.Effect<AccountSettings>) =>
       Effect.gen(function*() {
         const journal = yield* ChannelJournal.open(paths.home, channel, accountId)
         let connection = yield* Deferred.make<ChannelConnection>()
+        // Outbound `send` finds the account here while its run lasts.
+        yield* Effect.acquireRelease(
+          Effect.sync(() => bound.set(`${channel}:${accountId}`, { current: () => connection, journal, settings: settingsOf })),
+          () => Effect.sync(() => bound.delete(`${channel}:${accountId}`))
+        )
         let attachedOnce = false
         const lanes = new Map<string, Array<Job>>()
         let botLoopSettings: BotLoopSettings = resolveBotLoopSettings()
@@ -408,6 +477,6 @@ export class ChannelHost extends Context.Service<ChannelHost, {
         return { receive, attach } satisfies AccountEndpoint
       })
 
-    return ChannelHost.of({ bind })
+    return ChannelHost.of({ bind, send })
   }))
 }

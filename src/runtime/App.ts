@@ -131,6 +131,7 @@ export type GatewayServices =
   | DetachedRuns
   | SessionEvents
   | ChannelSupervisor
+  | ChannelHost
   | PairingStore
   | FileSystem.FileSystem
   | Path.Path

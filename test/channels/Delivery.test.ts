@@ -30,7 +30,8 @@ const platform = (script: Map<string, Array<SendError>>) => {
         return { messageId: `m-${accepted.length}` }
       }),
     typing: () => Effect.void,
-    react: () => Effect.void
+    react: () => Effect.void,
+    openDirect: (userId) => Effect.succeed({ chatId: `dm-${userId}` })
   }
   return { connection, accepted, attempts }
 }

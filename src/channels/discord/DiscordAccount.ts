@@ -192,6 +192,15 @@ export const run = (options: DiscordAccountOptions, context: AccountContext) =>
       react: (target, messageId, emoji) =>
         signalled((signal) => client.rest.put(Routes.channelMessageOwnReaction(target.chatId, messageId, encodeURIComponent(emoji)), { signal })).pipe(
           Effect.asVoid
+        ),
+      openDirect: (userId) =>
+        signalled((signal) => client.rest.post(Routes.userChannels(), { signal, body: { recipient_id: userId } })).pipe(
+          Effect.flatMap((channel) => {
+            const id = idOf(channel)
+            return id === undefined
+              ? Effect.fail(new SendError({ message: "Discord answered the DM channel request without a channel id", retryable: false }))
+              : Effect.succeed({ chatId: id })
+          })
         )
     }
     yield* context.attach(connection)

@@ -57,6 +57,18 @@ describe("Discord in the gateway", () => {
     await discord.waitFor(() => discord.sentMessages.some((m) => m.content === "echo: now?"), 10_000, "the answer")
 
     const { client } = await connect(gateway.wsUrl, gateway.token)
+    // Outbound `send`: a DM by user id, once per idempotency key even when retried.
+    const other = discord.addUser({ username: "heinz" })
+    const sent = await client.request("send", { to: `user:${other.id}`, message: "a note from the gateway", idempotencyKey: "send-1" })
+    assert.isTrue(sent.ok, JSON.stringify(sent))
+    assert.strictEqual(at(sent, "payload", "channel"), "discord")
+    const resent = await client.request("send", { to: `user:${other.id}`, message: "a note from the gateway", idempotencyKey: "send-1" })
+    assert.isTrue(resent.ok)
+    assert.strictEqual(at(resent, "payload", "messageId"), at(sent, "payload", "messageId"))
+    assert.strictEqual(discord.sentMessages.filter((m) => m.content === "a note from the gateway").length, 1)
+    const bad = await client.request("send", { to: "somewhere", message: "x", idempotencyKey: "send-2" })
+    assert.strictEqual(at(bad, "error", "code"), "INVALID_REQUEST")
+    assert.include(String(at(bad, "error", "message")), "channel:<id>")
     const status = await client.request("channels.status", {})
     assert.deepStrictEqual(at(status, "payload", "channelOrder"), ["discord"])
     assert.strictEqual(at(status, "payload", "channelAccounts", "discord", 0, "connected"), true)

@@ -4,6 +4,8 @@
  */
 import { Deferred, Duration, Effect, Schema } from "effect"
 import type { ImagePart, Message } from "../../../agent/Message.ts"
+import { AppConfig } from "../../../config/AppConfig.ts"
+import { ChannelHost } from "../../../channels/ChannelHost.ts"
 import { Sessions } from "../../../session/Sessions.ts"
 import type * as Transcript from "../../../session/Transcript.ts"
 import { invalidRequest, MethodError, unavailable } from "../Frames.ts"
@@ -316,11 +318,24 @@ const SendParams = Schema.Struct({
   idempotencyKey: NonEmptyString
 })
 
+/** Direct outbound delivery through a channel account (OpenClaw's `send`); the idempotency key makes a retry send nothing twice. */
 const send: Handler = (params) =>
   Effect.gen(function*() {
     const decoded = yield* decodeParams("send", SendParams, params)
-    const channel = decoded.channel === undefined ? "" : ` "${decoded.channel}"`
-    return yield* Effect.fail(unavailable(`cannot send to ${decoded.to}: no channel${channel} is configured (outbound channels are not available yet)`, { code: "CHANNEL_NOT_CONFIGURED" }))
+    if (decoded.mediaUrl !== undefined || (decoded.mediaUrls ?? []).length > 0) {
+      return yield* Effect.fail(invalidRequest("send: media is not supported yet; send text in `message`"))
+    }
+    const text = yield* sanitizeMessage(decoded.message ?? "")
+    if (text.trim() === "") return yield* Effect.fail(invalidRequest("send: message required"))
+    const config = yield* (yield* AppConfig).get
+    const channel = decoded.channel ?? (config.channels.discord.enabled ? "discord" : undefined)
+    if (channel === undefined) {
+      return yield* Effect.fail(unavailable(`cannot send to ${decoded.to}: no channel is configured`, { code: "CHANNEL_NOT_CONFIGURED" }))
+    }
+    const sent = yield* (yield* ChannelHost).send({ channel, accountId: decoded.accountId ?? "default", to: decoded.to, text, idempotencyKey: decoded.idempotencyKey }).pipe(
+      Effect.mapError((error) => error.code === "INVALID_TARGET" ? invalidRequest(error.message) : unavailable(error.message, { code: error.code }))
+    )
+    return { runId: decoded.idempotencyKey, messageId: sent.messageIds[0] ?? "", messageIds: sent.messageIds, channel, chatId: sent.chatId }
   })
 
 export const handlers = (_hub: Hub): Record<string, Handler> => ({

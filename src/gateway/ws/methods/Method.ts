@@ -14,11 +14,12 @@ import { AgentDirectory as AgentDirectoryService } from "../../../agent/AgentDir
 import type { GatewayAuth } from "../../auth/GatewayAuth.ts"
 import type { Readiness } from "../../Readiness.ts"
 import type { ChannelSupervisor } from "../../../channels/ChannelSupervisor.ts"
+import type { ChannelHost } from "../../../channels/ChannelHost.ts"
 import { type ConnectParams, invalidRequest, type MethodError, strict, unavailable } from "../Frames.ts"
 import type { Hub } from "../Hub.ts"
 import type { Role } from "../Scopes.ts"
 
-export type WsServices = GatewayAuth | Sessions | SessionEvents | ConfigWriter | AgentDirectory | AppConfig | Paths | Readiness | ChannelSupervisor
+export type WsServices = GatewayAuth | Sessions | SessionEvents | ConfigWriter | AgentDirectory | AppConfig | Paths | Readiness | ChannelSupervisor | ChannelHost
 
 export interface MethodContext {
   readonly hub: Hub
