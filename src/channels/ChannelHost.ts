@@ -14,7 +14,7 @@
  * is sent once (idempotency key per piece, remembered across restarts) and a
  * piece that cannot be sent lands in the dead-letter log.
  */
-import { Cause, Context, Deferred, Duration, Effect, Layer, Schema, type Scope, Stream } from "effect"
+import { Cause, Clock, Context, Deferred, Duration, Effect, Layer, Schema, type Scope, Stream } from "effect"
 import { AppConfig } from "../config/AppConfig.ts"
 import type { BeamclawConfig } from "../config/ConfigSchema.ts"
 import { Paths } from "../config/Paths.ts"
@@ -25,7 +25,8 @@ import * as ChannelJournal from "./ChannelJournal.ts"
 import type { ChatCommand } from "./ChatCommands.ts"
 import { chunkDiscordText } from "./Chunker.ts"
 import { InboundDedupe, dedupeKeyOf } from "./Dedupe.ts"
-import { deliver } from "./Delivery.ts"
+import { deliver, type PieceResult } from "./Delivery.ts"
+import { SHUTDOWN_GRACE_MS } from "../runtime/DetachedRuns.ts"
 import type { InboundAttachment, InboundMessage } from "./InboundMessage.ts"
 import type { ImagePart } from "../agent/Message.ts"
 import { PairingStore } from "./PairingStore.ts"
@@ -247,6 +248,8 @@ export class ChannelHost extends Context.Service<ChannelHost, {
           () => Effect.sync(() => bound.delete(`${channel}:${accountId}`))
         )
         let attachedOnce = false
+        /** The connection attached now, if any: a reply that failed after it went away is left for the next run. */
+        let live: ChannelConnection | undefined
         const lanes = new Map<string, Array<Job>>()
         let botLoopSettings: BotLoopSettings = resolveBotLoopSettings()
         const botLoop = makeBotLoopGuard(() => botLoopSettings)
@@ -332,6 +335,19 @@ export class ChannelHost extends Context.Service<ChannelHost, {
             }
           }).pipe(Effect.catch((error) => Effect.succeed(`⚠️ ${describe(error)}`)))
 
+        /**
+         * Whether a delivered job is finished. Pieces that failed while this
+         * connection was still the live one are final (dead-lettered); pieces that
+         * failed because the connection went away (a stop, a restart) leave the job
+         * open in the journal, and the next run sends what is missing.
+         */
+        const finished = (conn: ChannelConnection, job: Job, results: ReadonlyArray<PieceResult>) =>
+          Effect.gen(function*() {
+            if (results.every((result) => result.error === undefined) || live === conn) return true
+            yield* Effect.logWarning(`channel ${channel}:${accountId}: the reply to ${job.message.messageId} could not be sent before the connection closed; it will be sent after the restart`)
+            return false
+          })
+
         const process = (job: Job) =>
           Effect.gen(function*() {
             const conn = yield* Deferred.await(connection)
@@ -346,13 +362,15 @@ export class ChannelHost extends Context.Service<ChannelHost, {
                   yield* journal.replied(job.id, reply)
                 }
                 if (reply.trim() !== "" && reply.trim().toUpperCase() !== SILENT_TOKEN) {
-                  yield* send(conn, job, reply, settings.replyToMode, `${channel}:${accountId}:${job.id}:reply`)
+                  const results = yield* send(conn, job, reply, settings.replyToMode, `${channel}:${accountId}:${job.id}:reply`)
+                  if (!(yield* finished(conn, job, results))) return
                 }
                 return yield* journal.done(job.id)
               }
               case "Command": {
                 const text = yield* command(job)
-                yield* send(conn, job, text, "off", `${channel}:${accountId}:${job.id}:command`)
+                const results = yield* send(conn, job, text, "off", `${channel}:${accountId}:${job.id}:command`)
+                if (!(yield* finished(conn, job, results))) return
                 return yield* journal.done(job.id)
               }
               case "Notice":
@@ -450,9 +468,15 @@ export class ChannelHost extends Context.Service<ChannelHost, {
               Effect.gen(function*() {
                 if (Deferred.isDoneUnsafe(connection)) connection = yield* Deferred.make<ChannelConnection>()
                 yield* Deferred.succeed(connection, conn)
+                live = conn
               }),
               () =>
                 Effect.gen(function*() {
+                  // Released before the platform client is closed: replies being made now get to go out first.
+                  const deadline = (yield* Clock.currentTimeMillis) + SHUTDOWN_GRACE_MS
+                  if (lanes.size > 0) yield* Effect.logInfo(`channel ${channel}:${accountId}: waiting up to ${SHUTDOWN_GRACE_MS / 1000}s for ${lanes.size} conversation(s) to finish`)
+                  while (lanes.size > 0 && (yield* Clock.currentTimeMillis) < deadline) yield* Effect.sleep("50 millis")
+                  live = undefined
                   if (Deferred.isDoneUnsafe(connection)) connection = yield* Deferred.make<ChannelConnection>()
                 })
             )

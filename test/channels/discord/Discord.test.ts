@@ -156,6 +156,23 @@ describe("Discord channel", () => {
       }).pipe(Effect.provide(channelLayer(home, anthropic.url, { apiBaseUrl: fake.apiBase, token: fake.token, dmPolicy: "open", allowFrom: ["*"] })))
     }), 30_000)
 
+  it.live("a stop while a turn runs lets the reply go out before the Discord client closes", () =>
+    Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const anthropic = yield* FakeAnthropic.make([{ kind: "message", content: [{ type: "text", text: "finished in time" }], delayMs: 200 }])
+      const fake = yield* FakeDiscord.make({ heartbeatIntervalMs: 250 })
+      const { user, channelId } = fake.addDmUser({ username: "judy" })
+      yield* Effect.gen(function*() {
+        yield* connected
+        fake.dispatchMessage({ channelId, author: user, content: "quick, before you go" })
+        yield* wait(fake, () => anthropic.requests.length === 1, "turn started")
+        // Leaving this block closes the layers: the account waits for the conversation, then disconnects.
+      }).pipe(Effect.provide(channelLayer(home, anthropic.url, { apiBaseUrl: fake.apiBase, token: fake.token, dmPolicy: "open", allowFrom: ["*"] })))
+      assert.deepStrictEqual(sentTo(fake, channelId).map((m) => m.content), ["finished in time"])
+      const inbox = yield* Effect.promise(() => fs.readFile(path.join(home, "channels", "discord", "default", "inbox.jsonl"), "utf8"))
+      assert.include(inbox, "\"t\":\"done\"")
+    }), 30_000)
+
   it.live("an invalid token stops the account with a clear status and no reconnect loop", () =>
     Effect.gen(function*() {
       const home = yield* TestApp.tempDir()
