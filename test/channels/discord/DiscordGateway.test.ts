@@ -69,6 +69,10 @@ describe("Discord in the gateway", () => {
     const bad = await client.request("send", { to: "somewhere", message: "x", idempotencyKey: "send-2" })
     assert.strictEqual(at(bad, "error", "code"), "INVALID_REQUEST")
     assert.include(String(at(bad, "error", "message")), "channel:<id>")
+    // `agent` with deliver: the answer goes to the named Discord user.
+    const delivered = await client.request("agent", { message: "deliver me", deliver: true, to: `user:${other.id}`, idempotencyKey: "agent-deliver-1" })
+    assert.isTrue(delivered.ok, JSON.stringify(delivered))
+    await discord.waitFor(() => discord.sentMessages.some((m) => m.content === "echo: deliver me"), 10_000, "the delivered answer")
     const status = await client.request("channels.status", {})
     assert.deepStrictEqual(at(status, "payload", "channelOrder"), ["discord"])
     assert.strictEqual(at(status, "payload", "channelAccounts", "discord", 0, "connected"), true)

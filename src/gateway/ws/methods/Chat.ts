@@ -262,12 +262,22 @@ const agentFinal = (run: RunRecord): Effect.Effect<unknown, MethodError> => {
   return Effect.fail(new MethodError({ code: run.errorCode ?? "UNAVAILABLE", message: run.error ?? "the run failed", details: { runId: run.runId } }))
 }
 
+/** Where `agent` with `deliver: true` sends its answer: `to` on `channel` (or `replyChannel`), by default the one enabled channel. */
+const deliveryTarget = (decoded: typeof AgentParams.Type) =>
+  Effect.gen(function*() {
+    if (decoded.to === undefined || decoded.to.trim() === "") {
+      return yield* Effect.fail(invalidRequest("deliver needs `to` (e.g. user:<id> or channel:<id>): BeamClaw does not keep a session's last route yet"))
+    }
+    const config = yield* (yield* AppConfig).get
+    const channel = decoded.replyChannel ?? decoded.channel ?? (config.channels.discord.enabled ? "discord" : undefined)
+    if (channel === undefined) return yield* Effect.fail(unavailable(`cannot deliver to ${decoded.to}: no channel is configured`, { code: "CHANNEL_NOT_CONFIGURED" }))
+    return { channel, accountId: decoded.replyAccountId ?? decoded.accountId ?? "default", to: decoded.to }
+  })
+
 const agent: Handler = (params, context) =>
   Effect.gen(function*() {
     const decoded = yield* decodeParams("agent", AgentParams, params)
-    if (decoded.deliver === true) {
-      return yield* Effect.fail(invalidRequest("cannot deliver: no channel is configured (channels are not available yet); call agent without deliver"))
-    }
+    const delivery = decoded.deliver === true ? yield* deliveryTarget(decoded) : undefined
     const key = yield* resolveSessionKey(decoded.sessionKey, decoded.agentId)
     if (decoded.agentId !== undefined && key.agentId !== decoded.agentId.toLowerCase()) {
       return yield* Effect.fail(invalidRequest(`sessionKey ${key.key} belongs to agent ${key.agentId}, not ${decoded.agentId}`))
@@ -276,8 +286,19 @@ const agent: Handler = (params, context) =>
     const images = yield* decodeAttachments(decoded.attachments ?? [])
     if (text.trim() === "" && images.length === 0) return yield* Effect.fail(invalidRequest("message or attachment required"))
     const runId = decoded.idempotencyKey
-    const run = context.hub.runs.get(runId) ??
-      (yield* Runs.start(context.hub, { runId, sessionKey: key.key, text, images: images.length > 0 ? images : undefined, kind: "agent" }))
+    const existing = context.hub.runs.get(runId)
+    const run = existing ?? (yield* Runs.start(context.hub, { runId, sessionKey: key.key, text, images: images.length > 0 ? images : undefined, kind: "agent" }))
+    if (existing === undefined && delivery !== undefined) {
+      // Owned by the gateway like the run, so the answer is delivered even if this client leaves.
+      const host = yield* ChannelHost
+      yield* context.hub.fork(Effect.gen(function*() {
+        yield* Deferred.await(run.done)
+        if (run.status !== "ok" || run.text.trim() === "") return
+        yield* host.send({ ...delivery, text: run.text, idempotencyKey: `agent:${runId}` }).pipe(
+          Effect.catch((error) => Effect.logError(`agent ${runId}: the answer could not be delivered to ${delivery.to}: ${error.message}`))
+        )
+      }))
+    }
     context.respondInterim({ runId, status: "accepted", acceptedAt: run.startedAt })
     yield* Deferred.await(run.done)
     return yield* agentFinal(run)
