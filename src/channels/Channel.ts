@@ -35,9 +35,17 @@ export interface ChannelTarget {
   readonly chatId: string
 }
 
+/** A file sent with a message. */
+export interface OutboundFile {
+  readonly name: string
+  readonly data: Uint8Array
+  readonly contentType?: string | undefined
+}
+
 export interface OutboundMessage {
   readonly target: ChannelTarget
   readonly text: string
+  readonly files?: ReadonlyArray<OutboundFile> | undefined
   /** The platform message this one answers (Discord message_reference), per replyToMode. */
   readonly replyTo?: string | undefined
   /**

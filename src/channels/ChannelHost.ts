@@ -171,8 +171,40 @@ export interface OutboundRequest {
   /** `channel:<id>`, `user:<id>`, `<@id>`, or a bare channel id. */
   readonly to: string
   readonly text: string
+  /** http(s) URLs of files to attach (downloaded here, each at most MAX_OUTBOUND_FILE_BYTES). */
+  readonly mediaUrls?: ReadonlyArray<string> | undefined
   readonly idempotencyKey: string
 }
+
+/** Discord's upload limit for a bot without boosts. */
+export const MAX_OUTBOUND_FILE_BYTES = 8 * 1024 * 1024
+
+const fileName = (url: URL, index: number): string => {
+  const last = decodeURIComponent(url.pathname.split("/").at(-1) ?? "")
+  return last === "" ? `file-${index + 1}` : last
+}
+
+/** Downloads the files to attach; any that cannot be had fails the send with the reason (nothing is sent). */
+const downloadFiles = (urls: ReadonlyArray<string>) =>
+  Effect.forEach(urls, (raw, index) =>
+    Effect.gen(function*() {
+      const url = URL.canParse(raw) ? new URL(raw) : undefined
+      if (url === undefined || (url.protocol !== "http:" && url.protocol !== "https:")) {
+        return yield* new ChannelSendFailed({ code: "INVALID_TARGET", message: `media ${JSON.stringify(raw)} is not an http(s) URL` })
+      }
+      const file = yield* Effect.tryPromise({
+        try: async (signal) => {
+          const response = await fetch(url, { signal })
+          if (!response.ok) throw new Error(`HTTP ${response.status}`)
+          const data = new Uint8Array(await response.arrayBuffer())
+          if (data.byteLength > MAX_OUTBOUND_FILE_BYTES) throw new Error(`larger than ${MAX_OUTBOUND_FILE_BYTES / 1024 / 1024} MiB`)
+          const contentType = response.headers.get("content-type") ?? undefined
+          return { name: fileName(url, index), data, contentType }
+        },
+        catch: (error) => new ChannelSendFailed({ code: "SEND_FAILED", message: `media ${url.href} could not be downloaded: ${error instanceof Error ? error.message : String(error)}` })
+      })
+      return file
+    }))
 
 /** Discord targets, as OpenClaw: `user:<id>` and `<@id>` are DMs, `channel:<id>` and a bare id are channels. */
 export const parseTarget = (to: string): { readonly kind: "user" | "channel"; readonly id: string } | undefined => {
@@ -226,9 +258,14 @@ export class ChannelHost extends Context.Service<ChannelHost, {
           ? { chatId: target.id }
           : yield* conn.openDirect(target.id).pipe(Effect.mapError((error) => new ChannelSendFailed({ code: "SEND_FAILED", message: `cannot open a DM with ${target.id}: ${error.message}` })))
         const settings = yield* account.settings
-        const pieces = chunkDiscordText(request.text, { maxChars: settings.textChunkLimit, maxLines: settings.maxLinesPerMessage }).map((text, index) => ({
+        const files = yield* downloadFiles(request.mediaUrls ?? [])
+        const texts = chunkDiscordText(request.text, { maxChars: settings.textChunkLimit, maxLines: settings.maxLinesPerMessage })
+        // Files ride on the last piece (or on an empty one when there is no text).
+        const bodies = texts.length === 0 && files.length > 0 ? [""] : texts
+        const pieces = bodies.map((text, index) => ({
           target: chat,
           text,
+          ...(index === bodies.length - 1 && files.length > 0 ? { files } : {}),
           idempotencyKey: `${request.channel}:${request.accountId}:send:${request.idempotencyKey}:${index}`
         }))
         if (pieces.length === 0) return yield* new ChannelSendFailed({ code: "INVALID_TARGET", message: "nothing to send: the message is empty" })

@@ -171,6 +171,9 @@ export const run = (options: DiscordAccountOptions, context: AccountContext) =>
         signalled((signal) =>
           client.rest.post(Routes.channelMessages(message.target.chatId), {
             signal,
+            ...(message.files === undefined || message.files.length === 0
+              ? {}
+              : { files: message.files.map((file) => ({ name: file.name, data: file.data, ...(file.contentType === undefined ? {} : { contentType: file.contentType }) })) }),
             body: {
               content: message.text,
               nonce: nonceOf(message.idempotencyKey),

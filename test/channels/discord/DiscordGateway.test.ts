@@ -6,6 +6,7 @@
  * the next DM is answered, and `channels.status` / `beamclaw channels status`
  * show the account connected.
  */
+import { createServer } from "node:http"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { at, connect } from "../../gateway/ws/WsClient.ts"
 import { run } from "../../support/Cli.ts"
@@ -66,6 +67,24 @@ describe("Discord in the gateway", () => {
     assert.isTrue(resent.ok)
     assert.strictEqual(at(resent, "payload", "messageId"), at(sent, "payload", "messageId"))
     assert.strictEqual(discord.sentMessages.filter((m) => m.content === "a note from the gateway").length, 1)
+    // A file by URL rides along, within Discord's upload limit; a URL that cannot be had fails the send, nothing half-sent.
+    const media = createServer((request, response) => {
+      if (request.url === "/pic.png") return response.writeHead(200, { "content-type": "image/png" }).end(Buffer.from("not really a png"))
+      response.writeHead(404).end()
+    })
+    await new Promise<void>((resolve) => media.listen(0, "127.0.0.1", resolve))
+    const address = media.address()
+    const mediaPort = typeof address === "object" && address !== null ? address.port : 0
+    const withFile = await client.request("send", { to: `channel:${channelId}`, message: "see attached", mediaUrl: `http://127.0.0.1:${mediaPort}/pic.png`, idempotencyKey: "send-file" })
+    assert.isTrue(withFile.ok, JSON.stringify(withFile))
+    const filed = discord.sentMessages.find((m) => m.content === "see attached")
+    assert.deepStrictEqual(filed?.attachments.map((a) => [a.filename, a.size]), [["pic.png", 16]])
+    const missing = await client.request("send", { to: `channel:${channelId}`, message: "x", mediaUrl: `http://127.0.0.1:${mediaPort}/gone.png`, idempotencyKey: "send-missing" })
+    assert.strictEqual(at(missing, "error", "code"), "UNAVAILABLE")
+    assert.include(String(at(missing, "error", "message")), "could not be downloaded: HTTP 404")
+    const notHttp = await client.request("send", { to: `channel:${channelId}`, mediaUrl: "file:///etc/passwd", idempotencyKey: "send-file-url" })
+    assert.strictEqual(at(notHttp, "error", "code"), "INVALID_REQUEST")
+    await new Promise<void>((resolve) => media.close(() => resolve()))
     const bad = await client.request("send", { to: "somewhere", message: "x", idempotencyKey: "send-2" })
     assert.strictEqual(at(bad, "error", "code"), "INVALID_REQUEST")
     assert.include(String(at(bad, "error", "message")), "channel:<id>")

@@ -343,17 +343,15 @@ const SendParams = Schema.Struct({
 const send: Handler = (params) =>
   Effect.gen(function*() {
     const decoded = yield* decodeParams("send", SendParams, params)
-    if (decoded.mediaUrl !== undefined || (decoded.mediaUrls ?? []).length > 0) {
-      return yield* Effect.fail(invalidRequest("send: media is not supported yet; send text in `message`"))
-    }
+    const mediaUrls = [...(decoded.mediaUrl === undefined ? [] : [decoded.mediaUrl]), ...(decoded.mediaUrls ?? [])]
     const text = yield* sanitizeMessage(decoded.message ?? "")
-    if (text.trim() === "") return yield* Effect.fail(invalidRequest("send: message required"))
+    if (text.trim() === "" && mediaUrls.length === 0) return yield* Effect.fail(invalidRequest("send: message or media required"))
     const config = yield* (yield* AppConfig).get
     const channel = decoded.channel ?? (config.channels.discord.enabled ? "discord" : undefined)
     if (channel === undefined) {
       return yield* Effect.fail(unavailable(`cannot send to ${decoded.to}: no channel is configured`, { code: "CHANNEL_NOT_CONFIGURED" }))
     }
-    const sent = yield* (yield* ChannelHost).send({ channel, accountId: decoded.accountId ?? "default", to: decoded.to, text, idempotencyKey: decoded.idempotencyKey }).pipe(
+    const sent = yield* (yield* ChannelHost).send({ channel, accountId: decoded.accountId ?? "default", to: decoded.to, text, mediaUrls, idempotencyKey: decoded.idempotencyKey }).pipe(
       Effect.mapError((error) => error.code === "INVALID_TARGET" ? invalidRequest(error.message) : unavailable(error.message, { code: error.code }))
     )
     return { runId: decoded.idempotencyKey, messageId: sent.messageIds[0] ?? "", messageIds: sent.messageIds, channel, chatId: sent.chatId }
