@@ -55,8 +55,10 @@ export interface AccountSettings {
   readonly replyToMode: "off" | "first" | "all"
 }
 
-export const discordSettingsOf = (config: BeamclawConfig): AccountSettings => {
-  const discord = config.channels.discord
+/** The `channels.discord` section, or one account's merged view of it. */
+export type DiscordSection = BeamclawConfig["channels"]["discord"]
+
+export const discordSettingsOf = (discord: DiscordSection): AccountSettings => {
   return {
     policy: {
       dmPolicy: discord.dmPolicy,

@@ -379,6 +379,29 @@ export const DiscordGuildConfig = Schema.suspend(() =>
   })
 )
 
+/**
+ * One named bot account under `channels.discord.accounts.<id>`: any key set
+ * here overrides the one above it for this account (OpenClaw's multi-account
+ * Discord); keys left out are inherited from `channels.discord`.
+ */
+export const DiscordAccountConfig = Schema.suspend(() =>
+  Schema.Struct({
+    enabled: Schema.optionalKey(Bool),
+    token: Schema.optionalKey(Secret),
+    dmPolicy: Schema.optionalKey(Schema.Literals(["pairing", "allowlist", "open", "disabled"])),
+    allowFrom: Schema.optionalKey(Schema.Array(Schema.String)),
+    groupPolicy: Schema.optionalKey(Schema.Literals(["open", "disabled", "allowlist"])),
+    guilds: Schema.optionalKey(Schema.Record(Schema.String, DiscordGuildConfig)),
+    apiBaseUrl: Schema.optionalKey(NonEmpty),
+    textChunkLimit: Schema.optionalKey(int(1, 2000)),
+    maxLinesPerMessage: Schema.optionalKey(int(1)),
+    replyToMode: Schema.optionalKey(Schema.Literals(["off", "first", "all"])),
+    allowBots: Schema.optionalKey(Schema.Union([Bool, Schema.Literal("mentions")])),
+    botLoopProtection: Schema.optionalKey(BotLoopProtectionConfig),
+    intents: Schema.optionalKey(Schema.Struct({ messageContent: Schema.optionalKey(Bool) }))
+  })
+)
+
 export const DiscordConfig = Schema.suspend(() =>
   Schema.Struct({
     enabled: Bool.pipe(withDefault(false)),
@@ -398,7 +421,9 @@ export const DiscordConfig = Schema.suspend(() =>
     intents: Schema.Struct({
       /** The privileged Message Content intent; without it guild messages arrive empty unless they mention the bot. */
       messageContent: Bool.pipe(withDefault(true))
-    }).pipe(withDefault({}))
+    }).pipe(withDefault({})),
+    /** More than one bot: each runs as its own account (ids like `work`); none means one `default` account from the keys above. */
+    accounts: Schema.Record(Schema.String, DiscordAccountConfig).pipe(withDefault({}))
   })
 )
 
@@ -496,7 +521,8 @@ export const defaultConfig: BeamclawConfig = {
       maxLinesPerMessage: 17,
       replyToMode: "off",
       allowBots: false,
-      intents: { messageContent: true }
+      intents: { messageContent: true },
+      accounts: {}
     }
   },
   bindings: [],
