@@ -14,7 +14,7 @@
  * is sent once (idempotency key per piece, remembered across restarts) and a
  * piece that cannot be sent lands in the dead-letter log.
  */
-import { Cause, Clock, Context, Deferred, Duration, Effect, Layer, Schema, type Scope, Stream } from "effect"
+import { Cause, Clock, Context, Deferred, Duration, Effect, Layer, Result, Schema, type Scope, Semaphore, Stream } from "effect"
 import { AppConfig } from "../config/AppConfig.ts"
 import type { BeamclawConfig } from "../config/ConfigSchema.ts"
 import { Paths } from "../config/Paths.ts"
@@ -22,7 +22,7 @@ import { DetachedRuns } from "../runtime/DetachedRuns.ts"
 import { Sessions } from "../session/Sessions.ts"
 import type { AccountEndpoint, ChannelConnection, OutboundMessage } from "./Channel.ts"
 import * as ChannelJournal from "./ChannelJournal.ts"
-import type { ChatCommand } from "./ChatCommands.ts"
+import { type ChatCommand, commandBody, parseChatCommand } from "./ChatCommands.ts"
 import { chunkDiscordText } from "./Chunker.ts"
 import { InboundDedupe, dedupeKeyOf } from "./Dedupe.ts"
 import { deliver, type PieceResult } from "./Delivery.ts"
@@ -33,7 +33,7 @@ import { PairingStore } from "./PairingStore.ts"
 import { type DiscordPolicy, preflight } from "./Preflight.ts"
 import type { ResolvedRoute } from "./Routing.ts"
 import { type BotLoopSettings, botPairKey, checkBotLoop, makeBotLoopGuard, resolveBotLoopSettings } from "./Access.ts"
-import { routeConfigOf } from "./Routing.ts"
+import { resolveAgentRoute, routeConfigOf, routeInputOf } from "./Routing.ts"
 
 /** Images the model can read (Anthropic's formats), and the most we download of one. */
 const IMAGE_TYPES: ReadonlySet<string> = new Set(["image/jpeg", "image/png", "image/gif", "image/webp"])
@@ -78,6 +78,8 @@ type Job =
   | { readonly _tag: "Turn"; readonly id: string; readonly message: InboundMessage; readonly sessionKey: string; readonly mentioned: boolean; readonly reply: string | undefined }
   | { readonly _tag: "Command"; readonly id: string; readonly message: InboundMessage; readonly command: ChatCommand; readonly route: ResolvedRoute }
   | { readonly _tag: "Notice"; readonly id: string; readonly message: InboundMessage; readonly text: string }
+  /** A reply made before the connection went away, sent again (same piece keys) once one is attached. */
+  | { readonly _tag: "Deliver"; readonly id: string; readonly message: InboundMessage; readonly text: string; readonly key: string; readonly replyTo: "first" | "all" | "off" }
 
 const describe = (error: unknown): string => {
   if (typeof error === "object" && error !== null && "message" in error && typeof error.message === "string") return error.message
@@ -277,15 +279,31 @@ export class ChannelHost extends Context.Service<ChannelHost, {
         return { chatId: chat.chatId, messageIds: results.flatMap((result) => result.messageId === undefined ? [] : [result.messageId]) }
       })
 
-    const bind = (channel: string, accountId: string, settingsOf: Effect.Effect<AccountSettings>) =>
+    // One binding per account for the life of the process: a restarted connection finds its journal, its
+    // conversations (lanes) and what the last connection left unsent where it left them.
+    const endpoints = new Map<string, { readonly endpoint: AccountEndpoint; readonly setSettings: (settings: Effect.Effect<AccountSettings>) => void }>()
+    const lock = yield* Semaphore.make(1)
+
+    const bind = (channel: string, accountId: string, settings: Effect.Effect<AccountSettings>) =>
+      lock.withPermits(1)(Effect.gen(function*() {
+        const existing = endpoints.get(`${channel}:${accountId}`)
+        if (existing !== undefined) {
+          existing.setSettings(settings)
+          return existing.endpoint
+        }
+        const made = yield* makeEndpoint(channel, accountId, settings)
+        endpoints.set(`${channel}:${accountId}`, made)
+        return made.endpoint
+      }))
+
+    const makeEndpoint = (channel: string, accountId: string, initialSettings: Effect.Effect<AccountSettings>) =>
       Effect.gen(function*() {
+        let currentSettings = initialSettings
+        const settingsOf = Effect.suspend(() => currentSettings)
         const journal = yield* ChannelJournal.open(paths.home, channel, accountId)
         let connection = yield* Deferred.make<ChannelConnection>()
-        // Outbound `send` finds the account here while its run lasts.
-        yield* Effect.acquireRelease(
-          Effect.sync(() => bound.set(`${channel}:${accountId}`, { current: () => connection, journal, settings: settingsOf })),
-          () => Effect.sync(() => bound.delete(`${channel}:${accountId}`))
-        )
+        // Outbound `send` finds the account here.
+        bound.set(`${channel}:${accountId}`, { current: () => connection, journal, settings: settingsOf })
         let attachedOnce = false
         /** The connection attached now, if any: a reply that failed after it went away is left for the next run. */
         let live: ChannelConnection | undefined
@@ -380,10 +398,11 @@ export class ChannelHost extends Context.Service<ChannelHost, {
          * failed because the connection went away (a stop, a restart) leave the job
          * open in the journal, and the next run sends what is missing.
          */
-        const finished = (conn: ChannelConnection, job: Job, results: ReadonlyArray<PieceResult>) =>
+        const finished = (conn: ChannelConnection, job: Job, results: ReadonlyArray<PieceResult>, retry: Extract<Job, { _tag: "Deliver" }>, lane: string) =>
           Effect.gen(function*() {
             if (results.every((result) => result.error === undefined) || live === conn) return true
-            yield* Effect.logWarning(`channel ${channel}:${accountId}: the reply to ${job.message.messageId} could not be sent before the connection closed; it will be sent after the restart`)
+            yield* Effect.logWarning(`channel ${channel}:${accountId}: the reply to ${job.message.messageId} could not be sent before the connection closed; it goes out when the account is connected again`)
+            yield* enqueue(lane, retry)
             return false
           })
 
@@ -401,15 +420,24 @@ export class ChannelHost extends Context.Service<ChannelHost, {
                   yield* journal.replied(job.id, reply)
                 }
                 if (reply.trim() !== "" && reply.trim().toUpperCase() !== SILENT_TOKEN) {
-                  const results = yield* send(conn, job, reply, settings.replyToMode, `${channel}:${accountId}:${job.id}:reply`)
-                  if (!(yield* finished(conn, job, results))) return
+                  const key = `${channel}:${accountId}:${job.id}:reply`
+                  const results = yield* send(conn, job, reply, settings.replyToMode, key)
+                  const retry = { _tag: "Deliver" as const, id: job.id, message: job.message, text: reply, key, replyTo: settings.replyToMode }
+                  if (!(yield* finished(conn, job, results, retry, job.sessionKey))) return
                 }
                 return yield* journal.done(job.id)
               }
               case "Command": {
                 const text = yield* command(job)
-                const results = yield* send(conn, job, text, "off", `${channel}:${accountId}:${job.id}:command`)
-                if (!(yield* finished(conn, job, results))) return
+                const key = `${channel}:${accountId}:${job.id}:command`
+                const results = yield* send(conn, job, text, "off", key)
+                const retry = { _tag: "Deliver" as const, id: job.id, message: job.message, text, key, replyTo: "off" as const }
+                if (!(yield* finished(conn, job, results, retry, job.route.sessionKey))) return
+                return yield* journal.done(job.id)
+              }
+              case "Deliver": {
+                const results = yield* send(conn, job, job.text, job.replyTo, job.key)
+                if (!(yield* finished(conn, job, results, job, `deliver:${job.id}`))) return
                 return yield* journal.done(job.id)
               }
               case "Notice":
@@ -424,7 +452,7 @@ export class ChannelHost extends Context.Service<ChannelHost, {
           )
 
         /** Queues a job on its lane, starting the lane's worker if it is idle. */
-        const enqueue = (lane: string, job: Job) =>
+        const enqueue = (lane: string, job: Job): Effect.Effect<void> =>
           Effect.suspend(() => {
             const queued = lanes.get(lane)
             if (queued !== undefined) {
@@ -433,13 +461,18 @@ export class ChannelHost extends Context.Service<ChannelHost, {
             }
             const jobs: Array<Job> = [job]
             lanes.set(lane, jobs)
+            // The lane leaves the map in the same synchronous step that finds it empty, so a job
+            // enqueued meanwhile either lands in this queue before the check or starts a new lane.
+            const release = () => {
+              if (lanes.get(lane) === jobs) lanes.delete(lane)
+            }
             const worker = Effect.gen(function*() {
               while (true) {
                 const next = jobs.shift()
-                if (next === undefined) break
+                if (next === undefined) return release()
                 yield* process(next)
               }
-            }).pipe(Effect.ensuring(Effect.sync(() => lanes.delete(lane))))
+            }).pipe(Effect.ensuring(Effect.sync(release)))
             return Effect.asVoid(detached.fork(worker))
           })
 
@@ -522,22 +555,39 @@ export class ChannelHost extends Context.Service<ChannelHost, {
             if (attachedOnce) return
             attachedOnce = true
             // What the last run accepted but did not finish: the reply if it was made, else the turn again.
+            const config = yield* appConfig.get
             for (const pending of journal.pending) {
               // A redelivery of it from the platform is then a duplicate.
               yield* dedupe.firstSeen(dedupeKeyOf(pending.message))
               yield* Effect.logInfo(`channel ${channel}:${accountId}: finishing message ${pending.message.messageId} accepted before the restart`)
-              yield* enqueue(pending.sessionKey, {
-                _tag: "Turn",
-                id: pending.id,
-                message: pending.message,
-                sessionKey: pending.sessionKey,
-                mentioned: false,
-                reply: pending.reply
-              })
+              const command = parseChatCommand(commandBody(pending.message.body))
+              if (command === undefined || pending.reply !== undefined) {
+                yield* enqueue(pending.sessionKey, {
+                  _tag: "Turn",
+                  id: pending.id,
+                  message: pending.message,
+                  sessionKey: pending.sessionKey,
+                  mentioned: false,
+                  reply: pending.reply
+                })
+                continue
+              }
+              // A command is a command again, not a prompt; a /stop has nothing left to stop.
+              const route = resolveAgentRoute(routeInputOf(pending.message), routeConfigOf(config))
+              if (command._tag === "Stop" || Result.isFailure(route)) {
+                yield* journal.done(pending.id)
+                continue
+              }
+              yield* enqueue(route.success.sessionKey, { _tag: "Command", id: pending.id, message: pending.message, command, route: route.success })
             }
           })
 
-        return { receive, attach } satisfies AccountEndpoint
+        return {
+          endpoint: { receive, attach } satisfies AccountEndpoint,
+          setSettings: (next: Effect.Effect<AccountSettings>) => {
+            currentSettings = next
+          }
+        }
       })
 
     return ChannelHost.of({ bind, send })

@@ -10,12 +10,15 @@
  */
 import { createHash } from "node:crypto"
 import type { Client, Message } from "discord.js"
-import { Effect, Queue, Redacted, Result } from "effect"
+import { Deferred, Duration, Effect, Queue, Redacted, Result } from "effect"
 import { type AccountContext, ChannelError, type ChannelConnection, SendError } from "../Channel.ts"
 import { detectExplicitMention } from "../Access.ts"
 import { decodeInboundMessage, type InboundMessage } from "../InboundMessage.ts"
 
 export const CHANNEL_ID = "discord"
+
+/** How long a login may take to reach READY before it counts as failed. */
+const LOGIN_TIMEOUT = Duration.seconds(60)
 
 /** Close codes after which reconnecting cannot help (Discord gateway docs). */
 const FATAL_CLOSE_CODES: ReadonlyMap<number, string> = new Map([
@@ -144,11 +147,13 @@ export const run = (options: DiscordAccountOptions, context: AccountContext) =>
     client.on(Events.ClientReady, () => Queue.offerUnsafe(events, { _tag: "Up" }))
     client.on(Events.ShardResume, () => Queue.offerUnsafe(events, { _tag: "Up" }))
     client.on(Events.ShardDisconnect, (event) => Queue.offerUnsafe(events, { _tag: "Down", code: event.code }))
-    client.on(Events.ShardReconnecting, () => Queue.offerUnsafe(events, { _tag: "Problem", message: "reconnecting to the Discord gateway" }))
+    // discord.js reports only unrecoverable closes as ShardDisconnect; every other drop shows as reconnecting.
+    client.on(Events.ShardReconnecting, () => Queue.offerUnsafe(events, { _tag: "Down", code: 0 }))
     client.on(Events.ShardError, (error) => Queue.offerUnsafe(events, { _tag: "Problem", message: `gateway error: ${error.message}` }))
     client.on(Events.Error, (error) => Queue.offerUnsafe(events, { _tag: "Problem", message: `client error: ${error.message}` }))
     client.on(Events.MessageCreate, (message) => Queue.offerUnsafe(events, { _tag: "Inbound", message }))
 
+    // discord.js retries a gateway that never says READY forever; a login that hangs is a failure the supervisor retries.
     yield* Effect.tryPromise({
       try: () => client.login(Redacted.value(options.token)),
       catch: (error) => {
@@ -160,7 +165,12 @@ export const run = (options: DiscordAccountOptions, context: AccountContext) =>
         if (/disallowed intents/i.test(text)) return fail(FATAL_CLOSE_CODES.get(4014) ?? text, true)
         return fail(`cannot log in to Discord: ${text}`, false)
       }
-    })
+    }).pipe(
+      Effect.timeoutOrElse({
+        duration: LOGIN_TIMEOUT,
+        orElse: () => Effect.fail(fail(`no READY from the Discord gateway within ${Duration.format(LOGIN_TIMEOUT)}`, false))
+      })
+    )
 
     const signalled = <A>(request: (signal: AbortSignal) => Promise<A>) =>
       Effect.tryPromise({ try: request, catch: sendErrorOf })
@@ -206,38 +216,44 @@ export const run = (options: DiscordAccountOptions, context: AccountContext) =>
           })
         )
     }
-    yield* context.attach(connection)
-
-    while (true) {
-      const event = yield* Queue.take(events)
-      switch (event._tag) {
-        case "Up":
-          yield* context.connected(true)
-          break
-        case "Down": {
-          const fatal = FATAL_CLOSE_CODES.get(event.code)
-          if (fatal !== undefined) return yield* fail(fatal, true)
-          yield* context.connected(false)
-          break
-        }
-        case "Problem":
-          yield* context.problem(event.message)
-          break
-        case "Inbound": {
-          const botId = client.user?.id
-          if (botId === undefined) break
-          // Our own messages come back as MESSAGE_CREATE; they are never input.
-          if (event.message.author.id === botId) break
-          const normalized = normalize(event.message, options.accountId, botId)
-          if (Result.isFailure(normalized)) {
-            yield* Effect.logError(`discord: dropped message ${event.message.id} that could not be normalized: ${normalized.failure}`)
-            yield* context.problem(`a message could not be read: ${normalized.failure}`)
+    // The event loop is forked before the connection is attached, so it is stopped after the attach is
+    // released: while the account drains its conversations on a stop, new messages are still received
+    // (and journaled) rather than dropped with the client.
+    const fatal = yield* Deferred.make<never, ChannelError>()
+    yield* Effect.forkScoped(Effect.gen(function*() {
+      while (true) {
+        const event = yield* Queue.take(events)
+        switch (event._tag) {
+          case "Up":
+            yield* context.connected(true)
+            break
+          case "Down": {
+            const reason = FATAL_CLOSE_CODES.get(event.code)
+            if (reason !== undefined) return yield* Deferred.fail(fatal, fail(reason, true))
+            yield* context.connected(false)
             break
           }
-          yield* context.inbound
-          yield* context.receive(normalized.success)
-          break
+          case "Problem":
+            yield* context.problem(event.message)
+            break
+          case "Inbound": {
+            const botId = client.user?.id
+            if (botId === undefined) break
+            // Our own messages come back as MESSAGE_CREATE; they are never input.
+            if (event.message.author.id === botId) break
+            const normalized = normalize(event.message, options.accountId, botId)
+            if (Result.isFailure(normalized)) {
+              yield* Effect.logError(`discord: dropped message ${event.message.id} that could not be normalized: ${normalized.failure}`)
+              yield* context.problem(`a message could not be read: ${normalized.failure}`)
+              break
+            }
+            yield* context.inbound
+            yield* context.receive(normalized.success)
+            break
+          }
         }
       }
-    }
+    }))
+    yield* context.attach(connection)
+    return yield* Deferred.await(fatal)
   })

@@ -246,6 +246,33 @@ describe("Discord channel", () => {
       }).pipe(Effect.provide(channelLayer(home, anthropic.url, { apiBaseUrl: fake.apiBase, token: fake.token, dmPolicy: "open", allowFrom: ["*"] })))
     }), 30_000)
 
+  it.live("commands left in the journal by a crash run as commands after the restart, never as prompts; a /stop is dropped", () =>
+    Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const anthropic = yield* FakeAnthropic.make()
+      const fake = yield* FakeDiscord.make({ heartbeatIntervalMs: 250 })
+      const { user, channelId } = fake.addDmUser({ username: "kim" })
+      const entry = (messageId: string, body: string) => JSON.stringify({
+        t: "accepted", id: `${channelId}:${messageId}`, at: 1, sessionKey: "agent:main:main",
+        message: {
+          channel: "discord", accountId: "default", messageId, chatType: "direct", chatId: channelId, from: `discord:${user.id}`,
+          to: `channel:${channelId}`, senderId: user.id, isBot: false, body, memberRoleIds: [], attachments: [],
+          wasMentioned: false, hasAnyMention: false, replyToBot: false, timestamp: 1
+        }
+      })
+      const dir = path.join(home, "channels", "discord", "default")
+      yield* Effect.promise(() => fs.mkdir(dir, { recursive: true }))
+      yield* Effect.promise(() => fs.writeFile(path.join(dir, "inbox.jsonl"), [entry("901", "/stop"), entry("902", "/status")].join("\n") + "\n"))
+      yield* Effect.gen(function*() {
+        yield* connected
+        yield* wait(fake, () => sentTo(fake, channelId).length === 1, "the status reply")
+        assert.include(sentTo(fake, channelId)[0]?.content ?? "", "agent:main:main")
+        yield* quiet
+        assert.strictEqual(sentTo(fake, channelId).length, 1, "the /stop was not answered or run")
+        assert.strictEqual(anthropic.requests.length, 0, "no command reached the model")
+      }).pipe(Effect.provide(channelLayer(home, anthropic.url, { apiBaseUrl: fake.apiBase, token: fake.token, dmPolicy: "open", allowFrom: ["*"] })))
+    }), 30_000)
+
   it.live("a message journaled but not yet marked seen when the process died is answered once: the turn runs, a redelivery is dropped", () =>
     Effect.gen(function*() {
       const home = yield* TestApp.tempDir()
