@@ -36,6 +36,19 @@ const platform = (script: Map<string, Array<SendError>>) => {
   return { connection, accepted, attempts }
 }
 
+/**
+ * Moves the test clock a second at a time until the fiber is done. Between
+ * steps it lets real time pass too: the journal's file appends are real I/O,
+ * and a step taken while the fiber waits on them would be lost.
+ */
+const stepUntilDone = <A, E>(fiber: Fiber.Fiber<A, E>) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 400 && fiber.pollUnsafe() === undefined; i++) {
+      yield* Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 5)))
+      yield* TestClock.adjust("1 second")
+    }
+  })
+
 const pieces = (...texts: ReadonlyArray<string>): ReadonlyArray<OutboundMessage> =>
   texts.map((text, i) => ({ target: { chatId: "c1" }, text, idempotencyKey: `reply:${i}` }))
 
@@ -51,7 +64,7 @@ describe("Delivery", () => {
       const fiber = yield* Effect.forkChild(deliver(connection, journal, pieces("one", "two", "three")))
       yield* TestClock.adjust("1 second")
       assert.strictEqual(accepted.length, 0, "the retry waits for the platform's retry-after")
-      yield* TestClock.adjust("2 seconds")
+      yield* stepUntilDone(fiber)
       const results = yield* Fiber.join(fiber)
       assert.deepStrictEqual(accepted.map((a) => a.text), ["one", "three"])
       assert.strictEqual(attempts.get("reply:0"), 2)
@@ -71,11 +84,7 @@ describe("Delivery", () => {
       const first = platform(new Map([["reply:1", [failing, failing, failing]]]))
       const journal = yield* ChannelJournal.open(home, "discord", "default")
       const fiber = yield* Effect.forkChild(deliver(first.connection, journal, pieces("one", "two")))
-      // Step the clock until the retries are spent (the fiber may not have reached its first sleep yet).
-      for (let i = 0; i < 50 && fiber.pollUnsafe() === undefined; i++) {
-        yield* Effect.yieldNow
-        yield* TestClock.adjust("1 second")
-      }
+      yield* stepUntilDone(fiber)
       const results = yield* Fiber.join(fiber)
       assert.strictEqual(first.attempts.get("reply:1"), 3)
       assert.strictEqual(results[1]?.error, "socket hang up")
