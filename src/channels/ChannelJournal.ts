@@ -19,6 +19,7 @@ import * as path from "node:path"
 import { Clock, Effect, Schema, Semaphore } from "effect"
 import type { DeadLetter, DeliveryLog } from "./Delivery.ts"
 import { InboundMessage } from "./InboundMessage.ts"
+import { writeFileAtomic } from "../platform/AtomicFile.ts"
 
 /** Delivery keys are remembered this long (a reply is never re-delivered later than this after it was sent). */
 export const DELIVERED_TTL_MS = 7 * 24 * 60 * 60_000
@@ -103,11 +104,7 @@ export const open = Effect.fn("ChannelJournal.open")(function*(home: string, cha
 
   // Compact: rewrite both files with only what is still needed (temp file + rename, so a crash keeps the old one).
   const rewrite = (file: string, lines: ReadonlyArray<string>) =>
-    Effect.tryPromise(async () => {
-      const temp = `${file}.${process.pid}.tmp`
-      await fs.writeFile(temp, lines.length === 0 ? "" : lines.join("\n") + "\n", { mode: 0o600 })
-      await fs.rename(temp, file)
-    }).pipe(Effect.catch((error) => Effect.logWarning(`channel journal: could not compact ${file}: ${describe(error)}`)))
+    Effect.tryPromise(() => writeFileAtomic(file, lines.length === 0 ? "" : lines.join("\n") + "\n")).pipe(Effect.catch((error) => Effect.logWarning(`channel journal: could not compact ${file}: ${describe(error)}`)))
   const inboxLines: Array<string> = []
   for (const [id, entry] of open) {
     inboxLines.push(JSON.stringify({ t: "accepted", id, at: entry.at, sessionKey: entry.sessionKey, message: entry.message }))

@@ -21,6 +21,7 @@ import { Clock, Context, Effect, Layer, Schema, Semaphore } from "effect"
 import { Paths } from "../config/Paths.ts"
 import { isErrno } from "../platform/Errno.ts"
 import type { InboundMessage } from "./InboundMessage.ts"
+import { writeFileAtomic } from "../platform/AtomicFile.ts"
 
 export const DEDUPE_TTL_MS = 24 * 60 * 60_000
 export const DEDUPE_MAX_ENTRIES = 50_000
@@ -140,16 +141,7 @@ export const make = (file: string, options?: InboundDedupeOptions) =>
     /** Rewrites the file with the live keys only, then appends go to the new file. */
     const compact = Effect.tryPromise({
       try: async () => {
-        const temporary = `${file}.${process.pid}.tmp`
-        const body = Array.from(seen, ([key, at]) => lineOf(at, key)).join("")
-        const out = await fs.open(temporary, "w", 0o600)
-        try {
-          await out.writeFile(body, "utf8")
-          await out.sync()
-        } finally {
-          await out.close()
-        }
-        await fs.rename(temporary, file)
+        await writeFileAtomic(file, Array.from(seen, ([key, at]) => lineOf(at, key)).join(""))
         const previous = output.handle
         output.handle = await fs.open(file, "a", 0o600)
         await previous.close().catch(() => undefined)

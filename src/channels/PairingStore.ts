@@ -26,6 +26,7 @@ import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { Clock, Context, Effect, Layer, Schema, Semaphore } from "effect"
 import { Paths } from "../config/Paths.ts"
+import { writeFileAtomic } from "../platform/AtomicFile.ts"
 import { ChannelPairingStoreError, InvalidPairingTarget, PairingCodeNotFound, PairingRequest } from "./PairingSchemas.ts"
 export { ChannelPairingStoreError, InvalidPairingTarget, PairingCodeNotFound, PairingRequest } from "./PairingSchemas.ts"
 import { isErrno } from "../platform/Errno.ts"
@@ -160,27 +161,7 @@ const decodeFile = <A>(text: string, schema: Schema.Codec<A, unknown>): Decoded<
 /** Temp file beside the target, fsync, rename, fsync of the directory: the old file or the new one, never half of one. */
 const writeJson = (file: string, value: unknown): Effect.Effect<void, ChannelPairingStoreError> =>
   Effect.tryPromise({
-    try: async () => {
-      const dir = path.dirname(file)
-      await fs.mkdir(dir, { recursive: true, mode: 0o700 })
-      const temporary = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`
-      try {
-        const handle = await fs.open(temporary, "wx", 0o600)
-        try {
-          await handle.writeFile(`${JSON.stringify(value, null, 2)}\n`, "utf8")
-          await handle.sync()
-        } finally {
-          await handle.close()
-        }
-        await fs.rename(temporary, file)
-      } catch (error) {
-        await fs.rm(temporary, { force: true })
-        throw error
-      }
-      // The rename is durable only once the directory is; a failure here leaves a correct file, so it is not an error.
-      const directory = await fs.open(dir, "r").catch(() => undefined)
-      if (directory !== undefined) await directory.sync().catch(() => undefined).finally(() => directory.close())
-    },
+    try: () => writeFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`),
     catch: (error) => new ChannelPairingStoreError({ file, message: `cannot write ${file}: ${describe(error)}` })
   })
 

@@ -10,11 +10,12 @@
  * atomically (temp file, fsync, rename) and then reloaded through AppConfig.
  * A YAML file is patched in place, so comments outside the changed keys stay.
  */
-import { createHash, randomUUID } from "node:crypto"
+import { createHash } from "node:crypto"
 import * as NodeFs from "node:fs/promises"
 import * as NodePath from "node:path"
 import { Context, Effect, Layer, Predicate, Semaphore } from "effect"
 import type * as Yaml from "yaml"
+import { writeFileAtomic } from "../platform/AtomicFile.ts"
 import { ConfigConflict, ConfigInvalid, ConfigWriteFailed } from "./ConfigErrors.ts"
 import { AppConfig } from "./AppConfig.ts"
 import { type BeamclawConfigEncodedValue, type ConfigError, decodeConfigText, encodeConfig, formatIssueLine, parseConfigText, REDACTED_TEXT } from "./ConfigLoader.ts"
@@ -240,22 +241,9 @@ const renderWhole = (yaml: typeof Yaml, file: string, value: unknown): string =>
 const writeAtomically = (file: string, text: string) =>
   Effect.tryPromise({
     try: async () => {
-      await NodeFs.mkdir(NodePath.dirname(file), { recursive: true })
+      // The config keeps the mode its owner gave it.
       const mode = await NodeFs.stat(file).then((stats) => stats.mode & 0o777, () => 0o600)
-      const temp = `${file}.${process.pid}.${randomUUID()}.tmp`
-      try {
-        const handle = await NodeFs.open(temp, "wx", mode)
-        try {
-          await handle.writeFile(text, "utf8")
-          await handle.sync()
-        } finally {
-          await handle.close()
-        }
-        await NodeFs.rename(temp, file)
-      } catch (error) {
-        await NodeFs.rm(temp, { force: true })
-        throw error
-      }
+      await writeFileAtomic(file, text, { mode, directoryMode: 0o755 })
     },
     catch: (cause) => new ConfigWriteFailed({ path: file, message: `cannot write the config file: ${describe(cause)}` })
   })
