@@ -12,6 +12,7 @@ import { createHash } from "node:crypto"
 import type { Client, Message } from "discord.js"
 import { Deferred, Duration, Effect, Queue, Redacted, Result } from "effect"
 import { type AccountContext, ChannelError, type ChannelConnection, SendError } from "../Channel.ts"
+import { errnoCode } from "../../platform/Errno.ts"
 import { detectExplicitMention } from "../Access.ts"
 import { decodeInboundMessage, type InboundMessage } from "../InboundMessage.ts"
 
@@ -158,11 +159,14 @@ export const run = (options: DiscordAccountOptions, context: AccountContext) =>
       try: () => client.login(Redacted.value(options.token)),
       catch: (error) => {
         const text = messageOf(error)
-        const name = error instanceof Error ? error.name : ""
-        if (name.includes("TokenInvalid") || /token/i.test(text) || /authentication failed/i.test(text)) {
+        // discord.js's own error codes (TokenInvalid, TokenMissing) and @discordjs/ws's messages for
+        // closes 4004, 4013 and 4014 are what a retry cannot fix; anything else (network, 5xx) is retried.
+        const code = errnoCode(error)
+        if (code === "TokenInvalid" || code === "TokenMissing" || text === "Authentication failed") {
           return fail(`the Discord bot token is invalid (${text})`, true)
         }
-        if (/disallowed intents/i.test(text)) return fail(FATAL_CLOSE_CODES.get(4014) ?? text, true)
+        if (text === "Used disallowed intents") return fail(FATAL_CLOSE_CODES.get(4014) ?? text, true)
+        if (text === "Used invalid intents") return fail(FATAL_CLOSE_CODES.get(4013) ?? text, true)
         return fail(`cannot log in to Discord: ${text}`, false)
       }
     }).pipe(

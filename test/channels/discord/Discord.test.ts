@@ -193,6 +193,29 @@ describe("Discord channel", () => {
       }).pipe(Effect.provide(channelLayer(home, anthropic.url, { apiBaseUrl: fake.apiBase, token: "not-the-token" })))
     }), 30_000)
 
+  it.live("a bot without the Message Content intent enabled stops with that reason (4014), not a reconnect loop; with intents.messageContent false it connects", () =>
+    Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const anthropic = yield* FakeAnthropic.make()
+      const fake = yield* FakeDiscord.make({ heartbeatIntervalMs: 250, privilegedIntents: { messageContent: false } })
+      yield* Effect.gen(function*() {
+        const supervisor = yield* ChannelSupervisor
+        let status = (yield* supervisor.status)[0]
+        for (let i = 0; i < 300 && status?.state !== "failed"; i++) {
+          yield* Effect.sleep("25 millis")
+          status = (yield* supervisor.status)[0]
+        }
+        assert.strictEqual(status?.state, "failed")
+        assert.include(status?.lastError ?? "", "Message Content intent")
+        const identifies = fake.identifyCount
+        yield* Effect.sleep("1 second")
+        assert.strictEqual(fake.identifyCount, identifies, "no reconnect loop")
+      }).pipe(Effect.provide(channelLayer(home, anthropic.url, { apiBaseUrl: fake.apiBase, token: fake.token })))
+      yield* Effect.gen(function*() {
+        yield* connected
+      }).pipe(Effect.provide(channelLayer(home, anthropic.url, { apiBaseUrl: fake.apiBase, token: fake.token, intents: { messageContent: false } })))
+    }), 30_000)
+
   it.live("chat commands are handled before the agent: /status, /model, /new, /help", () =>
     Effect.gen(function*() {
       const home = yield* TestApp.tempDir()
