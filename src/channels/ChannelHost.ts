@@ -77,7 +77,7 @@ export const discordSettingsOf = (discord: DiscordSection): AccountSettings => {
 type Job =
   | { readonly _tag: "Turn"; readonly id: string; readonly message: InboundMessage; readonly sessionKey: string; readonly mentioned: boolean; readonly reply: string | undefined }
   | { readonly _tag: "Command"; readonly id: string; readonly message: InboundMessage; readonly command: ChatCommand; readonly route: ResolvedRoute }
-  | { readonly _tag: "Notice"; readonly id: string; readonly message: InboundMessage; readonly text: string }
+  | { readonly _tag: "Notice"; readonly id: string; readonly message: InboundMessage; readonly text: string; readonly key: string }
   /** A reply made before the connection went away, sent again (same piece keys) once one is attached. */
   | { readonly _tag: "Deliver"; readonly id: string; readonly message: InboundMessage; readonly text: string; readonly key: string; readonly replyTo: "first" | "all" | "off" }
 
@@ -441,7 +441,7 @@ export class ChannelHost extends Context.Service<ChannelHost, {
                 return yield* journal.done(job.id)
               }
               case "Notice":
-                yield* send(conn, job, job.text, "off", `${channel}:${accountId}:${job.id}:notice`)
+                yield* send(conn, job, job.text, "off", job.key)
                 return
             }
           }).pipe(
@@ -513,9 +513,12 @@ export class ChannelHost extends Context.Service<ChannelHost, {
                 const request = yield* pairing.upsertRequest({ channel, accountId, senderId: message.senderId, name: message.senderName }).pipe(
                   Effect.catch((error) => Effect.as(Effect.logError(`pairing request failed: ${describe(error)}`), undefined))
                 )
-                if (request?.created === true && request.code !== undefined) {
-                  yield* enqueue(`pairing:${message.senderId}`, { _tag: "Notice", id, message, text: pairingText(message, request.code) })
-                } else if (request?.code === undefined) {
+                if (request?.code !== undefined) {
+                  // Keyed by the code, so each code is sent once (across restarts too) and a send that failed
+                  // is tried again on the sender's next message, instead of leaving them without a code for an hour.
+                  const key = `${channel}:${accountId}:pairing:${message.senderId}:${request.code}`
+                  yield* enqueue(`pairing:${message.senderId}`, { _tag: "Notice", id, message, text: pairingText(message, request.code), key })
+                } else if (request !== undefined) {
                   yield* Effect.logWarning(`channel ${channel}:${accountId}: pairing request from ${message.senderId} refused (too many pending requests)`)
                 }
                 return

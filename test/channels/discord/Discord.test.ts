@@ -76,6 +76,28 @@ describe("Discord channel", () => {
       }).pipe(Effect.provide(channelLayer(home, anthropic.url, { apiBaseUrl: fake.apiBase, token: fake.token })))
     }), 30_000)
 
+  it.live("a pairing code that could not be sent is sent on the stranger's next message, and only once", () =>
+    Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const anthropic = yield* FakeAnthropic.make()
+      const fake = yield* FakeDiscord.make({ heartbeatIntervalMs: 250 })
+      const { user, channelId } = fake.addDmUser({ username: "lou" })
+      yield* Effect.gen(function*() {
+        yield* connected
+        fake.failNext({ method: "POST", path: `/channels/${channelId}/messages` }, { status: 403, count: 1 })
+        fake.dispatchMessage({ channelId, author: user, content: "hi" })
+        yield* wait(fake, () => fake.requests.some((r) => r.status === 403), "the failed send")
+        yield* quiet
+        assert.strictEqual(sentTo(fake, channelId).length, 0)
+        fake.dispatchMessage({ channelId, author: user, content: "hello?" })
+        yield* wait(fake, () => sentTo(fake, channelId).length === 1, "the code, on the second message")
+        assert.include(sentTo(fake, channelId)[0]?.content ?? "", "Pairing code:")
+        fake.dispatchMessage({ channelId, author: user, content: "still there?" })
+        yield* quiet
+        assert.strictEqual(sentTo(fake, channelId).length, 1, "sent once")
+      }).pipe(Effect.provide(channelLayer(home, anthropic.url, { apiBaseUrl: fake.apiBase, token: fake.token })))
+    }), 30_000)
+
   it.live("in a guild: no mention is ignored, a mention is answered; a long code answer splits at fences", () =>
     Effect.gen(function*() {
       const home = yield* TestApp.tempDir()
