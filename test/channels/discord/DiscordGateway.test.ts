@@ -85,6 +85,13 @@ describe("Discord in the gateway", () => {
     const notHttp = await client.request("send", { to: `channel:${channelId}`, mediaUrl: "file:///etc/passwd", idempotencyKey: "send-file-url" })
     assert.strictEqual(at(notHttp, "error", "code"), "INVALID_REQUEST")
     await new Promise<void>((resolve) => media.close(() => resolve()))
+    // A threadId sends into that thread (a channel of its own on Discord).
+    const guild = discord.addGuild({ name: "Home", channels: [{ name: "general" }] })
+    const general = guild.channels.find((c) => c.name === "general")?.id ?? ""
+    const thread = discord.addChannel(guild.id, { name: "plans", kind: "public-thread", parentId: general })
+    const inThread = await client.request("send", { to: `channel:${general}`, threadId: thread.id, message: "in the thread", idempotencyKey: "send-thread" })
+    assert.isTrue(inThread.ok, JSON.stringify(inThread))
+    assert.strictEqual(discord.sentMessages.find((m) => m.content === "in the thread")?.channelId, thread.id)
     const bad = await client.request("send", { to: "somewhere", message: "x", idempotencyKey: "send-2" })
     assert.strictEqual(at(bad, "error", "code"), "INVALID_REQUEST")
     assert.include(String(at(bad, "error", "message")), "channel:<id>")

@@ -351,7 +351,9 @@ const send: Handler = (params) =>
     if (channel === undefined) {
       return yield* Effect.fail(unavailable(`cannot send to ${decoded.to}: no channel is configured`, { code: "CHANNEL_NOT_CONFIGURED" }))
     }
-    const sent = yield* (yield* ChannelHost).send({ channel, accountId: decoded.accountId ?? "default", to: decoded.to, text, mediaUrls, idempotencyKey: decoded.idempotencyKey }).pipe(
+    // On Discord a thread is a channel of its own: a threadId sends there.
+    const to = decoded.threadId === undefined ? decoded.to : `channel:${decoded.threadId}`
+    const sent = yield* (yield* ChannelHost).send({ channel, accountId: decoded.accountId ?? "default", to, text, mediaUrls, idempotencyKey: decoded.idempotencyKey }).pipe(
       Effect.mapError((error) => error.code === "INVALID_TARGET" ? invalidRequest(error.message) : unavailable(error.message, { code: error.code }))
     )
     return { runId: decoded.idempotencyKey, messageId: sent.messageIds[0] ?? "", messageIds: sent.messageIds, channel, chatId: sent.chatId }
