@@ -63,7 +63,10 @@ const readLines = (file: string) =>
   )
 
 /** Opens (creating) the journal of one account. */
-export const open = Effect.fn("ChannelJournal.open")(function*(home: string, channel: string, accountId: string) {
+/** Appends between two compactions of a long-lived journal. */
+export const COMPACT_EVERY = 5_000
+
+export const open = Effect.fn("ChannelJournal.open")(function*(home: string, channel: string, accountId: string, options: { readonly compactEvery?: number } = {}) {
   const dir = path.join(home, "channels", channel, accountId)
   const inboxFile = path.join(dir, "inbox.jsonl")
   const deliveredFile = path.join(dir, "delivered.jsonl")
@@ -89,6 +92,7 @@ export const open = Effect.fn("ChannelJournal.open")(function*(home: string, cha
   }
   // Delivered keys: the recent ones, newest last.
   const delivered = new Map<string, string>()
+  const deliveredAt = new Map<string, number>()
   const deliveredLines: Array<string> = []
   for (const line of yield* readLines(deliveredFile)) {
     const record = decodeDelivered(line)
@@ -98,6 +102,7 @@ export const open = Effect.fn("ChannelJournal.open")(function*(home: string, cha
     }
     if (now - record.success.at > DELIVERED_TTL_MS) continue
     delivered.set(record.success.k, record.success.m)
+    deliveredAt.set(record.success.k, record.success.at)
     deliveredLines.push(line)
   }
   if (skipped > 0) yield* Effect.logWarning(`channel journal ${dir}: skipped ${skipped} unreadable line(s) (a torn write at a crash, or a hand edit)`)
@@ -115,10 +120,31 @@ export const open = Effect.fn("ChannelJournal.open")(function*(home: string, cha
 
   // One append at a time per file keeps lines whole and in order.
   const lock = yield* Semaphore.make(1)
+  // While the process runs, the files are rewritten every `compactEvery` appends with only what is still
+  // needed (open messages, delivery keys younger than the TTL), so a long-lived gateway does not grow them.
+  const live = new Map(open)
+  let appends = 0
+  const compactNow = Effect.gen(function*() {
+    appends = 0
+    const at = yield* Clock.currentTimeMillis
+    for (const [key, sentAt] of deliveredAt) {
+      if (at - sentAt <= DELIVERED_TTL_MS) continue
+      deliveredAt.delete(key)
+      delivered.delete(key)
+    }
+    const inbox: Array<string> = []
+    for (const [id, entry] of live) {
+      inbox.push(JSON.stringify({ t: "accepted", id, at: entry.at, sessionKey: entry.sessionKey, message: entry.message }))
+      if (entry.reply !== undefined) inbox.push(JSON.stringify({ t: "reply", id, at: entry.at, text: entry.reply }))
+    }
+    yield* rewrite(inboxFile, inbox)
+    yield* rewrite(deliveredFile, [...deliveredAt].map(([k, sentAt]) => JSON.stringify({ k, m: delivered.get(k) ?? "", at: sentAt })))
+  })
   const append = (file: string, value: unknown) =>
     lock.withPermits(1)(
       Effect.tryPromise(() => fs.appendFile(file, JSON.stringify(value) + "\n", { mode: 0o600 })).pipe(
-        Effect.catch((error) => Effect.logError(`channel journal: could not append to ${file}: ${describe(error)}`))
+        Effect.catch((error) => Effect.logError(`channel journal: could not append to ${file}: ${describe(error)}`)),
+        Effect.andThen(Effect.suspend(() => ++appends >= (options.compactEvery ?? COMPACT_EVERY) ? compactNow : Effect.void))
       )
     )
   const stamp = <A>(f: (at: number) => Effect.Effect<A>) => Effect.flatMap(Clock.currentTimeMillis, f)
@@ -131,18 +157,26 @@ export const open = Effect.fn("ChannelJournal.open")(function*(home: string, cha
     accepted: (id, sessionKey, message) =>
       stamp((at) => {
         openIds.add(id)
+        live.set(id, { sessionKey, message, reply: undefined, at })
         return append(inboxFile, { t: "accepted", id, at, sessionKey, message })
       }),
-    replied: (id, text) => stamp((at) => append(inboxFile, { t: "reply", id, at, text })),
+    replied: (id, text) =>
+      stamp((at) => {
+        const entry = live.get(id)
+        if (entry !== undefined) entry.reply = text
+        return append(inboxFile, { t: "reply", id, at, text })
+      }),
     done: (id) =>
       stamp((at) => {
         openIds.delete(id)
+        live.delete(id)
         return append(inboxFile, { t: "done", id, at })
       }),
     sent: (key) => Effect.sync(() => delivered.get(key)),
     markSent: (key, messageId) =>
       stamp((at) => {
         delivered.set(key, messageId)
+        deliveredAt.set(key, at)
         return append(deliveredFile, { k: key, m: messageId, at })
       }),
     deadLetter: (entry: DeadLetter) => append(deadFile, entry)

@@ -115,4 +115,28 @@ describe("Delivery", () => {
       const lines = (yield* Effect.promise(() => fs.readFile(path.join(journal.dir, "inbox.jsonl"), "utf8"))).trim().split("\n")
       assert.strictEqual(lines.length, 2, "compacted to the unfinished message and its reply")
     }))
+
+  it.effect("a long-lived journal compacts itself as it goes: finished messages and expired delivery keys leave the files", () =>
+    Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const journal = yield* ChannelJournal.open(home, "discord", "default", { compactEvery: 4 })
+      const message = {
+        channel: "discord", accountId: "default", messageId: "1", chatType: "direct" as const, chatId: "c1", from: "discord:u1", to: "channel:c1",
+        senderId: "u1", isBot: false, body: "hi", memberRoleIds: [], attachments: [], wasMentioned: false, hasAnyMention: false, replyToBot: false, timestamp: 1
+      }
+      yield* journal.markSent("old-piece", "m-old")
+      yield* TestClock.adjust("8 days")
+      for (let i = 0; i < 6; i++) {
+        yield* journal.accepted(`c1:${i}`, "agent:main:main", { ...message, messageId: String(i) })
+        if (i !== 3) yield* journal.done(`c1:${i}`)
+      }
+      yield* journal.markSent("new-piece", "m-new")
+      const inbox = (yield* Effect.promise(() => fs.readFile(path.join(journal.dir, "inbox.jsonl"), "utf8"))).trim().split("\n")
+      assert.isAtMost(inbox.length, 4, "compacted while running")
+      assert.isTrue(inbox.some((line) => line.includes("\"c1:3\"")), "the open message is kept")
+      assert.isUndefined(yield* journal.sent("old-piece"), "an expired delivery key is forgotten")
+      assert.strictEqual(yield* journal.sent("new-piece"), "m-new")
+      const reopened = yield* ChannelJournal.open(home, "discord", "default")
+      assert.deepStrictEqual(reopened.pending.map((p) => p.id), ["c1:3"])
+    }))
 })
