@@ -307,6 +307,7 @@ export class ChannelHost extends Context.Service<ChannelHost, {
         let attachedOnce = false
         /** The connection attached now, if any: a reply that failed after it went away is left for the next run. */
         let live: ChannelConnection | undefined
+        let knownSelfId: string | undefined
         const lanes = new Map<string, Array<Job>>()
         let botLoopSettings: BotLoopSettings = resolveBotLoopSettings()
         const botLoop = makeBotLoopGuard(() => botLoopSettings)
@@ -483,7 +484,9 @@ export class ChannelHost extends Context.Service<ChannelHost, {
             const paired = yield* pairing.allowFrom(channel, accountId).pipe(
               Effect.catch((error) => Effect.as(Effect.logError(`pairing store unreadable: ${describe(error)}`), []))
             )
-            const selfId = Deferred.isDoneUnsafe(connection) ? (yield* Deferred.await(connection)).selfId : undefined
+            // The bot's id from the last connection: it does not change, and it must not be lost while a
+            // stopping connection drains (mention gating needs it).
+            const selfId = knownSelfId
             const verdict = preflight({ message, policy: settings.policy, routeConfig: routeConfigOf(config), pairedAllowFrom: paired, botUserId: selfId })
             if (verdict._tag === "Drop") {
               return yield* Effect.logDebug(`channel ${channel}:${accountId}: ignored message ${message.messageId} (${verdict.reason}${verdict.detail === undefined ? "" : `: ${verdict.detail}`})`)
@@ -544,6 +547,7 @@ export class ChannelHost extends Context.Service<ChannelHost, {
                 if (Deferred.isDoneUnsafe(connection)) connection = yield* Deferred.make<ChannelConnection>()
                 yield* Deferred.succeed(connection, conn)
                 live = conn
+                if (conn.selfId !== undefined) knownSelfId = conn.selfId
               }),
               () =>
                 Effect.gen(function*() {
