@@ -75,11 +75,11 @@ export const discordSettingsOf = (discord: DiscordSection): AccountSettings => {
 }
 
 type Job =
-  | { readonly _tag: "Turn"; readonly id: string; readonly message: InboundMessage; readonly sessionKey: string; readonly mentioned: boolean; readonly reply: string | undefined }
+  | { readonly _tag: "Turn"; readonly id: string; readonly message: InboundMessage; readonly sessionKey: string; readonly mentioned: boolean; readonly reply: string | undefined; readonly chunk?: ChannelJournal.Chunking | undefined }
   | { readonly _tag: "Command"; readonly id: string; readonly message: InboundMessage; readonly command: ChatCommand; readonly route: ResolvedRoute }
   | { readonly _tag: "Notice"; readonly id: string; readonly message: InboundMessage; readonly text: string; readonly key: string }
   /** A reply made before the connection went away, sent again (same piece keys) once one is attached. */
-  | { readonly _tag: "Deliver"; readonly id: string; readonly message: InboundMessage; readonly text: string; readonly key: string; readonly replyTo: "first" | "all" | "off" }
+  | { readonly _tag: "Deliver"; readonly id: string; readonly message: InboundMessage; readonly text: string; readonly key: string; readonly replyTo: "first" | "all" | "off"; readonly chunk?: ChannelJournal.Chunking | undefined }
 
 const describe = (error: unknown): string => {
   if (typeof error === "object" && error !== null && "message" in error && typeof error.message === "string") return error.message
@@ -312,10 +312,12 @@ export class ChannelHost extends Context.Service<ChannelHost, {
         let botLoopSettings: BotLoopSettings = resolveBotLoopSettings()
         const botLoop = makeBotLoopGuard(() => botLoopSettings)
 
-        const send = (conn: ChannelConnection, job: Job, text: string, replyTo: "first" | "all" | "off", key: string) =>
+        const chunkingNow = Effect.map(settingsOf, (settings): ChannelJournal.Chunking => ({ maxChars: settings.textChunkLimit, maxLines: settings.maxLinesPerMessage }))
+
+        const send = (conn: ChannelConnection, job: Job, text: string, replyTo: "first" | "all" | "off", key: string, chunk?: ChannelJournal.Chunking) =>
           Effect.gen(function*() {
-            const settings = yield* settingsOf
-            const pieces: Array<OutboundMessage> = chunkDiscordText(text, { maxChars: settings.textChunkLimit, maxLines: settings.maxLinesPerMessage }).map((piece, index) => ({
+            const cut = chunk ?? (yield* chunkingNow)
+            const pieces: Array<OutboundMessage> = chunkDiscordText(text, cut).map((piece, index) => ({
               target: { chatId: job.message.chatId },
               text: piece,
               idempotencyKey: `${key}:${index}`,
@@ -414,16 +416,18 @@ export class ChannelHost extends Context.Service<ChannelHost, {
             switch (job._tag) {
               case "Turn": {
                 let reply = job.reply
+                let chunk = job.chunk
                 if (reply === undefined) {
                   const result = yield* runTurn(conn, job)
                   if (result.aborted) return yield* journal.done(job.id)
                   reply = result.text
-                  yield* journal.replied(job.id, reply)
+                  chunk = yield* chunkingNow
+                  yield* journal.replied(job.id, reply, chunk)
                 }
                 if (reply.trim() !== "" && reply.trim().toUpperCase() !== SILENT_TOKEN) {
                   const key = `${channel}:${accountId}:${job.id}:reply`
-                  const results = yield* send(conn, job, reply, settings.replyToMode, key)
-                  const retry = { _tag: "Deliver" as const, id: job.id, message: job.message, text: reply, key, replyTo: settings.replyToMode }
+                  const results = yield* send(conn, job, reply, settings.replyToMode, key, chunk)
+                  const retry = { _tag: "Deliver" as const, id: job.id, message: job.message, text: reply, key, replyTo: settings.replyToMode, chunk }
                   if (!(yield* finished(conn, job, results, retry, job.sessionKey))) return
                 }
                 return yield* journal.done(job.id)
@@ -431,13 +435,14 @@ export class ChannelHost extends Context.Service<ChannelHost, {
               case "Command": {
                 const text = yield* command(job)
                 const key = `${channel}:${accountId}:${job.id}:command`
-                const results = yield* send(conn, job, text, "off", key)
-                const retry = { _tag: "Deliver" as const, id: job.id, message: job.message, text, key, replyTo: "off" as const }
+                const chunk = yield* chunkingNow
+                const results = yield* send(conn, job, text, "off", key, chunk)
+                const retry = { _tag: "Deliver" as const, id: job.id, message: job.message, text, key, replyTo: "off" as const, chunk }
                 if (!(yield* finished(conn, job, results, retry, job.route.sessionKey))) return
                 return yield* journal.done(job.id)
               }
               case "Deliver": {
-                const results = yield* send(conn, job, job.text, job.replyTo, job.key)
+                const results = yield* send(conn, job, job.text, job.replyTo, job.key, job.chunk)
                 if (!(yield* finished(conn, job, results, job, `deliver:${job.id}`))) return
                 return yield* journal.done(job.id)
               }
@@ -575,7 +580,8 @@ export class ChannelHost extends Context.Service<ChannelHost, {
                   message: pending.message,
                   sessionKey: pending.sessionKey,
                   mentioned: false,
-                  reply: pending.reply
+                  reply: pending.reply,
+                  chunk: pending.chunk
                 })
                 continue
               }

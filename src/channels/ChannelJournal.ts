@@ -26,7 +26,10 @@ export const DELIVERED_TTL_MS = 7 * 24 * 60 * 60_000
 export const DELIVERED_MAX = 20_000
 
 const Accepted = Schema.Struct({ t: Schema.Literal("accepted"), id: Schema.String, at: Schema.Number, sessionKey: Schema.String, message: InboundMessage })
-const Replied = Schema.Struct({ t: Schema.Literal("reply"), id: Schema.String, at: Schema.Number, text: Schema.String })
+/** How a reply was cut into pieces: a replay cuts it the same way, so piece n is the same text under the same key. */
+export const Chunking = Schema.Struct({ maxChars: Schema.Number, maxLines: Schema.Number })
+export type Chunking = typeof Chunking.Type
+const Replied = Schema.Struct({ t: Schema.Literal("reply"), id: Schema.String, at: Schema.Number, text: Schema.String, chunk: Schema.optionalKey(Chunking) })
 const Done = Schema.Struct({ t: Schema.Literal("done"), id: Schema.String, at: Schema.Number })
 const InboxRecord = Schema.Union([Accepted, Replied, Done])
 const DeliveredRecord = Schema.Struct({ k: Schema.String, m: Schema.String, at: Schema.Number })
@@ -41,12 +44,14 @@ export interface PendingInbound {
   readonly message: InboundMessage
   /** The reply the turn produced before the stop, if it got that far. */
   readonly reply: string | undefined
+  /** How the reply was cut the first time. */
+  readonly chunk: Chunking | undefined
 }
 
 export interface ChannelJournal extends DeliveryLog {
   readonly dir: string
   readonly accepted: (id: string, sessionKey: string, message: InboundMessage) => Effect.Effect<void>
-  readonly replied: (id: string, text: string) => Effect.Effect<void>
+  readonly replied: (id: string, text: string, chunk: Chunking) => Effect.Effect<void>
   readonly done: (id: string) => Effect.Effect<void>
   /** Accepted and not done yet (in this process or left by the last one). */
   readonly isOpen: (id: string) => boolean
@@ -75,7 +80,7 @@ export const open = Effect.fn("ChannelJournal.open")(function*(home: string, cha
   const now = yield* Clock.currentTimeMillis
 
   // Inbox: fold the records into what is still open.
-  const open = new Map<string, { sessionKey: string; message: InboundMessage; reply: string | undefined; at: number }>()
+  const open = new Map<string, { sessionKey: string; message: InboundMessage; reply: string | undefined; chunk: Chunking | undefined; at: number }>()
   let skipped = 0
   for (const line of yield* readLines(inboxFile)) {
     const record = decodeInbox(line)
@@ -84,10 +89,13 @@ export const open = Effect.fn("ChannelJournal.open")(function*(home: string, cha
       continue
     }
     const r = record.success
-    if (r.t === "accepted") open.set(r.id, { sessionKey: r.sessionKey, message: r.message, reply: undefined, at: r.at })
+    if (r.t === "accepted") open.set(r.id, { sessionKey: r.sessionKey, message: r.message, reply: undefined, chunk: undefined, at: r.at })
     else if (r.t === "reply") {
       const entry = open.get(r.id)
-      if (entry !== undefined) entry.reply = r.text
+      if (entry !== undefined) {
+        entry.reply = r.text
+        entry.chunk = r.chunk
+      }
     } else open.delete(r.id)
   }
   // Delivered keys: the recent ones, newest last.
@@ -113,7 +121,7 @@ export const open = Effect.fn("ChannelJournal.open")(function*(home: string, cha
   const inboxLines: Array<string> = []
   for (const [id, entry] of open) {
     inboxLines.push(JSON.stringify({ t: "accepted", id, at: entry.at, sessionKey: entry.sessionKey, message: entry.message }))
-    if (entry.reply !== undefined) inboxLines.push(JSON.stringify({ t: "reply", id, at: entry.at, text: entry.reply }))
+    if (entry.reply !== undefined) inboxLines.push(JSON.stringify({ t: "reply", id, at: entry.at, text: entry.reply, ...(entry.chunk === undefined ? {} : { chunk: entry.chunk }) }))
   }
   yield* rewrite(inboxFile, inboxLines)
   yield* rewrite(deliveredFile, deliveredLines.slice(-DELIVERED_MAX))
@@ -135,7 +143,7 @@ export const open = Effect.fn("ChannelJournal.open")(function*(home: string, cha
     const inbox: Array<string> = []
     for (const [id, entry] of live) {
       inbox.push(JSON.stringify({ t: "accepted", id, at: entry.at, sessionKey: entry.sessionKey, message: entry.message }))
-      if (entry.reply !== undefined) inbox.push(JSON.stringify({ t: "reply", id, at: entry.at, text: entry.reply }))
+      if (entry.reply !== undefined) inbox.push(JSON.stringify({ t: "reply", id, at: entry.at, text: entry.reply, ...(entry.chunk === undefined ? {} : { chunk: entry.chunk }) }))
     }
     yield* rewrite(inboxFile, inbox)
     yield* rewrite(deliveredFile, [...deliveredAt].map(([k, sentAt]) => JSON.stringify({ k, m: delivered.get(k) ?? "", at: sentAt })))
@@ -153,18 +161,21 @@ export const open = Effect.fn("ChannelJournal.open")(function*(home: string, cha
   const journal: ChannelJournal = {
     dir,
     isOpen: (id) => openIds.has(id),
-    pending: [...open].map(([id, entry]) => ({ id, sessionKey: entry.sessionKey, message: entry.message, reply: entry.reply })),
+    pending: [...open].map(([id, entry]) => ({ id, sessionKey: entry.sessionKey, message: entry.message, reply: entry.reply, chunk: entry.chunk })),
     accepted: (id, sessionKey, message) =>
       stamp((at) => {
         openIds.add(id)
-        live.set(id, { sessionKey, message, reply: undefined, at })
+        live.set(id, { sessionKey, message, reply: undefined, chunk: undefined, at })
         return append(inboxFile, { t: "accepted", id, at, sessionKey, message })
       }),
-    replied: (id, text) =>
+    replied: (id, text, chunk) =>
       stamp((at) => {
         const entry = live.get(id)
-        if (entry !== undefined) entry.reply = text
-        return append(inboxFile, { t: "reply", id, at, text })
+        if (entry !== undefined) {
+          entry.reply = text
+          entry.chunk = chunk
+        }
+        return append(inboxFile, { t: "reply", id, at, text, chunk })
       }),
     done: (id) =>
       stamp((at) => {
