@@ -486,7 +486,8 @@ export class ChannelHost extends Context.Service<ChannelHost, {
           Effect.gen(function*() {
             const settings = yield* settingsOf
             const config = yield* appConfig.get
-            const paired = yield* pairing.allowFrom(channel, accountId).pipe(
+            // Pairing approvals count for DMs only, so guild traffic never reads the pairing files.
+            const paired = message.chatType !== "direct" ? [] : yield* pairing.allowFrom(channel, accountId).pipe(
               Effect.catch((error) => Effect.as(Effect.logError(`pairing store unreadable: ${describe(error)}`), []))
             )
             // The bot's id from the last connection: it does not change, and it must not be lost while a
