@@ -17,6 +17,8 @@ import { fmtMiB, fmtMs, freePort, median, min, nodeBin, repoRoot, table, vmRss }
 
 export interface StartupRun {
   readonly readyMs: number
+  /** Time to the first GET /ready 200: every subsystem up (the gateway answers /health before that). */
+  readonly fullyReadyMs: number
   /** VmRSS when the first 200 came back. */
   readonly rssAtReady: number
   /** VmRSS one second after the first 200, once start-up work has settled. */
@@ -42,9 +44,9 @@ export interface StartupResult {
 const READY_TIMEOUT_MS = 20_000
 const POLL_MS = 2
 
-const healthOnce = (port: number): Promise<number> =>
+const probeOnce = (port: number, probe: "/health" | "/ready"): Promise<number> =>
   new Promise((resolve) => {
-    const req = http.get({ host: "127.0.0.1", port, path: "/health", agent: false }, (res) => {
+    const req = http.get({ host: "127.0.0.1", port, path: probe, agent: false }, (res) => {
       res.resume()
       res.on("end", () => resolve(res.statusCode ?? 0))
     })
@@ -79,15 +81,20 @@ const startOnce = async (script: string): Promise<StartupRun> => {
     while (true) {
       if (child.exitCode !== null) throw new Error(`${script} exited with ${child.exitCode} before answering /health: ${stderr}`)
       if (performance.now() - started > READY_TIMEOUT_MS) throw new Error(`${script} did not answer /health within ${READY_TIMEOUT_MS} ms: ${stderr}`)
-      if ((await healthOnce(port)) === 200) break
+      if ((await probeOnce(port, "/health")) === 200) break
       await sleep(POLL_MS)
     }
     const readyMs = performance.now() - started
     const pid = child.pid ?? -1
     const rssAtReady = vmRss(pid) ?? NaN
+    while ((await probeOnce(port, "/ready")) !== 200) {
+      if (performance.now() - started > READY_TIMEOUT_MS) throw new Error(`${script} did not answer /ready within ${READY_TIMEOUT_MS} ms: ${stderr}`)
+      await sleep(POLL_MS)
+    }
+    const fullyReadyMs = performance.now() - started
     await sleep(1_000)
     const rssSettled = vmRss(pid) ?? NaN
-    return { readyMs, rssAtReady, rssSettled }
+    return { readyMs, fullyReadyMs, rssAtReady, rssSettled }
   } finally {
     await stop(child)
     fs.rmSync(home, { recursive: true, force: true })
@@ -128,7 +135,7 @@ export const runStartup = async (runs = 7, log: (line: string) => void = () => {
     for (const kind of order) {
       const run = await startOnce(scripts[kind] ?? baselineScript)
       results[kind].push(run)
-      log(`startup run ${i + 1}/${runs} ${kind === "ours" ? "beamclaw" : kind === "other" ? "other build" : "baseline"}: ready ${fmtMs(run.readyMs)}, rss ${fmtMiB(run.rssAtReady)} at ready, ${fmtMiB(run.rssSettled)} settled`)
+      log(`startup run ${i + 1}/${runs} ${kind === "ours" ? "beamclaw" : kind === "other" ? "other build" : "baseline"}: /health ${fmtMs(run.readyMs)}, /ready ${fmtMs(run.fullyReadyMs)}, rss ${fmtMiB(run.rssAtReady)} at ready, ${fmtMiB(run.rssSettled)} settled`)
     }
   }
   return {
@@ -152,6 +159,7 @@ export const startupTable = (result: StartupResult): string => {
   return table(header, [
     rows("time to first /health 200, median", (s) => s.readyMedian, fmtMs),
     rows("time to first /health 200, min", (s) => s.readyMin, fmtMs),
+    rows("time to first /ready 200, median", (s) => median(s.runs.map((r) => r.fullyReadyMs)), fmtMs),
     rows("RSS 1 s after ready, median", (s) => s.rssMedian, fmtMiB),
     rows("RSS 1 s after ready, min", (s) => s.rssMin, fmtMiB),
     rows("RSS at first 200, median", atReady, fmtMiB)

@@ -20,11 +20,11 @@ try {
 const flags = gatewayFlags(process.argv.slice(2))
 if (flags !== undefined) {
   const gateway = await import("./entry/gateway.ts")
-  // Once the gateway's modules are loaded: setting a V8 flag changes the flag
-  // hash that V8 checks code caches against, so Node's built-in modules loaded
-  // after it are compiled afresh (about 15 ms for the gateway's own).
-  tuneHeap()
-  gateway.main(flags)
+  // Once all of the gateway's modules are loaded (its services come after the
+  // bind): setting a V8 flag changes the flag hash that V8 checks code caches
+  // against, so Node's built-in modules loaded after it would be compiled
+  // afresh (about 15 ms for the gateway's own).
+  gateway.main(flags, tuneHeap)
 } else {
   const cli = await import("./entry/cli.ts")
   cli.main()

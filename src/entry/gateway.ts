@@ -6,13 +6,13 @@
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Cause, Console, Effect, Layer, Runtime } from "effect"
-import * as App from "../runtime/App.ts"
+import * as Gateway from "../runtime/Gateway.ts"
 import type { GatewayFlags } from "./argv.ts"
 
 export type { GatewayFlags } from "./argv.ts"
 
 /** Builds the gateway and keeps it running until interrupted. */
-export const launchGateway = (flags: GatewayFlags) => Layer.launch(App.gateway({ flags }))
+export const launchGateway = (flags: GatewayFlags, afterLoad?: () => void) => Layer.launch(Gateway.layer({ flags, afterLoad }))
 
 /**
  * What Cli.ts's `userFacing` plus `Command.run` do with a failure: one
@@ -41,5 +41,5 @@ const reportLikeCli = <A, E extends { readonly message: string }, R>(effect: Eff
 const teardown: Runtime.Teardown = (exit, onExit) =>
   exit._tag === "Failure" && Cause.hasInterruptsOnly(exit.cause) ? onExit(0) : Runtime.defaultTeardown(exit, onExit)
 
-export const main = (flags: GatewayFlags): void =>
-  launchGateway(flags).pipe(reportLikeCli, NodeRuntime.runMain({ teardown }))
+export const main = (flags: GatewayFlags, afterLoad?: () => void): void =>
+  launchGateway(flags, afterLoad).pipe(reportLikeCli, NodeRuntime.runMain({ teardown }))

@@ -1,8 +1,8 @@
 /**
  * Every HTTP route and WebSocket upgrade the gateway serves on its one port,
- * as one table per listener (see runtime/App.ts). The table is built after
- * the listener is bound, while it already answers the probes, so none of
- * this is on the way to the first /health. Each surface's code is its own
+ * as one table per listener (see runtime/Gateway.ts). The table is built after
+ * the listener is bound and the services are up, while it already answers the
+ * probes, so none of this is on the way to the first /health. Each surface's code is its own
  * chunk, loaded and registered one at a time with turns of the event loop
  * in between: a request that comes meanwhile is served within one step
  * instead of after all of them.
@@ -10,8 +10,12 @@
 import { Effect, Layer } from "effect"
 import * as HealthRoutes from "./HealthRoutes.ts"
 
-/** Two turns of the event loop: one to accept a new connection, one to read and answer its request. */
-const turns = Effect.andThen(Effect.sleep("1 millis"), Effect.sleep("1 millis"))
+/**
+ * Two turns of the event loop: one to accept a new connection, one to read and answer its
+ * request. Yields, not timers: Effect resumes a yield from setImmediate, after the I/O the
+ * loop has waiting, without the millisecond or more that the shortest timer costs.
+ */
+const turns = Effect.andThen(Effect.yieldNow, Effect.yieldNow)
 
 /**
  * A part of the table whose module is loaded when the part is built, after

@@ -173,9 +173,13 @@ describe("beamclaw gateway", () => {
       }, "the gateway to listen")
       expect(health?.status).toBe(200)
       expect(await health?.json()).toEqual({ ok: true, status: "live" })
-      const ready = await fetch(`http://127.0.0.1:${port}/ready`)
-      expect(ready.status).toBe(200)
-      expect((await ready.json() as { ready: boolean }).ready).toBe(true)
+      // Live first; ready once the sessions and routes are up, a few ms later.
+      let ready: Response | undefined
+      await waitFor(async () => {
+        ready = await fetch(`http://127.0.0.1:${port}/ready`)
+        return ready.status === 200
+      }, "the gateway to be ready")
+      expect((await ready?.json() as { ready: boolean }).ready).toBe(true)
       // With a gateway running, `agent` goes through it (its generated token, its RPC)...
       const viaGateway = await run(["agent", "-m", "hi", "--json"], env)
       expect(viaGateway.stderr).toBe("")

@@ -1,8 +1,9 @@
 /**
- * The gateway answers its probes from the moment it listens and loads the
- * rest of its route table right after (runtime/App.ts, gateway/Routes.ts).
- * Requests sent the instant the first /health comes back, while that table
- * is still loading, must get exactly the answers they get later.
+ * The gateway answers its probes from the moment it listens, and builds its
+ * services and route table right after (runtime/Gateway.ts, gateway/Routes.ts).
+ * Requests sent the instant the first /health comes back, while those are
+ * still loading, must get exactly the answers they get later; /ready says
+ * "starting" until they are up.
  */
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
@@ -78,7 +79,16 @@ describe("gateway start-up", () => {
       assert.strictEqual(postHealth.status, 405)
       assert.strictEqual(postHealth.headers.get("allow"), "GET, HEAD")
       assert.strictEqual(headHealth.status, 200)
-      assert.strictEqual(ready.status, 200)
+      // Readiness is a probe too, so it answers at once: not ready while the sessions start, and
+      // only for that reason. By now the other requests have waited for the table, so it is ready.
+      const early: unknown = await ready.json()
+      if (ready.status !== 200) {
+        assert.strictEqual(ready.status, 503)
+        assert.deepInclude(early, { ready: false, failing: [{ component: "sessions", reason: "starting" }] })
+      }
+      const later = await fetch(`${url}/readyz`)
+      assert.strictEqual(later.status, 200)
+      assert.deepInclude(await later.json(), { ready: true, failing: [] })
       assert.strictEqual(unknown.status, 404)
       assert.strictEqual(modelsUnauthorized.status, 401)
       assert.strictEqual((await errorOf(modelsUnauthorized))["code"], "missing_api_key")

@@ -7,13 +7,13 @@
  * never the token). Failed secrets are rate-limited per client address;
  * device identities are verified and paired as OpenClaw does.
  */
-import { isIPv4 } from "node:net"
 import { timingSafeEqual } from "node:crypto"
-import { Clock, Effect, Layer, PubSub, Redacted, Schema, Semaphore, Stream } from "effect"
+import { Clock, Effect, Layer, PubSub, Redacted, Semaphore, Stream } from "effect"
 import { AppConfig } from "../../config/AppConfig.ts"
 import type { BeamclawConfig } from "../../config/ConfigSchema.ts"
 import { Paths } from "../../config/Paths.ts"
 import * as DeviceIdentity from "./DeviceIdentity.ts"
+import { exposureProblem, GatewayAuthConfigError } from "./Exposure.ts"
 import {
   AuthFailed,
   type DeviceApproved,
@@ -33,6 +33,8 @@ import * as PairingStore from "./PairingStore.ts"
 import * as RateLimiter from "./RateLimiter.ts"
 import * as TokenFile from "./TokenFile.ts"
 
+export { bindsLoopback, exposureProblem, GatewayAuthConfigError } from "./Exposure.ts"
+
 /** Constant-time comparison; lengths are compared through a hash-free pad so timing does not leak length either. */
 export const safeEqual = (presented: string, expected: string): boolean => {
   const a = Buffer.from(presented, "utf8")
@@ -43,42 +45,6 @@ export const safeEqual = (presented: string, expected: string): boolean => {
   a.copy(left)
   b.copy(right)
   return timingSafeEqual(left, right) && a.length === b.length
-}
-
-/** The gateway cannot start (or stay) exposed like this. */
-export class GatewayAuthConfigError extends Schema.TaggedError<GatewayAuthConfigError>()("GatewayAuthConfigError", {
-  message: Schema.String
-}) {}
-
-type GatewayConfig = BeamclawConfig["gateway"]
-
-/** Whether the configured bind address only accepts local connections. */
-export const bindsLoopback = (gateway: GatewayConfig): boolean =>
-  gateway.bind === "loopback" || (gateway.bind === "custom" && gateway.customBindHost !== undefined && isLoopbackAddress(gateway.customBindHost))
-
-const describeBind = (gateway: GatewayConfig) =>
-  gateway.bind === "lan" ? "lan (0.0.0.0)" : gateway.bind === "custom" ? `custom (${gateway.customBindHost ?? "no customBindHost"})` : gateway.bind
-
-/**
- * What is wrong with the auth and exposure settings, or undefined. The same
- * rules hold at startup and for a config reload (a listener must not move to
- * an exposure that would have been refused at boot).
- */
-export const exposureProblem = (config: BeamclawConfig): string | undefined => {
-  const gateway = config.gateway
-  if (gateway.bind === "custom") {
-    const host = gateway.customBindHost?.trim()
-    if (host === undefined || host === "") return "gateway.bind is custom, but gateway.customBindHost is not set (set it to the IPv4 address to listen on, or use gateway.bind loopback or lan)"
-    if (!isIPv4(host)) return `gateway.bind is custom, so gateway.customBindHost must be an IPv4 address (got ${JSON.stringify(host)})`
-  }
-  const auth = gateway.auth
-  if (auth.mode === "password" && auth.password === undefined) {
-    return "gateway auth mode is password, but no password is configured (set gateway.auth.password, or use gateway.auth.mode token)"
-  }
-  if (auth.mode === "none" && !bindsLoopback(gateway)) {
-    return `gateway.auth.mode is none, which is only allowed when the gateway binds to loopback, but gateway.bind is ${describeBind(gateway)}: anyone who can reach it could use the gateway. Set gateway.bind to loopback, or gateway.auth.mode to token (the default) or password`
-  }
-  return undefined
 }
 
 /** `gateway.auth.rateLimit`; `exemptLoopback` (OpenClaw's key, default true) is honoured once the schema carries it. */
