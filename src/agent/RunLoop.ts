@@ -27,6 +27,12 @@ export interface TurnInput {
   readonly extraSystemPrompt?: string | undefined
   /** Tools the client runs itself: a call to one ends the turn and is handed back to the client. */
   readonly clientTools?: ReadonlyArray<ClientToolSpec> | undefined
+  /**
+   * Start a fresh session (archive the transcript, new session id) before this
+   * turn, in the same envelope, so nothing can run between the reset and the
+   * message (a chat `/new <message>`); `model` becomes the session's model.
+   */
+  readonly newSession?: { readonly model?: string | undefined } | undefined
   /** Sampling for this turn's model calls, where the provider supports it. */
   readonly sampling?: {
     readonly temperature?: number | undefined

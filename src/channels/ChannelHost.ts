@@ -14,7 +14,8 @@
  * is sent once (idempotency key per piece, remembered across restarts) and a
  * piece that cannot be sent lands in the dead-letter log.
  */
-import { Cause, Clock, Context, Deferred, Duration, Effect, Layer, Result, Schema, type Scope, Semaphore, Stream } from "effect"
+import * as path from "node:path"
+import { Cause, Clock, Context, Deferred, Duration, Effect, Layer, Result, Schema, Scope, Semaphore, Stream } from "effect"
 import { AppConfig } from "../config/AppConfig.ts"
 import type { BeamclawConfig } from "../config/ConfigSchema.ts"
 import { Paths } from "../config/Paths.ts"
@@ -22,7 +23,7 @@ import { DetachedRuns } from "../runtime/DetachedRuns.ts"
 import { Sessions } from "../session/Sessions.ts"
 import type { AccountEndpoint, ChannelConnection, OutboundMessage } from "./Channel.ts"
 import * as ChannelJournal from "./ChannelJournal.ts"
-import { type ChatCommand, commandBody, parseChatCommand } from "./ChatCommands.ts"
+import { type ChatCommand, commandBody, modelCatalogOf, parseChatCommand, resolveNewArgs } from "./ChatCommands.ts"
 import { chunkDiscordText } from "./Chunker.ts"
 import { InboundDedupe, dedupeKeyOf } from "./Dedupe.ts"
 import { deliver, type PieceResult } from "./Delivery.ts"
@@ -30,6 +31,11 @@ import { SHUTDOWN_GRACE_MS } from "../runtime/DetachedRuns.ts"
 import type { InboundAttachment, InboundMessage } from "./InboundMessage.ts"
 import type { ImagePart } from "../agent/Message.ts"
 import { PairingStore } from "./PairingStore.ts"
+import * as ReplyMedia from "./ReplyMedia.ts"
+import { routeOf, updatesLastRoute } from "./LastRoute.ts"
+import { AgentDirectory } from "../agent/AgentDirectory.ts"
+import * as SessionKey from "../session/SessionKey.ts"
+import type { OutboundFile } from "./Channel.ts"
 import { type DiscordPolicy, preflight } from "./Preflight.ts"
 import type { ResolvedRoute } from "./Routing.ts"
 import { type BotLoopSettings, botPairKey, checkBotLoop, makeBotLoopGuard, resolveBotLoopSettings } from "./Access.ts"
@@ -75,11 +81,11 @@ export const discordSettingsOf = (discord: DiscordSection): AccountSettings => {
 }
 
 type Job =
-  | { readonly _tag: "Turn"; readonly id: string; readonly message: InboundMessage; readonly sessionKey: string; readonly mentioned: boolean; readonly reply: string | undefined; readonly chunk?: ChannelJournal.Chunking | undefined }
+  | { readonly _tag: "Turn"; readonly id: string; readonly message: InboundMessage; readonly sessionKey: string; readonly mentioned: boolean; readonly reply: string | undefined; readonly chunk?: ChannelJournal.Chunking | undefined; readonly newSession?: { readonly model?: string | undefined } | undefined }
   | { readonly _tag: "Command"; readonly id: string; readonly message: InboundMessage; readonly command: ChatCommand; readonly route: ResolvedRoute }
   | { readonly _tag: "Notice"; readonly id: string; readonly message: InboundMessage; readonly text: string; readonly key: string }
   /** A reply made before the connection went away, sent again (same piece keys) once one is attached. */
-  | { readonly _tag: "Deliver"; readonly id: string; readonly message: InboundMessage; readonly text: string; readonly key: string; readonly replyTo: "first" | "all" | "off"; readonly chunk?: ChannelJournal.Chunking | undefined }
+  | { readonly _tag: "Deliver"; readonly id: string; readonly message: InboundMessage; readonly text: string; readonly key: string; readonly replyTo: "first" | "all" | "off"; readonly chunk?: ChannelJournal.Chunking | undefined; readonly mediaOf?: string | undefined }
 
 const describe = (error: unknown): string => {
   if (typeof error === "object" && error !== null && "message" in error && typeof error.message === "string") return error.message
@@ -154,12 +160,13 @@ export const pairingText = (message: InboundMessage, code: string): string =>
 
 export const HELP_TEXT = [
   "Commands:",
-  "/new [model] — start a fresh session",
-  "/reset — reset this session",
+  "/new [model] [message] — start a fresh session (the message is its first)",
+  "/reset [message] — reset this session",
   "/status — show this session",
   "/stop — stop the running reply",
   "/model [provider/model] — show or set the model",
   "/think [off|minimal|low|medium|high|xhigh] — show or set thinking",
+  "/compact [instructions] — summarise the older part of this conversation now",
   "/help — this list"
 ].join("\n")
 
@@ -177,16 +184,16 @@ export interface OutboundRequest {
   readonly text: string
   /** http(s) URLs of files to attach (downloaded here, each at most MAX_OUTBOUND_FILE_BYTES). */
   readonly mediaUrls?: ReadonlyArray<string> | undefined
+  /**
+   * Set when `text` is a model's final reply (WS `agent` with deliver): its
+   * `MEDIA:` lines become attachments from this session's agent workspace,
+   * and a reference that cannot be attached becomes a note.
+   */
+  readonly replyOfSession?: string | undefined
   readonly idempotencyKey: string
 }
 
-/** Discord's upload limit for a bot without boosts. */
-export const MAX_OUTBOUND_FILE_BYTES = 8 * 1024 * 1024
-
-const fileName = (url: URL, index: number): string => {
-  const last = decodeURIComponent(url.pathname.split("/").at(-1) ?? "")
-  return last === "" ? `file-${index + 1}` : last
-}
+export { MAX_OUTBOUND_FILE_BYTES } from "./ReplyMedia.ts"
 
 /** Downloads the files to attach; any that cannot be had fails the send with the reason (nothing is sent). */
 const downloadFiles = (urls: ReadonlyArray<string>) =>
@@ -196,19 +203,39 @@ const downloadFiles = (urls: ReadonlyArray<string>) =>
       if (url === undefined || (url.protocol !== "http:" && url.protocol !== "https:")) {
         return yield* new ChannelSendFailed({ code: "INVALID_TARGET", message: `media ${JSON.stringify(raw)} is not an http(s) URL` })
       }
-      const file = yield* Effect.tryPromise({
-        try: async (signal) => {
-          const response = await fetch(url, { signal })
-          if (!response.ok) throw new Error(`HTTP ${response.status}`)
-          const data = new Uint8Array(await response.arrayBuffer())
-          if (data.byteLength > MAX_OUTBOUND_FILE_BYTES) throw new Error(`larger than ${MAX_OUTBOUND_FILE_BYTES / 1024 / 1024} MiB`)
-          const contentType = response.headers.get("content-type") ?? undefined
-          return { name: fileName(url, index), data, contentType }
-        },
-        catch: (error) => new ChannelSendFailed({ code: "SEND_FAILED", message: `media ${url.href} could not be downloaded: ${error instanceof Error ? error.message : String(error)}` })
-      })
-      return file
+      return yield* ReplyMedia.downloadFile(url, index).pipe(
+        Effect.mapError((reason) => new ChannelSendFailed({ code: "SEND_FAILED", message: `media ${url.href} could not be downloaded: ${reason}` }))
+      )
     }))
+
+/**
+ * The pieces of a reply: its text cut by the chunker, the files on the last
+ * text piece (or on an empty one when there is no text), then the notes on
+ * files that could not be attached, under keys of their own. The keys depend
+ * only on the text, so a replay cuts the same pieces under the same keys.
+ */
+export const replyPieces = (input: {
+  readonly target: { readonly chatId: string }
+  readonly text: string
+  readonly files: ReadonlyArray<OutboundFile>
+  readonly notes: ReadonlyArray<string>
+  readonly chunk: ChannelJournal.Chunking
+  readonly key: string
+  readonly replyTo?: ((index: number) => string | undefined) | undefined
+}): Array<OutboundMessage> => {
+  const texts = chunkDiscordText(input.text, input.chunk)
+  const bodies = texts.length === 0 && input.files.length > 0 ? [""] : texts
+  const pieces: Array<OutboundMessage> = bodies.map((text, index) => ({
+    target: input.target,
+    text,
+    ...(index === bodies.length - 1 && input.files.length > 0 ? { files: input.files } : {}),
+    idempotencyKey: `${input.key}:${index}`,
+    replyTo: input.replyTo?.(index)
+  }))
+  const notes = input.notes.length === 0 ? [] : chunkDiscordText(input.notes.join("\n"), input.chunk)
+  for (const [index, text] of notes.entries()) pieces.push({ target: input.target, text, idempotencyKey: `${input.key}:notes:${index}` })
+  return pieces
+}
 
 /** Discord targets, as OpenClaw: `user:<id>` and `<@id>` are DMs, `channel:<id>` and a bare id are channels. */
 export const parseTarget = (to: string): { readonly kind: "user" | "channel"; readonly id: string } | undefined => {
@@ -240,8 +267,31 @@ export class ChannelHost extends Context.Service<ChannelHost, {
     const detached = yield* DetachedRuns
     const appConfig = yield* AppConfig
     const paths = yield* Paths
+    // Journals live as long as the host (an account is bound once per process), not as one account run.
+    const hostScope = yield* Effect.scope
+
+    const agents = yield* AgentDirectory
 
     const bound = new Map<string, { readonly current: () => Deferred.Deferred<ChannelConnection>; readonly journal: ChannelJournal.ChannelJournal; readonly settings: Effect.Effect<AccountSettings> }>()
+
+    /**
+     * A model's reply split from its `MEDIA:` lines, and the files they name
+     * read from the session's agent workspace or `<state>/media` (or fetched);
+     * what cannot be attached is a note. Read again at every delivery, so a
+     * replayed reply is cut the same way.
+     */
+    const replyMedia = (text: string, sessionKey: string) =>
+      Effect.gen(function*() {
+        const split = ReplyMedia.splitReplyMedia(text)
+        if (split.media.length === 0) return { text, files: [], notes: [] }
+        const parsed = SessionKey.parse(sessionKey)
+        const agentId = Result.isSuccess(parsed) ? parsed.success.agentId : yield* agents.defaultAgentId
+        const mediaDir = path.join(paths.home, "media")
+        const workspace = yield* agents.settings(agentId).pipe(Effect.map((settings) => settings.workspace), Effect.catch(() => Effect.succeed(mediaDir)))
+        const resolved = yield* ReplyMedia.resolveReplyMedia(split.media, { workspace, mediaDir })
+        if (resolved.notes.length > 0) yield* Effect.logWarning(`reply of ${sessionKey}: ${resolved.notes.join(" ")}`)
+        return { text: split.text, ...resolved }
+      })
 
     const send = (request: OutboundRequest) =>
       Effect.gen(function*() {
@@ -262,16 +312,16 @@ export class ChannelHost extends Context.Service<ChannelHost, {
           ? { chatId: target.id }
           : yield* conn.openDirect(target.id).pipe(Effect.mapError((error) => new ChannelSendFailed({ code: "SEND_FAILED", message: `cannot open a DM with ${target.id}: ${error.message}` })))
         const settings = yield* account.settings
-        const files = yield* downloadFiles(request.mediaUrls ?? [])
-        const texts = chunkDiscordText(request.text, { maxChars: settings.textChunkLimit, maxLines: settings.maxLinesPerMessage })
-        // Files ride on the last piece (or on an empty one when there is no text).
-        const bodies = texts.length === 0 && files.length > 0 ? [""] : texts
-        const pieces = bodies.map((text, index) => ({
+        const requested = yield* downloadFiles(request.mediaUrls ?? [])
+        const reply = request.replyOfSession === undefined ? { text: request.text, files: [], notes: [] } : yield* replyMedia(request.text, request.replyOfSession)
+        const pieces = replyPieces({
           target: chat,
-          text,
-          ...(index === bodies.length - 1 && files.length > 0 ? { files } : {}),
-          idempotencyKey: `${request.channel}:${request.accountId}:send:${request.idempotencyKey}:${index}`
-        }))
+          text: reply.text,
+          files: [...requested, ...reply.files],
+          notes: reply.notes,
+          chunk: { maxChars: settings.textChunkLimit, maxLines: settings.maxLinesPerMessage },
+          key: `${request.channel}:${request.accountId}:send:${request.idempotencyKey}`
+        })
         if (pieces.length === 0) return yield* new ChannelSendFailed({ code: "INVALID_TARGET", message: "nothing to send: the message is empty" })
         const results = yield* deliver(conn, account.journal, pieces)
         const failed = results.find((result) => result.error !== undefined)
@@ -300,7 +350,7 @@ export class ChannelHost extends Context.Service<ChannelHost, {
       Effect.gen(function*() {
         let currentSettings = initialSettings
         const settingsOf = Effect.suspend(() => currentSettings)
-        const journal = yield* ChannelJournal.open(paths.home, channel, accountId)
+        const journal = yield* ChannelJournal.open(paths.home, channel, accountId).pipe(Scope.provide(hostScope))
         let connection = yield* Deferred.make<ChannelConnection>()
         // Outbound `send` finds the account here.
         bound.set(`${channel}:${accountId}`, { current: () => connection, journal, settings: settingsOf })
@@ -314,16 +364,35 @@ export class ChannelHost extends Context.Service<ChannelHost, {
 
         const chunkingNow = Effect.map(settingsOf, (settings): ChannelJournal.Chunking => ({ maxChars: settings.textChunkLimit, maxLines: settings.maxLinesPerMessage }))
 
-        const send = (conn: ChannelConnection, job: Job, text: string, replyTo: "first" | "all" | "off", key: string, chunk?: ChannelJournal.Chunking) =>
+        /** `mediaOf`: the text is a model's reply in that session, whose `MEDIA:` lines become attachments. */
+        const send = (conn: ChannelConnection, job: Job, text: string, replyTo: "first" | "all" | "off", key: string, chunk?: ChannelJournal.Chunking, mediaOf?: string) =>
           Effect.gen(function*() {
             const cut = chunk ?? (yield* chunkingNow)
-            const pieces: Array<OutboundMessage> = chunkDiscordText(text, cut).map((piece, index) => ({
+            const reply = mediaOf === undefined ? { text, files: [], notes: [] } : yield* replyMedia(text, mediaOf)
+            const pieces = replyPieces({
               target: { chatId: job.message.chatId },
-              text: piece,
-              idempotencyKey: `${key}:${index}`,
-              replyTo: replyTo === "all" || (replyTo === "first" && index === 0) ? job.message.messageId : undefined
-            }))
+              ...reply,
+              chunk: cut,
+              key,
+              replyTo: (index) => replyTo === "all" || (replyTo === "first" && index === 0) ? job.message.messageId : undefined
+            })
             return yield* deliver(conn, journal, pieces)
+          })
+
+        /**
+         * The session remembers where this message came from (its last route),
+         * unless main-DM pinning says a DM from someone other than the owner
+         * must not move the main session's route.
+         */
+        const recordRoute = (job: Extract<Job, { _tag: "Turn" }>) =>
+          Effect.gen(function*() {
+            const settings = yield* settingsOf
+            const route = resolveAgentRoute(routeInputOf(job.message), routeConfigOf(yield* appConfig.get))
+            const mainSessionKey = Result.isSuccess(route) ? route.success.mainSessionKey : undefined
+            if (!updatesLastRoute({ message: job.message, sessionKey: job.sessionKey, mainSessionKey: mainSessionKey ?? "", allowFrom: settings.policy.allowFrom })) return
+            yield* sessions.patch(job.sessionKey, { lastRoute: routeOf(job.message) }).pipe(
+              Effect.catch((error) => Effect.logWarning(`channel ${channel}:${accountId}: could not record the last route of ${job.sessionKey}: ${describe(error)}`))
+            )
           })
 
         /** Typing until the scope closes; failures only mean no indicator. */
@@ -337,7 +406,12 @@ export class ChannelHost extends Context.Service<ChannelHost, {
               yield* conn.react({ chatId: job.message.chatId }, job.message.messageId, ACK_REACTION).pipe(Effect.ignore)
             }
             const { images, notes } = yield* fetchImages(job.message)
-            const input = { runId: `${channel}:${job.message.messageId}`, text: bodyForAgent(job.message, notes), ...(images.length === 0 ? {} : { images }) }
+            const input = {
+              runId: `${channel}:${job.message.messageId}`,
+              text: bodyForAgent(job.message, notes),
+              ...(images.length === 0 ? {} : { images }),
+              ...(job.newSession === undefined ? {} : { newSession: job.newSession })
+            }
             return yield* sessions.send(job.sessionKey, input).pipe(
               Stream.runFold(() => "", (text, event) => event._tag === "TurnCompleted" ? event.text : text),
               Effect.map((text): { readonly text: string; readonly aborted: boolean } => ({ text, aborted: false })),
@@ -355,10 +429,12 @@ export class ChannelHost extends Context.Service<ChannelHost, {
                 return HELP_TEXT
               case "New":
               case "Reset": {
+                // A message after the command runs as a turn instead (freshTurn); here only the reset and the model.
+                const model = c._tag === "New" ? resolveNewArgs(c.args, modelCatalogOf(yield* appConfig.get, job.route.agentId)).model : undefined
                 yield* sessions.reset(key)
-                if (c._tag === "New" && c.model !== undefined) {
-                  yield* sessions.patch(key, { modelOverride: c.model })
-                  return `✅ New session started with ${c.model}.`
+                if (model !== undefined) {
+                  yield* sessions.patch(key, { modelOverride: model })
+                  return `✅ New session started with ${model}.`
                 }
                 return c._tag === "New" ? "✅ New session started." : "✅ Session reset."
               }
@@ -387,13 +463,52 @@ export class ChannelHost extends Context.Service<ChannelHost, {
                 return [
                   `Session ${key} (agent ${job.route.agentId})`,
                   `Model: ${row.entry.model ?? "the agent's default"}${row.entry.thinkingLevel === undefined ? "" : ` · thinking ${row.entry.thinkingLevel}`}`,
-                  `Tokens: ${row.entry.totalTokens} (in ${row.entry.inputTokens}, out ${row.entry.outputTokens})`
+                  `Tokens: ${row.entry.totalTokens} (in ${row.entry.inputTokens}, out ${row.entry.outputTokens})`,
+                  ...(row.entry.compactionCount > 0 ? [`🧹 Compactions: ${row.entry.compactionCount}`] : [])
                 ].join("\n")
               }
-              case "Compact":
-                return "Compaction runs by itself when the conversation nears the model's context window; /compact on demand is not supported yet."
+              case "Compact": {
+                const outcome = yield* sessions.compact(key, c.instructions).pipe(
+                  Effect.mapError((error) => new Error(`Compaction failed, the conversation is unchanged: ${describe(error)}`))
+                )
+                if (!outcome.compacted) {
+                  return outcome.reason === "already compacted"
+                    ? "Nothing to compact yet: nothing was said since the last compaction."
+                    : outcome.reason === "no transcript"
+                    ? "Nothing to compact yet: this conversation is empty."
+                    : "Nothing to compact yet: the conversation still fits in the recent part that compaction keeps."
+                }
+                return `✅ Compacted: ${outcome.summarisedTokens.toLocaleString("en-US")} tokens summarised (context about ${outcome.tokensBefore.toLocaleString("en-US")} → ${outcome.tokensAfter.toLocaleString("en-US")} tokens).`
+              }
             }
           }).pipe(Effect.catch((error) => Effect.succeed(`⚠️ ${describe(error)}`)))
+
+        /**
+         * `/new [model] <message>` and `/reset <message>`: the message is the
+         * fresh session's first turn. It goes down the Turn path under the
+         * command's journal id (reply recorded, then delivered under the reply's
+         * keys), and the reset rides in the turn's own envelope, so nothing runs
+         * between them. A crash before the reply was recorded replays the
+         * command, which resets and asks again: answered once, never lost.
+         */
+        const freshTurn = (job: Extract<Job, { _tag: "Command" }>) =>
+          Effect.gen(function*() {
+            const c = job.command
+            const split: { readonly model?: string | undefined; readonly message?: string | undefined } = c._tag === "New"
+              ? resolveNewArgs(c.args, modelCatalogOf(yield* appConfig.get, job.route.agentId))
+              : c._tag === "Reset" ? { message: c.message } : {}
+            if (split.message === undefined) return undefined
+            const turn: Extract<Job, { _tag: "Turn" }> = {
+              _tag: "Turn",
+              id: job.id,
+              message: { ...job.message, body: split.message },
+              sessionKey: job.route.sessionKey,
+              mentioned: job.message.wasMentioned,
+              reply: undefined,
+              newSession: split.model === undefined ? {} : { model: split.model }
+            }
+            return turn
+          })
 
         /**
          * Whether a delivered job is finished. Pieces that failed while this
@@ -409,7 +524,7 @@ export class ChannelHost extends Context.Service<ChannelHost, {
             return false
           })
 
-        const process = (job: Job) =>
+        const process = (job: Job): Effect.Effect<void> =>
           Effect.gen(function*() {
             const conn = yield* Deferred.await(connection)
             const settings = yield* settingsOf
@@ -418,6 +533,7 @@ export class ChannelHost extends Context.Service<ChannelHost, {
                 let reply = job.reply
                 let chunk = job.chunk
                 if (reply === undefined) {
+                  yield* recordRoute(job)
                   const result = yield* runTurn(conn, job)
                   if (result.aborted) return yield* journal.done(job.id)
                   reply = result.text
@@ -426,14 +542,19 @@ export class ChannelHost extends Context.Service<ChannelHost, {
                 }
                 if (reply.trim() !== "" && reply.trim().toUpperCase() !== SILENT_TOKEN) {
                   const key = `${channel}:${accountId}:${job.id}:reply`
-                  const results = yield* send(conn, job, reply, settings.replyToMode, key, chunk)
-                  const retry = { _tag: "Deliver" as const, id: job.id, message: job.message, text: reply, key, replyTo: settings.replyToMode, chunk }
+                  const results = yield* send(conn, job, reply, settings.replyToMode, key, chunk, job.sessionKey)
+                  const retry = { _tag: "Deliver" as const, id: job.id, message: job.message, text: reply, key, replyTo: settings.replyToMode, chunk, mediaOf: job.sessionKey }
                   if (!(yield* finished(conn, job, results, retry, job.sessionKey))) return
                 }
                 return yield* journal.done(job.id)
               }
               case "Command": {
-                const text = yield* command(job)
+                const turn = yield* freshTurn(job)
+                if (turn !== undefined) return yield* process(turn)
+                // A summary takes a model call: typing meanwhile, as for a turn.
+                const text = job.command._tag === "Compact"
+                  ? yield* Effect.scoped(Effect.andThen(typingWhile(conn, job.message.chatId), command(job)))
+                  : yield* command(job)
                 const key = `${channel}:${accountId}:${job.id}:command`
                 const chunk = yield* chunkingNow
                 const results = yield* send(conn, job, text, "off", key, chunk)
@@ -442,7 +563,7 @@ export class ChannelHost extends Context.Service<ChannelHost, {
                 return yield* journal.done(job.id)
               }
               case "Deliver": {
-                const results = yield* send(conn, job, job.text, job.replyTo, job.key, job.chunk)
+                const results = yield* send(conn, job, job.text, job.replyTo, job.key, job.chunk, job.mediaOf)
                 if (!(yield* finished(conn, job, results, job, `deliver:${job.id}`))) return
                 return yield* journal.done(job.id)
               }

@@ -13,10 +13,19 @@
  *
  * Files are compacted at load (finished inbox entries and old delivery keys
  * dropped); a torn or unreadable line is skipped with a warning, never fatal.
+ *
+ * Durability: the `accepted` record is on disk (fdatasync) before `accepted`
+ * returns, so a message marked seen by the de-dupe after it survives a power
+ * cut; so are the reply (a restart delivers the recorded reply instead of
+ * asking the model again) and each sent key (a restart does not send a piece
+ * again). `done` and dead letters are only written: losing one costs a replay
+ * that finds the reply and the keys on disk and sends nothing. Appends share
+ * syncs (group commit, `AppendLog`), so concurrent records cost one fdatasync.
  */
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
-import { Clock, Effect, Schema, Semaphore } from "effect"
+import { Clock, Effect, Schema, type Scope } from "effect"
+import { type AppendLog, openAppendLog } from "../platform/AppendLog.ts"
 import type { DeadLetter, DeliveryLog } from "./Delivery.ts"
 import { InboundMessage } from "./InboundMessage.ts"
 import { writeFileAtomic } from "../platform/AtomicFile.ts"
@@ -61,6 +70,8 @@ export interface ChannelJournal extends DeliveryLog {
 
 const describe = (error: unknown): string => error instanceof Error ? error.message : String(error)
 
+const joinLines = (lines: ReadonlyArray<string>): string => lines.length === 0 ? "" : lines.join("\n") + "\n"
+
 const readLines = (file: string) =>
   Effect.tryPromise(() => fs.readFile(file, "utf8")).pipe(
     Effect.map((text) => text.split("\n").filter((line) => line.trim() !== "")),
@@ -71,7 +82,7 @@ const readLines = (file: string) =>
 /** Appends between two compactions of a long-lived journal. */
 export const COMPACT_EVERY = 5_000
 
-export const open = Effect.fn("ChannelJournal.open")(function*(home: string, channel: string, accountId: string, options: { readonly compactEvery?: number } = {}) {
+export const open = Effect.fn("ChannelJournal.open")(function*(home: string, channel: string, accountId: string, options: { readonly compactEvery?: number } = {}): Effect.fn.Return<ChannelJournal, never, Scope.Scope> {
   const dir = path.join(home, "channels", channel, accountId)
   const inboxFile = path.join(dir, "inbox.jsonl")
   const deliveredFile = path.join(dir, "delivered.jsonl")
@@ -117,7 +128,7 @@ export const open = Effect.fn("ChannelJournal.open")(function*(home: string, cha
 
   // Compact: rewrite both files with only what is still needed (temp file + rename, so a crash keeps the old one).
   const rewrite = (file: string, lines: ReadonlyArray<string>) =>
-    Effect.tryPromise(() => writeFileAtomic(file, lines.length === 0 ? "" : lines.join("\n") + "\n")).pipe(Effect.catch((error) => Effect.logWarning(`channel journal: could not compact ${file}: ${describe(error)}`)))
+    Effect.tryPromise(() => writeFileAtomic(file, joinLines(lines))).pipe(Effect.catch((error) => Effect.logWarning(`channel journal: could not compact ${file}: ${describe(error)}`)))
   const inboxLines: Array<string> = []
   for (const [id, entry] of open) {
     inboxLines.push(JSON.stringify({ t: "accepted", id, at: entry.at, sessionKey: entry.sessionKey, message: entry.message }))
@@ -126,12 +137,21 @@ export const open = Effect.fn("ChannelJournal.open")(function*(home: string, cha
   yield* rewrite(inboxFile, inboxLines)
   yield* rewrite(deliveredFile, deliveredLines.slice(-DELIVERED_MAX))
 
-  // One append at a time per file keeps lines whole and in order.
-  const lock = yield* Semaphore.make(1)
+  // One writer per file keeps lines whole and in order; the files stay open while the journal lives.
+  const openLog = (file: string) =>
+    Effect.acquireRelease(
+      Effect.tryPromise(() => openAppendLog(file)).pipe(Effect.orDie),
+      (log) => Effect.promise(() => log.close())
+    )
+  const inboxLog = yield* openLog(inboxFile)
+  const deliveredLog = yield* openLog(deliveredFile)
+  const deadLog = yield* openLog(deadFile)
   // While the process runs, the files are rewritten every `compactEvery` appends with only what is still
   // needed (open messages, delivery keys younger than the TTL), so a long-lived gateway does not grow them.
   const live = new Map(open)
   let appends = 0
+  // The snapshots are taken when the swap runs, after the appends queued before it: records that reach
+  // memory meanwhile are in the snapshot and may also follow it in the file, which replays the same.
   const compactNow = Effect.gen(function*() {
     appends = 0
     const at = yield* Clock.currentTimeMillis
@@ -140,20 +160,24 @@ export const open = Effect.fn("ChannelJournal.open")(function*(home: string, cha
       deliveredAt.delete(key)
       delivered.delete(key)
     }
-    const inbox: Array<string> = []
-    for (const [id, entry] of live) {
-      inbox.push(JSON.stringify({ t: "accepted", id, at: entry.at, sessionKey: entry.sessionKey, message: entry.message }))
-      if (entry.reply !== undefined) inbox.push(JSON.stringify({ t: "reply", id, at: entry.at, text: entry.reply, ...(entry.chunk === undefined ? {} : { chunk: entry.chunk }) }))
+    const inbox = () => {
+      const lines: Array<string> = []
+      for (const [id, entry] of live) {
+        lines.push(JSON.stringify({ t: "accepted", id, at: entry.at, sessionKey: entry.sessionKey, message: entry.message }))
+        if (entry.reply !== undefined) lines.push(JSON.stringify({ t: "reply", id, at: entry.at, text: entry.reply, ...(entry.chunk === undefined ? {} : { chunk: entry.chunk }) }))
+      }
+      return joinLines(lines)
     }
-    yield* rewrite(inboxFile, inbox)
-    yield* rewrite(deliveredFile, [...deliveredAt].map(([k, sentAt]) => JSON.stringify({ k, m: delivered.get(k) ?? "", at: sentAt })))
+    const deliveredNow = () => joinLines([...deliveredAt].map(([k, sentAt]) => JSON.stringify({ k, m: delivered.get(k) ?? "", at: sentAt })))
+    yield* swap(inboxLog, inbox)
+    yield* swap(deliveredLog, deliveredNow)
   })
-  const append = (file: string, value: unknown) =>
-    lock.withPermits(1)(
-      Effect.tryPromise(() => fs.appendFile(file, JSON.stringify(value) + "\n", { mode: 0o600 })).pipe(
-        Effect.catch((error) => Effect.logError(`channel journal: could not append to ${file}: ${describe(error)}`)),
-        Effect.andThen(Effect.suspend(() => ++appends >= (options.compactEvery ?? COMPACT_EVERY) ? compactNow : Effect.void))
-      )
+  const swap = (log: AppendLog, content: () => string) =>
+    Effect.tryPromise(() => log.replace(content)).pipe(Effect.catch((error) => Effect.logWarning(`channel journal: could not compact ${log.file}: ${describe(error)}`)))
+  const append = (log: AppendLog, value: unknown, durable = false) =>
+    Effect.tryPromise(() => log.append(JSON.stringify(value) + "\n", durable)).pipe(
+      Effect.catch((error) => Effect.logError(`channel journal: could not append to ${log.file}: ${describe(error)}`)),
+      Effect.andThen(Effect.suspend(() => ++appends >= (options.compactEvery ?? COMPACT_EVERY) ? compactNow : Effect.void))
     )
   const stamp = <A>(f: (at: number) => Effect.Effect<A>) => Effect.flatMap(Clock.currentTimeMillis, f)
 
@@ -166,7 +190,7 @@ export const open = Effect.fn("ChannelJournal.open")(function*(home: string, cha
       stamp((at) => {
         openIds.add(id)
         live.set(id, { sessionKey, message, reply: undefined, chunk: undefined, at })
-        return append(inboxFile, { t: "accepted", id, at, sessionKey, message })
+        return append(inboxLog, { t: "accepted", id, at, sessionKey, message }, true)
       }),
     replied: (id, text, chunk) =>
       stamp((at) => {
@@ -175,22 +199,22 @@ export const open = Effect.fn("ChannelJournal.open")(function*(home: string, cha
           entry.reply = text
           entry.chunk = chunk
         }
-        return append(inboxFile, { t: "reply", id, at, text, chunk })
+        return append(inboxLog, { t: "reply", id, at, text, chunk }, true)
       }),
     done: (id) =>
       stamp((at) => {
         openIds.delete(id)
         live.delete(id)
-        return append(inboxFile, { t: "done", id, at })
+        return append(inboxLog, { t: "done", id, at })
       }),
     sent: (key) => Effect.sync(() => delivered.get(key)),
     markSent: (key, messageId) =>
       stamp((at) => {
         delivered.set(key, messageId)
         deliveredAt.set(key, at)
-        return append(deliveredFile, { k: key, m: messageId, at })
+        return append(deliveredLog, { k: key, m: messageId, at }, true)
       }),
-    deadLetter: (entry: DeadLetter) => append(deadFile, entry)
+    deadLetter: (entry: DeadLetter) => append(deadLog, entry)
   }
   return journal
 })

@@ -3,15 +3,17 @@
  * the store, and handle one mailbox message at a time. The local host
  * (Sessions.ts) and, later, a cluster entity both drive this same behaviour.
  */
-import { Cause, Clock, Deferred, Effect, Exit, Queue, Schema } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, Queue, Schema } from "effect"
 import { AgentDirectory, type SessionPolicy, type UnknownAgent } from "../agent/AgentDirectory.ts"
 import { type AssistantMessage, emptyUsage, type Usage } from "../agent/Message.ts"
 import type { AgentSettings } from "../agent/AgentSettings.ts"
 import type { ThinkingLevel } from "../provider/Provider.ts"
 import { compactIfNeeded, runTurn, type TurnError, type TurnInput, type TurnSession } from "../agent/RunLoop.ts"
-import { SessionCrashed, type SessionUnavailable, TurnAborted, type TurnEvent } from "../agent/TurnEvent.ts"
+import * as Compaction from "../agent/Compaction.ts"
+import { SessionCrashed, type SessionUnavailable, TurnAborted, type TurnEvent, TurnTimeout } from "../agent/TurnEvent.ts"
+import type { ProviderError } from "../provider/Provider.ts"
 import type * as SessionKey from "./SessionKey.ts"
-import { emptySessionEntry, type SessionEntry, SessionStore, type StoreError } from "./SessionStore.ts"
+import { type DeliveryContext, emptySessionEntry, type SessionEntry, SessionStore, type StoreError } from "./SessionStore.ts"
 import * as Transcript from "./Transcript.ts"
 
 /** The session's state could not be read from the store; restarting will not help until the store is fixed. */
@@ -35,6 +37,26 @@ export type Envelope =
   | { readonly _tag: "Patch"; readonly patch: SessionPatch; readonly reply: Deferred.Deferred<SessionEntry, StoreError | SessionUnavailable> }
   | { readonly _tag: "Inject"; readonly text: string; readonly label: string | undefined; readonly reply: Deferred.Deferred<{ readonly messageId: string }, StoreError | Transcript.TranscriptInvariantError | SessionUnavailable | UnknownAgent> }
   | { readonly _tag: "Delete"; readonly deleteTranscript: boolean; readonly reply: Deferred.Deferred<{ readonly deleted: boolean }, StoreError | SessionUnavailable> }
+  | { readonly _tag: "Compact"; readonly instructions: string | undefined; readonly reply: Deferred.Deferred<CompactOutcome, CompactFailure> }
+
+/** What an on-demand compaction did: summarised older history, or nothing and why. */
+export type CompactOutcome =
+  | {
+    readonly compacted: true
+    /** Context before: the last model call's, else estimated from the history. */
+    readonly tokensBefore: number
+    /** Estimated: `tokensBefore` less what was summarised, plus the summary. */
+    readonly tokensAfter: number
+    /** Estimated size of the messages the summary replaces. */
+    readonly summarisedTokens: number
+    readonly summaryChars: number
+  }
+  | {
+    readonly compacted: false
+    /** `no transcript` (nothing said yet), `already compacted` (nothing new since the last summary), `too little history` (it all fits in the recent part compaction keeps). */
+    readonly reason: "no transcript" | "already compacted" | "too little history"
+  }
+export type CompactFailure = ProviderError | StoreError | Transcript.TranscriptInvariantError | TurnTimeout | UnknownAgent | SessionUnavailable
 
 /** Per-session settings a client may change (OpenClaw's sessions.patch); `null` clears one. */
 export interface SessionPatch {
@@ -42,7 +64,33 @@ export interface SessionPatch {
   readonly thinkingLevel?: "off" | "minimal" | "low" | "medium" | "high" | "xhigh" | null | undefined
   /** A `provider/model` id used instead of the agent's primary model. */
   readonly modelOverride?: string | null | undefined
+  /** The last route (a channel message reached the session); never set by clients. */
+  readonly lastRoute?: DeliveryContext | undefined
 }
+
+/** The index fields of a last route, under OpenClaw's names. */
+export const routeFields = (route: DeliveryContext): Pick<SessionEntry, "lastChannel" | "lastTo" | "lastAccountId" | "lastThreadId" | "deliveryContext"> => ({
+  lastChannel: route.channel,
+  lastTo: route.to,
+  ...(route.accountId === undefined ? {} : { lastAccountId: route.accountId }),
+  ...(route.threadId === undefined ? {} : { lastThreadId: route.threadId }),
+  deliveryContext: route
+})
+
+const sameRoute = (entry: SessionEntry, route: DeliveryContext): boolean =>
+  entry.lastChannel === route.channel && entry.lastTo === route.to && entry.lastAccountId === route.accountId &&
+  entry.lastThreadId === route.threadId && entry.deliveryContext?.channel === route.channel && entry.deliveryContext.to === route.to &&
+  entry.deliveryContext.accountId === route.accountId && entry.deliveryContext.threadId === route.threadId
+
+/** What a new session id keeps from the old entry: its label and its last route (as OpenClaw's reset). */
+const carriedOver = (previous: SessionEntry): Partial<SessionEntry> => ({
+  ...(previous.label === undefined ? {} : { label: previous.label }),
+  ...(previous.lastChannel === undefined ? {} : { lastChannel: previous.lastChannel }),
+  ...(previous.lastTo === undefined ? {} : { lastTo: previous.lastTo }),
+  ...(previous.lastAccountId === undefined ? {} : { lastAccountId: previous.lastAccountId }),
+  ...(previous.lastThreadId === undefined ? {} : { lastThreadId: previous.lastThreadId }),
+  ...(previous.deliveryContext === undefined ? {} : { deliveryContext: previous.deliveryContext })
+})
 
 const applyPatch = (entry: SessionEntry, patch: SessionPatch): SessionEntry => {
   const next: { -readonly [K in keyof SessionEntry]: SessionEntry[K] } = { ...entry }
@@ -52,6 +100,11 @@ const applyPatch = (entry: SessionEntry, patch: SessionPatch): SessionEntry => {
   else if (patch.thinkingLevel !== undefined) next.thinkingLevel = patch.thinkingLevel
   if (patch.modelOverride === null) delete next.modelOverride
   else if (patch.modelOverride !== undefined) next.modelOverride = patch.modelOverride
+  if (patch.lastRoute !== undefined) {
+    delete next.lastAccountId
+    delete next.lastThreadId
+    Object.assign(next, routeFields(patch.lastRoute))
+  }
   return next
 }
 
@@ -134,7 +187,7 @@ const startNewSession = Effect.fnUntraced(function*(state: SessionState, reason:
   const previous = state.entry
   if (state.headerWritten) yield* store.archiveTranscript(previous.agentId, previous.sessionId, "reset")
   const now = yield* Clock.currentTimeMillis
-  state.entry = { ...freshEntry(state.key.agentId, now), ...(previous.label === undefined ? {} : { label: previous.label }) }
+  state.entry = { ...freshEntry(state.key.agentId, now), ...carriedOver(previous) }
   state.entries = []
   state.ids = new Set()
   state.headerWritten = false
@@ -225,6 +278,50 @@ const describeCause = (cause: Cause.Cause<unknown>): string => {
 }
 
 /**
+ * Compaction on demand (`/compact`, `sessions.compact`): the history before
+ * the recent tail that compaction keeps is summarised into a compaction entry
+ * now. It runs as an envelope, so never beside a turn. The one write is the
+ * entry itself, after the summary came back: a failed or timed-out model call
+ * leaves the transcript as it was.
+ */
+const compactNow = (state: SessionState, instructions: string | undefined) =>
+  Effect.gen(function*() {
+    const store = yield* SessionStore
+    const agents = yield* AgentDirectory
+    const lastCompaction = state.entries.findLastIndex((e) => e.type === "compaction")
+    if (!state.entries.some((e) => e.type === "message")) return { compacted: false, reason: "no transcript" } satisfies CompactOutcome
+    if (lastCompaction >= 0 && !state.entries.slice(lastCompaction + 1).some((e) => e.type === "message")) {
+      return { compacted: false, reason: "already compacted" } satisfies CompactOutcome
+    }
+    const settings = sessionSettings(yield* agents.settings(state.key.agentId), state.entry)
+    const plan = Compaction.summarisable(state.entries, settings.keepRecentTokens)
+    if (plan.previous.messages.length === 0) return { compacted: false, reason: "too little history" } satisfies CompactOutcome
+    let estimated = plan.tokens
+    for (const message of Transcript.contextMessages(state.entries.slice(plan.keepFrom)).messages) estimated += Compaction.estimateTokens(message)
+    const tokensBefore = state.entry.contextTokens > 0 ? state.entry.contextTokens : estimated
+    const session = { entries: Effect.sync(() => state.entries), persist: persistFor(store, state, settings.workspace), addUsage: addUsage(state) }
+    const entry = yield* Compaction.compact(session, settings, tokensBefore, instructions).pipe(
+      // A summary that never comes must not hold the session's mailbox forever.
+      Effect.timeoutOrElse({
+        duration: Duration.seconds(settings.timeoutSeconds),
+        orElse: () => Effect.fail(new TurnTimeout({ sessionKey: state.key.key, timeoutSeconds: settings.timeoutSeconds, message: `the compaction took longer than ${settings.timeoutSeconds}s and was stopped; the history is unchanged` }))
+      }),
+      // The summary's usage is already counted in memory; it reaches the index whatever happened.
+      Effect.ensuring(Effect.suspend(() => store.putEntry(state.key.key, state.entry)).pipe(Effect.ignore))
+    )
+    if (entry === undefined) return { compacted: false, reason: "too little history" } satisfies CompactOutcome
+    const summaryTokens = Math.ceil(entry.summary.length / 4)
+    const tokensAfter = Math.max(0, tokensBefore - plan.tokens) + summaryTokens
+    state.entry = {
+      ...state.entry,
+      compactionCount: state.entries.filter((e) => e.type === "compaction").length,
+      contextTokens: tokensAfter
+    }
+    yield* store.putEntry(state.key.key, state.entry)
+    return { compacted: true, tokensBefore, tokensAfter, summarisedTokens: plan.tokens, summaryChars: entry.summary.length } satisfies CompactOutcome
+  })
+
+/**
  * Handles one envelope. Every Turn ends its caller's stream, whatever
  * happens. Typed failures leave the actor running (its memory reloaded from
  * disk); a defect is reported to the caller and re-raised, so the host
@@ -240,6 +337,9 @@ export const handle = Effect.fn("SessionActor.handle")(function*(state: SessionS
       return yield* Deferred.complete(envelope.reply, Effect.exit(startNewSession(state, "reset")).pipe(Effect.flatten))
     case "Patch":
       return yield* Deferred.complete(envelope.reply, Effect.gen(function*() {
+        // A channel records its route on every message; the index is written only when it changed.
+        const { lastRoute, ...rest } = envelope.patch
+        if (lastRoute !== undefined && sameRoute(state.entry, lastRoute) && Object.values(rest).every((value) => value === undefined)) return state.entry
         state.entry = applyPatch(state.entry, envelope.patch)
         yield* store.putEntry(state.key.key, state.entry)
         return state.entry
@@ -274,6 +374,8 @@ export const handle = Effect.fn("SessionActor.handle")(function*(state: SessionS
         state.headerWritten = false
         return { deleted: existed }
       }))
+    case "Compact":
+      return yield* Deferred.complete(envelope.reply, compactNow(state, envelope.instructions))
     case "Turn": {
       if (yield* Deferred.isDone(envelope.cancel)) {
         return yield* Queue.fail(envelope.events, new TurnAborted({ sessionKey: state.key.key, message: "the turn was cancelled before it started" }))
@@ -282,8 +384,16 @@ export const handle = Effect.fn("SessionActor.handle")(function*(state: SessionS
       let turnSettings: AgentSettings | undefined
       const turn = Effect.gen(function*() {
         const policy = yield* agents.sessionPolicy
-        const trigger = matchResetTrigger(envelope.input.text, policy.resetTriggers)
-        if (trigger !== undefined) yield* startNewSession(state, "reset")
+        const fresh = envelope.input.newSession
+        // A turn that asks for a fresh session carries its message already stripped of the command.
+        const trigger = fresh === undefined ? matchResetTrigger(envelope.input.text, policy.resetTriggers) : undefined
+        if (fresh !== undefined) {
+          yield* startNewSession(state, "reset")
+          if (fresh.model !== undefined) {
+            state.entry = applyPatch(state.entry, { modelOverride: fresh.model })
+            yield* store.putEntry(state.key.key, state.entry)
+          }
+        } else if (trigger !== undefined) yield* startNewSession(state, "reset")
         else if (isStale(state.entry, policy.reset, new Date(yield* Clock.currentTimeMillis))) yield* startNewSession(state, "stale")
         const input = trigger === undefined ? envelope.input : { ...envelope.input, text: trigger.rest === "" ? NEW_SESSION_GREETING : trigger.rest }
         const settings = sessionSettings(yield* agents.settings(state.key.agentId), state.entry)

@@ -6,6 +6,20 @@
 import { Context, type Effect, Schema } from "effect"
 import type { Entry, Header } from "./Transcript.ts"
 
+/**
+ * Where a session's answers can be sent outside a turn (OpenClaw's
+ * `deliveryContext`, the "last route"): the channel, account and target of
+ * the last channel message that reached the session.
+ */
+export const DeliveryContext = Schema.Struct({
+  channel: Schema.String,
+  /** `user:<id>` for a DM, `channel:<id>` for a guild channel or thread (OpenClaw's OriginatingTo). */
+  to: Schema.String,
+  accountId: Schema.optionalKey(Schema.String),
+  threadId: Schema.optionalKey(Schema.String)
+})
+export type DeliveryContext = typeof DeliveryContext.Type
+
 export const SessionEntry = Schema.Struct({
   sessionId: Schema.String,
   agentId: Schema.String,
@@ -28,7 +42,13 @@ export const SessionEntry = Schema.Struct({
   contextTokens: Schema.Number,
   compactionCount: Schema.Number,
   turnCount: Schema.Number,
-  abortedLastRun: Schema.optionalKey(Schema.Boolean)
+  abortedLastRun: Schema.optionalKey(Schema.Boolean),
+  // The last route, under OpenClaw's names (index files written before it existed load without it).
+  lastChannel: Schema.optionalKey(Schema.String),
+  lastTo: Schema.optionalKey(Schema.String),
+  lastAccountId: Schema.optionalKey(Schema.String),
+  lastThreadId: Schema.optionalKey(Schema.String),
+  deliveryContext: Schema.optionalKey(DeliveryContext)
 })
 export type SessionEntry = typeof SessionEntry.Type
 

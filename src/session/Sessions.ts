@@ -75,6 +75,11 @@ export class Sessions extends Context.Service<Sessions, {
   readonly inject: (key: string, text: string, label?: string) => Effect.Effect<{ readonly messageId: string }, StoreError | Transcript.TranscriptInvariantError | SessionKey.InvalidSessionKey | SessionUnavailable | UnknownAgent>
   /** Aborts any running turn, archives the transcript (`.deleted.<ts>`) and forgets the session. */
   readonly delete: (key: string) => Effect.Effect<{ readonly deleted: boolean }, StoreError | SessionKey.InvalidSessionKey | SessionUnavailable>
+  /**
+   * Summarises the history before the recent tail into a compaction entry now
+   * (OpenClaw's `/compact [instructions]`), in turn with the session's other mail.
+   */
+  readonly compact: (key: string, instructions?: string) => Effect.Effect<SessionActor.CompactOutcome, SessionActor.CompactFailure | SessionKey.InvalidSessionKey>
   readonly list: (agentId?: string) => Effect.Effect<ReadonlyArray<SessionRow>, StoreError>
   readonly stats: Effect.Effect<HostStats>
 }>()("beamclaw/session/Sessions") {
@@ -118,6 +123,8 @@ export class Sessions extends Context.Service<Sessions, {
         case "Inject":
           return Deferred.fail(envelope.reply, error).pipe(Effect.asVoid)
         case "Delete":
+          return Deferred.fail(envelope.reply, error).pipe(Effect.asVoid)
+        case "Compact":
           return Deferred.fail(envelope.reply, error).pipe(Effect.asVoid)
       }
     }
@@ -327,6 +334,8 @@ export class Sessions extends Context.Service<Sessions, {
           if (current?._tag === "Turn") yield* Deferred.succeed(current.cancel, undefined)
           return yield* ask<{ readonly deleted: boolean }, StoreError | SessionUnavailable>(key, (reply) => ({ _tag: "Delete", deleteTranscript: true, reply }))
         }),
+      compact: (key, instructions) =>
+        ask<SessionActor.CompactOutcome, SessionActor.CompactFailure>(key, (reply) => ({ _tag: "Compact", instructions, reply })),
       list: (agentId) =>
         store.listEntries(agentId).pipe(Effect.map((rows) => rows.map(([key, entry]) => ({ key, entry, live: actors.has(key) })))),
       stats: Effect.sync(() => {

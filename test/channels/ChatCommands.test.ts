@@ -1,5 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
-import { commandBody, isControlCommand, parseChatCommand } from "../../src/channels/ChatCommands.ts"
+import { commandBody, isControlCommand, modelCatalogOf, parseChatCommand, resolveNewArgs } from "../../src/channels/ChatCommands.ts"
+import { BeamclawConfig } from "../../src/config/ConfigSchema.ts"
+import { Schema } from "effect"
 
 const parsed = (text: string) => {
   const command = parseChatCommand(text)
@@ -9,8 +11,8 @@ const parsed = (text: string) => {
 describe("ChatCommands", () => {
   it("parses each command and its arguments", () => {
     assert.deepStrictEqual(parsed("/new"), { _tag: "New" })
-    assert.deepStrictEqual(parsed("/new anthropic/claude-opus-4"), { _tag: "New", model: "anthropic/claude-opus-4" })
-    assert.deepStrictEqual(parsed("/new opus  let us start over"), { _tag: "New", model: "opus", message: "let us start over" })
+    assert.deepStrictEqual(parsed("/new anthropic/claude-opus-4"), { _tag: "New", args: "anthropic/claude-opus-4" })
+    assert.deepStrictEqual(parsed("/new opus  let us start over"), { _tag: "New", args: "opus  let us start over" })
     assert.deepStrictEqual(parsed("/reset"), { _tag: "Reset" })
     assert.deepStrictEqual(parsed("/reset hello again"), { _tag: "Reset", message: "hello again" })
     assert.deepStrictEqual(parsed("/status"), { _tag: "Status" })
@@ -69,5 +71,53 @@ describe("ChatCommands", () => {
     assert.isTrue(isControlCommand("<@123456> /stop"))
     assert.isFalse(isControlCommand("<@123456> stop /stop"))
     assert.isFalse(isControlCommand("what does /stop do?"))
+  })
+})
+
+const config = (encoded: Record<string, unknown>) => Schema.decodeUnknownSync(BeamclawConfig)(encoded)
+
+describe("/new: model or first message (OpenClaw's rule)", () => {
+  // An allowlist with aliases, a second provider, and the agent's own chain.
+  const restricted = modelCatalogOf(config({
+    agents: {
+      defaults: {
+        model: { primary: "anthropic/claude-sonnet-4-5", fallbacks: ["openai/gpt-5-mini"] },
+        models: { "anthropic/claude-sonnet-4-5": { alias: "sonnet" }, "anthropic/claude-opus-4-1": { alias: "opus" }, "openai/gpt-5-mini": {} }
+      }
+    }
+  }), "main")
+
+  it("a model alias, a provider/model id, provider and model as two words, or a provider name starts the args as a model", () => {
+    assert.deepStrictEqual(resolveNewArgs("opus let us start over", restricted), { model: "anthropic/claude-opus-4-1", message: "let us start over" })
+    assert.deepStrictEqual(resolveNewArgs("OPUS", restricted), { model: "anthropic/claude-opus-4-1" })
+    assert.deepStrictEqual(resolveNewArgs("anthropic/claude-opus-4-1 hi", restricted), { model: "anthropic/claude-opus-4-1", message: "hi" })
+    assert.deepStrictEqual(resolveNewArgs("openai gpt-5-mini plan my week", restricted), { model: "openai/gpt-5-mini", message: "plan my week" })
+    assert.deepStrictEqual(resolveNewArgs("openai plan my week", restricted), { model: "openai/gpt-5-mini", message: "plan my week" })
+    // Fuzzy: a word of six or more characters that is part of a model id.
+    assert.deepStrictEqual(resolveNewArgs("claude-opus tell me", restricted), { model: "anthropic/claude-opus-4-1", message: "tell me" })
+  })
+
+  it("anything that is not a model the session may use is the first message, kept as written", () => {
+    assert.deepStrictEqual(resolveNewArgs("summarize this thread", restricted), { message: "summarize this thread" })
+    assert.deepStrictEqual(resolveNewArgs("hello", restricted), { message: "hello" })
+    assert.deepStrictEqual(resolveNewArgs("what is\nnew today?", restricted), { message: "what is\nnew today?" })
+    // Outside the allowlist, even in full, a model is not chosen: the text is the message.
+    assert.deepStrictEqual(resolveNewArgs("anthropic/claude-haiku-9 hi", restricted), { message: "anthropic/claude-haiku-9 hi" })
+    // Short words are never fuzzy-matched ("son" is part of "sonnet").
+    assert.deepStrictEqual(resolveNewArgs("son of a gun", restricted), { message: "son of a gun" })
+    // A provider name followed by a word that is none of its models: the name alone picks its first model (OpenClaw's fuzzy match).
+    assert.deepStrictEqual(resolveNewArgs("anthropic models are good", restricted), { model: "anthropic/claude-sonnet-4-5", message: "models are good" })
+    assert.deepStrictEqual(resolveNewArgs(undefined, restricted), {})
+    assert.deepStrictEqual(resolveNewArgs("   ", restricted), {})
+  })
+
+  it("without an allowlist any provider/model of a known provider may be named; bare unknown ids stay text", () => {
+    const open = modelCatalogOf(config({ models: { providers: { local: { baseUrl: "http://127.0.0.1:1", api: "openai-completions", models: [{ id: "qwen3-32b" }] } } } }), "main")
+    assert.isFalse(open.restricted)
+    assert.deepStrictEqual(resolveNewArgs("anthropic/claude-opus-4-1 hi", open), { model: "anthropic/claude-opus-4-1", message: "hi" })
+    assert.deepStrictEqual(resolveNewArgs("local qwen3-32b hi", open), { model: "local/qwen3-32b", message: "hi" })
+    assert.deepStrictEqual(resolveNewArgs("nobody/model hi", open), { message: "nobody/model hi" })
+    assert.deepStrictEqual(resolveNewArgs("qwen3-32b", open), { model: "local/qwen3-32b" })
+    assert.deepStrictEqual(resolveNewArgs("claude-opus-4-1 hi", open), { message: "claude-opus-4-1 hi" })
   })
 })

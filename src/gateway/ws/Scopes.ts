@@ -25,7 +25,7 @@ const READ: ReadonlyArray<string> = [
   "sessions.preview", "sessions.messages.subscribe", "sessions.messages.unsubscribe", "system-presence", "last-heartbeat", "chat.history", "config.get", "config.schema.lookup"
 ]
 const WRITE: ReadonlyArray<string> = ["send", "agent", "agent.wait", "chat.send", "chat.abort"]
-const ADMIN: ReadonlyArray<string> = ["sessions.patch", "sessions.reset", "sessions.delete", "chat.inject"]
+const ADMIN: ReadonlyArray<string> = ["sessions.patch", "sessions.reset", "sessions.delete", "sessions.compact", "chat.inject"]
 const PAIRING: ReadonlyArray<string> = ["device.pair.list", "device.pair.approve", "device.pair.reject", "device.pair.remove"]
 
 const ADMIN_PREFIXES = ["config.", "exec.approvals.", "wizard.", "update."]

@@ -14,6 +14,7 @@ import { InboundDedupe } from "../../../src/channels/Dedupe.ts"
 import * as DiscordChannel from "../../../src/channels/discord/DiscordChannel.ts"
 import { PairingStore } from "../../../src/channels/PairingStore.ts"
 import { DetachedRuns } from "../../../src/runtime/DetachedRuns.ts"
+import { Sessions } from "../../../src/session/Sessions.ts"
 import { FakeAnthropic } from "../../support/FakeAnthropic.ts"
 import { FakeDiscord, type FakeDiscordHandle } from "../../support/FakeDiscord.ts"
 import * as TestApp from "../../support/TestApp.ts"
@@ -289,6 +290,118 @@ describe("Discord channel", () => {
         assert.include(body, "\"media_type\":\"image/png\"")
         assert.include(body, "<media:document> notes.txt")
       }).pipe(Effect.provide(channelLayer(home, anthropic.url, { apiBaseUrl: fake.apiBase, token: fake.token, dmPolicy: "open", allowFrom: ["*"] })))
+    }), 30_000)
+
+  it.live("a MEDIA: line in the model's reply sends that workspace file as an attachment; a missing file gets a visible note", () =>
+    Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const png = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==", "base64")
+      yield* Effect.promise(async () => {
+        await fs.mkdir(path.join(home, "workspace", "out"), { recursive: true })
+        await fs.writeFile(path.join(home, "workspace", "out", "chart.png"), png)
+      })
+      const reply = "Here is the chart.\n\nMEDIA:out/chart.png\nMEDIA:report.pdf"
+      const anthropic = yield* FakeAnthropic.make([{ kind: "message", content: [{ type: "text", text: reply }] }])
+      const fake = yield* FakeDiscord.make({ heartbeatIntervalMs: 250 })
+      const { user, channelId } = fake.addDmUser({ username: "mallory" })
+      yield* Effect.gen(function*() {
+        yield* connected
+        fake.dispatchMessage({ channelId, author: user, content: "draw me a chart" })
+        yield* wait(fake, () => sentTo(fake, channelId).length === 2, "the reply and the note")
+        const [answer, note] = sentTo(fake, channelId)
+        assert.strictEqual(answer?.content, "Here is the chart.")
+        assert.isTrue(answer?.multipart, "sent as multipart with the file")
+        assert.deepStrictEqual(answer?.attachments.map((a) => [a.filename, a.size, Buffer.from(a.data).equals(png)]), [["chart.png", png.byteLength, true]])
+        assert.strictEqual(note?.content, "⚠️ Could not attach report.pdf: not found.")
+        assert.isFalse(sentTo(fake, channelId).some((m) => m.content.includes("MEDIA:")), "no MEDIA: line reaches the chat")
+        yield* quiet
+        assert.strictEqual(sentTo(fake, channelId).length, 2)
+      }).pipe(Effect.provide(channelLayer(home, anthropic.url, { apiBaseUrl: fake.apiBase, token: fake.token, dmPolicy: "open", allowFrom: ["*"] })))
+    }), 30_000)
+
+  it.live("a recorded reply with a MEDIA: line is delivered with its file exactly once after a restart", () =>
+    Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const anthropic = yield* FakeAnthropic.make()
+      const fake = yield* FakeDiscord.make({ heartbeatIntervalMs: 250 })
+      const { user, channelId } = fake.addDmUser({ username: "nina" })
+      const message = {
+        channel: "discord", accountId: "default", messageId: fake.snowflake(), chatType: "direct", chatId: channelId,
+        from: `discord:${user.id}`, to: `channel:${channelId}`, senderId: user.id, isBot: false, body: "the notes please",
+        memberRoleIds: [], attachments: [], wasMentioned: false, hasAnyMention: false, replyToBot: false, timestamp: Date.now()
+      }
+      const id = `${channelId}:${message.messageId}`
+      const dir = path.join(home, "channels", "discord", "default")
+      yield* Effect.promise(async () => {
+        await fs.mkdir(dir, { recursive: true })
+        await fs.mkdir(path.join(home, "media"), { recursive: true })
+        await fs.writeFile(path.join(home, "media", "notes.md"), "# Notes\n")
+        await fs.writeFile(path.join(dir, "inbox.jsonl"), [
+          JSON.stringify({ t: "accepted", id, at: 1, sessionKey: "agent:main:main", message }),
+          JSON.stringify({ t: "reply", id, at: 2, text: `Your notes.\nMEDIA:${path.join(home, "media", "notes.md")}`, chunk: { maxChars: 2000, maxLines: 17 } })
+        ].join("\n") + "\n")
+      })
+      const config = { apiBaseUrl: fake.apiBase, token: fake.token, dmPolicy: "open", allowFrom: ["*"] }
+      yield* Effect.gen(function*() {
+        yield* connected
+        yield* wait(fake, () => sentTo(fake, channelId).length === 1, "the recovered reply")
+        const sent = sentTo(fake, channelId)[0]
+        assert.strictEqual(sent?.content, "Your notes.")
+        assert.deepStrictEqual(sent?.attachments.map((a) => a.filename), ["notes.md"])
+        assert.strictEqual(sent?.nonce !== undefined && sent.enforceNonce, true)
+        assert.strictEqual(anthropic.requests.length, 0)
+      }).pipe(Effect.provide(channelLayer(home, anthropic.url, config)))
+      yield* Effect.gen(function*() {
+        yield* connected
+        yield* quiet
+        assert.strictEqual(sentTo(fake, channelId).length, 1, "not sent again")
+      }).pipe(Effect.provide(channelLayer(home, anthropic.url, config)))
+    }), 30_000)
+
+  it.live("an accepted DM records the session's last route; under main-DM pinning another sender's DM does not move it", () =>
+    Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const anthropic = yield* FakeAnthropic.make()
+      const fake = yield* FakeDiscord.make({ heartbeatIntervalMs: 250 })
+      const owner = fake.addDmUser({ username: "olga" })
+      const other = fake.addDmUser({ username: "pete" })
+      const guildUser = fake.addUser({ username: "quinn" })
+      const guild = fake.addGuild({ name: "Home", channels: [{ name: "general" }], members: [{ user: guildUser }] })
+      const general = guild.channels.find((c) => c.name === "general")?.id ?? ""
+      const routeOf = (key: string) =>
+        Effect.gen(function*() {
+          const rows = yield* (yield* Sessions).list("main")
+          return rows.find((row) => row.key === key)?.entry
+        })
+      yield* Effect.gen(function*() {
+        yield* connected
+        fake.dispatchMessage({ channelId: owner.channelId, author: owner.user, content: "hi from the owner" })
+        yield* wait(fake, () => sentTo(fake, owner.channelId).length === 1, "owner answered")
+        const afterOwner = yield* routeOf("agent:main:main")
+        assert.strictEqual(afterOwner?.lastChannel, "discord")
+        assert.strictEqual(afterOwner?.lastTo, `user:${owner.user.id}`)
+        assert.strictEqual(afterOwner?.lastAccountId, "default")
+        assert.deepStrictEqual(afterOwner?.deliveryContext, { channel: "discord", to: `user:${owner.user.id}`, accountId: "default" })
+        // Another sender, paired, reaches the main session too, but the route stays the owner's.
+        fake.dispatchMessage({ channelId: other.channelId, author: other.user, content: "let me in" })
+        yield* wait(fake, () => sentTo(fake, other.channelId).length === 1, "pairing code")
+        const code = /Pairing code: ([A-Z2-9]{8})/.exec(sentTo(fake, other.channelId)[0]?.content ?? "")?.[1] ?? ""
+        yield* (yield* PairingStore).approve("discord", code)
+        fake.dispatchMessage({ channelId: other.channelId, author: other.user, content: "hi from someone else" })
+        yield* wait(fake, () => sentTo(fake, other.channelId).length === 2, "other answered")
+        assert.strictEqual(sentTo(fake, other.channelId)[1]?.content, "echo: hi from someone else")
+        assert.strictEqual((yield* routeOf("agent:main:main"))?.lastTo, `user:${owner.user.id}`)
+        // A guild channel session gets its own route.
+        fake.dispatchMessage({ channelId: general, author: guildUser, content: `<@${fake.botUser.id}> hello` })
+        yield* wait(fake, () => sentTo(fake, general).length === 1, "guild answered")
+        const channelEntry = yield* routeOf(`agent:main:discord:channel:${general}`)
+        assert.strictEqual(channelEntry?.lastTo, `channel:${general}`)
+      }).pipe(Effect.provide(channelLayer(home, anthropic.url, {
+        apiBaseUrl: fake.apiBase, token: fake.token, allowFrom: [owner.user.id], guilds: { [guild.id]: {} }
+      })))
+      // Persisted in sessions.json, so a restart keeps it.
+      const index = yield* Effect.promise(() => fs.readFile(path.join(home, "agents", "main", "sessions", "sessions.json"), "utf8"))
+      assert.include(index, `"lastTo":"user:${owner.user.id}"`)
     }), 30_000)
 
   it.live("commands left in the journal by a crash run as commands after the restart, never as prompts; a /stop is dropped", () =>

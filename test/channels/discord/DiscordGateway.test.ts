@@ -6,9 +6,11 @@
  * the next DM is answered, and `channels.status` / `beamclaw channels status`
  * show the account connected.
  */
+import { mkdir, writeFile } from "node:fs/promises"
 import { createServer } from "node:http"
+import * as path from "node:path"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { at, connect } from "../../gateway/ws/WsClient.ts"
+import { at, connect, list } from "../../gateway/ws/WsClient.ts"
 import { run } from "../../support/Cli.ts"
 import { type FakeAnthropicHandle, startFakeAnthropic } from "../../support/FakeAnthropic.ts"
 import { FakeDiscord, type FakeDiscordHandle } from "../../support/FakeDiscord.ts"
@@ -58,6 +60,31 @@ describe("Discord in the gateway", () => {
     await discord.waitFor(() => discord.sentMessages.some((m) => m.content === "echo: now?"), 10_000, "the answer")
 
     const { client } = await connect(gateway.wsUrl, gateway.token)
+    // The DM recorded the main session's last route (OpenClaw's names in the rows)...
+    const rows = list(at(await client.request("sessions.list", {}), "payload", "sessions"))
+    const mainRow = rows.find((row) => at(row, "key") === "agent:main:main")
+    assert.strictEqual(at(mainRow, "lastChannel"), "discord")
+    assert.strictEqual(at(mainRow, "lastTo"), `user:${user.id}`)
+    assert.strictEqual(at(mainRow, "lastAccountId"), "default")
+    assert.deepStrictEqual(at(mainRow, "deliveryContext"), { channel: "discord", to: `user:${user.id}`, accountId: "default" })
+    assert.strictEqual(at(await client.request("sessions.get", { key: "main" }), "payload", "session", "lastTo"), `user:${user.id}`)
+    // ...so `agent` with deliver and no `to` answers in that DM.
+    const toLast = await client.request("agent", { sessionKey: "main", message: "back to you", deliver: true, idempotencyKey: "agent-last-route" })
+    assert.isTrue(toLast.ok, JSON.stringify(toLast))
+    await discord.waitFor(() => discord.sentMessages.some((m) => m.channelId === channelId && m.content === "echo: back to you"), 10_000, "the answer on the last route")
+    // The delivered answer is a model reply: its MEDIA: lines attach files from the agent's workspace.
+    await mkdir(path.join(gateway.home, "workspace"), { recursive: true })
+    await writeFile(path.join(gateway.home, "workspace", "hello.txt"), "hello from the workspace\n")
+    const withMedia = await client.request("agent", { sessionKey: "main", message: "a file\nMEDIA:hello.txt\nMEDIA:nope.txt", deliver: true, idempotencyKey: "agent-media" })
+    assert.isTrue(withMedia.ok, JSON.stringify(withMedia))
+    await discord.waitFor(() => discord.sentMessages.some((m) => m.content.includes("Could not attach nope.txt")), 10_000, "the note")
+    const attached = discord.sentMessages.find((m) => m.channelId === channelId && m.content === "echo: a file")
+    assert.deepStrictEqual(attached?.attachments.map((a) => [a.filename, a.size]), [["hello.txt", 25]])
+    assert.strictEqual(discord.sentMessages.find((m) => m.content.includes("nope.txt"))?.content, "⚠️ Could not attach nope.txt: not found.")
+    // A session no channel message reached has no last route: the error says so.
+    const noRoute = await client.request("agent", { sessionKey: "elsewhere", message: "x", deliver: true, idempotencyKey: "agent-no-route" })
+    assert.strictEqual(at(noRoute, "error", "code"), "INVALID_REQUEST")
+    assert.include(String(at(noRoute, "error", "message")), "agent:main:elsewhere has no last route")
     // Outbound `send`: a DM by user id, once per idempotency key even when retried.
     const other = discord.addUser({ username: "heinz" })
     const sent = await client.request("send", { to: `user:${other.id}`, message: "a note from the gateway", idempotencyKey: "send-1" })

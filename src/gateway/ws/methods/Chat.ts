@@ -262,14 +262,32 @@ const agentFinal = (run: RunRecord): Effect.Effect<unknown, MethodError> => {
   return Effect.fail(new MethodError({ code: run.errorCode ?? "UNAVAILABLE", message: run.error ?? "the run failed", details: { runId: run.runId } }))
 }
 
-/** Where `agent` with `deliver: true` sends its answer: `to` on `channel` (or `replyChannel`), by default the one enabled channel. */
-const deliveryTarget = (decoded: typeof AgentParams.Type) =>
+/**
+ * Where `agent` with `deliver: true` sends its answer. With a `to`: there, on
+ * `replyChannel` or `channel` (by default the one enabled channel). Without
+ * one, OpenClaw's default channel "last": the session's last route, the
+ * conversation its last channel message came from.
+ */
+const deliveryTarget = (decoded: typeof AgentParams.Type, sessionKey: string, agentId: string) =>
   Effect.gen(function*() {
+    const requested = decoded.replyChannel ?? decoded.channel
+    const wantsLast = requested === undefined || requested === "last"
+    const needsRoute = decoded.to === undefined || decoded.to.trim() === "" || requested === "last"
+    const entry = needsRoute
+      ? (yield* (yield* Sessions).list(agentId).pipe(Effect.mapError(sessionError))).find((row) => row.key === sessionKey)?.entry
+      : undefined
+    const last = entry?.deliveryContext ?? (entry?.lastChannel !== undefined && entry.lastTo !== undefined ? { channel: entry.lastChannel, to: entry.lastTo, accountId: entry.lastAccountId } : undefined)
     if (decoded.to === undefined || decoded.to.trim() === "") {
-      return yield* Effect.fail(invalidRequest("deliver needs `to` (e.g. user:<id> or channel:<id>): BeamClaw does not keep a session's last route yet"))
+      if (last === undefined) {
+        return yield* Effect.fail(invalidRequest(`deliver needs \`to\` (e.g. user:<id> or channel:<id>): session ${sessionKey} has no last route yet (no channel message has reached it)`))
+      }
+      if (!wantsLast && requested !== last.channel) {
+        return yield* Effect.fail(invalidRequest(`deliver to channel ${requested} needs \`to\`: the last route of ${sessionKey} is on ${last.channel}`))
+      }
+      return { channel: last.channel, accountId: decoded.replyAccountId ?? decoded.accountId ?? last.accountId ?? "default", to: last.to }
     }
     const config = yield* (yield* AppConfig).get
-    const channel = decoded.replyChannel ?? decoded.channel ?? (config.channels.discord.enabled ? "discord" : undefined)
+    const channel = (wantsLast ? last?.channel : requested) ?? (config.channels.discord.enabled ? "discord" : undefined)
     if (channel === undefined) return yield* Effect.fail(unavailable(`cannot deliver to ${decoded.to}: no channel is configured`, { code: "CHANNEL_NOT_CONFIGURED" }))
     return { channel, accountId: decoded.replyAccountId ?? decoded.accountId ?? "default", to: decoded.to }
   })
@@ -277,11 +295,11 @@ const deliveryTarget = (decoded: typeof AgentParams.Type) =>
 const agent: Handler = (params, context) =>
   Effect.gen(function*() {
     const decoded = yield* decodeParams("agent", AgentParams, params)
-    const delivery = decoded.deliver === true ? yield* deliveryTarget(decoded) : undefined
     const key = yield* resolveSessionKey(decoded.sessionKey, decoded.agentId)
     if (decoded.agentId !== undefined && key.agentId !== decoded.agentId.toLowerCase()) {
       return yield* Effect.fail(invalidRequest(`sessionKey ${key.key} belongs to agent ${key.agentId}, not ${decoded.agentId}`))
     }
+    const delivery = decoded.deliver === true ? yield* deliveryTarget(decoded, key.key, key.agentId) : undefined
     const text = yield* sanitizeMessage(decoded.message)
     const images = yield* decodeAttachments(decoded.attachments ?? [])
     if (text.trim() === "" && images.length === 0) return yield* Effect.fail(invalidRequest("message or attachment required"))
@@ -294,7 +312,7 @@ const agent: Handler = (params, context) =>
       yield* context.hub.fork(Effect.gen(function*() {
         yield* Deferred.await(run.done)
         if (run.status !== "ok" || run.text.trim() === "") return
-        yield* host.send({ ...delivery, text: run.text, idempotencyKey: `agent:${runId}` }).pipe(
+        yield* host.send({ ...delivery, text: run.text, replyOfSession: key.key, idempotencyKey: `agent:${runId}` }).pipe(
           Effect.catch((error) => Effect.logError(`agent ${runId}: the answer could not be delivered to ${delivery.to}: ${error.message}`))
         )
       }))

@@ -1,5 +1,5 @@
 /**
- * sessions.list / get / preview / patch / reset / delete (openclaw-gateway.md §2.12.4).
+ * sessions.list / get / preview / patch / reset / delete / compact (openclaw-gateway.md §2.12.4).
  * patch covers what BeamClaw sessions have (label, thinkingLevel, model);
  * OpenClaw's other fields are refused by name rather than dropped.
  */
@@ -43,6 +43,12 @@ export const sessionRow = (row: SessionRow, hub: Hub) => {
     outputTokens: entry.outputTokens,
     totalTokens: entry.totalTokens,
     contextTokens: entry.contextTokens,
+    // The last route, as OpenClaw's rows show it (where `agent` with deliver and no `to` sends).
+    ...(entry.deliveryContext === undefined ? {} : { deliveryContext: entry.deliveryContext }),
+    ...(entry.lastChannel === undefined ? {} : { lastChannel: entry.lastChannel }),
+    ...(entry.lastTo === undefined ? {} : { lastTo: entry.lastTo }),
+    ...(entry.lastAccountId === undefined ? {} : { lastAccountId: entry.lastAccountId }),
+    ...(entry.lastThreadId === undefined ? {} : { lastThreadId: entry.lastThreadId }),
     live: row.live,
     hasActiveRun: active.length > 0,
     activeRunIds: active
@@ -257,6 +263,32 @@ const remove: Handler = (params, context) =>
     return { ok: true, key: key.key, deleted }
   })
 
+const CompactParams = Schema.Struct({
+  key: NonEmptyString,
+  agentId: Schema.optionalKey(NonEmptyString),
+  maxLines: Schema.optionalKey(PositiveInt),
+  /** BeamClaw's addition: focus for the summary, as `/compact <instructions>` in a chat. */
+  instructions: Schema.optionalKey(Schema.String)
+})
+
+/**
+ * sessions.compact: the LLM summary of OpenClaw's current method (the older
+ * part of the history becomes a compaction entry; the recent tail is kept).
+ * Its `maxLines` truncation is refused: BeamClaw never erases history.
+ */
+const compact: Handler = (params, context) =>
+  Effect.gen(function*() {
+    const decoded = yield* decodeParams("sessions.compact", CompactParams, params)
+    if (decoded.maxLines !== undefined) {
+      return yield* Effect.fail(invalidRequest("sessions.compact: maxLines is not supported; BeamClaw does not truncate transcripts, it summarises the older history (omit maxLines)"))
+    }
+    const key = yield* subscriptionKey(decoded.key, decoded.agentId)
+    const outcome = yield* (yield* Sessions).compact(key.key, decoded.instructions).pipe(Effect.mapError(sessionError))
+    if (!outcome.compacted) return { ok: true, key: key.key, compacted: false, reason: outcome.reason }
+    context.hub.broadcast("sessions.changed", { sessionKey: key.key, reason: "compact", agentId: key.agentId })
+    return { ok: true, key: key.key, compacted: true, result: { tokensBefore: outcome.tokensBefore, tokensAfter: outcome.tokensAfter } }
+  })
+
 const SubscribeParams = Schema.Struct({
   key: NonEmptyString,
   agentId: Schema.optionalKey(NonEmptyString),
@@ -305,5 +337,6 @@ export const handlers = (_hub: Hub): Record<string, Handler> => ({
   "sessions.preview": preview,
   "sessions.patch": patch,
   "sessions.reset": reset,
-  "sessions.delete": remove
+  "sessions.delete": remove,
+  "sessions.compact": compact
 })

@@ -1,0 +1,583 @@
+/**
+ * Files the model attaches to its final reply, with OpenClaw's legacy
+ * `MEDIA:` lines (reference/rich-output-protocol.md "Legacy MEDIA: lines"):
+ *
+ * - a line counts only when its trimmed text starts with `MEDIA:` (a
+ *   Markdown wrapper such as `**MEDIA:…**` or `` `MEDIA:…` ``, or prose
+ *   before it, keeps it text), outside fenced code blocks and indented code
+ *   blocks (four columns or a tab after a blank line, as CommonMark; an
+ *   indented line that continues a paragraph is not code);
+ * - `MEDIA:"…"` quotes a reference whose punctuation belongs to it; unquoted,
+ *   trailing punctuation is dropped, and a path with spaces stays one path;
+ * - remote references must be public `https:` URLs (no `http:`, loopback,
+ *   link-local, private or internal host names); local ones are absolute,
+ *   workspace-relative or `~/` paths, never with `..` segments.
+ *
+ * The line leaves the text that is sent and becomes an attachment. A
+ * reference that cannot be attached is never dropped in silence: it becomes
+ * a short note naming it and the reason.
+ *
+ * Resolution (`resolveReplyMedia`) only attaches files inside the agent's
+ * workspace or the state directory's `media/` folder (symlinks followed
+ * first), of the document types OpenClaw allows (images, audio, video, PDF,
+ * Office, and Markdown/text/JSON/YAML that really are text), at most
+ * `MAX_OUTBOUND_FILE_BYTES` each and `MAX_REPLY_FILES` per reply. Remote
+ * files are fetched by `downloadFile`, the same code the WS `send` method
+ * uses for `mediaUrl`, here with the public-address guard on every hop.
+ */
+import * as dns from "node:dns/promises"
+import * as fs from "node:fs/promises"
+import * as net from "node:net"
+import * as os from "node:os"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { Effect } from "effect"
+import type { OutboundFile } from "./Channel.ts"
+
+/** Discord's upload limit for a bot without boosts; the WS `send` mediaUrl cap too. */
+export const MAX_OUTBOUND_FILE_BYTES = 8 * 1024 * 1024
+/** Discord takes at most 10 attachments per message. */
+export const MAX_REPLY_FILES = 10
+const MAX_REFERENCE_LENGTH = 4096
+const MAX_REDIRECTS = 5
+const DOWNLOAD_TIMEOUT = "30 seconds"
+
+// ---------------------------------------------------------------------------
+// Parsing
+// ---------------------------------------------------------------------------
+
+export interface MediaReference {
+  /** The reference as written (without `MEDIA:`), for the note. */
+  readonly raw: string
+  /** The URL or path, unquoted and cleaned. */
+  readonly value: string
+  readonly kind: "remote" | "local"
+  /** Why it cannot be attached, when the text alone tells. */
+  readonly problem?: string | undefined
+}
+
+export interface SplitReply {
+  /** The reply without its `MEDIA:` lines. */
+  readonly text: string
+  readonly media: ReadonlyArray<MediaReference>
+}
+
+const SCHEME_URL = /^[a-z][a-z0-9+.-]*:\/\//i
+const HAS_FILE_EXT = /\.\w{1,10}$/
+const TRAVERSAL = /(?:^|[/\\])\.\.(?:[/\\]|$)/
+
+/** A remote host the gateway must not fetch from, and why; undefined for a public one. */
+export const blockedHost = (hostname: string): string | undefined => {
+  const host = hostname.trim().toLowerCase().replace(/^\[|\]$/g, "").replace(/\.+$/, "")
+  if (host === "") return "it names no host"
+  if (net.isIP(host) !== 0) return isPublicAddress(host) ? undefined : "it is a private or local address"
+  if (host.split(".").some((label) => label === "")) return "its host name is not valid"
+  if (!host.includes(".")) return "it is an internal host name"
+  if (
+    host === "localhost" || host.endsWith(".localhost") || host === "localhost.localdomain" || host.endsWith(".local") ||
+    host.endsWith(".internal") || host.endsWith(".home.arpa") || host.endsWith(".lan")
+  ) return "it is an internal host name"
+  return undefined
+}
+
+const BLOCKED_ADDRESSES = (() => {
+  const list = new net.BlockList()
+  const v4: ReadonlyArray<readonly [string, number]> = [
+    ["0.0.0.0", 8], ["10.0.0.0", 8], ["100.64.0.0", 10], ["127.0.0.0", 8], ["169.254.0.0", 16], ["172.16.0.0", 12],
+    ["192.0.0.0", 24], ["192.0.2.0", 24], ["192.88.99.0", 24], ["192.168.0.0", 16], ["198.18.0.0", 15],
+    ["198.51.100.0", 24], ["203.0.113.0", 24], ["224.0.0.0", 4], ["240.0.0.0", 4]
+  ]
+  for (const [address, prefix] of v4) list.addSubnet(address, prefix, "ipv4")
+  // IPv4 inside IPv6 (mapped, NAT64, 6to4) is refused as a whole: a public server does not need it.
+  const v6: ReadonlyArray<readonly [string, number]> = [
+    ["::", 127], ["64:ff9b::", 96], ["64:ff9b:1::", 48], ["100::", 64], ["2001::", 23], ["2001:db8::", 32],
+    ["2002::", 16], ["fc00::", 7], ["fe80::", 10], ["fec0::", 10], ["ff00::", 8]
+  ]
+  for (const [address, prefix] of v6) list.addSubnet(address, prefix, "ipv6")
+  return list
+})()
+
+/** IPv4-mapped IPv6 (`::ffff:a.b.c.d`), kept apart: a BlockList matches IPv4 addresses against it too. */
+const MAPPED = (() => {
+  const list = new net.BlockList()
+  list.addSubnet("::ffff:0:0", 96, "ipv6")
+  return list
+})()
+
+/** A unicast address on the public internet (not loopback, private, link-local, shared, reserved or multicast). */
+export const isPublicAddress = (address: string): boolean => {
+  const family = net.isIP(address)
+  if (family === 0) return false
+  if (family === 6 && MAPPED.check(address, "ipv6")) return false
+  return !BLOCKED_ADDRESSES.check(address, family === 4 ? "ipv4" : "ipv6")
+}
+
+/** A remote reference's problem, if any: only public https: URLs without credentials are fetched. */
+const remoteProblem = (value: string): string | undefined => {
+  if (!URL.canParse(value)) return "it is not a valid URL"
+  const url = new URL(value)
+  if (url.protocol !== "https:") return url.protocol === "http:" ? "only https: links are attached" : `${url.protocol} links are not supported`
+  if (url.username !== "" || url.password !== "") return "links with credentials are not attached"
+  return blockedHost(url.hostname)
+}
+
+/** What a token is: a remote or local reference (perhaps with a problem), or not a reference at all. */
+const classify = (raw: string, value: string, allowBareName = true): MediaReference | undefined => {
+  if (value === "") return undefined
+  if (value.length > MAX_REFERENCE_LENGTH) return { raw, value: value.slice(0, 80), kind: "local", problem: "the reference is too long" }
+  if (SCHEME_URL.test(value)) {
+    if (/^file:/i.test(value)) {
+      // Checked before parsing: the URL parser resolves `..` away.
+      if (TRAVERSAL.test(value)) return { raw, value, kind: "local", problem: "the path goes up with .." }
+      const url = URL.canParse(value) ? new URL(value) : undefined
+      if (url === undefined || (url.hostname !== "" && url.hostname !== "localhost")) return { raw, value, kind: "local", problem: "only local file: links are attached" }
+      return { raw, value: fileURLToPath(new URL(`file://${url.pathname}`)), kind: "local" }
+    }
+    const problem = remoteProblem(value)
+    return { raw, value, kind: "remote", ...(problem === undefined ? {} : { problem }) }
+  }
+  const pathLike = value.startsWith("/") || value.startsWith("./") || value.startsWith("../") || value.startsWith("~") ||
+    value.includes("/") || (allowBareName && HAS_FILE_EXT.test(value))
+  if (!pathLike) return undefined
+  if (value.startsWith("~") && !value.startsWith("~/")) return { raw, value, kind: "local", problem: "only ~/ paths are supported" }
+  if (TRAVERSAL.test(value)) return { raw, value, kind: "local", problem: "the path goes up with .." }
+  return { raw, value, kind: "local" }
+}
+
+/** Unquoted punctuation around a reference is not part of it (OpenClaw's cleanCandidate). */
+const clean = (token: string): string => token.replace(/^[`"'[{(]+/, "").replace(/[`"'\\})\],]+$/, "")
+
+/** Starts a reference of its own (and so is never the tail of a path with spaces). */
+const independent = (token: string): boolean => /^(?:[/~]|\.{1,2}\/)/.test(token) || SCHEME_URL.test(token)
+
+interface Token {
+  readonly text: string
+  readonly quoted: boolean
+}
+
+/**
+ * The references of one `MEDIA:` payload, and what is left that is not one.
+ * Returns undefined when nothing in it is a reference (the line stays text).
+ */
+export const parsePayload = (payload: string): { readonly refs: ReadonlyArray<MediaReference>; readonly rest: string } | undefined => {
+  const trimmed = payload.trim()
+  if (trimmed === "") return undefined
+  // One quoted reference (its own punctuation, inner spaces and quotes included), unless it is a list of them.
+  const listOfQuoted = /^"[^"]*"(?:\s+"[^"]*")+$/.test(trimmed)
+  if (trimmed.length >= 2 && trimmed.startsWith("\"") && trimmed.endsWith("\"") && !listOfQuoted) {
+    const ref = classify(trimmed, trimmed.slice(1, -1).trim())
+    return ref === undefined ? undefined : { refs: [ref], rest: "" }
+  }
+  const tokens: Array<Token> = []
+  let previousEnd = 0
+  for (const match of trimmed.matchAll(/"[^"]*"(?=\s|$)|\S+/g)) {
+    const quoted = match[0].length >= 2 && match[0].startsWith("\"") && match[0].endsWith("\"")
+    const text = quoted ? match[0].slice(1, -1).trim() : match[0]
+    const last = tokens.at(-1)
+    // A path with spaces: the tail joins the path it continues, unless it is a reference of its own.
+    const cleanedLast = last === undefined || last.quoted ? "" : clean(last.text)
+    const cleaned = clean(text)
+    if (
+      last !== undefined && !last.quoted && !quoted && /^(?:[/~]|\.{1,2}\/)/.test(cleanedLast) && !independent(cleaned) &&
+      (!HAS_FILE_EXT.test(cleanedLast) || !cleaned.includes("/"))
+    ) {
+      tokens[tokens.length - 1] = { text: `${last.text}${trimmed.slice(previousEnd, match.index)}${text}`, quoted: false }
+    } else {
+      tokens.push({ text, quoted })
+    }
+    previousEnd = match.index + match[0].length
+  }
+  const refs: Array<MediaReference> = []
+  const rest: Array<string> = []
+  for (const token of tokens) {
+    // A bare file name counts alone or quoted; among other words it is prose (`MEDIA: version v1.2 released`).
+    const ref = classify(token.quoted ? `"${token.text}"` : token.text, token.quoted ? token.text : clean(token.text), token.quoted || tokens.length === 1)
+    if (ref === undefined) rest.push(token.quoted ? `"${token.text}"` : token.text)
+    else refs.push(ref)
+  }
+  // Words that are no reference each may still be one file name with spaces (`MEDIA:render final.png`),
+  // unless a later word starts a reference of its own (`MEDIA:see /tmp/a.png` is not one path).
+  const oneName = refs.length === 0 || (refs.length === 1 && refs[0]?.kind === "local" && refs[0].problem === undefined && rest.length > 0 &&
+    tokens.slice(1).every((token) => !token.quoted && !independent(clean(token.text))))
+  if (oneName) {
+    const whole = classify(trimmed, clean(trimmed))
+    if (whole !== undefined && (refs.length === 0 || (whole.kind === "local" && whole.problem === undefined))) return { refs: [whole], rest: "" }
+    if (refs.length === 0) return undefined
+  }
+  return { refs, rest: rest.join(" ") }
+}
+
+/** Columns of leading whitespace, tabs to the next multiple of four (CommonMark). */
+const indentOf = (line: string): number => {
+  let columns = 0
+  for (const char of line) {
+    if (char === " ") columns += 1
+    else if (char === "\t") columns += 4 - (columns % 4)
+    else break
+  }
+  return columns
+}
+
+/**
+ * Splits a final reply into the text to send and the `MEDIA:` references.
+ * Pure and deterministic: a reply recorded in the journal splits the same
+ * way every time it is delivered.
+ */
+export const splitReplyMedia = (reply: string): SplitReply => {
+  if (!reply.includes("MEDIA:")) return { text: reply, media: [] }
+  const lines = reply.split("\n")
+  const kept: Array<string> = []
+  const media: Array<MediaReference> = []
+  let fence: { readonly char: string; readonly length: number } | undefined
+  let previousBlank = true
+  let inIndentedCode = false
+  // A removed line between two blank lines leaves one blank line, not two.
+  let removedAfterBlank = false
+  for (const line of lines) {
+    const body = line.endsWith("\r") ? line.slice(0, -1) : line
+    if (fence !== undefined) {
+      kept.push(line)
+      const close = /^ {0,3}(`{3,}|~{3,})[ \t]*$/.exec(body)
+      if (close?.[1] !== undefined && close[1][0] === fence.char && close[1].length >= fence.length) fence = undefined
+      previousBlank = false
+      continue
+    }
+    const open = /^ {0,3}(`{3,}|~{3,})(.*)$/.exec(body)
+    if (open?.[1] !== undefined && !(open[1][0] === "`" && (open[2] ?? "").includes("`"))) {
+      fence = { char: open[1][0] ?? "`", length: open[1].length }
+      kept.push(line)
+      removedAfterBlank = false
+      previousBlank = false
+      inIndentedCode = false
+      continue
+    }
+    const blank = body.trim() === ""
+    if (blank) {
+      if (!removedAfterBlank) kept.push(line)
+      removedAfterBlank = false
+      previousBlank = true
+      continue
+    }
+    removedAfterBlank = false
+    // Indented code starts after a blank line (it cannot interrupt a paragraph) and runs on through blank lines.
+    if (indentOf(body) >= 4 && (previousBlank || inIndentedCode)) {
+      kept.push(line)
+      inIndentedCode = true
+      previousBlank = false
+      continue
+    }
+    inIndentedCode = false
+    previousBlank = false
+    const trimmed = body.trim()
+    const parsed = trimmed.startsWith("MEDIA:") ? parsePayload(trimmed.slice("MEDIA:".length)) : undefined
+    if (parsed === undefined) {
+      kept.push(line)
+      continue
+    }
+    media.push(...parsed.refs)
+    if (parsed.rest !== "") kept.push(parsed.rest)
+    else removedAfterBlank = (kept.at(-1) ?? "").trim() === ""
+  }
+  if (media.length === 0) return { text: reply, media: [] }
+  // The removed lines leave no blank run at the start or the end.
+  return { text: kept.join("\n").replace(/^(?:[ \t]*\r?\n)+/, "").trimEnd(), media }
+}
+
+// ---------------------------------------------------------------------------
+// Types
+// ---------------------------------------------------------------------------
+
+/** The document types OpenClaw attaches from the host: images, audio, video, PDF, Office, and text documents. */
+const TYPES: Readonly<Record<string, string>> = {
+  png: "image/png",
+  jpg: "image/jpeg",
+  jpeg: "image/jpeg",
+  gif: "image/gif",
+  webp: "image/webp",
+  bmp: "image/bmp",
+  heic: "image/heic",
+  heif: "image/heif",
+  mp3: "audio/mpeg",
+  wav: "audio/wav",
+  ogg: "audio/ogg",
+  oga: "audio/ogg",
+  opus: "audio/opus",
+  m4a: "audio/mp4",
+  aac: "audio/aac",
+  flac: "audio/flac",
+  mp4: "video/mp4",
+  m4v: "video/x-m4v",
+  mov: "video/quicktime",
+  webm: "video/webm",
+  mkv: "video/x-matroska",
+  avi: "video/x-msvideo",
+  pdf: "application/pdf",
+  doc: "application/msword",
+  docx: "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+  xls: "application/vnd.ms-excel",
+  xlsx: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+  xlsm: "application/vnd.ms-excel.sheet.macroEnabled.12",
+  ppt: "application/vnd.ms-powerpoint",
+  pptx: "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+  odt: "application/vnd.oasis.opendocument.text",
+  ods: "application/vnd.oasis.opendocument.spreadsheet",
+  odp: "application/vnd.oasis.opendocument.presentation",
+  md: "text/markdown",
+  markdown: "text/markdown",
+  txt: "text/plain",
+  json: "application/json",
+  yaml: "application/yaml",
+  yml: "application/yaml"
+}
+const ALLOWED_MIME: ReadonlySet<string> = new Set(Object.values(TYPES))
+const TEXT_TYPES: ReadonlySet<string> = new Set(["md", "markdown", "txt", "json", "yaml", "yml"])
+
+const extensionOf = (name: string): string => path.extname(name).slice(1).toLowerCase()
+
+const startsWith = (data: Uint8Array, bytes: ReadonlyArray<number>, offset = 0): boolean =>
+  data.length >= offset + bytes.length && bytes.every((byte, i) => data[offset + i] === byte)
+const ascii = (text: string): ReadonlyArray<number> => [...text].map((c) => c.charCodeAt(0))
+
+const RIFF = ascii("RIFF")
+const ZIP = [0x50, 0x4b, 0x03, 0x04]
+const OLE = [0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1]
+const isoBox = (data: Uint8Array) => ["ftyp", "moov", "wide", "mdat", "free", "skip"].some((box) => startsWith(data, ascii(box), 4))
+const mpegAudio = (data: Uint8Array) => (data[0] === 0xff && ((data[1] ?? 0) & 0xe0) === 0xe0)
+
+/** Magic numbers per extension; a type without a rule here is taken by its extension. */
+const SIGNATURES: Readonly<Record<string, (data: Uint8Array) => boolean>> = {
+  png: (d) => startsWith(d, [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+  jpg: (d) => startsWith(d, [0xff, 0xd8, 0xff]),
+  jpeg: (d) => startsWith(d, [0xff, 0xd8, 0xff]),
+  gif: (d) => startsWith(d, ascii("GIF87a")) || startsWith(d, ascii("GIF89a")),
+  webp: (d) => startsWith(d, RIFF) && startsWith(d, ascii("WEBP"), 8),
+  bmp: (d) => startsWith(d, ascii("BM")),
+  heic: isoBox,
+  heif: isoBox,
+  pdf: (d) => Buffer.from(d.subarray(0, 1024)).includes("%PDF-"),
+  docx: (d) => startsWith(d, ZIP),
+  xlsx: (d) => startsWith(d, ZIP),
+  xlsm: (d) => startsWith(d, ZIP),
+  pptx: (d) => startsWith(d, ZIP),
+  odt: (d) => startsWith(d, ZIP),
+  ods: (d) => startsWith(d, ZIP),
+  odp: (d) => startsWith(d, ZIP),
+  doc: (d) => startsWith(d, OLE),
+  xls: (d) => startsWith(d, OLE),
+  ppt: (d) => startsWith(d, OLE),
+  mp3: (d) => startsWith(d, ascii("ID3")) || mpegAudio(d),
+  wav: (d) => startsWith(d, RIFF) && startsWith(d, ascii("WAVE"), 8),
+  avi: (d) => startsWith(d, RIFF) && startsWith(d, ascii("AVI "), 8),
+  ogg: (d) => startsWith(d, ascii("OggS")),
+  oga: (d) => startsWith(d, ascii("OggS")),
+  opus: (d) => startsWith(d, ascii("OggS")),
+  flac: (d) => startsWith(d, ascii("fLaC")),
+  aac: (d) => mpegAudio(d) || startsWith(d, ascii("ADIF")),
+  m4a: isoBox,
+  mp4: isoBox,
+  m4v: isoBox,
+  mov: isoBox,
+  webm: (d) => startsWith(d, [0x1a, 0x45, 0xdf, 0xa3]),
+  mkv: (d) => startsWith(d, [0x1a, 0x45, 0xdf, 0xa3])
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true })
+
+/** Why these bytes are not the file type their name says, if they are not. */
+export const contentProblem = (extension: string, data: Uint8Array): string | undefined => {
+  if (TEXT_TYPES.has(extension)) {
+    let text: string
+    try {
+      text = utf8.decode(data)
+    } catch {
+      return "it is not UTF-8 text"
+    }
+    if (text.includes("\u0000")) return "it is not text"
+    if (extension === "json") {
+      try {
+        JSON.parse(text)
+      } catch {
+        return "it is not valid JSON"
+      }
+    }
+    return undefined
+  }
+  const signature = SIGNATURES[extension]
+  return signature === undefined || signature(data) ? undefined : `its content is not a .${extension} file`
+}
+
+/** The content type of an allowed file name, or undefined when its type is not attached. */
+export const allowedTypeOf = (name: string): string | undefined => TYPES[extensionOf(name)]
+
+// ---------------------------------------------------------------------------
+// Downloading (shared with WS `send`)
+// ---------------------------------------------------------------------------
+
+const describe = (error: unknown): string => error instanceof Error ? error.message : String(error)
+
+export const fileNameOf = (url: URL, index: number): string => {
+  const last = decodeURIComponent(url.pathname.split("/").at(-1) ?? "")
+  return last === "" ? `file-${index + 1}` : last
+}
+
+export interface DownloadOptions {
+  /**
+   * Fetch only from public addresses: the host is checked (its name and every
+   * address it resolves to) on the first request and on every redirect.
+   */
+  readonly publicOnly?: boolean | undefined
+  /** Name resolution for the public-address check (tests). */
+  readonly lookup?: ((host: string) => Promise<ReadonlyArray<string>>) | undefined
+}
+
+const defaultLookup = async (host: string): Promise<ReadonlyArray<string>> =>
+  (await dns.lookup(host, { all: true, verbatim: true })).map((entry) => entry.address)
+
+const checkPublic = async (url: URL, lookup: (host: string) => Promise<ReadonlyArray<string>>): Promise<void> => {
+  if (url.protocol !== "https:") throw new Error("only https: links are attached")
+  const blocked = blockedHost(url.hostname)
+  if (blocked !== undefined) throw new Error(blocked)
+  const host = url.hostname.replace(/^\[|\]$/g, "")
+  if (net.isIP(host) !== 0) return
+  const addresses = await lookup(host)
+  if (addresses.length === 0) throw new Error(`${host} does not resolve`)
+  const bad = addresses.find((address) => !isPublicAddress(address))
+  if (bad !== undefined) throw new Error(`${host} resolves to a non-public address (${bad})`)
+}
+
+/** Reads a body up to `limit` bytes; more is an error, not a truncated file. */
+const readCapped = async (response: Response, limit: number): Promise<Uint8Array> => {
+  const declared = Number(response.headers.get("content-length") ?? "")
+  if (Number.isFinite(declared) && declared > limit) throw new Error(`larger than ${limit / 1024 / 1024} MiB`)
+  if (response.body === null) return new Uint8Array(0)
+  const chunks: Array<Uint8Array> = []
+  let total = 0
+  for await (const chunk of response.body) {
+    total += chunk.byteLength
+    if (total > limit) throw new Error(`larger than ${limit / 1024 / 1024} MiB`)
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks)
+}
+
+/**
+ * Downloads one file to attach, at most MAX_OUTBOUND_FILE_BYTES. Fails with
+ * the reason as a string; callers decide whether that fails a send (WS
+ * `send`) or becomes a note (a model's reply).
+ */
+export const downloadFile = (url: URL, index: number, options: DownloadOptions = {}): Effect.Effect<OutboundFile, string> =>
+  Effect.tryPromise({
+    try: async (signal) => {
+      let current = url
+      for (let hop = 0; ; hop++) {
+        if (options.publicOnly === true) await checkPublic(current, options.lookup ?? defaultLookup)
+        const response = await fetch(current, { signal, redirect: options.publicOnly === true ? "manual" : "follow" })
+        const location = response.headers.get("location")
+        if (options.publicOnly === true && response.status >= 300 && response.status < 400 && location !== null) {
+          await response.body?.cancel()
+          if (hop >= MAX_REDIRECTS) throw new Error("too many redirects")
+          current = new URL(location, current)
+          continue
+        }
+        if (!response.ok) {
+          await response.body?.cancel()
+          throw new Error(`HTTP ${response.status}`)
+        }
+        const data = await readCapped(response, MAX_OUTBOUND_FILE_BYTES)
+        const contentType = response.headers.get("content-type") ?? undefined
+        return { name: fileNameOf(url, index), data, contentType }
+      }
+    },
+    catch: describe
+  }).pipe(Effect.timeoutOrElse({ duration: DOWNLOAD_TIMEOUT, orElse: () => Effect.fail("timed out") }))
+
+// ---------------------------------------------------------------------------
+// Resolution
+// ---------------------------------------------------------------------------
+
+export interface MediaRoots {
+  /** The agent's workspace: relative references resolve here. */
+  readonly workspace: string
+  /** `<state>/media`: files the gateway keeps for sending. */
+  readonly mediaDir: string
+  /** For `~/` references; the process's home by default. */
+  readonly homeDir?: string | undefined
+}
+
+export interface ResolvedMedia {
+  readonly files: ReadonlyArray<OutboundFile>
+  /** One line per reference that could not be attached, naming it and why. */
+  readonly notes: ReadonlyArray<string>
+}
+
+const realOrUndefined = (target: string) => fs.realpath(target).catch(() => undefined)
+
+const inside = (file: string, root: string): boolean => file === root || file.startsWith(root.endsWith(path.sep) ? root : `${root}${path.sep}`)
+
+const localFile = async (ref: MediaReference, roots: MediaRoots): Promise<OutboundFile> => {
+  const home = roots.homeDir ?? os.homedir()
+  const wanted = ref.value.startsWith("~/") ? path.join(home, ref.value.slice(2)) : path.resolve(roots.workspace, ref.value)
+  const name = path.basename(wanted)
+  if (allowedTypeOf(name) === undefined) throw new Error(`.${extensionOf(name) || "(no extension)"} files are not attached`)
+  const real = await fs.realpath(wanted).catch((error: unknown) => {
+    throw new Error(typeof error === "object" && error !== null && "code" in error && error.code === "ENOENT" ? "not found" : describe(error))
+  })
+  const allowedRoots = (await Promise.all([realOrUndefined(roots.workspace), realOrUndefined(roots.mediaDir)])).filter((root) => root !== undefined)
+  if (!allowedRoots.some((root) => inside(real, root))) throw new Error("only files in the agent's workspace or the media folder are attached")
+  const extension = extensionOf(real)
+  if (allowedTypeOf(real) === undefined) throw new Error(`.${extension || "(no extension)"} files are not attached`)
+  const stat = await fs.stat(real)
+  if (!stat.isFile()) throw new Error("not a file")
+  if (stat.size > MAX_OUTBOUND_FILE_BYTES) throw new Error(`larger than ${MAX_OUTBOUND_FILE_BYTES / 1024 / 1024} MiB`)
+  const data = new Uint8Array(await fs.readFile(real))
+  if (data.byteLength > MAX_OUTBOUND_FILE_BYTES) throw new Error(`larger than ${MAX_OUTBOUND_FILE_BYTES / 1024 / 1024} MiB`)
+  const problem = contentProblem(extension, data)
+  if (problem !== undefined) throw new Error(problem)
+  return { name, data, contentType: allowedTypeOf(real) }
+}
+
+const remoteFile = (ref: MediaReference, index: number, options: DownloadOptions) =>
+  Effect.gen(function*() {
+    const url = new URL(ref.value)
+    const file = yield* downloadFile(url, index, { ...options, publicOnly: true })
+    const extension = extensionOf(file.name)
+    const mime = (file.contentType ?? "").split(";")[0]?.trim().toLowerCase() ?? ""
+    const byName = allowedTypeOf(file.name)
+    if (byName === undefined && !ALLOWED_MIME.has(mime) && !/^(?:image|audio|video)\/(?!svg)/.test(mime)) {
+      return yield* Effect.fail(`${mime === "" ? "its type" : mime} is not an attached file type`)
+    }
+    if (byName !== undefined) {
+      const problem = contentProblem(extension, file.data)
+      if (problem !== undefined) return yield* Effect.fail(problem)
+    }
+    return { ...file, contentType: byName ?? (mime === "" ? undefined : mime) }
+  })
+
+/** The note for a reference that could not be attached. */
+export const noteFor = (ref: MediaReference, reason: string): string => `⚠️ Could not attach ${ref.raw}: ${reason}.`
+
+/**
+ * Reads or downloads every reference; each one that cannot be had becomes a
+ * note instead. Never fails: a reply goes out with what could be attached.
+ */
+export const resolveReplyMedia = (refs: ReadonlyArray<MediaReference>, roots: MediaRoots, options: DownloadOptions = {}): Effect.Effect<ResolvedMedia> =>
+  Effect.gen(function*() {
+    const files: Array<OutboundFile> = []
+    const notes: Array<string> = []
+    for (const [index, ref] of refs.entries()) {
+      if (ref.problem !== undefined) {
+        notes.push(noteFor(ref, ref.problem))
+        continue
+      }
+      if (files.length >= MAX_REPLY_FILES) {
+        notes.push(noteFor(ref, `at most ${MAX_REPLY_FILES} files go with one reply`))
+        continue
+      }
+      const result = ref.kind === "remote"
+        ? yield* Effect.result(remoteFile(ref, index, options))
+        : yield* Effect.result(Effect.tryPromise({ try: () => localFile(ref, roots), catch: describe }))
+      if (result._tag === "Success") files.push(result.success)
+      else notes.push(noteFor(ref, result.failure))
+    }
+    return { files, notes }
+  })
