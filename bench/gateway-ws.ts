@@ -27,7 +27,9 @@
  * A warm-up round where the first `warmupClients` send (JIT, the SDK's lazy
  * load) comes before the measured round where all do; a round ends when every
  * sender has its final, or at the deadline.
- * BENCH_CPU_PROF=<dir> runs the gateway under --cpu-prof.
+ * BENCH_CPU_PROF=<dir> runs the gateway under --cpu-prof. The gateway's run lane
+ * (agents.defaults.maxConcurrent) is as large as the client count, so all
+ * stream at once; BENCH_MAX_CONCURRENT=<n> sets it (say, OpenClaw's default).
  * Needs about 3 file descriptors per client across the processes (ulimit -n).
  */
 import { type ChildProcess, spawn } from "node:child_process"
@@ -89,6 +91,8 @@ export interface GatewayRound {
   readonly finals: Latencies
   /** Ack of chat.send, from send to response. */
   readonly acks: Latencies
+  /** chat.send to the client's first word. */
+  readonly firstWord: Latencies
   readonly errors: Record<string, number>
   readonly framesPerClient: number
   readonly megabytesPerClient: number
@@ -238,6 +242,8 @@ interface Round {
   readonly errors: Record<string, number>
   readonly done: Set<number>
   readonly sentAt: Map<number, number>
+  /** chat.send → this client's first word: includes any wait for a slot in the gateway's run lane. */
+  readonly firstWord: Array<number>
 }
 
 const sessionKeyOf = (index: number) => `bench-ws-${index}`
@@ -250,6 +256,7 @@ class Client {
   round: Round | undefined
   private runIdBuffer: Buffer = Buffer.alloc(0)
   private sendId = ""
+  private sawWord = false
   private onConnected: ((ok: boolean) => void) | undefined
   readonly index: number
   readonly token: string
@@ -299,6 +306,7 @@ class Client {
   startRound(round: Round, id: string, sessionKey: string, message: string) {
     this.round = round
     this.sendId = id
+    this.sawWord = false
     const runId = round.runIdOf(this.index)
     this.runIdBuffer = Buffer.from(runId)
     round.sentAt.set(this.index, performance.now())
@@ -331,6 +339,10 @@ class Client {
       const delta = typeof payload.data === "object" && payload.data !== null && "delta" in payload.data && typeof payload.data.delta === "string" ? payload.data.delta : ""
       const { stamp } = lastStamp(delta)
       round.agent.push(at - stamp)
+      if (!this.sawWord) {
+        this.sawWord = true
+        round.firstWord.push(performance.now() - (round.sentAt.get(this.index) ?? NaN))
+      }
       return
     }
     if (frame.event !== "chat" || !("state" in payload)) return
@@ -385,7 +397,8 @@ const runRound = async (clients: ReadonlyArray<Client>, senders: number, roundNo
     acks: [],
     errors: {},
     done: new Set(),
-    sentAt: new Map()
+    sentAt: new Map(),
+    firstWord: []
   }
   const active = clients.slice(0, senders).filter((client) => client.connected)
   for (const client of active) client.startRound(round, `send-${roundNo}`, sessionKeyOf(client.index), `hello ${roundNo}`)
@@ -409,6 +422,8 @@ export const runWs = async (options: WsOptions, log: (line: string) => void = ()
     const cpuProf = process.env["BENCH_CPU_PROF"]
     const gateway = await startGateway({
       fakeUrl: fake.url,
+      // The clients stream at once only if the run lane lets them; BENCH_MAX_CONCURRENT sets a smaller lane.
+      config: { agents: { defaults: { maxConcurrent: Number(process.env["BENCH_MAX_CONCURRENT"] ?? options.clients + options.warmupClients) } } },
       nodeArgs: cpuProf === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${cpuProf}`]
     })
     try {
@@ -444,6 +459,7 @@ export const runWs = async (options: WsOptions, log: (line: string) => void = ()
           chatDeltas: summarize(round.chatDeltas),
           finals: summarize(round.finals),
           acks: summarize(round.acks),
+          firstWord: summarize(round.firstWord),
           errors: round.errors,
           framesPerClient: (clients.reduce((sum, client) => sum + client.frames, 0) - frames) / options.clients,
           megabytesPerClient: (clients.reduce((sum, client) => sum + client.bytes, 0) - bytes) / options.clients / 1e6,
@@ -483,6 +499,7 @@ export const wsTable = (r: WsResult): string => {
       row("ours: chat deltas (≤ 1 per 150 ms per run)", g.chatDeltas),
       row("ours: chat finals (vs the last word)", g.finals),
       row("ours: chat.send ack", g.acks),
+      row("ours: chat.send → first word (incl. waiting for a run slot)", g.firstWord),
       row("ours: connect → hello-ok (from the start of all connects)", r.connect)
     ]),
     `errors: baseline ${r.baseline.errors}; ours ${r.connectErrors} failed connects${errors === "" ? ", no others" : `, ${errors}`}`,

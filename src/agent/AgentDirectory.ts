@@ -11,6 +11,8 @@ export interface SessionPolicy {
   readonly resetTriggers: ReadonlyArray<string>
   readonly reset: { readonly mode: "daily" | "idle"; readonly atHour: number; readonly idleMinutes: number | undefined }
   readonly passivateAfterMs: number
+  /** Agent runs at once across all sessions (`agents.defaults.maxConcurrent`; OpenClaw's default when unset). */
+  readonly maxConcurrent: number
   readonly supervisor: { readonly maxRestarts: number; readonly withinMs: number; readonly backoffMs: number }
 }
 

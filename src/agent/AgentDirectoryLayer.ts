@@ -8,6 +8,7 @@ import { agentModel, type BeamclawConfig, defaultAgentId, findAgent } from "../c
 import { Paths, resolveAgentWorkspace } from "../config/Paths.ts"
 import { AgentDirectory, UnknownAgent } from "./AgentDirectory.ts"
 import type { AgentSettings } from "./AgentSettings.ts"
+import * as RunLane from "../session/RunLane.ts"
 
 const knownAgents = (config: BeamclawConfig): ReadonlyArray<string> =>
   config.agents.list.length === 0 ? [defaultAgentId(config)] : config.agents.list.map((agent) => agent.id)
@@ -51,6 +52,7 @@ export const layer = Layer.effect(AgentDirectory, Effect.gen(function*() {
       resetTriggers: current.session.resetTriggers,
       reset: { mode: current.session.reset.mode, atHour: current.session.reset.atHour, idleMinutes: current.session.reset.idleMinutes },
       passivateAfterMs: current.session.idle.passivateAfterSeconds * 1000,
+      maxConcurrent: current.agents.defaults.maxConcurrent ?? RunLane.defaultMaxConcurrent(),
       supervisor: {
         maxRestarts: current.session.supervisor.maxRestarts,
         withinMs: current.session.supervisor.withinSeconds * 1000,

@@ -53,6 +53,22 @@ export interface OutboundMessage {
    * the platform drops a repeat (Discord: nonce with enforce_nonce).
    */
   readonly idempotencyKey: string
+  /**
+   * Answer a native command through its interaction instead of posting in the
+   * chat: the first piece fills the deferred answer, the others are follow-ups.
+   */
+  readonly interaction?: OutboundInteraction | undefined
+}
+
+export interface OutboundInteraction {
+  readonly id: string
+  readonly token: string
+  readonly applicationId: string
+  readonly ephemeral: boolean
+  /** When the interaction was created (epoch ms): its token expires 15 minutes later on Discord. */
+  readonly createdAt: number
+  /** This piece is the interaction's original (deferred) answer, not a follow-up. */
+  readonly original: boolean
 }
 
 /** The outbound side of a live connection. */

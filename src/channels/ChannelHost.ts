@@ -170,6 +170,15 @@ export const HELP_TEXT = [
   "/help — this list"
 ].join("\n")
 
+/** OpenClaw's session of a native command's invoker (`agent:<a>:discord:slash:<userId>`); the command targets the routed session. */
+export const nativeCommandSessionKey = (agentId: string, channel: string, senderId: string): string => `agent:${agentId}:${channel}:slash:${senderId}`
+
+/** A native command whose turn had nothing to say (the model answered NO_REPLY): its deferred answer is filled with this. */
+export const SILENT_NATIVE_TEXT = "✅ Done (no reply)."
+
+/** The answer to a native command from someone who may not use it. */
+export const NOT_AUTHORIZED_TEXT = "⛔ You are not authorized to use this command."
+
 /** An outbound message could not be sent (no such channel or account, not connected, a bad target, or the platform refused). */
 export class ChannelSendFailed extends Schema.TaggedError<ChannelSendFailed>()("ChannelSendFailed", {
   message: Schema.String,
@@ -369,14 +378,19 @@ export class ChannelHost extends Context.Service<ChannelHost, {
           Effect.gen(function*() {
             const cut = chunk ?? (yield* chunkingNow)
             const reply = mediaOf === undefined ? { text, files: [], notes: [] } : yield* replyMedia(text, mediaOf)
+            const interaction = job.message.interaction
             const pieces = replyPieces({
               target: { chatId: job.message.chatId },
               ...reply,
               chunk: cut,
               key,
-              replyTo: (index) => replyTo === "all" || (replyTo === "first" && index === 0) ? job.message.messageId : undefined
+              replyTo: (index) => interaction === undefined && (replyTo === "all" || (replyTo === "first" && index === 0)) ? job.message.messageId : undefined
             })
-            return yield* deliver(conn, journal, pieces)
+            // A native command is answered through its interaction: the first piece fills the deferred answer.
+            return yield* deliver(conn, journal, interaction === undefined ? pieces : pieces.map((piece, index) => ({
+              ...piece,
+              interaction: { ...interaction, createdAt: job.message.timestamp, original: index === 0 }
+            })))
           })
 
         /**
@@ -401,8 +415,10 @@ export class ChannelHost extends Context.Service<ChannelHost, {
 
         const runTurn = (conn: ChannelConnection, job: Extract<Job, { _tag: "Turn" }>) =>
           Effect.scoped(Effect.gen(function*() {
-            yield* typingWhile(conn, job.message.chatId)
-            if (job.mentioned && job.message.chatType !== "direct") {
+            // A native command's deferred answer already shows that the bot is working, and it has no message to react to.
+            const native = job.message.interaction !== undefined
+            if (!native) yield* typingWhile(conn, job.message.chatId)
+            if (!native && job.mentioned && job.message.chatType !== "direct") {
               yield* conn.react({ chatId: job.message.chatId }, job.message.messageId, ACK_REACTION).pipe(Effect.ignore)
             }
             const { images, notes } = yield* fetchImages(job.message)
@@ -540,7 +556,10 @@ export class ChannelHost extends Context.Service<ChannelHost, {
                   chunk = yield* chunkingNow
                   yield* journal.replied(job.id, reply, chunk)
                 }
-                if (reply.trim() !== "" && reply.trim().toUpperCase() !== SILENT_TOKEN) {
+                const silent = reply.trim() === "" || reply.trim().toUpperCase() === SILENT_TOKEN
+                // A native command's deferred answer says "thinking…" until it is filled, so silence gets a word too.
+                if (silent && job.message.interaction !== undefined) reply = SILENT_NATIVE_TEXT
+                if (!silent || job.message.interaction !== undefined) {
                   const key = `${channel}:${accountId}:${job.id}:reply`
                   const results = yield* send(conn, job, reply, settings.replyToMode, key, chunk, job.sessionKey)
                   const retry = { _tag: "Deliver" as const, id: job.id, message: job.message, text: reply, key, replyTo: settings.replyToMode, chunk, mediaOf: job.sessionKey }
@@ -552,7 +571,7 @@ export class ChannelHost extends Context.Service<ChannelHost, {
                 const turn = yield* freshTurn(job)
                 if (turn !== undefined) return yield* process(turn)
                 // A summary takes a model call: typing meanwhile, as for a turn.
-                const text = job.command._tag === "Compact"
+                const text = job.command._tag === "Compact" && job.message.interaction === undefined
                   ? yield* Effect.scoped(Effect.andThen(typingWhile(conn, job.message.chatId), command(job)))
                   : yield* command(job)
                 const key = `${channel}:${accountId}:${job.id}:command`
@@ -615,6 +634,14 @@ export class ChannelHost extends Context.Service<ChannelHost, {
             // stopping connection drains (mention gating needs it).
             const selfId = knownSelfId
             const verdict = preflight({ message, policy: settings.policy, routeConfig: routeConfigOf(config), pairedAllowFrom: paired, botUserId: selfId })
+            if (message.interaction !== undefined && (verdict._tag === "Drop" || verdict._tag === "Pair")) {
+              // A native command always gets an answer (Discord shows "thinking…" until it does): a refusal,
+              // as OpenClaw's "not authorized", sent once per interaction (its key is remembered across restarts).
+              const reason = verdict._tag === "Pair" ? "pairing" : verdict.reason
+              yield* Effect.logInfo(`channel ${channel}:${accountId}: refused native command ${message.body.split(/\s/)[0] ?? ""} from ${message.senderId} (${reason})`)
+              const id = `${message.chatId}:${message.messageId}`
+              return yield* enqueue(`refusal:${id}`, { _tag: "Notice", id, message, text: NOT_AUTHORIZED_TEXT, key: `${channel}:${accountId}:${id}:refusal` })
+            }
             if (verdict._tag === "Drop") {
               return yield* Effect.logDebug(`channel ${channel}:${accountId}: ignored message ${message.messageId} (${verdict.reason}${verdict.detail === undefined ? "" : `: ${verdict.detail}`})`)
             }
@@ -654,6 +681,11 @@ export class ChannelHost extends Context.Service<ChannelHost, {
                 return
               }
               case "Command":
+                if (message.interaction !== undefined) {
+                  // OpenClaw runs a native command in the invoker's slash session, targeting the routed conversation;
+                  // every chat command here acts on its target, so the slash session itself holds nothing.
+                  yield* Effect.logDebug(`channel ${channel}:${accountId}: native command in ${nativeCommandSessionKey(verdict.route.agentId, channel, message.senderId)} targets ${verdict.route.sessionKey}`)
+                }
                 // /stop must reach a running turn, so it does not queue behind it.
                 if (verdict.command._tag === "Stop") return yield* enqueue(`stop:${id}`, { _tag: "Command", id, message, command: verdict.command, route: verdict.route })
                 return yield* enqueue(verdict.route.sessionKey, { _tag: "Command", id, message, command: verdict.command, route: verdict.route })

@@ -46,6 +46,21 @@ export const InboundAttachment = Schema.Struct({
 })
 export type InboundAttachment = typeof InboundAttachment.Type
 
+/**
+ * A native command (a Discord slash command): it is answered through the
+ * interaction (its token, valid 15 minutes, edits the deferred answer and
+ * sends follow-ups), not as a message in the chat. Kept in the journal, so
+ * a restart can still answer it while the token is valid.
+ */
+export const InboundInteraction = Schema.Struct({
+  id: PlatformId,
+  token: Schema.String.check(Schema.isNonEmpty()),
+  applicationId: PlatformId,
+  /** The answer is visible to the invoking user only. */
+  ephemeral: Schema.Boolean
+})
+export type InboundInteraction = typeof InboundInteraction.Type
+
 const InboundMessageFields = Schema.Struct({
   channel: ChannelId,
   /** The configured account that received the message (`default` for a single-account setup). */
@@ -91,7 +106,9 @@ const InboundMessageFields = Schema.Struct({
   /** The message replies to one of the bot's own messages (OpenClaw's implicit mention). */
   replyToBot: Schema.Boolean,
   /** When the platform says the message was sent, epoch milliseconds. */
-  timestamp: NonNegativeInt
+  timestamp: NonNegativeInt,
+  /** Set when the message is a native command (slash command) rather than a chat message; `messageId` is then the interaction id. */
+  interaction: Schema.optionalKey(InboundInteraction)
 })
 
 /** A thread message names itself as the chat; anything else is a normalization bug in the adapter. */

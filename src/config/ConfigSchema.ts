@@ -281,7 +281,8 @@ export const AgentDefaultsConfig = Schema.suspend(() =>
       keepRecentTokens: int(0).pipe(withDefault(20_000))
     }).pipe(withDefault({})),
     heartbeat: HeartbeatConfig.pipe(withDefault({})),
-    maxConcurrent: int(1).pipe(withDefault(4))
+    /** Unset: OpenClaw's max(8, available parallelism × 4) (session/RunLane.ts). */
+    maxConcurrent: Schema.optionalKey(int(1))
   })
 )
 
@@ -402,6 +403,9 @@ export const DiscordAccountConfig = Schema.suspend(() =>
   })
 )
 
+/** Native (platform) commands: "auto" is on where the platform has them (Discord), or forced on or off. */
+export const NativeCommandsSetting = Schema.Union([Schema.Literal("auto"), Bool])
+
 export const DiscordConfig = Schema.suspend(() =>
   Schema.Struct({
     enabled: Bool.pipe(withDefault(false)),
@@ -422,6 +426,10 @@ export const DiscordConfig = Schema.suspend(() =>
       /** The privileged Message Content intent; without it guild messages arrive empty unless they mention the bot. */
       messageContent: Bool.pipe(withDefault(true))
     }).pipe(withDefault({})),
+    /** Overrides `commands.native` for Discord: register the chat commands as slash commands. */
+    commands: Schema.optionalKey(Schema.Struct({ native: Schema.optionalKey(NativeCommandsSetting) })),
+    /** Slash-command answers are visible only to the person who ran the command (Discord ephemeral replies). */
+    slashCommand: Schema.Struct({ ephemeral: Bool.pipe(withDefault(true)) }).pipe(withDefault({})),
     /** More than one bot: each runs as its own account (ids like `work`); none means one `default` account from the keys above. */
     accounts: Schema.Record(Schema.String, DiscordAccountConfig).pipe(withDefault({}))
   })
@@ -444,6 +452,10 @@ export const BeamclawConfig = Schema.suspend(() =>
     models: ModelsConfig.pipe(withDefault({})),
     session: SessionConfig.pipe(withDefault({})),
     channels: ChannelsConfig.pipe(withDefault({})),
+    /** Chat commands; `native` registers them as platform commands (Discord slash commands) where a channel has them. */
+    commands: Schema.Struct({
+      native: NativeCommandsSetting.pipe(withDefault("auto"))
+    }).pipe(withDefault({})),
     /** Which agent answers where: OpenClaw's bindings (peer, parent peer, guild and roles, account, channel). */
     bindings: Bindings.pipe(withDefault([])),
     cron: Schema.Struct({
@@ -496,8 +508,7 @@ export const defaultConfig: BeamclawConfig = {
       bootstrapTotalMaxChars: 150_000,
       skipBootstrap: false,
       compaction: { reserveTokens: 16_384, keepRecentTokens: 20_000 },
-      heartbeat: { every: "30m", target: "last", ackMaxChars: 30 },
-      maxConcurrent: 4
+      heartbeat: { every: "30m", target: "last", ackMaxChars: 30 }
     },
     list: []
   },
@@ -522,9 +533,11 @@ export const defaultConfig: BeamclawConfig = {
       replyToMode: "off",
       allowBots: false,
       intents: { messageContent: true },
+      slashCommand: { ephemeral: true },
       accounts: {}
     }
   },
+  commands: { native: "auto" },
   bindings: [],
   cron: { enabled: true, maxConcurrentRuns: 1 },
   hooks: { enabled: false, path: "/hooks" },

@@ -14,6 +14,7 @@ import { SessionCrashed, type SessionUnavailable, TurnAborted, type TurnEvent, T
 import type { ProviderError } from "../provider/Provider.ts"
 import type * as SessionKey from "./SessionKey.ts"
 import { type DeliveryContext, emptySessionEntry, type SessionEntry, SessionStore, type StoreError } from "./SessionStore.ts"
+import type * as RunLane from "./RunLane.ts"
 import * as Transcript from "./Transcript.ts"
 
 /** The session's state could not be read from the store; restarting will not help until the store is fixed. */
@@ -327,7 +328,7 @@ const compactNow = (state: SessionState, instructions: string | undefined) =>
  * disk); a defect is reported to the caller and re-raised, so the host
  * restarts the session from what is on disk.
  */
-export const handle = Effect.fn("SessionActor.handle")(function*(state: SessionState, envelope: Envelope) {
+export const handle = Effect.fn("SessionActor.handle")(function*(state: SessionState, envelope: Envelope, lane: RunLane.RunLane) {
   const store = yield* SessionStore
   const agents = yield* AgentDirectory
   switch (envelope._tag) {
@@ -375,7 +376,7 @@ export const handle = Effect.fn("SessionActor.handle")(function*(state: SessionS
         return { deleted: existed }
       }))
     case "Compact":
-      return yield* Deferred.complete(envelope.reply, compactNow(state, envelope.instructions))
+      return yield* Deferred.complete(envelope.reply, compactNow(state, envelope.instructions).pipe(lane.withSlot((yield* agents.sessionPolicy).maxConcurrent)))
     case "Turn": {
       if (yield* Deferred.isDone(envelope.cancel)) {
         return yield* Queue.fail(envelope.events, new TurnAborted({ sessionKey: state.key.key, message: "the turn was cancelled before it started" }))
@@ -415,9 +416,15 @@ export const handle = Effect.fn("SessionActor.handle")(function*(state: SessionS
       const cancelled = Deferred.await(envelope.cancel).pipe(
         Effect.andThen(Effect.failSync(() => new TurnAborted({ sessionKey: state.key.key, message: "the turn was aborted" })))
       )
-      const exit = yield* Effect.exit(Effect.raceFirst(turn, cancelled))
+      // The session's turn, then a slot in the global lane (OpenClaw's order): held for the turn and the compaction
+      // after it. An abort also ends the wait for the slot.
+      const capacity = (yield* agents.sessionPolicy).maxConcurrent
+      const exit = yield* Effect.scoped(Effect.gen(function*() {
+        const exit = yield* Effect.exit(Effect.raceFirst(Effect.andThen(lane.hold(capacity), turn), cancelled))
+        if (Exit.isSuccess(exit) && turnSession !== undefined && turnSettings !== undefined) yield* compactIfNeeded(turnSession, turnSettings, exit.value, emit)
+        return exit
+      }))
       if (Exit.isSuccess(exit)) {
-        if (turnSession !== undefined && turnSettings !== undefined) yield* compactIfNeeded(turnSession, turnSettings, exit.value, emit)
         yield* finishTurn(state, { completed: true, aborted: false }).pipe(Effect.catchCause((cause) => Effect.logError(`could not update the index for ${state.key.key}`, cause)))
         return yield* Queue.end(envelope.events)
       }

@@ -12,6 +12,7 @@ import type { Models } from "../provider/Models.ts"
 import type { SystemPromptSource, TurnInput } from "../agent/RunLoop.ts"
 import type { ToolRegistry } from "../agent/Tool.ts"
 import { SessionUnavailable, type TurnEvent } from "../agent/TurnEvent.ts"
+import * as RunLane from "./RunLane.ts"
 import * as SessionActor from "./SessionActor.ts"
 import * as SessionKey from "./SessionKey.ts"
 import { type SessionEntry, SessionStore, type StoreError } from "./SessionStore.ts"
@@ -82,6 +83,8 @@ export class Sessions extends Context.Service<Sessions, {
   readonly compact: (key: string, instructions?: string) => Effect.Effect<SessionActor.CompactOutcome, SessionActor.CompactFailure | SessionKey.InvalidSessionKey>
   readonly list: (agentId?: string) => Effect.Effect<ReadonlyArray<SessionRow>, StoreError>
   readonly stats: Effect.Effect<HostStats>
+  /** The global lane of agent runs: turns holding a slot now, and its size. */
+  readonly lane: Effect.Effect<{ readonly running: number; readonly capacity: number }>
 }>()("beamclaw/session/Sessions") {
   static readonly layer = Layer.effect(Sessions, Effect.gen(function*() {
     const store = yield* SessionStore
@@ -147,6 +150,7 @@ export class Sessions extends Context.Service<Sessions, {
      * session's memory and, after a backoff, the next envelope reloads it from
      * the transcript, within the configured restart intensity.
      */
+    const lane = yield* RunLane.make
     const serve = (handle: ActorHandle): Effect.Effect<void, never, SessionStore | AgentDirectory | Models | ToolRegistry | SystemPromptSource> =>
       Effect.gen(function*() {
         while (true) {
@@ -179,7 +183,7 @@ export class Sessions extends Context.Service<Sessions, {
             return
           }
           handle.current = next
-          const exit = yield* SessionActor.handle(state, next).pipe(
+          const exit = yield* SessionActor.handle(state, next, lane).pipe(
             // Whatever happened, nobody is left waiting on this envelope.
             Effect.onExit((exit) => exit._tag === "Success" ? Effect.void : failEnvelope(handle, next, `the session failed: ${describeCause(exit.cause)}`)),
             Effect.exit
@@ -342,7 +346,8 @@ export class Sessions extends Context.Service<Sessions, {
         let serving = 0
         for (const handle of actors.values()) if (handle.serving) serving++
         return { live: actors.size, serving, ...counters }
-      })
+      }),
+      lane: lane.stats
     })
   }))
 }

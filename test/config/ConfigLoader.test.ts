@@ -200,7 +200,7 @@ describe("ConfigLoader", () => {
         decodeConfigText("gateway:\n  prot: 1\n  foo: 2\nagents:\n  list:\n    - id: a\n      modle: x/y\nextra: true\n", "c.yaml")
       )
       assert.deepStrictEqual(error.issues, [
-        { path: "extra", message: "unknown key; allowed keys: agents, bindings, channels, cron, gateway, hooks, logging, models, session" },
+        { path: "extra", message: "unknown key; allowed keys: agents, bindings, channels, commands, cron, gateway, hooks, logging, models, session" },
         {
           path: "gateway.prot",
           message: "unknown key (did you mean `port`?); allowed keys: auth, bind, customBindHost, http, port"

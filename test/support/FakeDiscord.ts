@@ -39,6 +39,10 @@
  *                                          content/embeds/attachments blanked for sessions
  *                                          without MESSAGE_CONTENT unless DM/mentioned/own
  *     redispatchMessage(id)                MESSAGE_CREATE again for an existing message
+ *     dispatchInteraction({user, channelId, commandName, options?, id?}) -> FakeInteraction
+ *                                          INTERACTION_CREATE (chat input) for a registered
+ *                                          command, with member (guild) or user (DM), channel, token
+ *     redispatchInteraction(id)            the same interaction again (same id and token)
  *     dispatchRaw(t, d)                    any dispatch to every live session, unfiltered
  *     dropConnection(code?)                server closes every socket with `code`, or
  *                                          drops TCP when omitted (client sees 1006)
@@ -57,6 +61,21 @@
  *                                          answer `status` (or "reset": destroy the socket);
  *                                          after: true does the work first, then loses
  *                                          the response (the classic duplicate-send trap)
+ *
+ *   Application commands and interactions (REST)
+ *     GET/PUT/POST /applications/{app}/commands, DELETE .../commands/{id}: the global
+ *     commands (bot token; another application id: 403 20012); PUT replaces the set and
+ *     keeps the id of a same-named command, POST upserts by name (201 new, 200 existing);
+ *     names, descriptions, option counts and the 100-command cap checked (50035 / 30032).
+ *     POST /interactions/{id}/{token}/callback (no bot token): type 4 or 5, within
+ *     `interactionCallbackWindowMs` (3 s) or 10062, once or 40060; 204 unless with_response.
+ *     PATCH /webhooks/{app}/{token}/messages/@original and POST /webhooks/{app}/{token}
+ *     (follow-up, ?wait=true answers the message): within `interactionTokenTtlMs` (15 min)
+ *     of the interaction, else 10015 Unknown Webhook; before any callback: 10008 / 10015.
+ *     applicationCommands(), interaction(id) (acknowledged, flags, originalContent,
+ *     followups), interactionResponses (callback / edit-original / followup records).
+ *     Not modelled: MESSAGE_CREATE/UPDATE for non-ephemeral interaction responses,
+ *     guild commands, autocomplete and components.
  *
  *   Records (append-only arrays, oldest first)
  *     sentMessages     messages the bot created (channelId, content, messageReference,
@@ -109,6 +128,16 @@ import { type RawData, WebSocket, WebSocketServer } from "ws"
 import {
   ALL_INTENTS,
   ApiError,
+  ApplicationCommandBody,
+  ApplicationCommandOptionType,
+  BulkCommandsBody,
+  COMMAND_NAME,
+  InteractionCallbackBody,
+  InteractionCallbackType,
+  InteractionType,
+  MAX_APPLICATION_COMMANDS,
+  MessageFlag,
+  WebhookMessageBody,
   type ApiErrorBody,
   CHANNEL_TYPE,
   CloseCode,
@@ -288,6 +317,52 @@ export interface FakeInboundMessage {
   readonly nonce?: string
 }
 
+/** A slash command as a user runs it: `options` are the command's string options by name. */
+export interface FakeInteractionInput {
+  readonly user: FakeUser
+  readonly channelId: string
+  readonly commandName: string
+  readonly options?: Readonly<Record<string, string>>
+  readonly id?: string
+}
+
+export interface FakeInteraction {
+  readonly id: string
+  readonly token: string
+  readonly commandName: string
+  readonly channelId: string
+  readonly userId: string
+  readonly createdAt: number
+  /** An initial response (callback) was accepted. */
+  readonly acknowledged: boolean
+  /** The initial response's flags (64: ephemeral). */
+  readonly flags: number
+  /** The original response's content: undefined while deferred ("thinking…") or unanswered. */
+  readonly originalContent: string | undefined
+  readonly followups: ReadonlyArray<{ readonly id: string; readonly content: string; readonly flags: number }>
+}
+
+/** Every accepted interaction response, in order. */
+export interface InteractionResponseRecord {
+  readonly interactionId: string
+  readonly kind: "callback" | "edit-original" | "followup"
+  /** The callback type (4 message, 5 deferred) for a callback. */
+  readonly callbackType?: number
+  readonly content: string | undefined
+  readonly flags: number
+  readonly messageId: string | undefined
+  readonly at: number
+}
+
+export interface FakeApplicationCommand {
+  readonly id: string
+  readonly name: string
+  readonly description: string
+  readonly type: number
+  readonly options: ReadonlyArray<unknown>
+  readonly version: string
+}
+
 export interface SentMessageRecord {
   readonly id: string
   readonly channelId: string
@@ -433,6 +508,10 @@ export interface FakeDiscordOptions {
   readonly guildCreateDelayMs?: number
   /** Dispatches a session keeps for RESUME (default 10000). */
   readonly resumeBufferSize?: number
+  /** How long after an interaction its initial response is accepted (Discord: 3 s). */
+  readonly interactionCallbackWindowMs?: number
+  /** How long an interaction token accepts edits and follow-ups (Discord: 15 min). */
+  readonly interactionTokenTtlMs?: number
 }
 
 export interface FakeDiscordHandle {
@@ -456,6 +535,14 @@ export interface FakeDiscordHandle {
   /** MESSAGE_CREATE again for a message already dispatched, as Discord's at-least-once delivery may. */
   readonly redispatchMessage: (id: string) => void
   readonly dispatchRaw: (t: string, d: unknown) => void
+  /** INTERACTION_CREATE for a registered chat-input command, as Discord builds it. */
+  readonly dispatchInteraction: (input: FakeInteractionInput) => FakeInteraction
+  /** INTERACTION_CREATE again for the same interaction (same id and token). */
+  readonly redispatchInteraction: (id: string) => void
+  readonly interaction: (id: string) => FakeInteraction | undefined
+  /** The application's registered (global) commands. */
+  readonly applicationCommands: () => ReadonlyArray<FakeApplicationCommand>
+  readonly interactionResponses: ReadonlyArray<InteractionResponseRecord>
   readonly dropConnection: (code?: number, reason?: string) => Promise<void>
   readonly invalidateSession: (resumable: boolean) => void
   readonly sendReconnect: () => void
@@ -558,6 +645,21 @@ interface Conn {
   session: Session | undefined
   closed: boolean
   readonly closedPromise: Promise<void>
+}
+
+interface InteractionState {
+  readonly id: string
+  readonly token: string
+  readonly commandName: string
+  readonly channelId: string
+  readonly guildId: string | null
+  readonly user: FakeUser
+  readonly createdAt: number
+  readonly payload: Record<string, unknown>
+  acknowledged: boolean
+  flags: number
+  original: { id: string; content: string | undefined; edited: boolean } | undefined
+  readonly followups: Array<{ readonly id: string; readonly content: string; readonly flags: number }>
 }
 
 interface Injection {
@@ -676,6 +778,8 @@ export const startFakeDiscord = async (options: FakeDiscordOptions = {}): Promis
   const maxUploadBytes = options.maxUploadBytes ?? 10 * 1024 * 1024
   const guildCreateDelayMs = options.guildCreateDelayMs ?? 10
   const resumeBufferSize = options.resumeBufferSize ?? 10_000
+  const interactionCallbackWindowMs = options.interactionCallbackWindowMs ?? 3000
+  const interactionTokenTtlMs = options.interactionTokenTtlMs ?? 15 * 60_000
 
   const botUser: FakeUser = {
     id: options.botUser?.id ?? snowflake(),
@@ -710,6 +814,9 @@ export const startFakeDiscord = async (options: FakeDiscordOptions = {}): Promis
   const identifies: Array<IdentifyRecord> = []
   const resumes: Array<ResumeRecord> = []
   const protocolErrors: Array<string> = []
+  const interactionResponses: Array<InteractionResponseRecord> = []
+  const appCommands = new Map<string, FakeApplicationCommand & { readonly body: ApplicationCommandBody }>()
+  const interactions = new Map<string, InteractionState>()
   let heartbeatCount = 0
   let nonceHits = 0
   let heartbeatAcks = true
@@ -1704,6 +1811,279 @@ export const startFakeDiscord = async (options: FakeDiscordOptions = {}): Promis
     return { status: 200, json: page.map((m) => apiMessage(m, false)) }
   }
 
+
+  // -------------------------------------------------------------------------
+  // Application commands and interactions
+
+  const decodeCommand = Schema.decodeUnknownResult(ApplicationCommandBody)
+  const decodeBulk = Schema.decodeUnknownResult(BulkCommandsBody)
+  const decodeCallback = Schema.decodeUnknownResult(InteractionCallbackBody)
+  const decodeWebhookMessage = Schema.decodeUnknownResult(WebhookMessageBody)
+
+  const apiCommand = (c: FakeApplicationCommand & { readonly body: ApplicationCommandBody }) => ({
+    id: c.id,
+    application_id: applicationId,
+    version: c.version,
+    default_member_permissions: c.body.default_member_permissions ?? null,
+    type: c.type,
+    name: c.name,
+    name_localizations: null,
+    description: c.description,
+    description_localizations: null,
+    dm_permission: c.body.dm_permission ?? true,
+    ...(c.body.contexts === undefined ? { contexts: null } : { contexts: c.body.contexts }),
+    integration_types: c.body.integration_types ?? [0],
+    nsfw: c.body.nsfw ?? false,
+    ...(c.options.length === 0 ? {} : { options: c.options })
+  })
+
+  /** Why a command body is refused (Discord's field rules for chat-input commands), or undefined. */
+  const commandProblem = (body: ApplicationCommandBody, path: string): ApiErrorBody | undefined => {
+    const type = body.type ?? 1
+    if (!COMMAND_NAME.test(body.name) || body.name !== body.name.toLowerCase()) return formError(`${path}name`, "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid")
+    if (type === 1) {
+      const description = body.description ?? ""
+      if (description.length < 1 || description.length > 100) return formError(`${path}description`, "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
+    }
+    const options = body.options ?? []
+    if (options.length > 25) return formError(`${path}options`, "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
+    for (const [index, option] of options.entries()) {
+      if (!COMMAND_NAME.test(option.name) || option.name !== option.name.toLowerCase()) return formError(`${path}options.${index}.name`, "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid")
+      if (option.description.length < 1 || option.description.length > 100) return formError(`${path}options.${index}.description`, "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
+      if ((option.choices ?? []).length > 25) return formError(`${path}options.${index}.choices`, "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
+    }
+    return undefined
+  }
+
+  const storeCommand = (body: ApplicationCommandBody, existing: { readonly id: string; readonly version: string } | undefined) => {
+    const command = {
+      id: existing?.id ?? snowflake(),
+      name: body.name,
+      description: body.description ?? "",
+      type: body.type ?? 1,
+      options: [...(body.options ?? [])],
+      version: snowflake(),
+      body
+    }
+    appCommands.set(command.id, command)
+    return command
+  }
+
+  const appOr403 = (id: string | undefined): RestReply | undefined =>
+    id === applicationId ? undefined : errorReply(403, { message: "You are not authorized to perform this action on this application", code: ApiError.NotAuthorizedForApplication })
+
+  const listCommands = (ctx: RestContext): RestReply =>
+    appOr403(ctx.params[0]) ?? { status: 200, json: [...appCommands.values()].map(apiCommand) }
+
+  /** PUT: the whole set is replaced; a command keeps its id when its name (and type) stays. */
+  const overwriteCommands = (ctx: RestContext): RestReply => {
+    const refused = appOr403(ctx.params[0])
+    if (refused !== undefined) return refused
+    const decoded = decodeBulk(jsonBodyOf(ctx.body))
+    if (Result.isFailure(decoded)) return errorReply(400, formError("_", "BASE_TYPE_REQUIRED", String(decoded.failure)))
+    if (decoded.success.length > MAX_APPLICATION_COMMANDS) return errorReply(400, formError("_", "BASE_TYPE_MAX_LENGTH", `Must be ${MAX_APPLICATION_COMMANDS} or fewer in length.`))
+    const names = new Set<string>()
+    for (const [index, body] of decoded.success.entries()) {
+      const problem = commandProblem(body, `${index}.`)
+      if (problem !== undefined) return errorReply(400, problem)
+      const key = `${body.type ?? 1}:${body.name}`
+      if (names.has(key)) return errorReply(400, formError(`${index}.name`, "APPLICATION_COMMANDS_DUPLICATE_NAME", `Application command names must be unique`))
+      names.add(key)
+    }
+    const before = [...appCommands.values()]
+    appCommands.clear()
+    const stored = decoded.success.map((body) => storeCommand(body, before.find((c) => c.name === body.name && c.type === (body.type ?? 1))))
+    return { status: 200, json: stored.map(apiCommand) }
+  }
+
+  /** POST: creates, or overwrites the command of the same name (201 when new, 200 when it existed). */
+  const createCommand = (ctx: RestContext): RestReply => {
+    const refused = appOr403(ctx.params[0])
+    if (refused !== undefined) return refused
+    const decoded = decodeCommand(jsonBodyOf(ctx.body))
+    if (Result.isFailure(decoded)) return errorReply(400, formError("name", "BASE_TYPE_REQUIRED", String(decoded.failure)))
+    const problem = commandProblem(decoded.success, "")
+    if (problem !== undefined) return errorReply(400, problem)
+    const existing = [...appCommands.values()].find((c) => c.name === decoded.success.name && c.type === (decoded.success.type ?? 1))
+    if (existing === undefined && appCommands.size >= MAX_APPLICATION_COMMANDS) {
+      return errorReply(400, { message: "Maximum number of application commands reached (100)", code: 30032 })
+    }
+    return { status: existing === undefined ? 201 : 200, json: apiCommand(storeCommand(decoded.success, existing)) }
+  }
+
+  const deleteCommand = (ctx: RestContext): RestReply => {
+    const refused = appOr403(ctx.params[0])
+    if (refused !== undefined) return refused
+    const id = ctx.params[1] ?? ""
+    if (!appCommands.delete(id)) return errorReply(404, { message: "Unknown application command", code: ApiError.UnknownApplicationCommand })
+    return { status: 204 }
+  }
+
+  const interactionView = (state: InteractionState): FakeInteraction => ({
+    id: state.id,
+    token: state.token,
+    commandName: state.commandName,
+    channelId: state.channelId,
+    userId: state.user.id,
+    createdAt: state.createdAt,
+    acknowledged: state.acknowledged,
+    flags: state.flags,
+    originalContent: state.original?.content,
+    followups: [...state.followups]
+  })
+
+  const dispatchInteraction = (input: FakeInteractionInput): FakeInteraction => {
+    const command = [...appCommands.values()].find((c) => c.name === input.commandName && c.type === 1)
+    if (command === undefined) throw new Error(`FakeDiscord: /${input.commandName} is not a registered command (Discord only sends registered ones)`)
+    const channel = channels.get(input.channelId)
+    if (channel === undefined) throw new Error(`FakeDiscord: unknown channel ${input.channelId}`)
+    const guild = channel.guildId === null ? undefined : guilds.get(channel.guildId)
+    const member = guild?.members.get(input.user.id)
+    if (guild !== undefined && member === undefined) throw new Error(`FakeDiscord: ${input.user.id} is not a member of guild ${guild.id}`)
+    const id = input.id ?? snowflake()
+    const token = `aW50ZXJhY3Rpb246${Buffer.from(id).toString("base64url")}${randomBytes(48).toString("base64url")}`
+    const options = Object.entries(input.options ?? {}).map(([name, value]) => ({ name, type: ApplicationCommandOptionType.String, value }))
+    const permissions = DEFAULT_EVERYONE_PERMISSIONS.toString()
+    const payload: Record<string, unknown> = {
+      id,
+      application_id: applicationId,
+      type: InteractionType.ApplicationCommand,
+      data: { id: command.id, name: command.name, type: 1, ...(options.length === 0 ? {} : { options }) },
+      ...(guild === undefined
+        ? { user: apiUser(input.user), context: 1, authorizing_integration_owners: { "1": input.user.id } }
+        : {
+          guild_id: guild.id,
+          guild: { id: guild.id, locale: "en-US", features: [] },
+          guild_locale: "en-US",
+          member: member === undefined ? undefined : { ...apiMember(member), permissions },
+          context: 0,
+          authorizing_integration_owners: { "0": guild.id }
+        }),
+      channel: apiChannel(channel),
+      channel_id: channel.id,
+      token,
+      version: 1,
+      app_permissions: permissions,
+      locale: "en-US",
+      entitlements: [],
+      attachment_size_limit: maxUploadBytes
+    }
+    const state: InteractionState = {
+      id,
+      token,
+      commandName: command.name,
+      channelId: channel.id,
+      guildId: channel.guildId,
+      user: input.user,
+      createdAt: Date.now(),
+      payload,
+      acknowledged: false,
+      flags: 0,
+      original: undefined,
+      followups: []
+    }
+    interactions.set(id, state)
+    dispatchTo("INTERACTION_CREATE", () => payload, { guildId: channel.guildId })
+    return interactionView(state)
+  }
+
+  /** An interaction response as a message object (what the webhook routes answer). */
+  const interactionMessage = (state: InteractionState, id: string, content: string, flags: number, original: boolean) => ({
+    id,
+    type: original ? 20 : 0,
+    channel_id: state.channelId,
+    author: apiUser(botUser),
+    content,
+    timestamp: nowIso(),
+    edited_timestamp: null,
+    tts: false,
+    mention_everyone: false,
+    mentions: [],
+    mention_roles: [],
+    attachments: [],
+    embeds: [],
+    components: [],
+    pinned: false,
+    flags,
+    application_id: applicationId,
+    webhook_id: applicationId,
+    interaction_metadata: { id: state.id, type: InteractionType.ApplicationCommand, user: apiUser(state.user), authorizing_integration_owners: {}, name: state.commandName }
+  })
+
+  const unknownInteraction = (): RestReply => errorReply(404, { message: "Unknown interaction", code: ApiError.UnknownInteraction })
+  const unknownWebhook = (): RestReply => errorReply(404, { message: "Unknown Webhook", code: ApiError.UnknownWebhook })
+
+  const interactionCallback = (ctx: RestContext): RestReply => {
+    const state = interactions.get(ctx.params[0] ?? "")
+    if (state === undefined || state.token !== ctx.params[1]) return unknownInteraction()
+    if (state.acknowledged) return errorReply(400, { message: "Interaction has already been acknowledged.", code: ApiError.InteractionAlreadyAcknowledged })
+    if (Date.now() - state.createdAt > interactionCallbackWindowMs) return unknownInteraction()
+    const decoded = decodeCallback(jsonBodyOf(ctx.body))
+    if (Result.isFailure(decoded)) return errorReply(400, formError("type", "BASE_TYPE_REQUIRED", String(decoded.failure)))
+    const { type, data } = decoded.success
+    if (type !== InteractionCallbackType.ChannelMessageWithSource && type !== InteractionCallbackType.DeferredChannelMessageWithSource) {
+      return errorReply(400, formError("type", "INTERACTION_RESPONSE_TYPE_INVALID", "Interaction response type is not valid for this interaction"))
+    }
+    const flags = data?.flags ?? 0
+    if ((flags & ~MessageFlag.Ephemeral) !== 0) return errorReply(400, formError("data.flags", "MESSAGE_FLAGS_INVALID", "Invalid flags"))
+    const content = type === InteractionCallbackType.ChannelMessageWithSource ? data?.content ?? "" : undefined
+    if (content !== undefined && content.length > MAX_CONTENT_LENGTH) {
+      return errorReply(400, formError("data.content", "BASE_TYPE_MAX_LENGTH", `Must be ${MAX_CONTENT_LENGTH} or fewer in length.`))
+    }
+    state.acknowledged = true
+    state.flags = flags
+    state.original = { id: snowflake(), content, edited: false }
+    interactionResponses.push({ interactionId: state.id, kind: "callback", callbackType: type, content, flags, messageId: state.original.id, at: Date.now() })
+    if (ctx.query.get("with_response") !== "true") return { status: 204 }
+    const loading = type === InteractionCallbackType.DeferredChannelMessageWithSource ? MessageFlag.Loading : 0
+    return {
+      status: 200,
+      json: {
+        interaction: { id: state.id, type: InteractionType.ApplicationCommand, activity_instance_id: null, response_message_id: state.original.id, response_message_loading: loading !== 0, response_message_ephemeral: (flags & MessageFlag.Ephemeral) !== 0 },
+        resource: { type, message: interactionMessage(state, state.original.id, content ?? "", flags | loading, true) }
+      }
+    }
+  }
+
+  /** The interaction a webhook token belongs to, while the token is valid. */
+  const interactionOfToken = (app: string | undefined, token: string | undefined): InteractionState | undefined => {
+    if (app !== applicationId) return undefined
+    const state = [...interactions.values()].find((i) => i.token === token)
+    return state === undefined || Date.now() - state.createdAt > interactionTokenTtlMs ? undefined : state
+  }
+
+  const editOriginal = (ctx: RestContext): RestReply => {
+    const state = interactionOfToken(ctx.params[0], ctx.params[1])
+    if (state === undefined) return unknownWebhook()
+    if (!state.acknowledged || state.original === undefined) return unknownEntity("message")
+    if (ctx.body.kind === "invalid") return errorReply(400, { message: ctx.body.reason, code: ApiError.InvalidJson })
+    const decoded = decodeWebhookMessage(jsonBodyOf(ctx.body) ?? {})
+    if (Result.isFailure(decoded)) return errorReply(400, formError("content", "BASE_TYPE_REQUIRED", String(decoded.failure)))
+    const content = decoded.success.content ?? state.original.content ?? ""
+    if (content.length > MAX_CONTENT_LENGTH) return errorReply(400, formError("content", "BASE_TYPE_MAX_LENGTH", `Must be ${MAX_CONTENT_LENGTH} or fewer in length.`))
+    state.original.content = content
+    state.original.edited = true
+    interactionResponses.push({ interactionId: state.id, kind: "edit-original", content, flags: state.flags, messageId: state.original.id, at: Date.now() })
+    return { status: 200, json: interactionMessage(state, state.original.id, content, state.flags, true) }
+  }
+
+  const followup = (ctx: RestContext): RestReply => {
+    const state = interactionOfToken(ctx.params[0], ctx.params[1])
+    if (state === undefined || !state.acknowledged) return unknownWebhook()
+    if (ctx.body.kind === "invalid") return errorReply(400, { message: ctx.body.reason, code: ApiError.InvalidJson })
+    const decoded = decodeWebhookMessage(jsonBodyOf(ctx.body) ?? {})
+    if (Result.isFailure(decoded)) return errorReply(400, formError("content", "BASE_TYPE_REQUIRED", String(decoded.failure)))
+    const content = decoded.success.content ?? ""
+    const flags = decoded.success.flags ?? 0
+    if ((flags & ~MessageFlag.Ephemeral) !== 0) return errorReply(400, formError("flags", "MESSAGE_FLAGS_INVALID", "Invalid flags"))
+    if (content.length > MAX_CONTENT_LENGTH) return errorReply(400, formError("content", "BASE_TYPE_MAX_LENGTH", `Must be ${MAX_CONTENT_LENGTH} or fewer in length.`))
+    if (content.trim() === "" && ctx.body.kind !== "multipart") return errorReply(400, { message: "Cannot send an empty message", code: ApiError.EmptyMessage })
+    const id = snowflake()
+    state.followups.push({ id, content, flags })
+    interactionResponses.push({ interactionId: state.id, kind: "followup", content, flags, messageId: id, at: Date.now() })
+    return ctx.query.get("wait") === "true" ? { status: 200, json: interactionMessage(state, id, content, flags, false) } : { status: 204 }
+  }
+
   const routes: ReadonlyArray<Route> = [
     {
       method: "GET",
@@ -1838,7 +2218,15 @@ export const startFakeDiscord = async (options: FakeDiscordOptions = {}): Promis
         status: 200,
         json: { id: applicationId, name: botUser.username, icon: null, description: "", bot_public: true, bot_require_code_grant: false, verify_key: "0", flags: 0, bot: apiUser(botUser) }
       })
-    }
+    },
+    { method: "GET", pattern: /^\/applications\/(\d+)\/commands$/, auth: true, handle: listCommands },
+    { method: "PUT", pattern: /^\/applications\/(\d+)\/commands$/, auth: true, handle: overwriteCommands },
+    { method: "POST", pattern: /^\/applications\/(\d+)\/commands$/, auth: true, handle: createCommand },
+    { method: "DELETE", pattern: /^\/applications\/(\d+)\/commands\/(\d+)$/, auth: true, handle: deleteCommand },
+    // Interaction responses are authorized by the interaction's token in the path, not the bot token.
+    { method: "POST", pattern: /^\/interactions\/(\d+)\/([^/]+)\/callback$/, auth: false, handle: interactionCallback },
+    { method: "PATCH", pattern: /^\/webhooks\/(\d+)\/([^/]+)\/messages\/(?:@|%40)original$/, auth: false, handle: editOriginal },
+    { method: "POST", pattern: /^\/webhooks\/(\d+)\/([^/]+)$/, auth: false, handle: followup }
   ]
 
   // -------------------------------------------------------------------------
@@ -2114,6 +2502,18 @@ export const startFakeDiscord = async (options: FakeDiscordOptions = {}): Promis
       dispatchMessageCreate(message)
     },
     dispatchRaw: (t, d) => dispatchTo(t, () => d),
+    dispatchInteraction,
+    redispatchInteraction: (id) => {
+      const state = interactions.get(id)
+      if (state === undefined) throw new Error(`FakeDiscord: unknown interaction ${id}`)
+      dispatchTo("INTERACTION_CREATE", () => state.payload, { guildId: state.guildId })
+    },
+    interaction: (id) => {
+      const state = interactions.get(id)
+      return state === undefined ? undefined : interactionView(state)
+    },
+    applicationCommands: () => [...appCommands.values()].map(({ body: _body, ...command }) => command),
+    interactionResponses,
     dropConnection,
     invalidateSession,
     sendReconnect: () => sendOp(GatewayOp.Reconnect),

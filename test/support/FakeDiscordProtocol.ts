@@ -129,12 +129,18 @@ export const DEFAULT_EVERYONE_PERMISSIONS = Object.values(Permission).reduce((al
 /** JSON error body codes used by the REST API. */
 export const ApiError = {
   General: 0,
+  UnknownApplication: 10002,
   UnknownChannel: 10003,
   UnknownGuild: 10004,
   UnknownMember: 10007,
   UnknownMessage: 10008,
   UnknownUser: 10013,
   UnknownEmoji: 10014,
+  UnknownWebhook: 10015,
+  UnknownInteraction: 10062,
+  UnknownApplicationCommand: 10063,
+  NotAuthorizedForApplication: 20012,
+  InteractionAlreadyAcknowledged: 40060,
   RequestEntityTooLarge: 40005,
   MissingAccess: 50001,
   CannotExecuteOnDm: 50003,
@@ -250,6 +256,85 @@ export const EditMessageBody = Schema.Struct({
 })
 
 export const CreateDmBody = Schema.Struct({ recipient_id: Schema.String })
+
+/** Interaction and command type numbers (https://discord.com/developers/docs/interactions/receiving-and-responding). */
+export const InteractionType = { Ping: 1, ApplicationCommand: 2, MessageComponent: 3, Autocomplete: 4, ModalSubmit: 5 } as const
+export const InteractionCallbackType = { Pong: 1, ChannelMessageWithSource: 4, DeferredChannelMessageWithSource: 5, DeferredUpdateMessage: 6, UpdateMessage: 7 } as const
+export const ApplicationCommandOptionType = { String: 3, Integer: 4, Boolean: 5, User: 6, Channel: 7, Role: 8, Mentionable: 9, Number: 10, Attachment: 11 } as const
+export const MessageFlag = { Ephemeral: 1 << 6, Loading: 1 << 7 } as const
+/** An application's commands are capped at 100 (chat input), names 1-32 lower-case word characters, descriptions 1-100. */
+export const MAX_APPLICATION_COMMANDS = 100
+export const COMMAND_NAME = /^[-_'\p{L}\p{N}\p{sc=Deva}\p{sc=Thai}]{1,32}$/u
+
+const CommandChoice = Schema.Struct({
+  name: Schema.String,
+  name_localizations: Schema.optionalKey(Schema.NullOr(Schema.Unknown)),
+  value: Schema.Union([Schema.String, Schema.Number])
+})
+
+const CommandOption = Schema.Struct({
+  type: Schema.Number,
+  name: Schema.String,
+  name_localizations: Schema.optionalKey(Schema.NullOr(Schema.Unknown)),
+  description: Schema.String,
+  description_localizations: Schema.optionalKey(Schema.NullOr(Schema.Unknown)),
+  required: Schema.optionalKey(Schema.Boolean),
+  choices: Schema.optionalKey(Schema.Array(CommandChoice)),
+  autocomplete: Schema.optionalKey(Schema.Boolean),
+  min_length: Schema.optionalKey(Schema.Number),
+  max_length: Schema.optionalKey(Schema.Number),
+  min_value: Schema.optionalKey(Schema.Number),
+  max_value: Schema.optionalKey(Schema.Number),
+  channel_types: Schema.optionalKey(Schema.Array(Schema.Number)),
+  options: Schema.optionalKey(Schema.Array(Schema.Unknown))
+})
+
+/** One command in PUT (bulk overwrite) or POST /applications/{id}/commands (what discord.js's transformCommand sends). */
+export const ApplicationCommandBody = Schema.Struct({
+  name: Schema.String,
+  name_localizations: Schema.optionalKey(Schema.NullOr(Schema.Unknown)),
+  description: Schema.optionalKey(Schema.String),
+  description_localizations: Schema.optionalKey(Schema.NullOr(Schema.Unknown)),
+  type: Schema.optionalKey(Schema.Number),
+  options: Schema.optionalKey(Schema.NullOr(Schema.Array(CommandOption))),
+  default_member_permissions: Schema.optionalKey(Schema.NullOr(Schema.String)),
+  dm_permission: Schema.optionalKey(Schema.NullOr(Schema.Boolean)),
+  nsfw: Schema.optionalKey(Schema.Boolean),
+  integration_types: Schema.optionalKey(Schema.NullOr(Schema.Array(Schema.Number))),
+  contexts: Schema.optionalKey(Schema.NullOr(Schema.Array(Schema.Number))),
+  handler: Schema.optionalKey(Schema.Number)
+})
+export type ApplicationCommandBody = typeof ApplicationCommandBody.Type
+export const BulkCommandsBody = Schema.Array(ApplicationCommandBody)
+
+/** POST /interactions/{id}/{token}/callback body. */
+export const InteractionCallbackBody = Schema.Struct({
+  type: Schema.Number,
+  data: Schema.optionalKey(Schema.NullOr(Schema.Struct({
+    content: Schema.optionalKey(Schema.NullOr(Schema.String)),
+    flags: Schema.optionalKey(Schema.NullOr(Schema.Number)),
+    tts: Schema.optionalKey(Schema.NullOr(Schema.Boolean)),
+    embeds: Schema.optionalKey(Schema.NullOr(Schema.Array(Schema.Unknown))),
+    allowed_mentions: Schema.optionalKey(Schema.NullOr(Schema.Unknown)),
+    components: Schema.optionalKey(Schema.NullOr(Schema.Array(Schema.Unknown))),
+    attachments: Schema.optionalKey(Schema.NullOr(Schema.Array(Schema.Unknown)))
+  })))
+})
+
+/** PATCH /webhooks/{app}/{token}/messages/@original and POST /webhooks/{app}/{token} (follow-up) bodies. */
+export const WebhookMessageBody = Schema.Struct({
+  content: Schema.optionalKey(Schema.NullOr(Schema.String)),
+  flags: Schema.optionalKey(Schema.NullOr(Schema.Number)),
+  tts: Schema.optionalKey(Schema.NullOr(Schema.Boolean)),
+  embeds: Schema.optionalKey(Schema.NullOr(Schema.Array(Schema.Unknown))),
+  allowed_mentions: Schema.optionalKey(Schema.NullOr(Schema.Unknown)),
+  components: Schema.optionalKey(Schema.NullOr(Schema.Array(Schema.Unknown))),
+  attachments: Schema.optionalKey(Schema.NullOr(Schema.Array(Schema.Unknown))),
+  username: Schema.optionalKey(Schema.NullOr(Schema.String)),
+  avatar_url: Schema.optionalKey(Schema.NullOr(Schema.String)),
+  thread_name: Schema.optionalKey(Schema.NullOr(Schema.String)),
+  poll: Schema.optionalKey(Schema.NullOr(Schema.Unknown))
+})
 
 // ---------------------------------------------------------------------------
 // Error bodies

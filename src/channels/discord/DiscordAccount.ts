@@ -6,15 +6,21 @@
  * discord.js handles heartbeats, resume and rate-limit buckets; this module
  * turns its lifecycle into account status and stops for good on the close
  * codes a reconnect cannot fix (bad token, disallowed intents).
+ * Slash commands (when native commands are on): registered beside the
+ * connection once it is ready (NativeCommands), each interaction deferred
+ * at once (Discord wants a first response within 3 s) and handed on as the
+ * typed command it stands for; its answer goes back through the interaction's
+ * webhook token while that is valid (15 minutes).
  * discord.js is imported on the first start of an account, never at boot.
  */
 import { createHash } from "node:crypto"
-import type { Client, Message } from "discord.js"
-import { Deferred, Duration, Effect, Queue, Redacted, Result } from "effect"
-import { type AccountContext, ChannelError, type ChannelConnection, SendError } from "../Channel.ts"
+import type { ChatInputCommandInteraction, Client, Message } from "discord.js"
+import { Clock, Deferred, Duration, Effect, Queue, Redacted, Result } from "effect"
+import { type AccountContext, ChannelError, type ChannelConnection, type OutboundInteraction, type OutboundMessage, SendError } from "../Channel.ts"
 import { errnoCode } from "../../platform/Errno.ts"
 import { detectExplicitMention } from "../Access.ts"
 import { decodeInboundMessage, type InboundMessage } from "../InboundMessage.ts"
+import { commandTextOf, isNativeCommandName, syncNativeCommands } from "./NativeCommands.ts"
 
 export const CHANNEL_ID = "discord"
 
@@ -37,7 +43,17 @@ export interface DiscordAccountOptions {
   /** REST base such as `https://discord.com/api`; discord.js takes the gateway URL from GET /gateway/bot. */
   readonly apiBaseUrl?: string | undefined
   readonly messageContentIntent: boolean
+  /** Register the chat commands as slash commands and answer them (else ours are removed and interactions ignored). */
+  readonly nativeCommands: boolean
+  /** Slash-command answers are visible to the invoking user only. */
+  readonly ephemeral: boolean
 }
+
+/** Discord accepts an interaction's follow-ups and edits for 15 minutes after it was created. */
+export const INTERACTION_TOKEN_TTL_MS = 15 * 60_000
+const EPHEMERAL_FLAG = 1 << 6
+/** Discord's code for a second initial response to an interaction: a redelivered interaction. */
+const ALREADY_ACKNOWLEDGED = 40060
 
 /** Discord's nonce is at most 25 characters: a digest of the idempotency key, stable across restarts. */
 export const nonceOf = (idempotencyKey: string): string => createHash("sha256").update(idempotencyKey).digest("base64url").slice(0, 25)
@@ -105,11 +121,56 @@ export const normalize = (message: Message, accountId: string, botId: string): R
   return Result.mapError(decodeInboundMessage(candidate), (error) => error.message)
 }
 
+/** The normalized form of a slash command: the command's text from the user, in the chat it was run in. */
+export const normalizeInteraction = (interaction: ChatInputCommandInteraction, accountId: string, ephemeral: boolean): Result.Result<InboundMessage, string> => {
+  const channel = interaction.channel
+  const isDm = interaction.guildId === null
+  const isThread = channel?.isThread() ?? false
+  const parentId = channel !== null && channel.isThread() ? channel.parentId : null
+  const name = channel !== null && !isThread && "name" in channel && typeof channel.name === "string" ? channel.name : undefined
+  const member = interaction.inCachedGuild() ? interaction.member : null
+  const roles = member !== null ? [...member.roles.cache.keys()] : interaction.member !== null && Array.isArray(interaction.member.roles) ? interaction.member.roles : []
+  const displayName = member?.displayName ?? interaction.user.globalName ?? interaction.user.username
+  const chatId = interaction.channelId ?? ""
+  const candidate = {
+    channel: CHANNEL_ID,
+    accountId,
+    messageId: interaction.id,
+    chatType: isDm ? "direct" : "channel",
+    chatId,
+    from: isDm ? `discord:${interaction.user.id}` : `discord:channel:${chatId}`,
+    to: `channel:${chatId}`,
+    senderId: interaction.user.id,
+    ...(displayName ? { senderName: displayName } : {}),
+    senderUsername: interaction.user.username,
+    isBot: interaction.user.bot,
+    body: commandTextOf(interaction),
+    ...(isThread ? { threadId: chatId } : {}),
+    ...(parentId !== null ? { parentId } : {}),
+    ...(name === undefined ? {} : { chatName: name }),
+    ...(interaction.guildId === null ? {} : { guildId: interaction.guildId }),
+    ...(interaction.guild === null ? {} : { guildName: interaction.guild.name }),
+    memberRoleIds: roles.filter((id) => id !== interaction.guildId),
+    attachments: [],
+    // A slash command is addressed to the bot: mention gating lets it through, command authorization decides.
+    wasMentioned: true,
+    hasAnyMention: true,
+    replyToBot: false,
+    timestamp: interaction.createdTimestamp,
+    interaction: { id: interaction.id, token: interaction.token, applicationId: interaction.applicationId, ephemeral }
+  }
+  return Result.mapError(decodeInboundMessage(candidate), (error) => error.message)
+}
+
+const apiCodeOf = (error: unknown): number | undefined =>
+  typeof error === "object" && error !== null && "code" in error && typeof error.code === "number" ? error.code : undefined
+
 type LifecycleEvent =
   | { readonly _tag: "Up" }
   | { readonly _tag: "Down"; readonly code: number }
   | { readonly _tag: "Problem"; readonly message: string }
   | { readonly _tag: "Inbound"; readonly message: Message }
+  | { readonly _tag: "Command"; readonly interaction: ChatInputCommandInteraction }
 
 /**
  * Runs the account until its scope closes. Fails with a fatal ChannelError on
@@ -123,7 +184,7 @@ export const run = (options: DiscordAccountOptions, context: AccountContext) =>
       try: () => import("discord.js"),
       catch: (error) => fail(`cannot load discord.js: ${messageOf(error)}`, true)
     })
-    const { GatewayIntentBits: Intents, Partials, Events, Routes } = discord
+    const { GatewayIntentBits: Intents, Partials, Events, Routes, MessageFlags } = discord
 
     // Everything discord.js tells us goes through one queue, handled in order by this fiber.
     const events = yield* Queue.unbounded<LifecycleEvent>()
@@ -153,6 +214,24 @@ export const run = (options: DiscordAccountOptions, context: AccountContext) =>
     client.on(Events.ShardError, (error) => Queue.offerUnsafe(events, { _tag: "Problem", message: `gateway error: ${error.message}` }))
     client.on(Events.Error, (error) => Queue.offerUnsafe(events, { _tag: "Problem", message: `client error: ${error.message}` }))
     client.on(Events.MessageCreate, (message) => Queue.offerUnsafe(events, { _tag: "Inbound", message }))
+    if (options.nativeCommands) {
+      client.on(Events.InteractionCreate, (interaction) => {
+        if (!interaction.isChatInputCommand() || !isNativeCommandName(interaction.commandName)) return
+        // Discord wants the first response within 3 s, so the deferral is sent here, before the command waits on
+        // anything; it is handed on once acknowledged, so the answer never races the deferral. A redelivered
+        // interaction is refused by Discord (already acknowledged) and then de-duplicated like a message.
+        interaction.deferReply(options.ephemeral ? { flags: MessageFlags.Ephemeral } : {}).then(
+          () => Queue.offerUnsafe(events, { _tag: "Command", interaction }),
+          (error: unknown) => {
+            if (apiCodeOf(error) !== ALREADY_ACKNOWLEDGED) {
+              Queue.offerUnsafe(events, { _tag: "Problem", message: `could not acknowledge /${interaction.commandName} (${interaction.id}): ${messageOf(error)}` })
+            }
+            // Still handed on: a redelivery is answered once by the de-dupe, and an answer that cannot go is dead-lettered.
+            Queue.offerUnsafe(events, { _tag: "Command", interaction })
+          }
+        )
+      })
+    }
 
     // discord.js retries a gateway that never says READY forever; a login that hangs is a failure the supervisor retries.
     yield* Effect.tryPromise({
@@ -179,10 +258,40 @@ export const run = (options: DiscordAccountOptions, context: AccountContext) =>
     const signalled = <A>(request: (signal: AbortSignal) => Promise<A>) =>
       Effect.tryPromise({ try: request, catch: sendErrorOf })
 
+    /** An answer through the interaction: the original (deferred) response edited, or a follow-up. */
+    const answer = (message: OutboundMessage, interaction: OutboundInteraction) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        if (now - interaction.createdAt > INTERACTION_TOKEN_TTL_MS) {
+          yield* Effect.logWarning(
+            `discord: the answer to interaction ${interaction.id} cannot be sent: its token expired (Discord allows ${INTERACTION_TOKEN_TTL_MS / 60_000} minutes, it is ${Math.round((now - interaction.createdAt) / 60_000)} minutes old)`
+          )
+          return yield* new SendError({ message: `the interaction token expired (interaction ${interaction.id} is older than 15 minutes)`, retryable: false })
+        }
+        const files = message.files === undefined || message.files.length === 0
+          ? {}
+          : { files: message.files.map((file) => ({ name: file.name, data: file.data, ...(file.contentType === undefined ? {} : { contentType: file.contentType }) })) }
+        const body = { content: message.text, allowed_mentions: { parse: ["users"] } }
+        const created = yield* signalled((signal) =>
+          interaction.original
+            ? client.rest.patch(Routes.webhookMessage(interaction.applicationId, interaction.token, "@original"), { signal, auth: false, ...files, body })
+            : client.rest.post(Routes.webhook(interaction.applicationId, interaction.token), {
+              signal,
+              auth: false,
+              query: new URLSearchParams({ wait: "true" }),
+              ...files,
+              body: { ...body, ...(interaction.ephemeral ? { flags: EPHEMERAL_FLAG } : {}) }
+            })
+        )
+        const id = idOf(created)
+        if (id === undefined) return yield* new SendError({ message: "Discord answered the interaction response without a message id", retryable: false })
+        return { messageId: id }
+      })
+
     const connection: ChannelConnection = {
       selfId: client.user?.id,
       send: (message) =>
-        signalled((signal) =>
+        message.interaction !== undefined ? Effect.tap(answer(message, message.interaction), () => context.outbound) : signalled((signal) =>
           client.rest.post(Routes.channelMessages(message.target.chatId), {
             signal,
             ...(message.files === undefined || message.files.length === 0
@@ -240,6 +349,17 @@ export const run = (options: DiscordAccountOptions, context: AccountContext) =>
           case "Problem":
             yield* context.problem(event.message)
             break
+          case "Command": {
+            const normalized = normalizeInteraction(event.interaction, options.accountId, options.ephemeral)
+            if (Result.isFailure(normalized)) {
+              yield* Effect.logError(`discord: dropped interaction ${event.interaction.id} that could not be normalized: ${normalized.failure}`)
+              yield* context.problem(`a slash command could not be read: ${normalized.failure}`)
+              break
+            }
+            yield* context.inbound
+            yield* context.receive(normalized.success)
+            break
+          }
           case "Inbound": {
             const botId = client.user?.id
             if (botId === undefined) break
@@ -259,5 +379,10 @@ export const run = (options: DiscordAccountOptions, context: AccountContext) =>
       }
     }))
     yield* context.attach(connection)
+    // Registration runs beside the connection: a slow or refused registration never holds up the messages.
+    yield* Effect.forkScoped(syncNativeCommands(client, discord, options.nativeCommands).pipe(
+      Effect.tap((outcome) => Effect.logInfo(`discord:${options.accountId}: slash commands ${outcome}`)),
+      Effect.catch((error) => context.problem(`slash commands could not be registered: ${error}`))
+    ))
     return yield* Deferred.await(fatal)
   })

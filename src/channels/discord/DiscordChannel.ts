@@ -10,6 +10,7 @@ import { type ChannelAccount, ChannelError, type ChannelPlugin } from "../Channe
 import { type AccountSettings, ChannelHost, type DiscordSection, discordSettingsOf } from "../ChannelHost.ts"
 import { DEFAULT_ACCOUNT_ID, normalizeAccountId } from "../Routing.ts"
 import * as DiscordAccount from "./DiscordAccount.ts"
+import { nativeCommandsEnabled } from "./NativeCommands.ts"
 
 const tokenFromEnv = Config.option(Config.String("DISCORD_BOT_TOKEN")).pipe(Config.map(Option.getOrUndefined))
 
@@ -41,7 +42,7 @@ export const discordAccounts = (discord: DiscordSection): ReadonlyArray<{ readon
 
 export const plugin: ChannelPlugin<ChannelHost> = {
   id: DiscordAccount.CHANNEL_ID,
-  configOf: (config) => config.channels.discord,
+  configOf: (config) => ({ discord: config.channels.discord, native: config.commands.native }),
   accounts: (config: BeamclawConfig) =>
     Effect.gen(function*() {
       const host = yield* ChannelHost
@@ -68,7 +69,14 @@ export const plugin: ChannelPlugin<ChannelHost> = {
               const settings: Effect.Effect<AccountSettings> = Effect.succeed(discordSettingsOf(discord))
               const endpoint = yield* host.bind(DiscordAccount.CHANNEL_ID, accountId, settings)
               return yield* DiscordAccount.run(
-                { accountId, token, apiBaseUrl: discord.apiBaseUrl, messageContentIntent: discord.intents.messageContent },
+                {
+                  accountId,
+                  token,
+                  apiBaseUrl: discord.apiBaseUrl,
+                  messageContentIntent: discord.intents.messageContent,
+                  nativeCommands: nativeCommandsEnabled(config.commands.native, discord),
+                  ephemeral: discord.slashCommand.ephemeral
+                },
                 { ...reporter, ...endpoint }
               )
             })

@@ -1,0 +1,58 @@
+/**
+ * The global lane of agent runs (OpenClaw's `main` lane): at most
+ * `agents.defaults.maxConcurrent` turns run at once across all sessions,
+ * each session still one turn at a time (its actor). A turn waits for a
+ * slot before its model call starts, in arrival order; an abort while it
+ * waits cancels the wait. Under a burst, the turns that run get the CPU and
+ * stream promptly, instead of every turn starting at once and all of them
+ * streaming slowly.
+ */
+import * as os from "node:os"
+import { Effect, type Scope, Semaphore } from "effect"
+
+/** OpenClaw's default when `maxConcurrent` is not set: max(8, available parallelism × 4). */
+export const defaultMaxConcurrent = (parallelism: number = os.availableParallelism()): number => Math.max(8, parallelism * 4)
+
+export interface RunLane {
+  /** Runs `effect` holding one slot of a lane of `capacity` (the current config's, resized as it changes). */
+  readonly withSlot: (capacity: number) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /** Waits for a slot and holds it until the scope closes. */
+  readonly hold: (capacity: number) => Effect.Effect<void, never, Scope.Scope>
+  /** Turns holding a slot now, and the lane's size. */
+  readonly stats: Effect.Effect<{ readonly running: number; readonly capacity: number }>
+}
+
+export const make: Effect.Effect<RunLane> = Effect.gen(function*() {
+  let capacity = defaultMaxConcurrent()
+  let running = 0
+  const slots = yield* Semaphore.make(capacity)
+  const resize = (wanted: number) => Effect.suspend(() => {
+    if (wanted === capacity) return Effect.void
+    capacity = wanted
+    return slots.resize(wanted)
+  })
+  return {
+    withSlot: (wanted) => (effect) =>
+      Effect.andThen(
+        resize(wanted),
+        slots.withPermits(1)(Effect.suspend(() => {
+          running++
+          return Effect.ensuring(effect, Effect.sync(() => { running-- }))
+        }))
+      ),
+    hold: (wanted) =>
+      Effect.andThen(
+        resize(wanted),
+        Effect.uninterruptibleMask((restore) =>
+          Effect.andThen(
+            restore(slots.take(1)),
+            Effect.andThen(
+              Effect.sync(() => { running++ }),
+              Effect.addFinalizer(() => Effect.andThen(Effect.sync(() => { running-- }), slots.release(1)))
+            )
+          )
+        )
+      ),
+    stats: Effect.sync(() => ({ running, capacity }))
+  }
+})

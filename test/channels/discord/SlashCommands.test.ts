@@ -1,0 +1,309 @@
+/**
+ * The chat commands as Discord slash commands, end to end: the real
+ * discord.js against the fake Discord, the channel layer, the real session
+ * layer against the fake Anthropic API. Registration on connect (and not
+ * again when unchanged, and removal when turned off), answers through the
+ * interaction (deferred, then the original edited; ephemeral by default),
+ * the same access rules as typed commands, once per interaction, and the
+ * journal across a restart.
+ */
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+import { ChannelHost, NOT_AUTHORIZED_TEXT, SILENT_NATIVE_TEXT } from "../../../src/channels/ChannelHost.ts"
+import { ChannelSupervisor } from "../../../src/channels/ChannelSupervisor.ts"
+import { InboundDedupe } from "../../../src/channels/Dedupe.ts"
+import * as DiscordChannel from "../../../src/channels/discord/DiscordChannel.ts"
+import { NATIVE_COMMANDS } from "../../../src/channels/discord/NativeCommands.ts"
+import { PairingStore } from "../../../src/channels/PairingStore.ts"
+import { DetachedRuns } from "../../../src/runtime/DetachedRuns.ts"
+import { Sessions } from "../../../src/session/Sessions.ts"
+import { FakeAnthropic } from "../../support/FakeAnthropic.ts"
+import { FakeDiscord, type FakeDiscordHandle } from "../../support/FakeDiscord.ts"
+import * as TestApp from "../../support/TestApp.ts"
+
+const channelLayer = (home: string, anthropicUrl: string, discord: Record<string, unknown>, config: Record<string, unknown> = {}) =>
+  ChannelSupervisor.layer([DiscordChannel.plugin]).pipe(
+    Layer.provideMerge(ChannelHost.layer),
+    Layer.provideMerge(Layer.mergeAll(PairingStore.layer, InboundDedupe.layer(), DetachedRuns.layer)),
+    Layer.provideMerge(TestApp.layer({ home, anthropicUrl, config: { ...config, channels: { discord: { enabled: true, dmPolicy: "open", allowFrom: ["*"], ...discord } } } }))
+  )
+
+const wait = (fake: FakeDiscordHandle, predicate: () => boolean, label: string, timeoutMs = 8000) =>
+  Effect.tryPromise(() => fake.waitFor(predicate, timeoutMs, label)).pipe(Effect.orDie)
+
+const connected = Effect.gen(function*() {
+  const supervisor = yield* ChannelSupervisor
+  for (let i = 0; i < 400; i++) {
+    if ((yield* supervisor.status)[0]?.connected === true) return
+    yield* Effect.sleep("25 millis")
+  }
+  return yield* Effect.die(new Error(`discord never connected: ${JSON.stringify(yield* supervisor.status)}`))
+})
+
+const quiet = Effect.sleep("400 millis")
+const ours = NATIVE_COMMANDS.map((c) => c.name).sort()
+const registeredNames = (fake: FakeDiscordHandle) => fake.applicationCommands().map((c) => c.name).sort()
+const commandWrites = (fake: FakeDiscordHandle) =>
+  fake.requests.filter((r) => r.path.startsWith(`/applications/${fake.applicationId}/commands`) && r.method !== "GET" && r.status < 300)
+const commandReads = (fake: FakeDiscordHandle) => fake.requests.filter((r) => r.path === `/applications/${fake.applicationId}/commands` && r.method === "GET")
+
+/** The answer shown for an interaction: its original response once edited. */
+const answerOf = (fake: FakeDiscordHandle, id: string) => fake.interaction(id)?.originalContent
+
+describe("slash command registration", () => {
+  it.live("registers the chat commands on connect, not again when unchanged, keeps other commands, and removes ours when turned off", () =>
+    Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const anthropic = yield* FakeAnthropic.make()
+      const fake = yield* FakeDiscord.make({ heartbeatIntervalMs: 250 })
+      const discord = { apiBaseUrl: fake.apiBase, token: fake.token }
+      yield* Effect.gen(function*() {
+        yield* connected
+        yield* wait(fake, () => registeredNames(fake).length === ours.length, "commands registered")
+        assert.deepStrictEqual(registeredNames(fake), ours)
+        assert.deepStrictEqual(commandWrites(fake).map((r) => r.method), ["PUT"], "one bulk overwrite")
+        const think = fake.applicationCommands().find((c) => c.name === "think")
+        assert.include(JSON.stringify(think?.options), "xhigh")
+      }).pipe(Effect.provide(channelLayer(home, anthropic.url, discord)))
+
+      // A restart compares and writes nothing.
+      yield* Effect.gen(function*() {
+        yield* connected
+        yield* wait(fake, () => commandReads(fake).length === 2, "compared on the second connect")
+        yield* quiet
+        assert.strictEqual(commandWrites(fake).length, 1, "not registered again")
+      }).pipe(Effect.provide(channelLayer(home, anthropic.url, discord)))
+
+      // Someone else's command is left alone; turned off, ours go.
+      const foreign = yield* Effect.promise(() =>
+        fetch(`${fake.apiBase}/v10/applications/${fake.applicationId}/commands`, {
+          method: "POST",
+          headers: { authorization: `Bot ${fake.token}`, "content-type": "application/json" },
+          body: JSON.stringify({ name: "weather", description: "Not ours" })
+        })
+      )
+      assert.strictEqual(foreign.status, 201)
+      yield* Effect.gen(function*() {
+        yield* connected
+        yield* wait(fake, () => registeredNames(fake).length === 1, "ours removed")
+        assert.deepStrictEqual(registeredNames(fake), ["weather"])
+      }).pipe(Effect.provide(channelLayer(home, anthropic.url, { ...discord, commands: { native: false } })))
+
+      // On again (through the global setting), with a foreign command present: ours are created one by one.
+      yield* Effect.gen(function*() {
+        yield* connected
+        yield* wait(fake, () => registeredNames(fake).length === ours.length + 1, "ours back")
+        assert.deepStrictEqual(registeredNames(fake), [...ours, "weather"].sort())
+      }).pipe(Effect.provide(channelLayer(home, anthropic.url, discord, { commands: { native: true } })))
+      assert.deepStrictEqual(fake.protocolErrors, [])
+    }), 40_000)
+})
+
+describe("slash commands", () => {
+  it.live("/status and /think from an allowed user are answered through the interaction, ephemeral, and never in the chat", () =>
+    Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const anthropic = yield* FakeAnthropic.make()
+      const fake = yield* FakeDiscord.make({ heartbeatIntervalMs: 250 })
+      const { user, channelId } = fake.addDmUser({ username: "ada" })
+      yield* Effect.gen(function*() {
+        yield* connected
+        yield* wait(fake, () => registeredNames(fake).length === ours.length, "commands registered")
+        const status = fake.dispatchInteraction({ user, channelId, commandName: "status" })
+        yield* wait(fake, () => answerOf(fake, status.id) !== undefined, "status answer")
+        assert.strictEqual(answerOf(fake, status.id), "Session agent:main:main (agent main) has no messages yet.")
+        assert.strictEqual(fake.interaction(status.id)?.flags, 64, "ephemeral")
+        assert.strictEqual(fake.interactionResponses[0]?.callbackType, 5, "deferred first")
+
+        const think = fake.dispatchInteraction({ user, channelId, commandName: "think", options: { level: "high" } })
+        yield* wait(fake, () => answerOf(fake, think.id) !== undefined, "think answer")
+        assert.strictEqual(answerOf(fake, think.id), "✅ Thinking set to high.")
+        const shown = fake.dispatchInteraction({ user, channelId, commandName: "think" })
+        yield* wait(fake, () => answerOf(fake, shown.id) !== undefined, "think shown")
+        assert.strictEqual(answerOf(fake, shown.id), "Thinking: high", "the typed command's session was changed")
+
+        const help = fake.dispatchInteraction({ user, channelId, commandName: "help" })
+        yield* wait(fake, () => answerOf(fake, help.id) !== undefined, "help")
+        assert.include(answerOf(fake, help.id) ?? "", "/compact")
+        assert.deepStrictEqual(fake.sentMessages, [], "nothing posted in the chat")
+        assert.strictEqual(anthropic.requests.length, 0, "commands never reach the model")
+      }).pipe(Effect.provide(channelLayer(home, anthropic.url, { apiBaseUrl: fake.apiBase, token: fake.token })))
+    }), 30_000)
+
+  it.live("with slashCommand.ephemeral false the answer is visible to the channel", () =>
+    Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const anthropic = yield* FakeAnthropic.make()
+      const fake = yield* FakeDiscord.make({ heartbeatIntervalMs: 250 })
+      const { user, channelId } = fake.addDmUser({ username: "bea" })
+      yield* Effect.gen(function*() {
+        yield* connected
+        yield* wait(fake, () => registeredNames(fake).length === ours.length, "commands registered")
+        const status = fake.dispatchInteraction({ user, channelId, commandName: "status" })
+        yield* wait(fake, () => answerOf(fake, status.id) !== undefined, "status answer")
+        assert.strictEqual(fake.interaction(status.id)?.flags, 0)
+      }).pipe(Effect.provide(channelLayer(home, anthropic.url, { apiBaseUrl: fake.apiBase, token: fake.token, slashCommand: { ephemeral: false } })))
+    }), 30_000)
+
+  it.live("an unauthorized user gets a refusal, in a DM and in a guild, and nothing is changed", () =>
+    Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const anthropic = yield* FakeAnthropic.make()
+      const fake = yield* FakeDiscord.make({ heartbeatIntervalMs: 250 })
+      const owner = fake.addDmUser({ username: "owner" })
+      const stranger = fake.addDmUser({ username: "stranger" })
+      const generalId = fake.snowflake()
+      const guild = fake.addGuild({ name: "G", channels: [{ id: generalId, name: "general" }], members: [{ user: stranger.user }, { user: owner.user }] })
+      const discord = {
+        apiBaseUrl: fake.apiBase,
+        token: fake.token,
+        dmPolicy: "allowlist",
+        allowFrom: [owner.user.id],
+        guilds: { [guild.id]: { users: [owner.user.id] } }
+      }
+      yield* Effect.gen(function*() {
+        yield* connected
+        yield* wait(fake, () => registeredNames(fake).length === ours.length, "commands registered")
+        const dm = fake.dispatchInteraction({ user: stranger.user, channelId: stranger.channelId, commandName: "think", options: { level: "high" } })
+        const inGuild = fake.dispatchInteraction({ user: stranger.user, channelId: generalId, commandName: "new" })
+        yield* wait(fake, () => answerOf(fake, dm.id) !== undefined && answerOf(fake, inGuild.id) !== undefined, "refusals")
+        assert.strictEqual(answerOf(fake, dm.id), NOT_AUTHORIZED_TEXT)
+        assert.strictEqual(answerOf(fake, inGuild.id), NOT_AUTHORIZED_TEXT)
+        assert.strictEqual(fake.interaction(dm.id)?.flags, 64)
+
+        const allowed = fake.dispatchInteraction({ user: owner.user, channelId: generalId, commandName: "think" })
+        yield* wait(fake, () => answerOf(fake, allowed.id) !== undefined, "owner's answer")
+        assert.strictEqual(answerOf(fake, allowed.id), "Thinking: the agent's default", "the refused /think changed nothing")
+        const sessions = yield* Sessions
+        assert.deepStrictEqual((yield* sessions.list("main")).map((row) => row.key), [])
+      }).pipe(Effect.provide(channelLayer(home, anthropic.url, discord)))
+    }), 30_000)
+
+  it.live("the same interaction delivered twice is answered once", () =>
+    Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const anthropic = yield* FakeAnthropic.make()
+      const fake = yield* FakeDiscord.make({ heartbeatIntervalMs: 250 })
+      const { user, channelId } = fake.addDmUser({ username: "cy" })
+      yield* Effect.gen(function*() {
+        yield* connected
+        yield* wait(fake, () => registeredNames(fake).length === ours.length, "commands registered")
+        const status = fake.dispatchInteraction({ user, channelId, commandName: "status" })
+        fake.redispatchInteraction(status.id)
+        yield* wait(fake, () => answerOf(fake, status.id) !== undefined, "answer")
+        fake.redispatchInteraction(status.id)
+        yield* quiet
+        const responses = fake.interactionResponses.filter((r) => r.interactionId === status.id)
+        assert.deepStrictEqual(responses.map((r) => r.kind), ["callback", "edit-original"])
+        const supervisor = yield* ChannelSupervisor
+        assert.isTrue((yield* supervisor.status)[0]?.connected, "a refused second acknowledgement is not a problem")
+        assert.isUndefined((yield* supervisor.status)[0]?.lastError)
+      }).pipe(Effect.provide(channelLayer(home, anthropic.url, { apiBaseUrl: fake.apiBase, token: fake.token })))
+    }), 30_000)
+
+  it.live("/new resets the routed conversation's session; with a message it is the fresh session's first turn, answered through the interaction", () =>
+    Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const anthropic = yield* FakeAnthropic.make((request) =>
+        JSON.stringify(request.body?.messages ?? []).includes("quiet-please") ? { kind: "message", content: [{ type: "text", text: "NO_REPLY" }] } : undefined
+      )
+      const fake = yield* FakeDiscord.make({ heartbeatIntervalMs: 250 })
+      const { user, channelId } = fake.addDmUser({ username: "dee" })
+      yield* Effect.gen(function*() {
+        yield* connected
+        yield* wait(fake, () => registeredNames(fake).length === ours.length, "commands registered")
+        fake.dispatchMessage({ channelId, author: user, content: "old-secret-topic" })
+        yield* wait(fake, () => fake.sentMessages.length === 1, "typed answer")
+        const sessions = yield* Sessions
+        assert.isAbove((yield* sessions.history("agent:main:main")).length, 0)
+
+        const fresh = fake.dispatchInteraction({ user, channelId, commandName: "new" })
+        yield* wait(fake, () => answerOf(fake, fresh.id) !== undefined, "/new answer")
+        assert.strictEqual(answerOf(fake, fresh.id), "✅ New session started.")
+        assert.strictEqual((yield* sessions.history("agent:main:main")).length, 0, "the routed session was reset")
+
+        const withMessage = fake.dispatchInteraction({ user, channelId, commandName: "new", options: { input: "hello there" } })
+        yield* wait(fake, () => answerOf(fake, withMessage.id) !== undefined, "/new with a message")
+        assert.strictEqual(answerOf(fake, withMessage.id), "echo: hello there")
+        assert.notInclude(JSON.stringify(anthropic.requests.at(-1)?.body?.messages ?? []), "old-secret-topic")
+        const silent = fake.dispatchInteraction({ user, channelId, commandName: "reset", options: { message: "quiet-please" } })
+        yield* wait(fake, () => answerOf(fake, silent.id) !== undefined, "a silent turn still fills the deferred answer")
+        assert.strictEqual(answerOf(fake, silent.id), SILENT_NATIVE_TEXT)
+        assert.strictEqual(fake.sentMessages.length, 1, "the answers went through the interactions")
+        assert.strictEqual(fake.typingCalls.length, 1, "typing only for the typed message")
+      }).pipe(Effect.provide(channelLayer(home, anthropic.url, { apiBaseUrl: fake.apiBase, token: fake.token })))
+    }), 30_000)
+})
+
+describe("slash commands across a restart", () => {
+  /** An accepted slash command in the journal, as a run that died before answering left it. */
+  const journalRecord = (channelId: string, userId: string, interaction: { readonly id: string; readonly token: string }, applicationId: string, timestamp: number) => ({
+    t: "accepted",
+    id: `${channelId}:${interaction.id}`,
+    at: 1,
+    sessionKey: "agent:main:main",
+    message: {
+      channel: "discord", accountId: "default", messageId: interaction.id, chatType: "direct", chatId: channelId, from: `discord:${userId}`,
+      to: `channel:${channelId}`, senderId: userId, isBot: false, body: "/status", memberRoleIds: [], attachments: [],
+      wasMentioned: true, hasAnyMention: true, replyToBot: false, timestamp,
+      interaction: { id: interaction.id, token: interaction.token, applicationId, ephemeral: true }
+    }
+  })
+  const journalDir = (home: string) => path.join(home, "channels", "discord", "default")
+  const writeJournal = (home: string, lines: ReadonlyArray<unknown>) =>
+    Effect.promise(async () => {
+      await fs.mkdir(journalDir(home), { recursive: true })
+      await fs.writeFile(path.join(journalDir(home), "inbox.jsonl"), lines.map((line) => JSON.stringify(line)).join("\n") + "\n")
+    })
+  const deadLetters = (home: string) =>
+    Effect.promise(() => fs.readFile(path.join(journalDir(home), "dead-letter.jsonl"), "utf8").catch(() => ""))
+
+  it.live("a deferred command accepted before a crash is answered after the restart; one whose token expired is dead-lettered, visibly", () =>
+    Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const anthropic = yield* FakeAnthropic.make()
+      const fake = yield* FakeDiscord.make({ heartbeatIntervalMs: 250 })
+      const { user, channelId } = fake.addDmUser({ username: "eve" })
+      const discord = { apiBaseUrl: fake.apiBase, token: fake.token }
+      // A first run registers the commands; the user runs /status while the gateway is down, the
+      // dying run acknowledged it (deferred) and journaled it, but never answered.
+      yield* Effect.gen(function*() {
+        yield* connected
+        yield* wait(fake, () => registeredNames(fake).length === ours.length, "commands registered")
+      }).pipe(Effect.provide(channelLayer(home, anthropic.url, discord)))
+      const pending = fake.dispatchInteraction({ user, channelId, commandName: "status" })
+      const deferred = yield* Effect.promise(() =>
+        fetch(`${fake.apiBase}/v10/interactions/${pending.id}/${pending.token}/callback`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ type: 5, data: { flags: 64 } })
+        })
+      )
+      assert.strictEqual(deferred.status, 204)
+      const expired = { id: fake.snowflake(), token: "expired-token" }
+      yield* writeJournal(home, [
+        journalRecord(channelId, user.id, pending, fake.applicationId, pending.createdAt),
+        journalRecord(channelId, user.id, expired, fake.applicationId, Date.now() - 16 * 60_000)
+      ])
+      yield* Effect.gen(function*() {
+        yield* connected
+        yield* wait(fake, () => answerOf(fake, pending.id) !== undefined, "answered after the restart")
+        assert.strictEqual(answerOf(fake, pending.id), "Session agent:main:main (agent main) has no messages yet.")
+        const dead = yield* Effect.gen(function*() {
+          for (let i = 0; i < 200; i++) {
+            const text = yield* deadLetters(home)
+            if (text.includes(expired.id)) return text
+            yield* Effect.sleep("25 millis")
+          }
+          return yield* deadLetters(home)
+        })
+        assert.include(dead, "token expired")
+        assert.isFalse(fake.requests.some((r) => r.path.includes("expired-token")), "an expired token is not even tried")
+        fake.redispatchInteraction(pending.id)
+        yield* quiet
+        assert.strictEqual(fake.interactionResponses.filter((r) => r.interactionId === pending.id && r.kind === "edit-original").length, 1, "answered once")
+      }).pipe(Effect.provide(channelLayer(home, anthropic.url, discord)))
+    }), 40_000)
+})
