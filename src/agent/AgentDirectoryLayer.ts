@@ -6,7 +6,7 @@ import { Effect, Layer } from "effect"
 import { AppConfig } from "../config/AppConfig.ts"
 import { agentModel, type BeamclawConfig, defaultAgentId, findAgent } from "../config/ConfigSchema.ts"
 import { Paths, resolveAgentWorkspace } from "../config/Paths.ts"
-import { AgentDirectory, UnknownAgent } from "./AgentDirectory.ts"
+import { AgentDirectory, type SessionPolicy, UnknownAgent } from "./AgentDirectory.ts"
 import type { AgentSettings } from "./AgentSettings.ts"
 import * as RunLane from "../session/RunLane.ts"
 
@@ -15,6 +15,7 @@ const knownAgents = (config: BeamclawConfig): ReadonlyArray<string> =>
 
 export const layer = Layer.effect(AgentDirectory, Effect.gen(function*() {
   const config = yield* AppConfig
+  let policyOf: { readonly config: BeamclawConfig; readonly policy: SessionPolicy } | undefined
   const paths = yield* Paths
   return AgentDirectory.of({
     defaultAgentId: config.get.pipe(Effect.map(defaultAgentId)),
@@ -47,17 +48,23 @@ export const layer = Layer.effect(AgentDirectory, Effect.gen(function*() {
         }
         return settings
       }),
-    sessionPolicy: config.get.pipe(Effect.map((current) => ({
-      mainKey: current.session.mainKey,
-      resetTriggers: current.session.resetTriggers,
-      reset: { mode: current.session.reset.mode, atHour: current.session.reset.atHour, idleMinutes: current.session.reset.idleMinutes },
-      passivateAfterMs: current.session.idle.passivateAfterSeconds * 1000,
-      maxConcurrent: current.agents.defaults.maxConcurrent ?? RunLane.defaultMaxConcurrent(),
-      supervisor: {
-        maxRestarts: current.session.supervisor.maxRestarts,
-        withinMs: current.session.supervisor.withinSeconds * 1000,
-        backoffMs: current.session.supervisor.backoffMs
+    // Read several times per turn: built once per config value.
+    sessionPolicy: config.get.pipe(Effect.map((current) => {
+      if (current === policyOf?.config) return policyOf.policy
+      const policy: SessionPolicy = {
+        mainKey: current.session.mainKey,
+        resetTriggers: current.session.resetTriggers,
+        reset: { mode: current.session.reset.mode, atHour: current.session.reset.atHour, idleMinutes: current.session.reset.idleMinutes },
+        passivateAfterMs: current.session.idle.passivateAfterSeconds * 1000,
+        maxConcurrent: current.agents.defaults.maxConcurrent ?? RunLane.defaultMaxConcurrent(),
+        supervisor: {
+          maxRestarts: current.session.supervisor.maxRestarts,
+          withinMs: current.session.supervisor.withinSeconds * 1000,
+          backoffMs: current.session.supervisor.backoffMs
+        }
       }
-    })))
+      policyOf = { config: current, policy }
+      return policy
+    }))
   })
 }))

@@ -10,8 +10,11 @@
 import * as os from "node:os"
 import { Effect, type Scope, Semaphore } from "effect"
 
+// Read once: os.availableParallelism() is a system call, and the session policy is read several times per turn.
+let parallelism: number | undefined
+
 /** OpenClaw's default when `maxConcurrent` is not set: max(8, available parallelism × 4). */
-export const defaultMaxConcurrent = (parallelism: number = os.availableParallelism()): number => Math.max(8, parallelism * 4)
+export const defaultMaxConcurrent = (cores: number = parallelism ??= os.availableParallelism()): number => Math.max(8, cores * 4)
 
 export interface RunLane {
   /** Runs `effect` holding one slot of a lane of `capacity` (the current config's, resized as it changes). */
