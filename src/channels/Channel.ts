@@ -23,11 +23,17 @@ export class ChannelError extends Schema.TaggedError<ChannelError>()("ChannelErr
   fatal: Schema.Boolean
 }) {}
 
-/** A send failed. `retryAfterMs` is the platform's own hint (Discord's retry_after). */
+/**
+ * A send failed. `retryAfterMs` is the platform's own hint (Discord's retry_after).
+ * `notSent`: the platform provably did not act on the request (it refused it,
+ * or it never left this process: connection refused, checked before sending);
+ * without it a failure may have been a success whose answer was lost.
+ */
 export class SendError extends Schema.TaggedError<SendError>()("SendError", {
   message: Schema.String,
   retryable: Schema.Boolean,
-  retryAfterMs: Schema.optionalKey(Schema.Number)
+  retryAfterMs: Schema.optionalKey(Schema.Number),
+  notSent: Schema.optionalKey(Schema.Boolean)
 }) {}
 
 /** Where a reply goes: a conversation on the platform (Discord: a channel id, DM channels included). */
@@ -58,6 +64,13 @@ export interface OutboundMessage {
    * chat: the first piece fills the deferred answer, the others are follow-ups.
    */
   readonly interaction?: OutboundInteraction | undefined
+  /**
+   * The platform cannot drop a repeat of this piece (Discord's interaction
+   * follow-ups take no nonce): it is sent at most once. A failure that may
+   * have reached the platform is not retried, and an attempt whose outcome a
+   * crash left unknown is not repeated; both go to the dead-letter log.
+   */
+  readonly atMostOnce?: boolean | undefined
 }
 
 export interface OutboundInteraction {

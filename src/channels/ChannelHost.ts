@@ -176,6 +176,9 @@ export const nativeCommandSessionKey = (agentId: string, channel: string, sender
 /** A native command whose turn had nothing to say (the model answered NO_REPLY): its deferred answer is filled with this. */
 export const SILENT_NATIVE_TEXT = "✅ Done (no reply)."
 
+/** The lane (and journal session key) of a refused native command's answer; such a command is never run. */
+const REFUSAL_LANE = "refusal:"
+
 /** The answer to a native command from someone who may not use it. */
 export const NOT_AUTHORIZED_TEXT = "⛔ You are not authorized to use this command."
 
@@ -386,10 +389,13 @@ export class ChannelHost extends Context.Service<ChannelHost, {
               key,
               replyTo: (index) => interaction === undefined && (replyTo === "all" || (replyTo === "first" && index === 0)) ? job.message.messageId : undefined
             })
-            // A native command is answered through its interaction: the first piece fills the deferred answer.
+            // A native command is answered through its interaction: the first piece fills the deferred answer
+            // (an edit, safe to repeat); the others are follow-ups, which Discord cannot de-duplicate, so each
+            // is posted at most once.
             return yield* deliver(conn, journal, interaction === undefined ? pieces : pieces.map((piece, index) => ({
               ...piece,
-              interaction: { ...interaction, createdAt: job.message.timestamp, original: index === 0 }
+              interaction: { ...interaction, createdAt: job.message.timestamp, original: index === 0 },
+              ...(index === 0 ? {} : { atMostOnce: true })
             })))
           })
 
@@ -622,6 +628,24 @@ export class ChannelHost extends Context.Service<ChannelHost, {
             return Effect.asVoid(detached.fork(worker))
           })
 
+        const again = (message: InboundMessage) => Effect.logInfo(`channel ${channel}:${accountId}: message ${message.messageId} was delivered again; answered once`)
+
+        /**
+         * The answer to a native command from a DM sender who is not paired yet:
+         * the pairing code of their request (created now, or still pending, shown
+         * again since the deferred answer must say something and only they see it),
+         * or "not authorized" when no request can be made (too many pending).
+         */
+        const pairingAnswer = (message: InboundMessage) =>
+          Effect.gen(function*() {
+            const request = yield* pairing.upsertRequest({ channel, accountId, senderId: message.senderId, name: message.senderName }).pipe(
+              Effect.catch((error) => Effect.as(Effect.logError(`pairing request failed: ${describe(error)}`), undefined))
+            )
+            if (request?.code !== undefined) return pairingText(message, request.code)
+            if (request !== undefined) yield* Effect.logWarning(`channel ${channel}:${accountId}: pairing request from ${message.senderId} refused (too many pending requests)`)
+            return NOT_AUTHORIZED_TEXT
+          })
+
         const receive = (message: InboundMessage) =>
           Effect.gen(function*() {
             const settings = yield* settingsOf
@@ -635,12 +659,23 @@ export class ChannelHost extends Context.Service<ChannelHost, {
             const selfId = knownSelfId
             const verdict = preflight({ message, policy: settings.policy, routeConfig: routeConfigOf(config), pairedAllowFrom: paired, botUserId: selfId })
             if (message.interaction !== undefined && (verdict._tag === "Drop" || verdict._tag === "Pair")) {
-              // A native command always gets an answer (Discord shows "thinking…" until it does): a refusal,
-              // as OpenClaw's "not authorized", sent once per interaction (its key is remembered across restarts).
+              // A native command always gets an answer (Discord shows "thinking…" until it does). Under DM pairing,
+              // as OpenClaw, the pairing code (the same pending-request rules as a DM); otherwise its "not authorized".
+              // Journaled with its answer like any reply, so a restart still fills the deferred answer, once.
+              const id = `${message.chatId}:${message.messageId}`
+              if (journal.isOpen(id)) return yield* again(message)
+              const text = verdict._tag === "Pair" ? yield* pairingAnswer(message) : NOT_AUTHORIZED_TEXT
               const reason = verdict._tag === "Pair" ? "pairing" : verdict.reason
               yield* Effect.logInfo(`channel ${channel}:${accountId}: refused native command ${message.body.split(/\s/)[0] ?? ""} from ${message.senderId} (${reason})`)
-              const id = `${message.chatId}:${message.messageId}`
-              return yield* enqueue(`refusal:${id}`, { _tag: "Notice", id, message, text: NOT_AUTHORIZED_TEXT, key: `${channel}:${accountId}:${id}:refusal` })
+              const lane = `${REFUSAL_LANE}${id}`
+              yield* journal.accepted(id, lane, message)
+              if (!(yield* dedupe.firstSeen(dedupeKeyOf(message)))) {
+                yield* journal.done(id)
+                return yield* again(message)
+              }
+              const chunk = yield* chunkingNow
+              yield* journal.replied(id, text, chunk)
+              return yield* enqueue(lane, { _tag: "Turn", id, message, sessionKey: lane, mentioned: false, reply: text, chunk })
             }
             if (verdict._tag === "Drop") {
               return yield* Effect.logDebug(`channel ${channel}:${accountId}: ignored message ${message.messageId} (${verdict.reason}${verdict.detail === undefined ? "" : `: ${verdict.detail}`})`)
@@ -652,17 +687,16 @@ export class ChannelHost extends Context.Service<ChannelHost, {
               if (!loop.allow) return yield* Effect.logWarning(`channel ${channel}:${accountId}: ignored bot ${message.senderId} in ${message.chatId} (bot-loop protection: ${loop.reason})`)
             }
             const id = `${message.chatId}:${message.messageId}`
-            const again = () => Effect.logInfo(`channel ${channel}:${accountId}: message ${message.messageId} was delivered again; answered once`)
             if (verdict._tag === "Pair") {
-              if (!(yield* dedupe.firstSeen(dedupeKeyOf(message)))) return yield* again()
+              if (!(yield* dedupe.firstSeen(dedupeKeyOf(message)))) return yield* again(message)
             } else {
               // Journaled before it is marked seen: a crash in between leaves it in the journal, finished after
               // the restart (which marks it seen then), never marked seen and lost.
-              if (journal.isOpen(id)) return yield* again()
+              if (journal.isOpen(id)) return yield* again(message)
               yield* journal.accepted(id, verdict.route.sessionKey, message)
               if (!(yield* dedupe.firstSeen(dedupeKeyOf(message)))) {
                 yield* journal.done(id)
-                return yield* again()
+                return yield* again(message)
               }
             }
             switch (verdict._tag) {
@@ -727,14 +761,17 @@ export class ChannelHost extends Context.Service<ChannelHost, {
               yield* dedupe.firstSeen(dedupeKeyOf(pending.message))
               yield* Effect.logInfo(`channel ${channel}:${accountId}: finishing message ${pending.message.messageId} accepted before the restart`)
               const command = parseChatCommand(commandBody(pending.message.body))
-              if (command === undefined || pending.reply !== undefined) {
+              // A refused native command is never run: without its recorded answer (a crash between the two
+              // records), it is refused again.
+              const refused = pending.sessionKey.startsWith(REFUSAL_LANE)
+              if (command === undefined || pending.reply !== undefined || refused) {
                 yield* enqueue(pending.sessionKey, {
                   _tag: "Turn",
                   id: pending.id,
                   message: pending.message,
                   sessionKey: pending.sessionKey,
                   mentioned: false,
-                  reply: pending.reply,
+                  reply: pending.reply ?? (refused ? NOT_AUTHORIZED_TEXT : undefined),
                   chunk: pending.chunk
                 })
                 continue

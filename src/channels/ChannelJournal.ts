@@ -8,7 +8,10 @@
  *   from the recorded reply when there is one, else run again.
  * - `delivered.jsonl`: the idempotency key and platform id of every piece sent,
  *   so a restart never sends a piece twice (the platform's own nonce window
- *   only lasts minutes).
+ *   only lasts minutes); and for a piece the platform cannot de-duplicate, each
+ *   attempt before it is made (`a: 1`, durable) and, when it provably did not
+ *   reach the platform, its end (`a: 0`), so a restart never repeats an attempt
+ *   whose outcome it does not know.
  * - `dead-letter.jsonl`: pieces that could not be sent, with the reason.
  *
  * Files are compacted at load (finished inbox entries and old delivery keys
@@ -41,7 +44,9 @@ export type Chunking = typeof Chunking.Type
 const Replied = Schema.Struct({ t: Schema.Literal("reply"), id: Schema.String, at: Schema.Number, text: Schema.String, chunk: Schema.optionalKey(Chunking) })
 const Done = Schema.Struct({ t: Schema.Literal("done"), id: Schema.String, at: Schema.Number })
 const InboxRecord = Schema.Union([Accepted, Replied, Done])
-const DeliveredRecord = Schema.Struct({ k: Schema.String, m: Schema.String, at: Schema.Number })
+const SentRecord = Schema.Struct({ k: Schema.String, m: Schema.String, at: Schema.Number })
+const AttemptRecord = Schema.Struct({ k: Schema.String, a: Schema.Literals([0, 1]), at: Schema.Number })
+const DeliveredRecord = Schema.Union([SentRecord, AttemptRecord])
 
 const decodeInbox = Schema.decodeUnknownResult(Schema.fromJsonString(InboxRecord))
 const decodeDelivered = Schema.decodeUnknownResult(Schema.fromJsonString(DeliveredRecord))
@@ -113,17 +118,27 @@ export const open = Effect.fn("ChannelJournal.open")(function*(home: string, cha
   const delivered = new Map<string, string>()
   const deliveredAt = new Map<string, number>()
   const deliveredLines: Array<string> = []
+  // At-most-once pieces attempted and neither sent nor known to have failed before reaching the platform.
+  const attempts = new Map<string, number>()
   for (const line of yield* readLines(deliveredFile)) {
     const record = decodeDelivered(line)
     if (record._tag === "Failure") {
       skipped++
       continue
     }
-    if (now - record.success.at > DELIVERED_TTL_MS) continue
-    delivered.set(record.success.k, record.success.m)
-    deliveredAt.set(record.success.k, record.success.at)
+    const r = record.success
+    if (now - r.at > DELIVERED_TTL_MS) continue
+    if ("a" in r) {
+      if (r.a === 1) attempts.set(r.k, r.at)
+      else attempts.delete(r.k)
+      continue
+    }
+    attempts.delete(r.k)
+    delivered.set(r.k, r.m)
+    deliveredAt.set(r.k, r.at)
     deliveredLines.push(line)
   }
+  const attemptLines = () => [...attempts].map(([k, at]) => JSON.stringify({ k, a: 1, at }))
   if (skipped > 0) yield* Effect.logWarning(`channel journal ${dir}: skipped ${skipped} unreadable line(s) (a torn write at a crash, or a hand edit)`)
 
   // Compact: rewrite both files with only what is still needed (temp file + rename, so a crash keeps the old one).
@@ -135,7 +150,7 @@ export const open = Effect.fn("ChannelJournal.open")(function*(home: string, cha
     if (entry.reply !== undefined) inboxLines.push(JSON.stringify({ t: "reply", id, at: entry.at, text: entry.reply, ...(entry.chunk === undefined ? {} : { chunk: entry.chunk }) }))
   }
   yield* rewrite(inboxFile, inboxLines)
-  yield* rewrite(deliveredFile, deliveredLines.slice(-DELIVERED_MAX))
+  yield* rewrite(deliveredFile, [...deliveredLines.slice(-DELIVERED_MAX), ...attemptLines()])
 
   // One writer per file keeps lines whole and in order; the files stay open while the journal lives.
   const openLog = (file: string) =>
@@ -160,6 +175,7 @@ export const open = Effect.fn("ChannelJournal.open")(function*(home: string, cha
       deliveredAt.delete(key)
       delivered.delete(key)
     }
+    for (const [key, attemptAt] of attempts) if (at - attemptAt > DELIVERED_TTL_MS) attempts.delete(key)
     const inbox = () => {
       const lines: Array<string> = []
       for (const [id, entry] of live) {
@@ -168,7 +184,7 @@ export const open = Effect.fn("ChannelJournal.open")(function*(home: string, cha
       }
       return joinLines(lines)
     }
-    const deliveredNow = () => joinLines([...deliveredAt].map(([k, sentAt]) => JSON.stringify({ k, m: delivered.get(k) ?? "", at: sentAt })))
+    const deliveredNow = () => joinLines([...[...deliveredAt].map(([k, sentAt]) => JSON.stringify({ k, m: delivered.get(k) ?? "", at: sentAt })), ...attemptLines()])
     yield* swap(inboxLog, inbox)
     yield* swap(deliveredLog, deliveredNow)
   })
@@ -210,10 +226,23 @@ export const open = Effect.fn("ChannelJournal.open")(function*(home: string, cha
     sent: (key) => Effect.sync(() => delivered.get(key)),
     markSent: (key, messageId) =>
       stamp((at) => {
+        attempts.delete(key)
         delivered.set(key, messageId)
         deliveredAt.set(key, at)
         return append(deliveredLog, { k: key, m: messageId, at }, true)
       }),
+    attempting: (key) =>
+      stamp((at) => {
+        attempts.set(key, at)
+        return append(deliveredLog, { k: key, a: 1, at }, true)
+      }),
+    // Not synced: losing it after a power cut only turns a safe retry into a dead letter.
+    attemptFailed: (key) =>
+      stamp((at) => {
+        attempts.delete(key)
+        return append(deliveredLog, { k: key, a: 0, at })
+      }),
+    attempted: (key) => Effect.sync(() => attempts.has(key)),
     deadLetter: (entry: DeadLetter) => append(deadLog, entry)
   }
   return journal

@@ -5,6 +5,14 @@
  * are retried with backoff (the platform's retry-after first), and a piece
  * that cannot be sent is written to the dead-letter log with the reason —
  * never dropped silently.
+ *
+ * A piece the platform cannot de-duplicate (`atMostOnce`, Discord's
+ * interaction follow-ups) is sent at most once instead: each attempt is
+ * recorded (durably) before it is made, a failure that may have reached the
+ * platform (a lost answer, a timeout, a 5xx) is not retried, and an attempt
+ * left without an outcome by a crash or a closed connection is never made
+ * again; such a piece is dead-lettered. Only a failure that provably did not
+ * reach the platform (`notSent`) clears the attempt and may be retried.
  */
 import { Clock, Effect, Random } from "effect"
 import type { ChannelConnection, OutboundMessage, SendError } from "./Channel.ts"
@@ -35,6 +43,12 @@ export interface DeliveryLog {
   readonly sent: (idempotencyKey: string) => Effect.Effect<string | undefined>
   readonly markSent: (idempotencyKey: string, messageId: string) => Effect.Effect<void>
   readonly deadLetter: (entry: DeadLetter) => Effect.Effect<void>
+  /** An at-most-once piece is about to be sent (durable before it returns). */
+  readonly attempting: (idempotencyKey: string) => Effect.Effect<void>
+  /** Its attempt provably did not reach the platform: it may be sent again. */
+  readonly attemptFailed: (idempotencyKey: string) => Effect.Effect<void>
+  /** An attempt was made (this process or an earlier one) and its outcome is unknown. */
+  readonly attempted: (idempotencyKey: string) => Effect.Effect<boolean>
 }
 
 export interface PieceResult {
@@ -49,15 +63,23 @@ type Attempted =
   | { readonly _tag: "Sent"; readonly messageId: string; readonly attempts: number }
   | { readonly _tag: "GaveUp"; readonly error: SendError; readonly attempts: number }
 
-const sendWithRetry = (connection: ChannelConnection, message: OutboundMessage, policy: RetryPolicy): Effect.Effect<Attempted> =>
+const sendWithRetry = (connection: ChannelConnection, log: DeliveryLog, message: OutboundMessage, policy: RetryPolicy): Effect.Effect<Attempted> =>
   Effect.gen(function*() {
+    const once = message.atMostOnce === true
     let attempt = 0
     while (true) {
       attempt += 1
+      if (once) yield* log.attempting(message.idempotencyKey)
       const result = yield* Effect.result(connection.send(message))
       if (result._tag === "Success") return { _tag: "Sent", messageId: result.success.messageId, attempts: attempt }
       const error = result.failure
-      if (!error.retryable || attempt >= policy.attempts) return { _tag: "GaveUp", error, attempts: attempt }
+      if (once && error.notSent === true) yield* log.attemptFailed(message.idempotencyKey)
+      // A repeat of an at-most-once piece is only safe when the platform provably never saw the first try.
+      const retryable = error.retryable && (!once || error.notSent === true)
+      if (once && error.retryable && !retryable) {
+        yield* Effect.logWarning(`send to ${message.target.chatId} failed (${error.message}) and may have reached the platform, which cannot drop a repeat: not retried`)
+      }
+      if (!retryable || attempt >= policy.attempts) return { _tag: "GaveUp", error, attempts: attempt }
       const backoff = Math.min(policy.maxDelayMs, policy.initialDelayMs * 2 ** (attempt - 1))
       const jitter = 1 + (yield* Random.nextBetween(-policy.jitter, policy.jitter))
       const delay = Math.min(policy.maxDelayMs, Math.max(error.retryAfterMs ?? 0, Math.round(backoff * jitter)))
@@ -84,7 +106,16 @@ export const deliver = Effect.fn("Delivery.deliver")(function*(
       results.push({ idempotencyKey: piece.idempotencyKey, messageId: earlier, skipped: true })
       continue
     }
-    const sent = yield* sendWithRetry(connection, piece, policy)
+    if (piece.atMostOnce === true && (yield* log.attempted(piece.idempotencyKey))) {
+      // An earlier attempt ended without an answer (a crash, a closed connection): it may have been posted.
+      const error = "an earlier attempt may have reached the platform (its outcome is unknown) and a repeat cannot be de-duplicated: not sent again"
+      const at = yield* Clock.currentTimeMillis
+      yield* log.deadLetter({ at, idempotencyKey: piece.idempotencyKey, chatId: piece.target.chatId, text: piece.text, attempts: 0, error })
+      yield* Effect.logError(`did not send ${piece.idempotencyKey} to ${piece.target.chatId}: ${error} (kept in the dead-letter log)`)
+      results.push({ idempotencyKey: piece.idempotencyKey, error, skipped: false })
+      continue
+    }
+    const sent = yield* sendWithRetry(connection, log, piece, policy)
     if (sent._tag === "Sent") {
       yield* log.markSent(piece.idempotencyKey, sent.messageId)
       results.push({ idempotencyKey: piece.idempotencyKey, messageId: sent.messageId, skipped: false })

@@ -97,6 +97,41 @@ describe("Delivery", () => {
       assert.strictEqual(again[0]?.messageId, "m-1")
     }))
 
+  it.effect("an at-most-once piece is never repeated after a failure that may have reached the platform, in this process or after a restart", () =>
+    Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const once = (...texts: ReadonlyArray<string>): ReadonlyArray<OutboundMessage> => pieces(...texts).map((piece) => ({ ...piece, atMostOnce: true }))
+      const lost = new SendError({ message: "HTTP 502 (the follow-up may have been posted)", retryable: true })
+      const refused = new SendError({ message: "connect ECONNREFUSED", retryable: true, notSent: true })
+      const first = platform(new Map([["reply:0", [lost]], ["reply:1", [refused]]]))
+      const journal = yield* ChannelJournal.open(home, "discord", "default")
+      const fiber = yield* Effect.forkChild(deliver(first.connection, journal, once("one", "two", "three")))
+      yield* stepUntilDone(fiber)
+      const results = yield* Fiber.join(fiber)
+      assert.strictEqual(first.attempts.get("reply:0"), 1, "a failure that may have been a success is not retried, retryable or not")
+      assert.strictEqual(first.attempts.get("reply:1"), 2, "a request that never reached the platform is retried")
+      assert.deepStrictEqual(first.accepted.map((a) => a.text), ["two", "three"])
+      assert.deepStrictEqual(results.map((r) => r.error), [lost.message, undefined, undefined])
+      const dead = (yield* Effect.promise(() => fs.readFile(path.join(journal.dir, "dead-letter.jsonl"), "utf8"))).trim().split("\n").map((line) => JSON.parse(line))
+      assert.deepStrictEqual(dead.map((d) => d.idempotencyKey), ["reply:0"])
+
+      // An attempt a crash left without an outcome (recorded, neither sent nor refused) is not made again after
+      // the restart; one that provably failed before reaching the platform is.
+      yield* journal.attempting("reply:3")
+      yield* journal.attempting("reply:4")
+      yield* journal.attemptFailed("reply:4")
+      const reopened = yield* ChannelJournal.open(home, "discord", "default")
+      const second = platform(new Map())
+      const again = yield* deliver(second.connection, reopened, once("one", "two", "three", "four", "five"))
+      assert.deepStrictEqual(second.accepted.map((a) => a.text), ["five"], "sent pieces skipped, the unknown attempts dead-lettered, never sent twice")
+      assert.deepStrictEqual(again.map((r) => r.skipped), [false, true, true, false, false])
+      assert.include(again[0]?.error ?? "", "may have reached the platform")
+      assert.include(again[3]?.error ?? "", "may have reached the platform")
+      // Without atMostOnce the same unknown attempt would be sent (the platform drops a repeat by its nonce).
+      const plain = yield* deliver(second.connection, reopened, pieces("one"))
+      assert.isUndefined(plain[0]?.error)
+    }))
+
   it.effect("the journal skips torn lines, keeps unfinished messages and drops finished ones on compaction", () =>
     Effect.gen(function*() {
       const home = yield* TestApp.tempDir()

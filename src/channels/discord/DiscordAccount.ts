@@ -72,6 +72,34 @@ const sendErrorOf = (error: unknown): SendError => {
   return new SendError({ message: status === undefined ? messageOf(error) : `HTTP ${status}: ${messageOf(error)}`, retryable })
 }
 
+/** Network errors that happen before a request leaves this machine: the platform never saw it. */
+const NOT_SENT_CODES: ReadonlySet<string> = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ENETUNREACH", "EHOSTUNREACH"])
+
+const networkCodeOf = (error: unknown): string | undefined => {
+  const own = errnoCode(error)
+  if (own !== undefined) return own
+  return typeof error === "object" && error !== null && "cause" in error ? errnoCode(error.cause) : undefined
+}
+
+/**
+ * A follow-up (POST to the interaction webhook) takes no nonce, so a repeat
+ * would post twice: only a refusal (4xx) or a request that never left this
+ * machine is known not to have been acted on. A 5xx, a reset connection or a
+ * timeout may have come after Discord created the message, and is final.
+ */
+export const followupErrorOf = (error: unknown): SendError => {
+  const status = httpStatusOf(error)
+  if (status !== undefined) {
+    const message = `HTTP ${status}: ${messageOf(error)}`
+    return status < 500
+      ? new SendError({ message, retryable: false, notSent: true })
+      : new SendError({ message: `${message} (the follow-up may have been posted)`, retryable: false })
+  }
+  const code = networkCodeOf(error)
+  if (code !== undefined && NOT_SENT_CODES.has(code)) return new SendError({ message: `${messageOf(error)} (${code})`, retryable: true, notSent: true })
+  return new SendError({ message: `${messageOf(error)}${code === undefined ? "" : ` (${code})`} (the follow-up may have been posted)`, retryable: false })
+}
+
 const idOf = (value: unknown): string | undefined =>
   typeof value === "object" && value !== null && "id" in value && typeof value.id === "string" ? value.id : undefined
 
@@ -258,6 +286,17 @@ export const run = (options: DiscordAccountOptions, context: AccountContext) =>
     const signalled = <A>(request: (signal: AbortSignal) => Promise<A>) =>
       Effect.tryPromise({ try: request, catch: sendErrorOf })
 
+    // Follow-ups go through a REST client of their own that never repeats a request by itself (discord.js's
+    // client retries a 5xx, a reset and a timeout, which for a request without a nonce can post twice). It
+    // still waits out a 429, which Discord answers without acting. Interaction webhooks need no bot token.
+    const followups = new discord.REST({ retries: 0, ...(options.apiBaseUrl === undefined ? {} : { api: options.apiBaseUrl }) })
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        followups.clearHashSweeper()
+        followups.clearHandlerSweeper()
+      })
+    )
+
     /** An answer through the interaction: the original (deferred) response edited, or a follow-up. */
     const answer = (message: OutboundMessage, interaction: OutboundInteraction) =>
       Effect.gen(function*() {
@@ -266,23 +305,28 @@ export const run = (options: DiscordAccountOptions, context: AccountContext) =>
           yield* Effect.logWarning(
             `discord: the answer to interaction ${interaction.id} cannot be sent: its token expired (Discord allows ${INTERACTION_TOKEN_TTL_MS / 60_000} minutes, it is ${Math.round((now - interaction.createdAt) / 60_000)} minutes old)`
           )
-          return yield* new SendError({ message: `the interaction token expired (interaction ${interaction.id} is older than 15 minutes)`, retryable: false })
+          return yield* new SendError({ message: `the interaction token expired (interaction ${interaction.id} is older than 15 minutes)`, retryable: false, notSent: true })
         }
         const files = message.files === undefined || message.files.length === 0
           ? {}
           : { files: message.files.map((file) => ({ name: file.name, data: file.data, ...(file.contentType === undefined ? {} : { contentType: file.contentType }) })) }
         const body = { content: message.text, allowed_mentions: { parse: ["users"] } }
-        const created = yield* signalled((signal) =>
-          interaction.original
-            ? client.rest.patch(Routes.webhookMessage(interaction.applicationId, interaction.token, "@original"), { signal, auth: false, ...files, body })
-            : client.rest.post(Routes.webhook(interaction.applicationId, interaction.token), {
-              signal,
-              auth: false,
-              query: new URLSearchParams({ wait: "true" }),
-              ...files,
-              body: { ...body, ...(interaction.ephemeral ? { flags: EPHEMERAL_FLAG } : {}) }
-            })
-        )
+        // Editing the original is idempotent (retried freely); a follow-up is posted at most once.
+        const created = interaction.original
+          ? yield* signalled((signal) =>
+            client.rest.patch(Routes.webhookMessage(interaction.applicationId, interaction.token, "@original"), { signal, auth: false, ...files, body })
+          )
+          : yield* Effect.tryPromise({
+            try: (signal) =>
+              followups.post(Routes.webhook(interaction.applicationId, interaction.token), {
+                signal,
+                auth: false,
+                query: new URLSearchParams({ wait: "true" }),
+                ...files,
+                body: { ...body, ...(interaction.ephemeral ? { flags: EPHEMERAL_FLAG } : {}) }
+              }),
+            catch: followupErrorOf
+          })
         const id = idOf(created)
         if (id === undefined) return yield* new SendError({ message: "Discord answered the interaction response without a message id", retryable: false })
         return { messageId: id }
