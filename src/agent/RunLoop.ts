@@ -282,6 +282,11 @@ export const compactIfNeeded = Effect.fnUntraced(function*(
   const contextTokens = last.input + last.cacheRead + last.cacheWrite + last.output
   if (!Compaction.shouldCompact(contextTokens, window, settings.reserveTokens)) return
   const compacted = yield* Compaction.compact(session, settings, contextTokens).pipe(
+    // Bounded like a turn: it holds the session and a slot of the run lane.
+    Effect.timeoutOrElse({
+      duration: Duration.seconds(settings.timeoutSeconds),
+      orElse: () => Effect.fail(new Error(`it took longer than ${settings.timeoutSeconds}s and was stopped; the history is unchanged`))
+    }),
     Effect.catch((error) => Effect.logWarning(`compaction of ${session.key} failed, will retry after the next turn: ${error.message}`).pipe(Effect.as(undefined)))
   )
   if (compacted !== undefined) yield* emit({ _tag: "Compacted", tokensBefore: compacted.tokensBefore, summaryChars: compacted.summary.length })

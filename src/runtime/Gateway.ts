@@ -158,9 +158,10 @@ const supervisedServer = (options: GatewayOptions) => Layer.effectDiscard(Effect
   const serve = (listener: Listener, server: Context.Context<HttpServer.HttpServer>, services: Context.Context<GatewayServices>, routeTable: typeof Services.routeTable) =>
     routeTable.pipe(
       // Into the listener's scope (after the server, so released before it), not the scope this
-      // layer was built in: providing a context replaces the whole of it.
+      // layer was built in: the Scope given here wins over the one in `services`.
       Effect.provideContext(Context.add(Context.merge(services, server), Scope.Scope, listener.scope)),
-      // The listener was built before the services: its requests get them from here.
+      // The listener was built before the services: its requests get them from here. `services`
+      // carries no Scope, so each request keeps its own (provideContext merges over the request's).
       Effect.flatMap((run) => Deferred.succeed(listener.table, Effect.provideContext(run, services))),
       Effect.onExit((exit) => exit._tag === "Failure" ? Deferred.failCause(listener.table, Cause.die("the gateway's routes could not be loaded")) : Effect.void)
     )
@@ -177,11 +178,17 @@ const supervisedServer = (options: GatewayOptions) => Layer.effectDiscard(Effect
   // event loop for a while: two turns first, so a client already waiting is answered.
   yield* Effect.andThen(Effect.sleep("1 millis"), Effect.sleep("1 millis"))
   yield* Effect.logInfo(`BeamClaw gateway listening on http://${wanted.host}:${running.address.port} (state ${paths.home})`)
-  const module = yield* Effect.orDie(Effect.tryPromise(() => import("./GatewayServices.ts")))
-  options.afterLoad?.()
-  const built = yield* Layer.buildWithScope(module.layer({ readOnly: options.readOnly }), servicesScope).pipe(Effect.provideContext(boot))
-  // Without the layer's Scope: a request keeps its own.
-  const services = Context.omit(Scope.Scope)(Context.merge(boot, built))
+  const { module, services } = yield* Effect.gen(function*() {
+    const module = yield* Effect.orDie(Effect.tryPromise(() => import("./GatewayServices.ts")))
+    options.afterLoad?.()
+    const built = yield* Layer.buildWithScope(module.layer({ readOnly: options.readOnly }), servicesScope).pipe(Effect.provideContext(boot))
+    // Without the layer's Scope: a request keeps its own.
+    const services = Context.omit(Scope.Scope)(Context.merge(boot, built))
+    return { module, services }
+  }).pipe(
+    // A failure here stops the process; the requests already waiting for the table end now, not at the server's close.
+    Effect.onExit((exit) => exit._tag === "Failure" ? Deferred.failCause(first.listener.table, Cause.die("the gateway could not start its services")) : Effect.void)
+  )
   yield* serve(first.listener, first.server, services, module.routeTable)
   yield* readiness.set("config", { up: true })
   yield* readiness.set("sessions", { up: true })
@@ -190,16 +197,22 @@ const supervisedServer = (options: GatewayOptions) => Layer.effectDiscard(Effect
   const start = (address: ListenAddress) =>
     Effect.gen(function*() {
       const { listener, server } = yield* bind(address, false)
-      yield* serve(listener, server, services, module.routeTable)
+      // A listener whose table cannot be built must not keep its port.
+      yield* serve(listener, server, services, module.routeTable).pipe(Effect.onError((cause) => Scope.close(listener.scope, Exit.failCause(cause))))
       return listener
     })
 
+  // The current address comes first: if it was edited while the services were built, the listener moves now.
+  let configured = wanted
   yield* appConfig.watch(listenAddress).pipe(
-    Stream.drop(1),
     Stream.runForEach((next) =>
       Effect.gen(function*() {
         const previous = running
-        if (previous !== undefined && next.host === previous.address.host && next.port === previous.address.port) return
+        // Nothing to do when it is where the listener is, or what it was bound for (port 0 binds some free port).
+        const same = (a: ListenAddress, b: ListenAddress) => a.host === b.host && a.port === b.port
+        const unchanged = previous !== undefined && (same(next, previous.address) || same(next, configured))
+        configured = next
+        if (unchanged) return
         // An address that auth forbids (none beyond loopback, a custom bind without a host) is not moved to.
         const problem = exposureProblem(yield* appConfig.get)
         if (problem !== undefined) return yield* Effect.logError(`not moving the gateway listener: ${problem}`)

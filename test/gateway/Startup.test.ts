@@ -121,4 +121,37 @@ describe("gateway start-up", () => {
       await stop()
     }
   })
+
+  it("a failure in the second step of the boot stops the process with its reason, and frees the port", async () => {
+    const home = await fs.mkdtemp(path.join(os.tmpdir(), "beamclaw-startup-"))
+    try {
+      // The port is bound before the device pairings are read (step 2), so this start answers /health and then stops.
+      await fs.mkdir(path.join(home, "devices"), { recursive: true })
+      await fs.writeFile(path.join(home, "devices", "paired.json"), "{\"x\": {\"deviceId\": 1}}")
+      const port = await freePort()
+      const gateway = start([], { BEAMCLAW_HOME: home, BEAMCLAW_PORT: String(port), BEAMCLAW_GATEWAY_TOKEN: TOKEN })
+      const timer = setTimeout(() => gateway.child.kill("SIGKILL"), 15_000)
+      const exit = await gateway.result
+      clearTimeout(timer)
+      assert.strictEqual(exit.code, 1, exit.stderr)
+      assert.include(exit.stderr, `${path.join(home, "devices", "paired.json")} is not a valid pairing file`)
+      // Nothing holds the port or the state directory: the same start with the file fixed answers.
+      await fs.rm(path.join(home, "devices"), { recursive: true })
+      const again = start([], { BEAMCLAW_HOME: home, BEAMCLAW_PORT: String(port), BEAMCLAW_GATEWAY_TOKEN: TOKEN })
+      try {
+        let ready = false
+        const deadline = Date.now() + 15_000
+        while (!ready && Date.now() < deadline) {
+          ready = (await fetch(`http://127.0.0.1:${port}/ready`).catch(() => undefined))?.status === 200
+          if (!ready) await new Promise((resolve) => setTimeout(resolve, 20))
+        }
+        assert.isTrue(ready, again.output().stderr)
+      } finally {
+        again.child.kill("SIGTERM")
+        await again.result
+      }
+    } finally {
+      await fs.rm(home, { recursive: true, force: true })
+    }
+  })
 })
