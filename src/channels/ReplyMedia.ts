@@ -19,18 +19,28 @@
  *
  * Resolution (`resolveReplyMedia`) only attaches files inside the agent's
  * workspace or the state directory's `media/` folder (symlinks followed
- * first), of the document types OpenClaw allows (images, audio, video, PDF,
- * Office, and Markdown/text/JSON/YAML that really are text), at most
+ * first), never anything else of the state directory (even when the
+ * workspace holds it, as `workspace: ~` does) nor the agent's own bootstrap
+ * and memory files (AGENTS.md, SOUL.md, … MEMORY.md, `memory/`), of the
+ * document types OpenClaw allows (images, audio, video, PDF, Office, and
+ * Markdown/text/JSON/YAML that really are text), at most
  * `MAX_OUTBOUND_FILE_BYTES` each and `MAX_REPLY_FILES` per reply. Remote
  * files are fetched by `downloadFile`, the same code the WS `send` method
- * uses for `mediaUrl`, here with the public-address guard on every hop.
+ * uses for `mediaUrl`, here with the public-address guard on every hop and
+ * each connection pinned to the address that was checked; a remote file
+ * whose URL name is not an allowed type is named after the server's content
+ * type (`file-<n>.<ext>`) and its bytes must match that type.
  */
-import * as dns from "node:dns/promises"
+import type * as dns from "node:dns"
+import * as dnsPromises from "node:dns/promises"
 import * as fs from "node:fs/promises"
+import * as http from "node:http"
+import * as https from "node:https"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import * as zlib from "node:zlib"
 import { Effect } from "effect"
 import type { OutboundFile } from "./Channel.ts"
 
@@ -329,7 +339,17 @@ const TYPES: Readonly<Record<string, string>> = {
   yaml: "application/yaml",
   yml: "application/yaml"
 }
-const ALLOWED_MIME: ReadonlySet<string> = new Set(Object.values(TYPES))
+/** The extension a file of an allowed content type is named with when its own name says nothing allowed. */
+const EXTENSION_OF_TYPE: ReadonlyMap<string, string> = (() => {
+  const map = new Map<string, string>()
+  for (const [extension, mime] of Object.entries(TYPES)) if (!map.has(mime)) map.set(mime, extension)
+  const aliases: ReadonlyArray<readonly [string, string]> = [
+    ["image/jpg", "jpg"], ["image/pjpeg", "jpg"], ["audio/mp3", "mp3"], ["audio/x-wav", "wav"], ["audio/wave", "wav"],
+    ["audio/x-flac", "flac"], ["audio/x-m4a", "m4a"], ["text/x-markdown", "md"], ["application/x-yaml", "yaml"], ["text/yaml", "yaml"]
+  ]
+  for (const [mime, extension] of aliases) map.set(mime, extension)
+  return map
+})()
 const TEXT_TYPES: ReadonlySet<string> = new Set(["md", "markdown", "txt", "json", "yaml", "yml"])
 
 const extensionOf = (name: string): string => path.extname(name).slice(1).toLowerCase()
@@ -422,70 +442,154 @@ export const fileNameOf = (url: URL, index: number): string => {
 
 export interface DownloadOptions {
   /**
-   * Fetch only from public addresses: the host is checked (its name and every
-   * address it resolves to) on the first request and on every redirect.
+   * Fetch only from public addresses over https: the host name is checked on
+   * the first request and on every redirect, and each connection is pinned to
+   * an address that was checked (the check runs inside the socket's own name
+   * resolution, so a host that answers differently the second time cannot
+   * move the connection to a private address).
    */
   readonly publicOnly?: boolean | undefined
-  /** Name resolution for the public-address check (tests). */
+  /** Name resolution (tests); its answer is what the connection uses. */
   readonly lookup?: ((host: string) => Promise<ReadonlyArray<string>>) | undefined
+  /**
+   * Which resolved addresses count as public (tests, where a loopback alias
+   * stands in for a public server); IP literals in URLs are always checked
+   * with `isPublicAddress`.
+   */
+  readonly isPublic?: ((address: string) => boolean) | undefined
+  /** Certificate authorities to trust instead of the default ones, PEM (tests). */
+  readonly ca?: string | undefined
 }
 
-const defaultLookup = async (host: string): Promise<ReadonlyArray<string>> =>
-  (await dns.lookup(host, { all: true, verbatim: true })).map((entry) => entry.address)
+type Resolve = (host: string) => Promise<ReadonlyArray<string>>
 
-const checkPublic = async (url: URL, lookup: (host: string) => Promise<ReadonlyArray<string>>): Promise<void> => {
-  if (url.protocol !== "https:") throw new Error("only https: links are attached")
-  const blocked = blockedHost(url.hostname)
-  if (blocked !== undefined) throw new Error(blocked)
-  const host = url.hostname.replace(/^\[|\]$/g, "")
-  if (net.isIP(host) !== 0) return
-  const addresses = await lookup(host)
-  if (addresses.length === 0) throw new Error(`${host} does not resolve`)
-  const bad = addresses.find((address) => !isPublicAddress(address))
-  if (bad !== undefined) throw new Error(`${host} resolves to a non-public address (${bad})`)
-}
+const defaultLookup: Resolve = async (host) => (await dnsPromises.lookup(host, { all: true, verbatim: true })).map((entry) => entry.address)
 
-/** Reads a body up to `limit` bytes; more is an error, not a truncated file. */
-const readCapped = async (response: Response, limit: number): Promise<Uint8Array> => {
-  const declared = Number(response.headers.get("content-length") ?? "")
-  if (Number.isFinite(declared) && declared > limit) throw new Error(`larger than ${limit / 1024 / 1024} MiB`)
-  if (response.body === null) return new Uint8Array(0)
-  const chunks: Array<Uint8Array> = []
-  let total = 0
-  for await (const chunk of response.body) {
-    total += chunk.byteLength
-    if (total > limit) throw new Error(`larger than ${limit / 1024 / 1024} MiB`)
-    chunks.push(chunk)
+/** The addresses a connection may use, or why it may use none. */
+const usableAddresses = (
+  host: string,
+  addresses: ReadonlyArray<string>,
+  family: number,
+  isPublic: ((address: string) => boolean) | undefined
+): Error | Array<dns.LookupAddress> => {
+  if (isPublic !== undefined) {
+    const bad = addresses.find((address) => !isPublic(address))
+    if (bad !== undefined) return new Error(`${host} resolves to a non-public address (${bad})`)
   }
-  return Buffer.concat(chunks)
+  const usable = addresses.flatMap((address) => {
+    const of = net.isIP(address)
+    return of === 0 || (family !== 0 && family !== of) ? [] : [{ address, family: of }]
+  })
+  return usable.length === 0 ? new Error(`${host} does not resolve`) : usable
 }
 
 /**
- * Downloads one file to attach, at most MAX_OUTBOUND_FILE_BYTES. Fails with
- * the reason as a string; callers decide whether that fails a send (WS
- * `send`) or becomes a note (a model's reply).
+ * The socket's name resolution: resolves, checks every address (when
+ * `isPublic` is given) and hands exactly the checked addresses to the socket.
+ */
+const pinnedLookup = (resolve: Resolve, isPublic: ((address: string) => boolean) | undefined): net.LookupFunction =>
+  (hostname, options, callback) => {
+    const family = options.family === 4 || options.family === "IPv4" ? 4 : options.family === 6 || options.family === "IPv6" ? 6 : 0
+    const answer = (result: Error | Array<dns.LookupAddress>) => {
+      if (result instanceof Error) return callback(result, [])
+      const first = result[0]
+      if (options.all === true || first === undefined) return callback(null, result)
+      return callback(null, first.address, first.family)
+    }
+    resolve(hostname).then(
+      (addresses) => answer(usableAddresses(hostname, addresses, family, isPublic)),
+      (error: unknown) => answer(error instanceof Error ? error : new Error(String(error)))
+    )
+  }
+
+/** Why a hop's URL is not fetched, if it is not. */
+const hopProblem = (url: URL, publicOnly: boolean): string | undefined => {
+  if (publicOnly) {
+    if (url.protocol !== "https:") return "only https: links are attached"
+    if (url.username !== "" || url.password !== "") return "links with credentials are not attached"
+    return blockedHost(url.hostname)
+  }
+  return url.protocol === "https:" || url.protocol === "http:" ? undefined : `${url.protocol} links are not supported`
+}
+
+/** One GET, resolved with its response head; the connection goes through `lookup` when given. */
+const get = (url: URL, options: DownloadOptions, publicOnly: boolean, signal: AbortSignal) =>
+  new Promise<{ readonly request: http.ClientRequest; readonly response: http.IncomingMessage }>((resolve, reject) => {
+    const resolver = options.lookup ?? (publicOnly ? defaultLookup : undefined)
+    const lookup = resolver === undefined ? undefined : pinnedLookup(resolver, publicOnly ? options.isPublic ?? isPublicAddress : undefined)
+    const requestOptions: https.RequestOptions = {
+      method: "GET",
+      // No pooled sockets: every request resolves (and checks) its own address.
+      agent: false,
+      signal,
+      headers: { "accept-encoding": "gzip, identity", "user-agent": "BeamClaw" },
+      ...(lookup === undefined ? {} : { lookup }),
+      ...(options.ca === undefined ? {} : { ca: options.ca })
+    }
+    const request = (url.protocol === "https:" ? https : http).request(url, requestOptions, (response) => resolve({ request, response }))
+    request.on("error", reject)
+    request.end()
+  })
+
+const tooLarge = (limit: number) => new Error(`larger than ${limit / 1024 / 1024} MiB`)
+
+/** Reads a body up to `limit` bytes (after gzip decoding); more is an error, not a truncated file. */
+const readCapped = async (response: http.IncomingMessage, limit: number): Promise<Uint8Array> => {
+  const declared = Number(response.headers["content-length"] ?? "")
+  if (Number.isFinite(declared) && declared > limit) throw tooLarge(limit)
+  const encoding = (response.headers["content-encoding"] ?? "identity").trim().toLowerCase()
+  if (encoding !== "identity" && encoding !== "gzip" && encoding !== "x-gzip") throw new Error(`it is sent with content-encoding ${encoding}`)
+  const chunks: Array<Uint8Array> = []
+  let total = 0
+  for await (const chunk of response) {
+    const bytes: unknown = chunk
+    if (!(bytes instanceof Uint8Array)) throw new Error("unexpected response body")
+    total += bytes.byteLength
+    if (total > limit) throw tooLarge(limit)
+    chunks.push(bytes)
+  }
+  const body = Buffer.concat(chunks)
+  if (encoding === "identity") return body
+  return new Promise((resolve, reject) =>
+    zlib.gunzip(body, { maxOutputLength: limit }, (error, result) => {
+      if (error === null) resolve(result)
+      else reject("code" in error && error.code === "ERR_BUFFER_TOO_LARGE" ? tooLarge(limit) : new Error(`its gzip encoding is broken (${error.message})`))
+    }))
+}
+
+/**
+ * Downloads one file to attach, at most MAX_OUTBOUND_FILE_BYTES, with
+ * node:http(s) so the connection's address is the one that was checked.
+ * Fails with the reason as a string; callers decide whether that fails a
+ * send (WS `send`) or becomes a note (a model's reply). Interruption (and the
+ * 30 s timeout) aborts the request.
  */
 export const downloadFile = (url: URL, index: number, options: DownloadOptions = {}): Effect.Effect<OutboundFile, string> =>
   Effect.tryPromise({
     try: async (signal) => {
+      const publicOnly = options.publicOnly === true
       let current = url
       for (let hop = 0; ; hop++) {
-        if (options.publicOnly === true) await checkPublic(current, options.lookup ?? defaultLookup)
-        const response = await fetch(current, { signal, redirect: options.publicOnly === true ? "manual" : "follow" })
-        const location = response.headers.get("location")
-        if (options.publicOnly === true && response.status >= 300 && response.status < 400 && location !== null) {
-          await response.body?.cancel()
-          if (hop >= MAX_REDIRECTS) throw new Error("too many redirects")
-          current = new URL(location, current)
-          continue
+        const problem = hopProblem(current, publicOnly)
+        if (problem !== undefined) throw new Error(problem)
+        const { request, response } = await get(current, options, publicOnly, signal)
+        try {
+          const status = response.statusCode ?? 0
+          const location = response.headers.location
+          if (status >= 300 && status < 400 && location !== undefined) {
+            if (hop >= MAX_REDIRECTS) throw new Error("too many redirects")
+            if (!URL.canParse(location, current.href)) throw new Error("it redirects to an invalid URL")
+            current = new URL(location, current)
+            continue
+          }
+          if (status < 200 || status >= 300) throw new Error(`HTTP ${status}`)
+          const data = await readCapped(response, MAX_OUTBOUND_FILE_BYTES)
+          const contentType = response.headers["content-type"]
+          return { name: fileNameOf(url, index), data, contentType }
+        } finally {
+          // Nothing of an abandoned response is read: its socket goes.
+          request.destroy()
         }
-        if (!response.ok) {
-          await response.body?.cancel()
-          throw new Error(`HTTP ${response.status}`)
-        }
-        const data = await readCapped(response, MAX_OUTBOUND_FILE_BYTES)
-        const contentType = response.headers.get("content-type") ?? undefined
-        return { name: fileNameOf(url, index), data, contentType }
       }
     },
     catch: describe
@@ -502,6 +606,12 @@ export interface MediaRoots {
   readonly mediaDir: string
   /** For `~/` references; the process's home by default. */
   readonly homeDir?: string | undefined
+  /**
+   * The gateway's state directory (`BEAMCLAW_HOME`), the parent of `mediaDir`
+   * by default: nothing in it is attached except `media/` and the agent's
+   * workspace when that lies inside it.
+   */
+  readonly stateDir?: string | undefined
 }
 
 export interface ResolvedMedia {
@@ -514,16 +624,46 @@ const realOrUndefined = (target: string) => fs.realpath(target).catch(() => unde
 
 const inside = (file: string, root: string): boolean => file === root || file.startsWith(root.endsWith(path.sep) ? root : `${root}${path.sep}`)
 
+/** The agent's bootstrap and memory files (lower case: a case-insensitive file system opens `soul.md` as `SOUL.md`). */
+const OWN_FILES: ReadonlySet<string> = new Set([
+  "agents.md", "soul.md", "tools.md", "identity.md", "user.md", "heartbeat.md", "bootstrap.md", "memory.md"
+])
+
+/** One of the agent's own files: a bootstrap or memory file by name, or anything in the workspace's `memory/` folder. */
+const isOwnFile = (file: string, workspace: string | undefined): boolean => {
+  if (OWN_FILES.has(path.basename(file).toLowerCase())) return true
+  if (workspace === undefined || !inside(file, workspace)) return false
+  return path.relative(workspace, file).split(path.sep)[0]?.toLowerCase() === "memory"
+}
+
+const OWN_FILE = "it is one of the agent's own files"
+
 const localFile = async (ref: MediaReference, roots: MediaRoots): Promise<OutboundFile> => {
   const home = roots.homeDir ?? os.homedir()
-  const wanted = ref.value.startsWith("~/") ? path.join(home, ref.value.slice(2)) : path.resolve(roots.workspace, ref.value)
+  const workspace = path.resolve(roots.workspace)
+  const wanted = ref.value.startsWith("~/") ? path.join(home, ref.value.slice(2)) : path.resolve(workspace, ref.value)
   const name = path.basename(wanted)
+  // Refused by name before the file system is asked, so a reply cannot probe for them either.
+  if (isOwnFile(wanted, workspace)) throw new Error(OWN_FILE)
   if (allowedTypeOf(name) === undefined) throw new Error(`.${extensionOf(name) || "(no extension)"} files are not attached`)
   const real = await fs.realpath(wanted).catch((error: unknown) => {
     throw new Error(typeof error === "object" && error !== null && "code" in error && error.code === "ENOENT" ? "not found" : describe(error))
   })
-  const allowedRoots = (await Promise.all([realOrUndefined(roots.workspace), realOrUndefined(roots.mediaDir)])).filter((root) => root !== undefined)
-  if (!allowedRoots.some((root) => inside(real, root))) throw new Error("only files in the agent's workspace or the media folder are attached")
+  const [realWorkspace, realMedia, realState] = await Promise.all([
+    realOrUndefined(workspace),
+    realOrUndefined(roots.mediaDir),
+    realOrUndefined(roots.stateDir ?? path.dirname(path.resolve(roots.mediaDir)))
+  ])
+  if (isOwnFile(real, realWorkspace)) throw new Error(OWN_FILE)
+  const inWorkspace = realWorkspace !== undefined && inside(real, realWorkspace)
+  const inMedia = realMedia !== undefined && inside(real, realMedia)
+  if (!inWorkspace && !inMedia) throw new Error("only files in the agent's workspace or the media folder are attached")
+  // A workspace that holds the state directory (`workspace: ~`) does not open it: its config, credentials and
+  // transcripts stay; a workspace inside it (the default `<state>/workspace`) is the agent's own.
+  const workspaceInsideState = realWorkspace !== undefined && realState !== undefined && realWorkspace !== realState && inside(realWorkspace, realState)
+  if (realState !== undefined && inside(real, realState) && !inMedia && !(inWorkspace && workspaceInsideState)) {
+    throw new Error("it is in the gateway's state directory (only its media folder is attached)")
+  }
   const extension = extensionOf(real)
   if (allowedTypeOf(real) === undefined) throw new Error(`.${extension || "(no extension)"} files are not attached`)
   const stat = await fs.stat(real)
@@ -540,17 +680,20 @@ const remoteFile = (ref: MediaReference, index: number, options: DownloadOptions
   Effect.gen(function*() {
     const url = new URL(ref.value)
     const file = yield* downloadFile(url, index, { ...options, publicOnly: true })
-    const extension = extensionOf(file.name)
-    const mime = (file.contentType ?? "").split(";")[0]?.trim().toLowerCase() ?? ""
     const byName = allowedTypeOf(file.name)
-    if (byName === undefined && !ALLOWED_MIME.has(mime) && !/^(?:image|audio|video)\/(?!svg)/.test(mime)) {
-      return yield* Effect.fail(`${mime === "" ? "its type" : mime} is not an attached file type`)
-    }
     if (byName !== undefined) {
-      const problem = contentProblem(extension, file.data)
+      const problem = contentProblem(extensionOf(file.name), file.data)
       if (problem !== undefined) return yield* Effect.fail(problem)
+      return { ...file, contentType: byName }
     }
-    return { ...file, contentType: byName ?? (mime === "" ? undefined : mime) }
+    // The URL's name is not an allowed type (`/evil.exe`, `/download`): the server's type names the file, and the
+    // bytes must be of that type, so a name the recipient would run never rides on an allowed content type.
+    const mime = (file.contentType ?? "").split(";")[0]?.trim().toLowerCase() ?? ""
+    const extension = EXTENSION_OF_TYPE.get(mime)
+    if (extension === undefined) return yield* Effect.fail(`${mime === "" ? "its type" : mime} is not an attached file type`)
+    const problem = contentProblem(extension, file.data)
+    if (problem !== undefined) return yield* Effect.fail(problem)
+    return { name: `file-${index + 1}.${extension}`, data: file.data, contentType: TYPES[extension] }
   })
 
 /** The note for a reference that could not be attached. */
