@@ -3,10 +3,12 @@
  * inbound message goes through preflight (bots, DM policy and pairing, guild
  * allowlist, mention gating, commands, routing), de-duplication and the
  * account's journal, then into a lane per session key. A lane is a worker
- * fiber owned by the gateway (DetachedRuns, not the connection) that runs
- * its jobs in order — the turn, typing while it runs, chunking, delivery —
- * and exits when its queue is empty, so an idle account has no fibers but
- * its connection. The listener never waits on a turn.
+ * fiber owned by the host (not the connection) that runs its jobs in order —
+ * the turn, typing while it runs, chunking, delivery — and exits when its
+ * queue is empty, so an idle account has no fibers but its connection. The
+ * listener never waits on a turn. The journals outlive the lanes: on
+ * shutdown the host waits for lanes in the middle of a job, interrupts the
+ * rest, and only then closes the journals, so a lane never loses a record.
  *
  * Guarantees: a message id is handled once (the de-dupe survives restarts);
  * an accepted message is answered or gets a visible error, and one accepted
@@ -15,11 +17,10 @@
  * piece that cannot be sent lands in the dead-letter log.
  */
 import * as path from "node:path"
-import { Cause, Clock, Context, Deferred, Duration, Effect, Layer, Result, Schema, Scope, Semaphore, Stream } from "effect"
+import { Cause, Clock, Context, Deferred, Duration, Effect, FiberSet, Layer, Result, Schema, Scope, Semaphore, Stream } from "effect"
 import { AppConfig } from "../config/AppConfig.ts"
 import type { BeamclawConfig } from "../config/ConfigSchema.ts"
 import { Paths } from "../config/Paths.ts"
-import { DetachedRuns } from "../runtime/DetachedRuns.ts"
 import { Sessions } from "../session/Sessions.ts"
 import type { AccountEndpoint, ChannelConnection, OutboundMessage } from "./Channel.ts"
 import * as ChannelJournal from "./ChannelJournal.ts"
@@ -176,8 +177,13 @@ export const nativeCommandSessionKey = (agentId: string, channel: string, sender
 /** A native command whose turn had nothing to say (the model answered NO_REPLY): its deferred answer is filled with this. */
 export const SILENT_NATIVE_TEXT = "✅ Done (no reply)."
 
-/** The lane (and journal session key) of a refused native command's answer; such a command is never run. */
+/**
+ * The lane (and journal session key) of a refused native command's answer; such a command is never run.
+ * The kind follows (`pair:` the pairing text, `drop:` not authorized), so a replay answers the same way.
+ */
 const REFUSAL_LANE = "refusal:"
+const PAIR_REFUSAL_LANE = `${REFUSAL_LANE}pair:`
+const DROP_REFUSAL_LANE = `${REFUSAL_LANE}drop:`
 
 /** The answer to a native command from someone who may not use it. */
 export const NOT_AUTHORIZED_TEXT = "⛔ You are not authorized to use this command."
@@ -272,15 +278,31 @@ export class ChannelHost extends Context.Service<ChannelHost, {
    */
   readonly bind: (channel: string, accountId: string, settings: Effect.Effect<AccountSettings>) => Effect.Effect<AccountEndpoint, never, Scope.Scope>
 }>()("beamclaw/channels/ChannelHost") {
-  static readonly layer = Layer.effect(ChannelHost, Effect.gen(function*() {
+  /** `journal`: how the accounts' journals are opened (a test hands in a failing disk). */
+  static readonly layerWith = (options: { readonly journal?: ChannelJournal.OpenOptions } = {}) => Layer.effect(ChannelHost, Effect.gen(function*() {
     const sessions = yield* Sessions
     const pairing = yield* PairingStore
     const dedupe = yield* InboundDedupe
-    const detached = yield* DetachedRuns
     const appConfig = yield* AppConfig
     const paths = yield* Paths
-    // Journals live as long as the host (an account is bound once per process), not as one account run.
-    const hostScope = yield* Effect.scope
+    // Journals live as long as the host (an account is bound once per process), not as one account run. Their
+    // scope is made before the lanes' set and grace wait, so it is closed after them: every lane has ended
+    // (finished or interrupted) before a journal it writes to closes.
+    const journalScope = yield* Scope.fork(yield* Effect.scope)
+    const laneFibers = yield* FiberSet.make<unknown, unknown>()
+    /** Lanes in the middle of a job on a connection: the ones worth waiting for at shutdown. */
+    let busyLanes = 0
+    // Registered after the set, so it runs first: lanes still at work get the grace, then the set interrupts
+    // the rest (lanes waiting for a connection that is gone), then the journals close.
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        if (busyLanes === 0) return
+        yield* Effect.logInfo(`channels: waiting up to ${SHUTDOWN_GRACE_MS / 1000}s for ${busyLanes} conversation(s) to finish`)
+        const deadline = (yield* Clock.currentTimeMillis) + SHUTDOWN_GRACE_MS
+        while (busyLanes > 0 && (yield* Clock.currentTimeMillis) < deadline) yield* Effect.sleep("50 millis")
+        if (busyLanes > 0) yield* Effect.logWarning(`channels: ${busyLanes} conversation(s) did not finish in time and are stopped; they are finished after the restart`)
+      })
+    )
 
     const agents = yield* AgentDirectory
 
@@ -362,7 +384,7 @@ export class ChannelHost extends Context.Service<ChannelHost, {
       Effect.gen(function*() {
         let currentSettings = initialSettings
         const settingsOf = Effect.suspend(() => currentSettings)
-        const journal = yield* ChannelJournal.open(paths.home, channel, accountId).pipe(Scope.provide(hostScope))
+        const journal = yield* ChannelJournal.open(paths.home, channel, accountId, options.journal ?? {}).pipe(Scope.provide(journalScope))
         let connection = yield* Deferred.make<ChannelConnection>()
         // Outbound `send` finds the account here.
         bound.set(`${channel}:${accountId}`, { current: () => connection, journal, settings: settingsOf })
@@ -549,6 +571,8 @@ export class ChannelHost extends Context.Service<ChannelHost, {
         const process = (job: Job): Effect.Effect<void> =>
           Effect.gen(function*() {
             const conn = yield* Deferred.await(connection)
+            busyLanes++
+            yield* Effect.addFinalizer(() => Effect.sync(() => busyLanes--))
             const settings = yield* settingsOf
             switch (job._tag) {
               case "Turn": {
@@ -560,7 +584,7 @@ export class ChannelHost extends Context.Service<ChannelHost, {
                   if (result.aborted) return yield* journal.done(job.id)
                   reply = result.text
                   chunk = yield* chunkingNow
-                  yield* journal.replied(job.id, reply, chunk)
+                  if (!(yield* recordReply(job.id, job.message, reply, chunk))) return
                 }
                 const silent = reply.trim() === "" || reply.trim().toUpperCase() === SILENT_TOKEN
                 // A native command's deferred answer says "thinking…" until it is filled, so silence gets a word too.
@@ -597,6 +621,7 @@ export class ChannelHost extends Context.Service<ChannelHost, {
                 return
             }
           }).pipe(
+            Effect.scoped,
             // A job never takes its lane down: whatever escaped is logged, and the job stays in the journal for a restart.
             Effect.catchCause((cause) =>
               Cause.hasInterruptsOnly(cause) ? Effect.failCause(cause) : Effect.logError(`channel ${channel}:${accountId}: job ${job.id} failed`, cause)
@@ -625,7 +650,7 @@ export class ChannelHost extends Context.Service<ChannelHost, {
                 yield* process(next)
               }
             }).pipe(Effect.ensuring(Effect.sync(release)))
-            return Effect.asVoid(detached.fork(worker))
+            return Effect.asVoid(FiberSet.run(laneFibers, worker))
           })
 
         const again = (message: InboundMessage) => Effect.logInfo(`channel ${channel}:${accountId}: message ${message.messageId} was delivered again; answered once`)
@@ -645,6 +670,39 @@ export class ChannelHost extends Context.Service<ChannelHost, {
             if (request !== undefined) yield* Effect.logWarning(`channel ${channel}:${accountId}: pairing request from ${message.senderId} refused (too many pending requests)`)
             return NOT_AUTHORIZED_TEXT
           })
+
+        /**
+         * Journals an accepted message. When the record cannot be written the
+         * message is not marked seen and gets no answer: an answer the journal
+         * cannot vouch for could be given twice after a restart, while a
+         * redelivery of an unanswered message is tried again.
+         */
+        const accept = (id: string, sessionKey: string, message: InboundMessage) =>
+          journal.accepted(id, sessionKey, message).pipe(
+            Effect.as(true),
+            Effect.catch((error) =>
+              Effect.as(
+                Effect.logError(`channel ${channel}:${accountId}: message ${message.messageId} from ${message.senderId} in ${message.chatId} is NOT answered: the journal could not record it (${error.message}); it is not marked seen, so a redelivery is tried again`),
+                false
+              )
+            )
+          )
+
+        /**
+         * Records a reply before it is sent. When it cannot be recorded it is not
+         * sent: the message stays open, and a restart finishes it (asks again)
+         * instead of a restart answering a second time.
+         */
+        const recordReply = (id: string, message: InboundMessage, text: string, chunk: ChannelJournal.Chunking) =>
+          journal.replied(id, text, chunk).pipe(
+            Effect.as(true),
+            Effect.catch((error) =>
+              Effect.as(
+                Effect.logError(`channel ${channel}:${accountId}: the reply to message ${message.messageId} in ${message.chatId} is NOT sent: the journal could not record it (${error.message}); it is finished after a restart`),
+                false
+              )
+            )
+          )
 
         const receive = (message: InboundMessage) =>
           Effect.gen(function*() {
@@ -667,14 +725,14 @@ export class ChannelHost extends Context.Service<ChannelHost, {
               const text = verdict._tag === "Pair" ? yield* pairingAnswer(message) : NOT_AUTHORIZED_TEXT
               const reason = verdict._tag === "Pair" ? "pairing" : verdict.reason
               yield* Effect.logInfo(`channel ${channel}:${accountId}: refused native command ${message.body.split(/\s/)[0] ?? ""} from ${message.senderId} (${reason})`)
-              const lane = `${REFUSAL_LANE}${id}`
-              yield* journal.accepted(id, lane, message)
+              const lane = `${verdict._tag === "Pair" ? PAIR_REFUSAL_LANE : DROP_REFUSAL_LANE}${id}`
+              if (!(yield* accept(id, lane, message))) return
               if (!(yield* dedupe.firstSeen(dedupeKeyOf(message)))) {
                 yield* journal.done(id)
                 return yield* again(message)
               }
               const chunk = yield* chunkingNow
-              yield* journal.replied(id, text, chunk)
+              if (!(yield* recordReply(id, message, text, chunk))) return
               return yield* enqueue(lane, { _tag: "Turn", id, message, sessionKey: lane, mentioned: false, reply: text, chunk })
             }
             if (verdict._tag === "Drop") {
@@ -693,7 +751,7 @@ export class ChannelHost extends Context.Service<ChannelHost, {
               // Journaled before it is marked seen: a crash in between leaves it in the journal, finished after
               // the restart (which marks it seen then), never marked seen and lost.
               if (journal.isOpen(id)) return yield* again(message)
-              yield* journal.accepted(id, verdict.route.sessionKey, message)
+              if (!(yield* accept(id, verdict.route.sessionKey, message))) return
               if (!(yield* dedupe.firstSeen(dedupeKeyOf(message)))) {
                 yield* journal.done(id)
                 return yield* again(message)
@@ -765,13 +823,19 @@ export class ChannelHost extends Context.Service<ChannelHost, {
               // records), it is refused again.
               const refused = pending.sessionKey.startsWith(REFUSAL_LANE)
               if (command === undefined || pending.reply !== undefined || refused) {
+                // A pairing refusal shows the sender's (pending) code again, as it did the first time.
+                const refusal = pending.reply !== undefined || !refused
+                  ? undefined
+                  : pending.sessionKey.startsWith(PAIR_REFUSAL_LANE)
+                  ? yield* pairingAnswer(pending.message)
+                  : NOT_AUTHORIZED_TEXT
                 yield* enqueue(pending.sessionKey, {
                   _tag: "Turn",
                   id: pending.id,
                   message: pending.message,
                   sessionKey: pending.sessionKey,
                   mentioned: false,
-                  reply: pending.reply ?? (refused ? NOT_AUTHORIZED_TEXT : undefined),
+                  reply: pending.reply ?? refusal,
                   chunk: pending.chunk
                 })
                 continue
@@ -796,4 +860,6 @@ export class ChannelHost extends Context.Service<ChannelHost, {
 
     return ChannelHost.of({ bind, send })
   }))
+
+  static readonly layer = ChannelHost.layerWith()
 }

@@ -24,11 +24,16 @@
  * again). `done` and dead letters are only written: losing one costs a replay
  * that finds the reply and the keys on disk and sends nothing. Appends share
  * syncs (group commit, `AppendLog`), so concurrent records cost one fdatasync.
+ *
+ * The durable records (`accepted`, `replied`, `attempting`, `markSent`) fail
+ * with `JournalWriteFailed` when they cannot be written: the caller then
+ * does less (no answer, no attempt) rather than something a restart would
+ * repeat. `done`, `attemptFailed` and dead letters stay best-effort (logged).
  */
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { Clock, Effect, Schema, type Scope } from "effect"
-import { type AppendLog, openAppendLog } from "../platform/AppendLog.ts"
+import { type AppendLog, type AppendLogOptions, openAppendLog } from "../platform/AppendLog.ts"
 import type { DeadLetter, DeliveryLog } from "./Delivery.ts"
 import { InboundMessage } from "./InboundMessage.ts"
 import { writeFileAtomic } from "../platform/AtomicFile.ts"
@@ -62,10 +67,18 @@ export interface PendingInbound {
   readonly chunk: Chunking | undefined
 }
 
+/** A durable journal record could not be written (or synced): what it would have guarded must not happen. */
+export class JournalWriteFailed extends Schema.TaggedError<JournalWriteFailed>()("JournalWriteFailed", {
+  file: Schema.String,
+  message: Schema.String
+}) {}
+
 export interface ChannelJournal extends DeliveryLog {
   readonly dir: string
-  readonly accepted: (id: string, sessionKey: string, message: InboundMessage) => Effect.Effect<void>
-  readonly replied: (id: string, text: string, chunk: Chunking) => Effect.Effect<void>
+  /** On disk before it succeeds; on failure the message is not open. */
+  readonly accepted: (id: string, sessionKey: string, message: InboundMessage) => Effect.Effect<void, JournalWriteFailed>
+  /** On disk before it succeeds; on failure the reply is not recorded. */
+  readonly replied: (id: string, text: string, chunk: Chunking) => Effect.Effect<void, JournalWriteFailed>
   readonly done: (id: string) => Effect.Effect<void>
   /** Accepted and not done yet (in this process or left by the last one). */
   readonly isOpen: (id: string) => boolean
@@ -87,7 +100,13 @@ const readLines = (file: string) =>
 /** Appends between two compactions of a long-lived journal. */
 export const COMPACT_EVERY = 5_000
 
-export const open = Effect.fn("ChannelJournal.open")(function*(home: string, channel: string, accountId: string, options: { readonly compactEvery?: number } = {}): Effect.fn.Return<ChannelJournal, never, Scope.Scope> {
+export interface OpenOptions {
+  readonly compactEvery?: number
+  /** How the files are opened for appending (a test hands in a failing disk). */
+  readonly log?: AppendLogOptions
+}
+
+export const open = Effect.fn("ChannelJournal.open")(function*(home: string, channel: string, accountId: string, options: OpenOptions = {}): Effect.fn.Return<ChannelJournal, never, Scope.Scope> {
   const dir = path.join(home, "channels", channel, accountId)
   const inboxFile = path.join(dir, "inbox.jsonl")
   const deliveredFile = path.join(dir, "delivered.jsonl")
@@ -155,7 +174,7 @@ export const open = Effect.fn("ChannelJournal.open")(function*(home: string, cha
   // One writer per file keeps lines whole and in order; the files stay open while the journal lives.
   const openLog = (file: string) =>
     Effect.acquireRelease(
-      Effect.tryPromise(() => openAppendLog(file)).pipe(Effect.orDie),
+      Effect.tryPromise(() => openAppendLog(file, options.log)).pipe(Effect.orDie),
       (log) => Effect.promise(() => log.close())
     )
   const inboxLog = yield* openLog(inboxFile)
@@ -190,12 +209,20 @@ export const open = Effect.fn("ChannelJournal.open")(function*(home: string, cha
   })
   const swap = (log: AppendLog, content: () => string) =>
     Effect.tryPromise(() => log.replace(content)).pipe(Effect.catch((error) => Effect.logWarning(`channel journal: could not compact ${log.file}: ${describe(error)}`)))
-  const append = (log: AppendLog, value: unknown, durable = false) =>
-    Effect.tryPromise(() => log.append(JSON.stringify(value) + "\n", durable)).pipe(
+  const counted = Effect.suspend(() => ++appends >= (options.compactEvery ?? COMPACT_EVERY) ? compactNow : Effect.void)
+  /** A best-effort record: a failure is logged and costs at most a replay that finds nothing to do. */
+  const append = (log: AppendLog, value: unknown) =>
+    Effect.tryPromise(() => log.append(JSON.stringify(value) + "\n")).pipe(
       Effect.catch((error) => Effect.logError(`channel journal: could not append to ${log.file}: ${describe(error)}`)),
-      Effect.andThen(Effect.suspend(() => ++appends >= (options.compactEvery ?? COMPACT_EVERY) ? compactNow : Effect.void))
+      Effect.andThen(counted)
     )
-  const stamp = <A>(f: (at: number) => Effect.Effect<A>) => Effect.flatMap(Clock.currentTimeMillis, f)
+  /** A durable record: on disk when it succeeds, a typed failure otherwise. */
+  const record = (log: AppendLog, value: unknown) =>
+    Effect.tryPromise({
+      try: () => log.append(JSON.stringify(value) + "\n", true),
+      catch: (error) => new JournalWriteFailed({ file: log.file, message: describe(error) })
+    }).pipe(Effect.andThen(counted))
+  const stamp = <A, E>(f: (at: number) => Effect.Effect<A, E>) => Effect.flatMap(Clock.currentTimeMillis, f)
 
   const openIds = new Set(open.keys())
   const journal: ChannelJournal = {
@@ -204,19 +231,28 @@ export const open = Effect.fn("ChannelJournal.open")(function*(home: string, cha
     pending: [...open].map(([id, entry]) => ({ id, sessionKey: entry.sessionKey, message: entry.message, reply: entry.reply, chunk: entry.chunk })),
     accepted: (id, sessionKey, message) =>
       stamp((at) => {
+        // Open at once, so a redelivery meanwhile is a duplicate; not open if it never reached the disk.
         openIds.add(id)
         live.set(id, { sessionKey, message, reply: undefined, chunk: undefined, at })
-        return append(inboxLog, { t: "accepted", id, at, sessionKey, message }, true)
+        return record(inboxLog, { t: "accepted", id, at, sessionKey, message }).pipe(
+          Effect.tapError(() =>
+            Effect.sync(() => {
+              openIds.delete(id)
+              live.delete(id)
+            })
+          )
+        )
       }),
     replied: (id, text, chunk) =>
-      stamp((at) => {
-        const entry = live.get(id)
-        if (entry !== undefined) {
-          entry.reply = text
-          entry.chunk = chunk
-        }
-        return append(inboxLog, { t: "reply", id, at, text, chunk }, true)
-      }),
+      stamp((at) =>
+        Effect.andThen(record(inboxLog, { t: "reply", id, at, text, chunk }), Effect.sync(() => {
+          const entry = live.get(id)
+          if (entry !== undefined) {
+            entry.reply = text
+            entry.chunk = chunk
+          }
+        }))
+      ),
     done: (id) =>
       stamp((at) => {
         openIds.delete(id)
@@ -229,12 +265,12 @@ export const open = Effect.fn("ChannelJournal.open")(function*(home: string, cha
         attempts.delete(key)
         delivered.set(key, messageId)
         deliveredAt.set(key, at)
-        return append(deliveredLog, { k: key, m: messageId, at }, true)
+        return record(deliveredLog, { k: key, m: messageId, at })
       }),
     attempting: (key) =>
       stamp((at) => {
         attempts.set(key, at)
-        return append(deliveredLog, { k: key, a: 1, at }, true)
+        return record(deliveredLog, { k: key, a: 1, at }).pipe(Effect.tapError(() => Effect.sync(() => attempts.delete(key))))
       }),
     // Not synced: losing it after a power cut only turns a safe retry into a dead letter.
     attemptFailed: (key) =>

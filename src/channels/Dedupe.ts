@@ -122,6 +122,8 @@ export const make = (file: string, options?: InboundDedupeOptions) =>
       const torn = lines.pop() ?? ""
       if (torn !== "") damaged++
       for (const line of lines) {
+        // An empty line is where the log started afresh after a write that failed before any byte landed.
+        if (line === "") continue
         fileLines++
         const decoded = decodeLine(line)
         if (decoded._tag === "Failure") {

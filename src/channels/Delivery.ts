@@ -13,9 +13,14 @@
  * left without an outcome by a crash or a closed connection is never made
  * again; such a piece is dead-lettered. Only a failure that provably did not
  * reach the platform (`notSent`) clears the attempt and may be retried.
+ *
+ * An attempt record that cannot be written means the piece is not sent at
+ * all (dead-lettered): a restart could not know it was tried. A sent key that
+ * cannot be recorded is logged and the piece still counts as sent.
  */
 import { Clock, Effect, Random } from "effect"
-import type { ChannelConnection, OutboundMessage, SendError } from "./Channel.ts"
+import { type ChannelConnection, type OutboundMessage, SendError } from "./Channel.ts"
+import type { JournalWriteFailed } from "./ChannelJournal.ts"
 
 export interface RetryPolicy {
   /** Attempts per piece, the first included. */
@@ -41,10 +46,11 @@ export interface DeadLetter {
 export interface DeliveryLog {
   /** The platform id of a piece sent before (this process or an earlier one), if any. */
   readonly sent: (idempotencyKey: string) => Effect.Effect<string | undefined>
-  readonly markSent: (idempotencyKey: string, messageId: string) => Effect.Effect<void>
+  /** Durable; fails when the key could not be written. */
+  readonly markSent: (idempotencyKey: string, messageId: string) => Effect.Effect<void, JournalWriteFailed>
   readonly deadLetter: (entry: DeadLetter) => Effect.Effect<void>
   /** An at-most-once piece is about to be sent (durable before it returns). */
-  readonly attempting: (idempotencyKey: string) => Effect.Effect<void>
+  readonly attempting: (idempotencyKey: string) => Effect.Effect<void, JournalWriteFailed>
   /** Its attempt provably did not reach the platform: it may be sent again. */
   readonly attemptFailed: (idempotencyKey: string) => Effect.Effect<void>
   /** An attempt was made (this process or an earlier one) and its outcome is unknown. */
@@ -69,7 +75,14 @@ const sendWithRetry = (connection: ChannelConnection, log: DeliveryLog, message:
     let attempt = 0
     while (true) {
       attempt += 1
-      if (once) yield* log.attempting(message.idempotencyKey)
+      if (once) {
+        const recorded = yield* Effect.result(log.attempting(message.idempotencyKey))
+        if (recorded._tag === "Failure") {
+          // Unrecorded, a crash after the send would leave a restart free to post it again.
+          const error = new SendError({ message: `the attempt could not be recorded before sending (${recorded.failure.message}): not sent`, retryable: false, notSent: true })
+          return { _tag: "GaveUp", error, attempts: attempt - 1 }
+        }
+      }
       const result = yield* Effect.result(connection.send(message))
       if (result._tag === "Success") return { _tag: "Sent", messageId: result.success.messageId, attempts: attempt }
       const error = result.failure
@@ -117,7 +130,9 @@ export const deliver = Effect.fn("Delivery.deliver")(function*(
     }
     const sent = yield* sendWithRetry(connection, log, piece, policy)
     if (sent._tag === "Sent") {
-      yield* log.markSent(piece.idempotencyKey, sent.messageId)
+      yield* log.markSent(piece.idempotencyKey, sent.messageId).pipe(
+        Effect.catch((error) => Effect.logError(`sent ${piece.idempotencyKey} to ${piece.target.chatId} but could not record it (${error.message}): a restart may send it again`))
+      )
       results.push({ idempotencyKey: piece.idempotencyKey, messageId: sent.messageId, skipped: false })
       continue
     }

@@ -10,6 +10,11 @@
  * `replace` swaps the whole file atomically (temp, fsync, rename, directory
  * fsync) in order with the appends, and later appends go to the new file.
  *
+ * A write that fails partway leaves a torn line; the next batch then starts
+ * with a newline, so the torn line stays alone (readers skip it) and the
+ * records after it stay readable. `close` refuses every append made after
+ * it was called, so nothing is written to a closed handle.
+ *
  * Plain promises, not an Effect service: a write that has started is
  * finished whoever stops waiting for it (half a batch would be a torn file),
  * so there is nothing for interruption to cancel.
@@ -29,6 +34,21 @@ export interface AppendLog {
   readonly stats: () => { readonly writes: number; readonly syncs: number }
 }
 
+/** The part of a `fs.FileHandle` the log uses. */
+export interface LogHandle {
+  readonly writeFile: (data: string, encoding: "utf8") => Promise<void>
+  readonly datasync: () => Promise<void>
+  readonly close: () => Promise<void>
+}
+
+export interface AppendLogOptions {
+  readonly mode?: number
+  /** Opens the file for appending; a test hands in a handle whose disk fails. */
+  readonly open?: (file: string, mode: number) => Promise<LogHandle>
+}
+
+const openForAppend = (file: string, mode: number): Promise<LogHandle> => fs.open(file, "a", mode)
+
 interface Waiter {
   readonly resolve: () => void
   readonly reject: (error: unknown) => void
@@ -38,22 +58,33 @@ type Op =
   | { readonly _tag: "append"; readonly data: string; readonly durable: boolean; readonly waiter: Waiter }
   | { readonly _tag: "replace"; readonly content: () => string; readonly waiter: Waiter }
 
-export const openAppendLog = async (file: string, mode = 0o600): Promise<AppendLog> => {
-  let handle = await fs.open(file, "a", mode)
+export const openAppendLog = async (file: string, options: AppendLogOptions = {}): Promise<AppendLog> => {
+  const mode = options.mode ?? 0o600
+  const open = options.open ?? openForAppend
+  let handle = await open(file, mode)
   let queue: Array<Op> = []
-  let running = false
-  let closed = false
+  let running: Promise<void> | undefined
+  let closing: Promise<void> | undefined
+  // After a failed write the file may end in part of a line: the next batch starts on a fresh one.
+  let torn = false
   let writes = 0
   let syncs = 0
 
   /** Writes a run of appends: one write, then one sync if any of them must be durable. */
   const writeBatch = async (batch: ReadonlyArray<Extract<Op, { _tag: "append" }>>) => {
     const durable = batch.some((op) => op.durable)
+    const data = batch.length === 1 ? batch[0]?.data ?? "" : batch.map((op) => op.data).join("")
+    if (data === "") {
+      for (const op of batch) op.waiter.resolve()
+      return
+    }
     try {
       // FileHandle.writeFile writes the whole string (it loops over short writes); with O_APPEND each part lands at the end.
-      await handle.writeFile(batch.length === 1 ? batch[0]?.data ?? "" : batch.map((op) => op.data).join(""), "utf8")
+      await handle.writeFile(torn ? "\n" + data : data, "utf8")
+      torn = false
       writes++
     } catch (error) {
+      torn = true
       for (const op of batch) op.waiter.reject(error)
       return
     }
@@ -72,7 +103,8 @@ export const openAppendLog = async (file: string, mode = 0o600): Promise<AppendL
     try {
       await writeFileAtomic(file, op.content(), { mode })
       const previous = handle
-      handle = await fs.open(file, "a", mode)
+      handle = await open(file, mode)
+      torn = false
       await previous.close().catch(() => undefined)
       op.waiter.resolve()
     } catch (error) {
@@ -81,7 +113,6 @@ export const openAppendLog = async (file: string, mode = 0o600): Promise<AppendL
   }
 
   const pump = async () => {
-    running = true
     try {
       while (queue.length > 0) {
         const ops = queue
@@ -106,27 +137,28 @@ export const openAppendLog = async (file: string, mode = 0o600): Promise<AppendL
         }
       }
     } finally {
-      running = false
+      running = undefined
     }
   }
 
   const enqueue = (make: (waiter: Waiter) => Op) =>
     new Promise<void>((resolve, reject) => {
-      if (closed) return reject(new Error(`${file} is closed`))
+      if (closing !== undefined) return reject(new Error(`${file} is closed`))
       queue.push(make({ resolve, reject }))
-      if (!running) void pump()
+      if (running === undefined) running = pump()
     })
 
   return {
     file,
     append: (data, durable = false) => enqueue((waiter) => ({ _tag: "append", data, durable, waiter })),
     replace: (content) => enqueue((waiter) => ({ _tag: "replace", content, waiter })),
-    close: async () => {
-      if (closed) return
-      // The last batch goes out before the handle is closed.
-      await enqueue((waiter) => ({ _tag: "append", data: "", durable: false, waiter })).catch(() => undefined)
-      closed = true
-      await handle.close().catch(() => undefined)
+    close: () => {
+      // Refused from now on, so the queue only shrinks; the handle is closed once the writer has drained it.
+      closing ??= (async () => {
+        while (running !== undefined) await running
+        await handle.close().catch(() => undefined)
+      })()
+      return closing
     },
     stats: () => ({ writes, syncs })
   }

@@ -32,8 +32,11 @@ const channelReadiness = (statuses: ReadonlyArray<AccountStatus>) =>
 
 /**
  * The chat channels: one supervised fiber per enabled account, and the layer
- * that turns their messages into turns. Built after the detached runs, so on
- * shutdown the accounts disconnect first and their running lanes get the grace.
+ * that turns their messages into turns. On shutdown the accounts stop first
+ * (each waits for its conversations), then ChannelHost gives the lanes still
+ * at work their grace and closes the journals only after the last lane, then
+ * the detached runs get theirs. The lanes live in ChannelHost, not in
+ * DetachedRuns, so no lane can outlive the journal it writes to.
  */
 const channels = ChannelSupervisor.layer([DiscordChannel.plugin], { onStatus: channelReadiness }).pipe(
   Layer.provideMerge(ChannelHost.layer),

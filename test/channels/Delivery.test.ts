@@ -13,6 +13,8 @@ import { TestClock } from "effect/testing"
 import { type ChannelConnection, type OutboundMessage, SendError } from "../../src/channels/Channel.ts"
 import * as ChannelJournal from "../../src/channels/ChannelJournal.ts"
 import { deliver } from "../../src/channels/Delivery.ts"
+import type { InboundMessage } from "../../src/channels/InboundMessage.ts"
+import type { LogHandle } from "../../src/platform/AppendLog.ts"
 import * as TestApp from "../support/TestApp.ts"
 
 /** A platform that fails the sends its script says, and records what it accepted. */
@@ -173,5 +175,44 @@ describe("Delivery", () => {
       assert.strictEqual(yield* journal.sent("new-piece"), "m-new")
       const reopened = yield* ChannelJournal.open(home, "discord", "default")
       assert.deepStrictEqual(reopened.pending.map((p) => p.id), ["c1:3"])
+    }))
+
+  it.effect("the durable records fail with a typed error when the disk fails: an at-most-once piece is then not sent but dead-lettered, and a message is not open", () =>
+    Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      // The inbox and delivered files fail every write (EIO); the dead-letter file works.
+      const open = async (file: string, mode: number): Promise<LogHandle> => {
+        const real = await fs.open(file, "a", mode)
+        const broken = !file.endsWith("dead-letter.jsonl")
+        return {
+          writeFile: (data, encoding) => broken ? Promise.reject(new Error("EIO: i/o error, write")) : real.writeFile(data, encoding),
+          datasync: () => real.datasync(),
+          close: () => real.close()
+        }
+      }
+      const journal = yield* ChannelJournal.open(home, "discord", "default", { log: { open } })
+      const message: InboundMessage = {
+        channel: "discord", accountId: "default", messageId: "9", chatType: "direct", chatId: "c1", from: "discord:u", to: "channel:c1",
+        senderId: "u", isBot: false, body: "hi", memberRoleIds: [], attachments: [], wasMentioned: false, hasAnyMention: false, replyToBot: false, timestamp: 0
+      }
+      const accepted = yield* Effect.flip(journal.accepted("c1:9", "agent:main:main", message))
+      assert.strictEqual(accepted._tag, "JournalWriteFailed")
+      assert.isFalse(journal.isOpen("c1:9"), "a message that never reached the disk is not open")
+      assert.strictEqual((yield* Effect.flip(journal.replied("c1:9", "x", { maxChars: 2000, maxLines: 17 })))._tag, "JournalWriteFailed")
+      assert.strictEqual((yield* Effect.flip(journal.markSent("k", "m")))._tag, "JournalWriteFailed")
+      assert.strictEqual((yield* Effect.flip(journal.attempting("k2")))._tag, "JournalWriteFailed")
+      assert.isFalse(yield* journal.attempted("k2"), "an attempt that was not recorded was not made")
+      // Best effort: these succeed (logged) whatever the disk says.
+      yield* journal.done("c1:9")
+      yield* journal.attemptFailed("k2")
+
+      const { connection, attempts } = platform(new Map())
+      const results = yield* deliver(connection, journal, pieces("unrecordable", "plain").map((piece, i) => i === 0 ? { ...piece, atMostOnce: true } : piece))
+      assert.isUndefined(attempts.get("reply:0"), "an attempt that could not be recorded is not made")
+      assert.include(results[0]?.error ?? "", "could not be recorded")
+      assert.strictEqual(attempts.get("reply:1"), 1, "a piece with a nonce is sent; its key not being recorded is logged")
+      assert.isUndefined(results[1]?.error)
+      const dead = yield* Effect.promise(() => fs.readFile(path.join(journal.dir, "dead-letter.jsonl"), "utf8"))
+      assert.include(dead, "reply:0")
     }))
 })

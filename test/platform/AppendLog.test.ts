@@ -7,7 +7,7 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterEach, assert, beforeEach, describe, it } from "@effect/vitest"
-import { openAppendLog } from "../../src/platform/AppendLog.ts"
+import { type LogHandle, openAppendLog } from "../../src/platform/AppendLog.ts"
 
 let dir: string
 beforeEach(async () => {
@@ -86,5 +86,51 @@ describe("AppendLog", () => {
     await log.append("two\n", true)
     assert.strictEqual(await fs.readFile(file, "utf8"), "one\ntwo\n")
     await log.close()
+  })
+
+  it("a write that fails partway leaves its torn line alone: the next batch starts on a fresh line", async () => {
+    const file = path.join(dir, "log.jsonl")
+    let failNext = false
+    // A disk that fills up halfway through a write: part of the bytes land, then the write fails (as ENOSPC does).
+    const open = async (name: string, mode: number): Promise<LogHandle> => {
+      const real = await fs.open(name, "a", mode)
+      return {
+        writeFile: async (data, encoding) => {
+          if (!failNext) return real.writeFile(data, encoding)
+          failNext = false
+          await real.writeFile(data.slice(0, Math.floor(data.length / 2)), encoding)
+          throw Object.assign(new Error("ENOSPC: no space left on device"), { code: "ENOSPC" })
+        },
+        datasync: () => real.datasync(),
+        close: () => real.close()
+      }
+    }
+    const log = await openAppendLog(file, { open })
+    await log.append("{\"n\":1}\n", true)
+    failNext = true
+    const failed = await log.append("{\"n\":2,\"pad\":\"xxxxxxxx\"}\n", true).then(() => undefined, (e: unknown) => e)
+    assert.match(String(failed), /ENOSPC/)
+    await log.append("{\"n\":3}\n", true)
+    await log.close()
+    const lines = (await fs.readFile(file, "utf8")).split("\n").filter((line) => line !== "")
+    assert.strictEqual(lines.length, 3)
+    assert.strictEqual(lines[0], "{\"n\":1}")
+    assert.strictEqual(lines[1], "{\"n\":2,\"pad\"", "the torn line stands alone")
+    assert.deepStrictEqual(JSON.parse(lines[2] ?? ""), { n: 3 }, "the record after a torn write is whole")
+  })
+
+  it("an append made after close was called is refused, never written to the closed file", async () => {
+    const file = path.join(dir, "log.jsonl")
+    const log = await openAppendLog(file)
+    const before = log.append("before\n")
+    const closing = log.close()
+    const late = await log.append("late\n").then(() => "written", (e: unknown) => String(e))
+    const lateReplace = await log.replace(() => "swapped\n").then(() => "swapped", (e: unknown) => String(e))
+    await before
+    await closing
+    await log.close()
+    assert.match(late, /is closed/)
+    assert.match(lateReplace, /is closed/)
+    assert.strictEqual(await fs.readFile(file, "utf8"), "before\n")
   })
 })

@@ -197,6 +197,8 @@ type LifecycleEvent =
   | { readonly _tag: "Up" }
   | { readonly _tag: "Down"; readonly code: number }
   | { readonly _tag: "Problem"; readonly message: string }
+  /** A slash command that was dropped unanswered: logged as an error, and shown as the account's last problem. */
+  | { readonly _tag: "Dropped"; readonly message: string }
   | { readonly _tag: "Inbound"; readonly message: Message }
   | { readonly _tag: "Command"; readonly interaction: ChatInputCommandInteraction }
 
@@ -251,11 +253,15 @@ export const run = (options: DiscordAccountOptions, context: AccountContext) =>
         interaction.deferReply(options.ephemeral ? { flags: MessageFlags.Ephemeral } : {}).then(
           () => Queue.offerUnsafe(events, { _tag: "Command", interaction }),
           (error: unknown) => {
-            if (apiCodeOf(error) !== ALREADY_ACKNOWLEDGED) {
-              Queue.offerUnsafe(events, { _tag: "Problem", message: `could not acknowledge /${interaction.commandName} (${interaction.id}): ${messageOf(error)}` })
-            }
-            // Still handed on: a redelivery is answered once by the de-dupe, and an answer that cannot go is dead-lettered.
-            Queue.offerUnsafe(events, { _tag: "Command", interaction })
+            // Already acknowledged: a redelivery, answered once by the de-dupe.
+            if (apiCodeOf(error) === ALREADY_ACKNOWLEDGED) return Queue.offerUnsafe(events, { _tag: "Command", interaction })
+            // Not acknowledged (10062 after the 3 s deadline, a refusal, a network failure): the user sees "the
+            // application did not respond" and can send it again, and no answer could ever be shown, so running the
+            // command would change things nobody is told about. Not run.
+            Queue.offerUnsafe(events, {
+              _tag: "Dropped",
+              message: `slash command /${interaction.commandName} (${interaction.id}) from ${interaction.user.id} was NOT run: it could not be acknowledged: ${messageOf(error)}`
+            })
           }
         )
       })
@@ -391,6 +397,10 @@ export const run = (options: DiscordAccountOptions, context: AccountContext) =>
             break
           }
           case "Problem":
+            yield* context.problem(event.message)
+            break
+          case "Dropped":
+            yield* Effect.logError(`discord ${options.accountId}: ${event.message}`)
             yield* context.problem(event.message)
             break
           case "Command": {
