@@ -82,6 +82,8 @@ export class Sessions extends Context.Service<Sessions, {
    */
   readonly compact: (key: string, instructions?: string) => Effect.Effect<SessionActor.CompactOutcome, SessionActor.CompactFailure | SessionKey.InvalidSessionKey>
   readonly list: (agentId?: string) => Effect.Effect<ReadonlyArray<SessionRow>, StoreError>
+  /** One session's index entry (canonical store key), without listing the others. */
+  readonly entry: (key: string) => Effect.Effect<SessionEntry | undefined, StoreError>
   readonly stats: Effect.Effect<HostStats>
   /** The global lane of agent runs: turns holding a slot now, and its size. */
   readonly lane: Effect.Effect<{ readonly running: number; readonly capacity: number }>
@@ -342,6 +344,7 @@ export class Sessions extends Context.Service<Sessions, {
         ask<SessionActor.CompactOutcome, SessionActor.CompactFailure>(key, (reply) => ({ _tag: "Compact", instructions, reply })),
       list: (agentId) =>
         store.listEntries(agentId).pipe(Effect.map((rows) => rows.map(([key, entry]) => ({ key, entry, live: actors.has(key) })))),
+      entry: (key) => store.getEntry(key),
       stats: Effect.sync(() => {
         let serving = 0
         for (const handle of actors.values()) if (handle.serving) serving++

@@ -268,14 +268,12 @@ const agentFinal = (run: RunRecord): Effect.Effect<unknown, MethodError> => {
  * one, OpenClaw's default channel "last": the session's last route, the
  * conversation its last channel message came from.
  */
-const deliveryTarget = (decoded: typeof AgentParams.Type, sessionKey: string, agentId: string) =>
+const deliveryTarget = (decoded: typeof AgentParams.Type, sessionKey: string) =>
   Effect.gen(function*() {
     const requested = decoded.replyChannel ?? decoded.channel
     const wantsLast = requested === undefined || requested === "last"
     const needsRoute = decoded.to === undefined || decoded.to.trim() === "" || requested === "last"
-    const entry = needsRoute
-      ? (yield* (yield* Sessions).list(agentId).pipe(Effect.mapError(sessionError))).find((row) => row.key === sessionKey)?.entry
-      : undefined
+    const entry = needsRoute ? yield* (yield* Sessions).entry(sessionKey).pipe(Effect.mapError(sessionError)) : undefined
     const last = entry?.deliveryContext ?? (entry?.lastChannel !== undefined && entry.lastTo !== undefined ? { channel: entry.lastChannel, to: entry.lastTo, accountId: entry.lastAccountId } : undefined)
     if (decoded.to === undefined || decoded.to.trim() === "") {
       if (last === undefined) {
@@ -299,7 +297,7 @@ const agent: Handler = (params, context) =>
     if (decoded.agentId !== undefined && key.agentId !== decoded.agentId.toLowerCase()) {
       return yield* Effect.fail(invalidRequest(`sessionKey ${key.key} belongs to agent ${key.agentId}, not ${decoded.agentId}`))
     }
-    const delivery = decoded.deliver === true ? yield* deliveryTarget(decoded, key.key, key.agentId) : undefined
+    const delivery = decoded.deliver === true ? yield* deliveryTarget(decoded, key.key) : undefined
     const text = yield* sanitizeMessage(decoded.message)
     const images = yield* decodeAttachments(decoded.attachments ?? [])
     if (text.trim() === "" && images.length === 0) return yield* Effect.fail(invalidRequest("message or attachment required"))
