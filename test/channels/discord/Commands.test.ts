@@ -8,36 +8,12 @@
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
-import { ChannelHost } from "../../../src/channels/ChannelHost.ts"
-import { ChannelSupervisor } from "../../../src/channels/ChannelSupervisor.ts"
-import { InboundDedupe } from "../../../src/channels/Dedupe.ts"
-import * as DiscordChannel from "../../../src/channels/discord/DiscordChannel.ts"
-import { PairingStore } from "../../../src/channels/PairingStore.ts"
-import { DetachedRuns } from "../../../src/runtime/DetachedRuns.ts"
+import { Effect } from "effect"
 import { Sessions } from "../../../src/session/Sessions.ts"
+import { connected, openChannelLayer as channelLayer, wait } from "../../support/DiscordHarness.ts"
 import { errorReply, FakeAnthropic, type RecordedAnthropicRequest } from "../../support/FakeAnthropic.ts"
 import { FakeDiscord, type FakeDiscordHandle } from "../../support/FakeDiscord.ts"
 import * as TestApp from "../../support/TestApp.ts"
-
-const channelLayer = (home: string, anthropicUrl: string, discord: Record<string, unknown>, config: Record<string, unknown> = {}) =>
-  ChannelSupervisor.layer([DiscordChannel.plugin]).pipe(
-    Layer.provideMerge(ChannelHost.layer),
-    Layer.provideMerge(Layer.mergeAll(PairingStore.layer, InboundDedupe.layer(), DetachedRuns.layer)),
-    Layer.provideMerge(TestApp.layer({ home, anthropicUrl, config: { ...config, channels: { discord: { enabled: true, dmPolicy: "open", allowFrom: ["*"], ...discord } } } }))
-  )
-
-const wait = (fake: FakeDiscordHandle, predicate: () => boolean, label: string, timeoutMs = 8000) =>
-  Effect.tryPromise(() => fake.waitFor(predicate, timeoutMs, label)).pipe(Effect.orDie)
-
-const connected = Effect.gen(function*() {
-  const supervisor = yield* ChannelSupervisor
-  for (let i = 0; i < 400; i++) {
-    if ((yield* supervisor.status)[0]?.connected === true) return
-    yield* Effect.sleep("25 millis")
-  }
-  return yield* Effect.die(new Error(`discord never connected: ${JSON.stringify(yield* supervisor.status)}`))
-})
 
 const sentTo = (fake: FakeDiscordHandle, channelId: string) => fake.sentMessages.filter((m) => m.channelId === channelId).map((m) => m.content)
 const quiet = Effect.sleep("400 millis")

@@ -8,37 +8,14 @@
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
-import { ChannelHost } from "../../../src/channels/ChannelHost.ts"
+import { Effect } from "effect"
 import { ChannelSupervisor } from "../../../src/channels/ChannelSupervisor.ts"
-import { InboundDedupe } from "../../../src/channels/Dedupe.ts"
-import * as DiscordChannel from "../../../src/channels/discord/DiscordChannel.ts"
 import { NATIVE_COMMANDS } from "../../../src/channels/discord/NativeCommands.ts"
-import { PairingStore } from "../../../src/channels/PairingStore.ts"
-import { DetachedRuns } from "../../../src/runtime/DetachedRuns.ts"
 import { Sessions } from "../../../src/session/Sessions.ts"
+import { channelLayer, connected, wait } from "../../support/DiscordHarness.ts"
 import { FakeAnthropic } from "../../support/FakeAnthropic.ts"
 import { FakeDiscord, type FakeDiscordHandle } from "../../support/FakeDiscord.ts"
 import * as TestApp from "../../support/TestApp.ts"
-
-const channelLayer = (home: string, anthropicUrl: string, discord: Record<string, unknown>) =>
-  ChannelSupervisor.layer([DiscordChannel.plugin]).pipe(
-    Layer.provideMerge(ChannelHost.layer),
-    Layer.provideMerge(Layer.mergeAll(PairingStore.layer, InboundDedupe.layer(), DetachedRuns.layer)),
-    Layer.provideMerge(TestApp.layer({ home, anthropicUrl, config: { channels: { discord: { enabled: true, ...discord } } } }))
-  )
-
-const wait = (fake: FakeDiscordHandle, predicate: () => boolean, label: string, timeoutMs = 8000) =>
-  Effect.tryPromise(() => fake.waitFor(predicate, timeoutMs, label)).pipe(Effect.orDie)
-
-const connected = Effect.gen(function*() {
-  const supervisor = yield* ChannelSupervisor
-  for (let i = 0; i < 400; i++) {
-    if ((yield* supervisor.status)[0]?.connected === true) return
-    yield* Effect.sleep("25 millis")
-  }
-  return yield* Effect.die(new Error(`discord never connected: ${JSON.stringify(yield* supervisor.status)}`))
-})
 
 const ours = NATIVE_COMMANDS.map((c) => c.name).sort()
 const registered = (fake: FakeDiscordHandle) => fake.applicationCommands().length === ours.length
