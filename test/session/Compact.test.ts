@@ -11,18 +11,11 @@ import { Effect, Fiber, Stream } from "effect"
 import type { TurnEvent } from "../../src/agent/TurnEvent.ts"
 import { Sessions } from "../../src/session/Sessions.ts"
 import * as Transcript from "../../src/session/Transcript.ts"
-import { errorReply, FakeAnthropic, type RecordedAnthropicRequest } from "../support/FakeAnthropic.ts"
+import { errorReply, FakeAnthropic, isSummaryRequest, messagesJson} from "../support/FakeAnthropic.ts"
 import * as TestApp from "../support/TestApp.ts"
 
 const KEY = "agent:main:main"
 
-const systemText = (request: RecordedAnthropicRequest | undefined): string => {
-  const system = request?.body?.system
-  if (system === undefined) return ""
-  return typeof system === "string" ? system : system.map((b) => typeof b["text"] === "string" ? b["text"] : "").join("")
-}
-const isSummaryRequest = (request: RecordedAnthropicRequest) => systemText(request).includes("working memory of a long conversation")
-const messagesJson = (request: RecordedAnthropicRequest | undefined) => JSON.stringify(request?.body?.messages ?? [])
 const collect = (stream: Stream.Stream<TurnEvent, { readonly _tag: string; readonly message: string }>) => Stream.runCollect(stream).pipe(Effect.map((chunk) => [...chunk]))
 const completed = (events: ReadonlyArray<TurnEvent>) => events.find((e): e is Extract<TurnEvent, { _tag: "TurnCompleted" }> => e._tag === "TurnCompleted")
 const turn = (text: string) => ({ runId: crypto.randomUUID(), text })

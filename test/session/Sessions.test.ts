@@ -6,7 +6,7 @@ import { type Tool, ToolError } from "../../src/agent/Tool.ts"
 import type { TurnEvent } from "../../src/agent/TurnEvent.ts"
 import { Sessions } from "../../src/session/Sessions.ts"
 import * as Transcript from "../../src/session/Transcript.ts"
-import { FakeAnthropic, type RecordedAnthropicRequest } from "../support/FakeAnthropic.ts"
+import { FakeAnthropic, messagesJson, type RecordedAnthropicRequest, systemText } from "../support/FakeAnthropic.ts"
 import { FakeOpenAi } from "../support/FakeOpenAi.ts"
 import * as TestApp from "../support/TestApp.ts"
 
@@ -37,12 +37,6 @@ const lastUserText = (request: RecordedAnthropicRequest): string => {
   if (typeof last.content === "string") return last.content
   return last.content.map((b) => typeof b["text"] === "string" ? b["text"] : "").join("")
 }
-const systemText = (request: RecordedAnthropicRequest | undefined): string => {
-  const system = request?.body?.system
-  if (system === undefined) return ""
-  return typeof system === "string" ? system : system.map((b) => typeof b["text"] === "string" ? b["text"] : "").join("")
-}
-const messagesJson = (request: RecordedAnthropicRequest | undefined) => JSON.stringify(request?.body?.messages ?? [])
 
 const collect = (stream: Stream.Stream<TurnEvent, { readonly _tag: string; readonly message: string }>) => Stream.runCollect(stream).pipe(Effect.map((chunk) => [...chunk]))
 const completed = (events: ReadonlyArray<TurnEvent>) => events.find((e): e is Extract<TurnEvent, { _tag: "TurnCompleted" }> => e._tag === "TurnCompleted")

@@ -182,6 +182,19 @@ const resultText = (content: unknown): string => {
   ).join("")
 }
 
+/** The system prompt of a recorded request, as text. */
+export const systemText = (request: RecordedAnthropicRequest | undefined): string => {
+  const system = request?.body?.system
+  if (system === undefined) return ""
+  return typeof system === "string" ? system : system.map((b) => typeof b["text"] === "string" ? b["text"] : "").join("")
+}
+
+/** The messages of a recorded request, as JSON, for `include` checks. */
+export const messagesJson = (request: RecordedAnthropicRequest | undefined): string => JSON.stringify(request?.body?.messages ?? [])
+
+/** Whether a recorded request is the compaction's summary request (src/agent/Compaction.ts prompt). */
+export const isSummaryRequest = (request: RecordedAnthropicRequest): boolean => systemText(request).includes("working memory of a long conversation")
+
 /** `echo: <text of the last user message>`, or of its tool results when it has no text. */
 export const echoText = (body: AnthropicRequestBody | undefined): string => {
   const last = body?.messages.filter((m) => m.role === "user").at(-1)

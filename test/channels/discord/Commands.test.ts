@@ -11,20 +11,13 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { Sessions } from "../../../src/session/Sessions.ts"
 import { connected, openChannelLayer as channelLayer, wait } from "../../support/DiscordHarness.ts"
-import { errorReply, FakeAnthropic, type RecordedAnthropicRequest } from "../../support/FakeAnthropic.ts"
+import { errorReply, FakeAnthropic, isSummaryRequest, messagesJson} from "../../support/FakeAnthropic.ts"
 import { FakeDiscord, type FakeDiscordHandle } from "../../support/FakeDiscord.ts"
 import * as TestApp from "../../support/TestApp.ts"
 
 const sentTo = (fake: FakeDiscordHandle, channelId: string) => fake.sentMessages.filter((m) => m.channelId === channelId).map((m) => m.content)
 const quiet = Effect.sleep("400 millis")
 
-const systemText = (request: RecordedAnthropicRequest | undefined): string => {
-  const system = request?.body?.system
-  if (system === undefined) return ""
-  return typeof system === "string" ? system : system.map((b) => typeof b["text"] === "string" ? b["text"] : "").join("")
-}
-const isSummaryRequest = (request: RecordedAnthropicRequest) => systemText(request).includes("working memory of a long conversation")
-const messagesJson = (request: RecordedAnthropicRequest | undefined) => JSON.stringify(request?.body?.messages ?? [])
 const smallTail = { agents: { defaults: { compaction: { keepRecentTokens: 4 } } } }
 
 /** An accepted record of the channel journal, as an earlier run wrote it. */

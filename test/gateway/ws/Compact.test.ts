@@ -5,7 +5,7 @@
  * provider failure as an error with the history untouched.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { errorReply, type FakeAnthropicHandle, type RecordedAnthropicRequest, startFakeAnthropic } from "../../support/FakeAnthropic.ts"
+import { errorReply, type FakeAnthropicHandle, isSummaryRequest, startFakeAnthropic } from "../../support/FakeAnthropic.ts"
 import { type StartedGateway, startGateway } from "../../support/Gateway.ts"
 import { at, connect, list } from "./WsClient.ts"
 
@@ -14,16 +14,10 @@ let gateway: StartedGateway
 /** When set, the next summary request gets this error. */
 let refuseSummary = false
 
-const systemText = (request: RecordedAnthropicRequest): string => {
-  const system = request.body?.system
-  if (system === undefined) return ""
-  return typeof system === "string" ? system : system.map((b) => typeof b["text"] === "string" ? b["text"] : "").join("")
-}
-const isSummary = (request: RecordedAnthropicRequest) => systemText(request).includes("working memory of a long conversation")
 
 beforeAll(async () => {
   fake = await startFakeAnthropic((request) => {
-    if (!isSummary(request)) return undefined
+    if (!isSummaryRequest(request)) return undefined
     return refuseSummary ? errorReply(400, "invalid_request_error", "summary refused") : { kind: "message", content: [{ type: "text", text: "SUMMARY via the gateway" }] }
   })
   gateway = await startGateway({ anthropicUrl: fake.url, config: { agents: { defaults: { compaction: { keepRecentTokens: 4 } } } } })
@@ -67,7 +61,7 @@ describe("sessions.compact", () => {
     const tokensAfter = at(response, "payload", "result", "tokensAfter")
     assert.isNumber(tokensBefore)
     assert.isNumber(tokensAfter)
-    const summaryRequest = fake.requests.slice(before).find(isSummary)
+    const summaryRequest = fake.requests.slice(before).find(isSummaryRequest)
     assert.include(JSON.stringify(summaryRequest?.body?.messages ?? []), "<focus>keep the names</focus>")
     await client.waitFor((frame) => frame.event === "sessions.changed" && at(frame, "payload", "reason") === "compact" && at(frame, "payload", "sessionKey") === "agent:main:cmp-a")
 
