@@ -129,7 +129,7 @@ await build({
       groups: [
         { name: "boot", test: /src[\\/]entry[\\/]gateway\.ts$/, priority: 2 },
         // What it loads right after the bind, likewise in one chunk: its services and route table.
-        { name: "services", test: /src[\\/](runtime[\\/]GatewayServices|gateway[\\/](ws[\\/]WsRoutes|rpc[\\/]RpcRoutes|hooks[\\/]HookRoutes|openai[\\/]OpenAiRoutes))\.ts$/, priority: 1 }
+        { name: "services", test: /src[\\/](runtime[\\/]GatewayServices|gateway[\\/](ws[\\/]WsRoutes|rpc[\\/]RpcRoutes|hooks[\\/]HookRoutes|openai[\\/]OpenAiRoutes|openresponses[\\/]ResponsesRoutes))\.ts$/, priority: 1 }
       ]
     }
   }

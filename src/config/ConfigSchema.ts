@@ -216,6 +216,44 @@ export const GatewayAuthConfig = Schema.suspend(() =>
   })
 )
 
+const StringList = Schema.Array(NonEmpty)
+
+/**
+ * POST /v1/responses (OpenResponses), off by default as in OpenClaw. The
+ * `files`, `images` and `maxUrlParts` keys are OpenClaw's, accepted so its
+ * config loads; of them only `images.maxBytes` and `images.allowedMimes`
+ * apply, to base64 images (BeamClaw fetches no URLs and reads no files).
+ */
+export const ResponsesEndpointConfig = Schema.suspend(() =>
+  Schema.Struct({
+    enabled: Bool.pipe(withDefault(false)),
+    maxBodyBytes: int(1).pipe(withDefault(20 * 1024 * 1024)),
+    maxUrlParts: Schema.optionalKey(int(0)),
+    files: Schema.optionalKey(Schema.Struct({
+      allowUrl: Schema.optionalKey(Bool),
+      urlAllowlist: Schema.optionalKey(StringList),
+      allowedMimes: Schema.optionalKey(StringList),
+      maxBytes: Schema.optionalKey(int(1)),
+      maxChars: Schema.optionalKey(int(1)),
+      maxRedirects: Schema.optionalKey(int(0)),
+      timeoutMs: Schema.optionalKey(int(1)),
+      pdf: Schema.optionalKey(Schema.Struct({
+        maxPages: Schema.optionalKey(int(1)),
+        maxPixels: Schema.optionalKey(int(1)),
+        minTextChars: Schema.optionalKey(int(0))
+      }))
+    })),
+    images: Schema.optionalKey(Schema.Struct({
+      allowUrl: Schema.optionalKey(Bool),
+      urlAllowlist: Schema.optionalKey(StringList),
+      allowedMimes: Schema.optionalKey(StringList),
+      maxBytes: Schema.optionalKey(int(1)),
+      maxRedirects: Schema.optionalKey(int(0)),
+      timeoutMs: Schema.optionalKey(int(1))
+    }))
+  })
+)
+
 export const GatewayConfig = Schema.suspend(() =>
   Schema.Struct({
     port: int(1, 65535).pipe(withDefault(18789)),
@@ -227,7 +265,8 @@ export const GatewayConfig = Schema.suspend(() =>
         chatCompletions: Schema.Struct({
           enabled: Bool.pipe(withDefault(true)),
           maxBodyBytes: int(1).pipe(withDefault(20 * 1024 * 1024))
-        }).pipe(withDefault({}))
+        }).pipe(withDefault({})),
+        responses: ResponsesEndpointConfig.pipe(withDefault({}))
       }).pipe(withDefault({}))
     }).pipe(withDefault({}))
   })
@@ -494,7 +533,7 @@ export const defaultConfig: BeamclawConfig = {
     port: 18789,
     bind: "loopback",
     auth: { mode: "token", rateLimit: { maxAttempts: 10, windowMs: 60_000, lockoutMs: 300_000, exemptLoopback: true } },
-    http: { endpoints: { chatCompletions: { enabled: true, maxBodyBytes: 20 * 1024 * 1024 } } }
+    http: { endpoints: { chatCompletions: { enabled: true, maxBodyBytes: 20 * 1024 * 1024 }, responses: { enabled: false, maxBodyBytes: 20 * 1024 * 1024 } } }
   },
   agents: {
     defaults: {

@@ -38,6 +38,7 @@ export const served = part(() => wsRoutes().then((ws) => ws.shutdownNotice)).pip
   Layer.provideMerge(part(() => import("./rpc/RpcRoutes.ts").then((rpc) => rpc.layer))),
   Layer.provideMerge(part(() => import("./hooks/HookRoutes.ts").then((hooks) => hooks.layer))),
   Layer.provideMerge(part(() => import("./openai/OpenAiRoutes.ts").then((openai) => openai.layer))),
+  Layer.provideMerge(part(() => import("./openresponses/ResponsesRoutes.ts").then((responses) => responses.layer))),
   Layer.provideMerge(HealthRoutes.layer),
   Layer.provideMerge(part(() => wsRoutes().then((ws) => ws.WsHub.layer)))
 )

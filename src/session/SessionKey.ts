@@ -31,7 +31,7 @@ const kindOf = (segments: ReadonlyArray<string>, mainKey: string): SessionKind =
   if (segments.length === 1 && head === mainKey) return "main"
   if (head === "cron") return "cron"
   if (head === "hook") return "hook"
-  if (head === "openai-user" || head === "openai" || head === "openresponses") return "openai"
+  if (head === "openai-user" || head === "openai" || head === "openresponses" || head === "openresponses-user") return "openai"
   if (segments.includes("direct") || segments.includes("dm")) return "direct"
   if (segments.includes("group")) return "group"
   if (segments.includes("channel") || segments.includes("room")) return "channel"

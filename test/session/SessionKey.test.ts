@@ -23,6 +23,8 @@ describe("SessionKey", () => {
     expect(ok("agent:main:subagent:1b4e28ba-2fa1-11d2-883f-0016d3cca427").kind).toBe("subagent")
     expect(ok("agent:main:cron:daily-digest").kind).toBe("cron")
     expect(ok("agent:main:openai-user:alice@example.com").kind).toBe("openai")
+    expect(ok("agent:main:openresponses-user:alice").kind).toBe("openai")
+    expect(ok("agent:main:openresponses:0b7c").kind).toBe("openai")
   })
 
   it("lower-cases keys as OpenClaw stores them", () => {

@@ -2,9 +2,10 @@
  * The OpenAI-compatible HTTP surface: POST /v1/chat/completions (streaming
  * and not), GET /v1/models and /v1/models/{id}. On by default, behind the
  * gateway's bearer auth; `gateway.http.endpoints.chatCompletions.enabled:
- * false` turns all three off (404), read per request so a config edit
- * applies at once. Every request is one agent turn through Sessions.send; a
- * client that goes away interrupts the request fiber, which cancels the turn.
+ * false` turns the completions off (404), and the models too unless
+ * /v1/responses is on; read per request so a config edit applies at once.
+ * Every request is one agent turn through Sessions.send; a client that goes
+ * away interrupts the request fiber, which cancels the turn.
  */
 import { randomUUID } from "node:crypto"
 import { Effect, Layer, Result, Stream } from "effect"
@@ -13,10 +14,10 @@ import { AgentDirectory } from "../../agent/AgentDirectory.ts"
 import type { TurnInput } from "../../agent/RunLoop.ts"
 import { AppConfig } from "../../config/AppConfig.ts"
 import { SessionEvents } from "../rpc/SessionEvents.ts"
-import { GatewayAuth } from "../auth/GatewayAuth.ts"
+import { authorize, methodNotAllowed, notFound, sseHeaders } from "./Guards.ts"
 import { type ChatRequest, type ClientTool, parseChatRequest, type Sampling, type ToolChoice } from "./ChatRequest.ts"
 import { CompletionState, turnFailure } from "./ChatCompletion.ts"
-import { clientAddress, header, readJson } from "./HttpBody.ts"
+import { header, readJson } from "./HttpBody.ts"
 import { errorBody, errorResponse, openAiError } from "./OpenAiError.ts"
 import { buildAgentPrompt } from "./Prompt.ts"
 import { agentOfModel, modelIds, resolveAgent, resolveSession } from "./Routing.ts"
@@ -42,40 +43,8 @@ export interface OpenAiTurnInput extends TurnInput {
  */
 const RUN_LOOP_READS_EXTRA_SYSTEM_PROMPT = true
 
-const notFound = HttpServerResponse.text("Not Found", { status: 404 })
-
-const methodNotAllowed = (allow: string) =>
-  HttpServerResponse.jsonUnsafe(
-    errorBody(openAiError(405, `Method not allowed; use ${allow}.`, { code: "method_not_allowed" })),
-    { status: 405, headers: { allow } }
-  )
-
 const sse = (payload: unknown): string => `data: ${JSON.stringify(payload)}\n\n`
 const DONE = "data: [DONE]\n\n"
-
-const sseHeaders = { "cache-control": "no-cache", "x-accel-buffering": "no" }
-
-/** The bearer check of every OpenAI endpoint; undefined when the caller may proceed. */
-const authorize = (request: HttpServerRequest.HttpServerRequest) =>
-  Effect.gen(function*() {
-    const auth = yield* GatewayAuth
-    const result = yield* Effect.result(auth.checkBearer(request.headers.authorization, clientAddress(request)))
-    if (Result.isSuccess(result)) return undefined
-    const failure = result.failure
-    if (failure.reason === "rate_limited") {
-      const seconds = Math.max(1, Math.ceil((failure.retryAfterMs ?? 60_000) / 1000))
-      return errorResponse(openAiError(429, `Too many failed authentication attempts; retry after ${seconds} s.`, {
-        type: "rate_limit_error",
-        code: "rate_limited",
-        headers: { "retry-after": String(seconds) }
-      }))
-    }
-    return errorResponse(openAiError(401, `Unauthorized: ${failure.message}. Send the gateway token as "Authorization: Bearer <token>".`, {
-      type: "unauthorized",
-      code: failure.reason === "missing" ? "missing_api_key" : "invalid_api_key",
-      headers: { "www-authenticate": "Bearer" }
-    }))
-  })
 
 const enabled = Effect.gen(function*() {
   const config = yield* (yield* AppConfig).get
@@ -183,7 +152,9 @@ const modelObject = (id: string) => ({ id, object: "model", created: startedAt, 
 const guardedGet = <R>(handler: (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<HttpServerResponse.HttpServerResponse, never, R>) =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
-    if (!(yield* enabled).enabled) return notFound
+    // OpenClaw serves the models list when either compatibility endpoint is on.
+    const endpoints = (yield* (yield* AppConfig).get).gateway.http.endpoints
+    if (!endpoints.chatCompletions.enabled && !endpoints.responses.enabled) return notFound
     if (request.method !== "GET" && request.method !== "HEAD") return methodNotAllowed("GET")
     const denied = yield* authorize(request)
     if (denied !== undefined) return denied

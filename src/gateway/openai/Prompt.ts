@@ -73,12 +73,21 @@ const decodeImage = (url: string, index: number, limits: ImageLimits): ImagePart
   return { type: "image", data, mimeType }
 }
 
-const invalidImages = (reason: string): OpenAiError =>
-  openAiError(400, `Invalid image_url content in \`messages\`: ${reason}.`, { param: "messages", code: "invalid_image" })
+/** How errors name the request field and the image part type: chat completions' by default, `input`/`input_image` for /v1/responses. */
+export interface PromptLabels {
+  readonly field: string
+  readonly imagePart: string
+}
+
+const chatLabels: PromptLabels = { field: "messages", imagePart: "image_url" }
+
+const invalidImages = (reason: string, labels: PromptLabels): OpenAiError =>
+  openAiError(400, `Invalid ${labels.imagePart} content in \`${labels.field}\`: ${reason}.`, { param: labels.field, code: "invalid_image" })
 
 export const buildAgentPrompt = (
   messages: ReadonlyArray<ChatMessage>,
-  limits: ImageLimits = defaultImageLimits
+  limits: ImageLimits = defaultImageLimits,
+  labels: PromptLabels = chatLabels
 ): Result.Result<AgentPrompt, OpenAiError> => {
   let activeIndex = -1
   for (let i = messages.length - 1; i >= 0; i--) {
@@ -92,15 +101,15 @@ export const buildAgentPrompt = (
   const imageUrls = active?.role === "user" ? active.imageUrls : []
 
   if (imageUrls.length > limits.maxParts) {
-    return Result.fail(invalidImages(`${imageUrls.length} image_url parts in the latest user message; the limit is ${limits.maxParts}`))
+    return Result.fail(invalidImages(`${imageUrls.length} ${labels.imagePart} parts in the latest user message; the limit is ${limits.maxParts}`, labels))
   }
   const images: Array<ImagePart> = []
   let total = 0
   for (const [index, url] of imageUrls.entries()) {
     const image = decodeImage(url, index, limits)
-    if (typeof image === "string") return Result.fail(invalidImages(image))
+    if (typeof image === "string") return Result.fail(invalidImages(image, labels))
     total += base64Bytes(image.data)
-    if (total > limits.maxTotalBytes) return Result.fail(invalidImages(`the images add up to more than ${limits.maxTotalBytes} bytes`))
+    if (total > limits.maxTotalBytes) return Result.fail(invalidImages(`the images add up to more than ${limits.maxTotalBytes} bytes`, labels))
     images.push(image)
   }
 
@@ -125,7 +134,7 @@ export const buildAgentPrompt = (
 
   if (currentEntry < 0) {
     // No user or tool message had text: OpenClaw falls back to the last entry.
-    if (entries.length === 0) return Result.fail(openAiError(400, "Missing user message in `messages`.", { param: "messages", code: "missing_user_message" }))
+    if (entries.length === 0) return Result.fail(openAiError(400, `Missing user message in \`${labels.field}\`.`, { param: labels.field, code: "missing_user_message" }))
     currentEntry = entries.length - 1
   }
   const current = entries[currentEntry]

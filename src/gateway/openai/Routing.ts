@@ -83,6 +83,8 @@ export const resolveSession = (
     readonly agentExplicit: boolean
     readonly agentIds: ReadonlyArray<string>
     readonly mainKey: string
+    /** The surface's namespace, as OpenClaw's resolveSessionKey prefix: `openai` (default) or `openresponses`. */
+    readonly prefix?: string | undefined
   }
 ): Result.Result<SessionChoice, OpenAiError> => {
   const { headerKey, agentId } = options
@@ -107,8 +109,9 @@ export const resolveSession = (
     }
     return Result.succeed({ agentId: key.agentId, sessionKey: key.key, stateless: false })
   }
+  const prefix = options.prefix ?? "openai"
   if (options.user !== undefined) {
-    return Result.succeed({ agentId, sessionKey: `agent:${agentId}:openai-user:${userSegment(options.user)}`, stateless: false })
+    return Result.succeed({ agentId, sessionKey: `agent:${agentId}:${prefix}-user:${userSegment(options.user)}`, stateless: false })
   }
-  return Result.succeed({ agentId, sessionKey: `agent:${agentId}:openai:${randomUUID()}`, stateless: true })
+  return Result.succeed({ agentId, sessionKey: `agent:${agentId}:${prefix}:${randomUUID()}`, stateless: true })
 }

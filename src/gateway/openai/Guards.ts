@@ -1,0 +1,44 @@
+/**
+ * The checks every OpenAI-compatible endpoint (/v1/chat/completions,
+ * /v1/models, /v1/responses) makes before it reads a body, and the answers
+ * they share. Kept apart from the routes so each surface's module loads
+ * without the others'.
+ */
+import { Effect, Result } from "effect"
+import { type HttpServerRequest, HttpServerResponse } from "effect/http"
+import { GatewayAuth } from "../auth/GatewayAuth.ts"
+import { clientAddress } from "./HttpBody.ts"
+import { errorBody, errorResponse, openAiError } from "./OpenAiError.ts"
+
+/** What a switched-off endpoint answers: the gateway's plain 404, as for any unknown path. */
+export const notFound = HttpServerResponse.text("Not Found", { status: 404 })
+
+export const methodNotAllowed = (allow: string) =>
+  HttpServerResponse.jsonUnsafe(
+    errorBody(openAiError(405, `Method not allowed; use ${allow}.`, { code: "method_not_allowed" })),
+    { status: 405, headers: { allow } }
+  )
+
+export const sseHeaders = { "cache-control": "no-cache", "x-accel-buffering": "no" }
+
+/** The bearer check of every OpenAI endpoint; undefined when the caller may proceed. */
+export const authorize = (request: HttpServerRequest.HttpServerRequest) =>
+  Effect.gen(function*() {
+    const auth = yield* GatewayAuth
+    const result = yield* Effect.result(auth.checkBearer(request.headers.authorization, clientAddress(request)))
+    if (Result.isSuccess(result)) return undefined
+    const failure = result.failure
+    if (failure.reason === "rate_limited") {
+      const seconds = Math.max(1, Math.ceil((failure.retryAfterMs ?? 60_000) / 1000))
+      return errorResponse(openAiError(429, `Too many failed authentication attempts; retry after ${seconds} s.`, {
+        type: "rate_limit_error",
+        code: "rate_limited",
+        headers: { "retry-after": String(seconds) }
+      }))
+    }
+    return errorResponse(openAiError(401, `Unauthorized: ${failure.message}. Send the gateway token as "Authorization: Bearer <token>".`, {
+      type: "unauthorized",
+      code: failure.reason === "missing" ? "missing_api_key" : "invalid_api_key",
+      headers: { "www-authenticate": "Bearer" }
+    }))
+  })

@@ -1,0 +1,308 @@
+/**
+ * The body of POST /v1/responses (OpenResponses), checked field by field so
+ * every refusal names its `param`, as the chat completions parser does. The
+ * `input` items become the same ChatMessage list the chat endpoint builds, so
+ * one prompt builder (Prompt.ts) renders both. Fields OpenClaw accepts and
+ * ignores (max_tool_calls, reasoning, metadata, store, previous_response_id,
+ * truncation, and any the parser does not know) are accepted and ignored.
+ *
+ * Not built: `input_file` parts and URL image sources (OpenClaw fetches and
+ * extracts them). They are refused with a 400 naming the part.
+ */
+import { Predicate, Result } from "effect"
+import type { ChatMessage, ClientTool, Sampling, ToolCall, ToolChoice } from "../openai/ChatRequest.ts"
+import { invalidField, type OpenAiError } from "../openai/OpenAiError.ts"
+
+export interface ResponsesRequest {
+  /** The raw `model` string, echoed back; undefined means the default agent. */
+  readonly model: string | undefined
+  /** `instructions` first (as a system message), then the input items in order. */
+  readonly messages: ReadonlyArray<ChatMessage>
+  readonly instructions: string | undefined
+  readonly stream: boolean
+  readonly user: string | undefined
+  readonly tools: ReadonlyArray<ClientTool>
+  readonly toolChoice: ToolChoice
+  readonly sampling: Sampling
+  readonly maxOutputTokens: number | undefined
+  /** `metadata` as sent (string values only, as OpenAI allows), echoed in the response. */
+  readonly metadata: Readonly<Record<string, string>>
+}
+
+const present = (u: unknown): boolean => u !== undefined && u !== null
+
+const TOOL_NAME = /^[a-zA-Z0-9_-]{1,64}$/
+
+class Invalid {
+  readonly error: OpenAiError
+  constructor(error: OpenAiError) {
+    this.error = error
+  }
+}
+
+const fail = (param: string, message: string, code?: string): never => {
+  throw new Invalid(invalidField(param, message, code))
+}
+
+const missing = (param: string): never => fail(param, `Missing required parameter: '${param}'.`, "missing_required_parameter")
+
+const string = (value: unknown, param: string): string => typeof value === "string" ? value : fail(param, `Invalid '${param}': expected a string.`, "invalid_type")
+
+const numberIn = (body: Readonly<Record<string, unknown>>, key: string, min: number, max: number): number | undefined => {
+  const value = body[key]
+  if (!present(value)) return undefined
+  if (typeof value !== "number" || !Number.isFinite(value)) return fail(key, `Invalid '${key}': expected a number, got ${JSON.stringify(value)}.`, "invalid_type")
+  if (value < min) return fail(key, `Invalid '${key}': decimal below minimum value. Expected a value >= ${min}, but got ${value} instead.`, "decimal_below_min_value")
+  if (value > max) return fail(key, `Invalid '${key}': decimal above maximum value. Expected a value <= ${max}, but got ${value} instead.`, "decimal_above_max_value")
+  return value
+}
+
+const positiveInt = (body: Readonly<Record<string, unknown>>, key: string): number | undefined => {
+  const value = body[key]
+  if (!present(value)) return undefined
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1) {
+    return fail(key, `Invalid '${key}': expected a positive integer, got ${JSON.stringify(value)}.`, "invalid_value")
+  }
+  return value
+}
+
+const noUrls = (at: string): never =>
+  fail(at, `Invalid '${at}': BeamClaw does not fetch image URLs or file ids; send the image inline as base64 (source {type: "base64", media_type, data} or a data: URI).`, "unsupported_image_source")
+
+/** An input_image part as a data: URI; OpenResponses' `source` and OpenAI's `image_url` spellings both work. */
+const imageUrl = (part: Readonly<Record<string, unknown>>, at: string): string => {
+  const source = part.source
+  if (present(source)) {
+    if (!Predicate.isObject(source)) return fail(`${at}.source`, `Invalid '${at}.source': expected an object.`, "invalid_type")
+    if (source.type === "url") return noUrls(`${at}.source`)
+    if (source.type !== "base64") return fail(`${at}.source.type`, `Invalid '${at}.source.type': expected "base64" or "url", got ${JSON.stringify(source.type)}.`, "invalid_value")
+    const mediaType = source.media_type
+    const data = source.data
+    if (typeof mediaType !== "string" || mediaType.trim() === "") return missing(`${at}.source.media_type`)
+    if (typeof data !== "string" || data.trim() === "") return missing(`${at}.source.data`)
+    return `data:${mediaType.trim()};base64,${data}`
+  }
+  const url = part.image_url
+  if (typeof url === "string" && url.trim() !== "") {
+    return /^data:/i.test(url.trim()) ? url.trim() : noUrls(`${at}.image_url`)
+  }
+  if (present(part.file_id)) return noUrls(`${at}.file_id`)
+  return fail(at, `Invalid '${at}': an input_image needs a 'source' {type: "base64", media_type, data} or a data: URI in 'image_url'.`, "missing_required_parameter")
+}
+
+/** Text of a message's content, with the data: URIs of its images (user messages only). */
+const parseContent = (
+  content: unknown,
+  param: string,
+  allowImages: boolean
+): { readonly text: string; readonly imageUrls: ReadonlyArray<string> } => {
+  if (!present(content)) return missing(param)
+  if (typeof content === "string") return { text: content, imageUrls: [] }
+  if (!Array.isArray(content)) return fail(param, `Invalid '${param}': expected a string or an array of content parts.`, "invalid_type")
+  const texts: Array<string> = []
+  const imageUrls: Array<string> = []
+  content.forEach((part: unknown, j) => {
+    const at = `${param}[${j}]`
+    if (!Predicate.isObject(part)) return fail(at, `Invalid '${at}': expected an object.`, "invalid_type")
+    switch (part.type) {
+      case "input_text":
+      case "output_text":
+      case "text":
+        texts.push(string(part.text, `${at}.text`))
+        return
+      case "refusal":
+        texts.push(string(part.refusal, `${at}.refusal`))
+        return
+      case "input_image":
+        if (!allowImages) return fail(`${at}.type`, `Invalid '${at}.type': input_image parts are only allowed in user messages.`, "invalid_value")
+        imageUrls.push(imageUrl(part, at))
+        return
+      case "input_file":
+        return fail(`${at}.type`, `Invalid '${at}.type': input_file parts are not supported by BeamClaw's /v1/responses; put the file's text in an input_text part.`, "unsupported_content_type")
+      default:
+        return fail(`${at}.type`, `Invalid '${at}.type': content parts of type ${JSON.stringify(part.type)} are not supported; use 'input_text', 'output_text' or 'input_image'.`, "invalid_value")
+    }
+  })
+  return { text: texts.join("\n"), imageUrls }
+}
+
+/** A function_call_output's `output`: a string, or input_text parts. */
+const parseOutput = (output: unknown, param: string): string => {
+  if (typeof output === "string") return output
+  if (!Array.isArray(output)) return present(output) ? fail(param, `Invalid '${param}': expected a string or an array of input_text parts.`, "invalid_type") : missing(param)
+  return output.map((part: unknown, j) => {
+    const at = `${param}[${j}]`
+    if (!Predicate.isObject(part)) return fail(at, `Invalid '${at}': expected an object.`, "invalid_type")
+    if (part.type !== "input_text") return fail(`${at}.type`, `Invalid '${at}.type': only input_text parts are supported in a function_call_output, got ${JSON.stringify(part.type)}.`, "invalid_value")
+    return string(part.text, `${at}.text`)
+  }).join("\n")
+}
+
+const parseInput = (value: unknown): ReadonlyArray<ChatMessage> => {
+  if (!present(value)) return missing("input")
+  if (typeof value === "string") {
+    if (value.trim() === "") return fail("input", "Invalid 'input': the string is empty.", "invalid_value")
+    return [{ role: "user", text: value, imageUrls: [], toolCalls: [] }]
+  }
+  if (!Array.isArray(value)) return fail("input", "Invalid 'input': expected a string or an array of input items.", "invalid_type")
+  if (value.length === 0) return fail("input", "Invalid 'input': empty array. Expected an array with minimum length 1, but got an empty array instead.", "empty_array")
+  const calls = new Map<string, string>()
+  const messages: Array<ChatMessage> = []
+  value.forEach((raw: unknown, i) => {
+    const at = `input[${i}]`
+    if (!Predicate.isObject(raw)) return fail(at, `Invalid '${at}': expected an object.`, "invalid_type")
+    // OpenAI's "easy" input message has a role and no type.
+    const type = raw.type ?? (present(raw.role) ? "message" : undefined)
+    switch (type) {
+      case "message": {
+        const role = raw.role
+        if (role !== "system" && role !== "developer" && role !== "user" && role !== "assistant") {
+          return fail(`${at}.role`, `Invalid '${at}.role': expected one of 'system', 'developer', 'user', 'assistant', got ${JSON.stringify(role)}.`, "invalid_value")
+        }
+        const { text, imageUrls } = parseContent(raw.content, `${at}.content`, role === "user")
+        messages.push({ role, text, imageUrls, toolCalls: [] })
+        return
+      }
+      case "function_call": {
+        const callId = raw.call_id
+        const name = raw.name
+        const args = raw.arguments
+        if (typeof callId !== "string" || callId === "") return missing(`${at}.call_id`)
+        if (typeof name !== "string" || name === "") return missing(`${at}.name`)
+        if (present(args) && typeof args !== "string") return fail(`${at}.arguments`, `Invalid '${at}.arguments': expected a JSON string.`, "invalid_type")
+        const call: ToolCall = { id: callId, name, arguments: typeof args === "string" ? args : "{}" }
+        calls.set(callId, name)
+        // The calls of one model reply follow its message: keep them on that assistant entry.
+        const previous = messages.at(-1)
+        if (previous !== undefined && previous.role === "assistant") {
+          messages[messages.length - 1] = { ...previous, toolCalls: [...previous.toolCalls, call] }
+        } else {
+          messages.push({ role: "assistant", text: "", imageUrls: [], toolCalls: [call] })
+        }
+        return
+      }
+      case "function_call_output": {
+        const callId = raw.call_id
+        if (typeof callId !== "string" || callId === "") return missing(`${at}.call_id`)
+        const output = parseOutput(raw.output, `${at}.output`)
+        // A continuation may carry only the result (its call is in the session's own transcript),
+        // so the call id stands in for the tool's name, as OpenClaw labels it.
+        messages.push({ role: "tool", text: output, imageUrls: [], toolCalls: [], toolCallId: callId, name: calls.get(callId) ?? callId })
+        return
+      }
+      case "reasoning":
+      case "item_reference":
+        return
+      case "input_file":
+        return fail(`${at}.type`, `Invalid '${at}.type': input_file is not supported by BeamClaw's /v1/responses.`, "unsupported_content_type")
+      default:
+        return fail(`${at}.type`, `Invalid '${at}.type': input items of type ${JSON.stringify(type)} are not supported; use 'message', 'function_call' or 'function_call_output'.`, "invalid_value")
+    }
+  })
+  return messages
+}
+
+/** Function tools in the Responses shape `{type, name, ...}` or OpenClaw's older nested `{type, function: {name, ...}}`. */
+const parseTools = (value: unknown): ReadonlyArray<ClientTool> => {
+  if (!present(value)) return []
+  if (!Array.isArray(value)) return fail("tools", "Invalid 'tools': expected an array of function tools.", "invalid_type")
+  const names = new Set<string>()
+  return value.map((tool: unknown, i): ClientTool => {
+    const at = `tools[${i}]`
+    if (!Predicate.isObject(tool)) return fail(at, `Invalid '${at}': expected an object.`, "invalid_type")
+    if (tool.type !== "function") return fail(`${at}.type`, `Invalid '${at}.type': only "function" tools are supported, got ${JSON.stringify(tool.type)}.`, "invalid_value")
+    const nested = Predicate.isObject(tool.function)
+    const fn = Predicate.isObject(tool.function) ? tool.function : tool
+    const base = nested ? `${at}.function` : at
+    const name = fn.name
+    if (typeof name !== "string" || name === "") return missing(`${base}.name`)
+    if (!TOOL_NAME.test(name)) return fail(`${base}.name`, `Invalid '${base}.name': ${JSON.stringify(name)} must match ${TOOL_NAME}.`, "invalid_value")
+    if (names.has(name)) return fail(`${base}.name`, `Invalid '${base}.name': ${JSON.stringify(name)} is declared twice.`, "invalid_value")
+    names.add(name)
+    if (present(fn.description) && typeof fn.description !== "string") return fail(`${base}.description`, `Invalid '${base}.description': expected a string.`, "invalid_type")
+    if (present(fn.parameters) && !Predicate.isObject(fn.parameters)) return fail(`${base}.parameters`, `Invalid '${base}.parameters': expected a JSON Schema object.`, "invalid_type")
+    return {
+      name,
+      description: typeof fn.description === "string" ? fn.description : undefined,
+      parameters: Predicate.isObject(fn.parameters) ? fn.parameters : { type: "object", properties: {} }
+    }
+  })
+}
+
+const parseToolChoice = (value: unknown, tools: ReadonlyArray<ClientTool>): ToolChoice => {
+  if (!present(value)) return { _tag: tools.length === 0 ? "none" : "auto" }
+  if (value === "auto" || value === "none") return { _tag: value }
+  if (value === "required") {
+    if (tools.length === 0) return fail("tool_choice", "Invalid 'tool_choice': \"required\" needs at least one tool in 'tools'.", "invalid_value")
+    return { _tag: "required" }
+  }
+  if (Predicate.isObject(value) && value.type === "function") {
+    const nested = Predicate.isObject(value.function)
+    const name = Predicate.isObject(value.function) ? value.function.name : value.name
+    const param = nested ? "tool_choice.function.name" : "tool_choice.name"
+    if (typeof name !== "string" || name === "") return missing(param)
+    if (!tools.some((tool) => tool.name === name)) return fail(param, `Invalid '${param}': ${JSON.stringify(name)} is not one of the tools in 'tools'.`, "invalid_value")
+    return { _tag: "function", name }
+  }
+  const variant = Predicate.isObject(value) ? JSON.stringify(value.type) : JSON.stringify(value)
+  return fail("tool_choice", `Invalid 'tool_choice': ${variant} is not supported; use "auto", "none", "required" or {"type":"function","name":...}.`, "invalid_value")
+}
+
+const parseMetadata = (value: unknown): Readonly<Record<string, string>> => {
+  if (!present(value)) return {}
+  if (!Predicate.isObject(value) || Array.isArray(value)) return fail("metadata", "Invalid 'metadata': expected an object of strings.", "invalid_type")
+  const entries: Array<[string, string]> = []
+  for (const [key, entry] of Object.entries(value)) {
+    if (typeof entry !== "string") return fail(`metadata.${key}`, `Invalid 'metadata.${key}': expected a string.`, "invalid_type")
+    entries.push([key, entry])
+  }
+  return Object.fromEntries(entries)
+}
+
+const parse = (body: unknown): ResponsesRequest => {
+  if (!Predicate.isObject(body) || Array.isArray(body)) return fail("", "The request body must be a JSON object.", "invalid_type")
+  const model = body.model
+  if (present(model) && (typeof model !== "string" || model.trim() === "")) return fail("model", "Invalid 'model': expected a non-empty string.", "invalid_type")
+  const stream = body.stream
+  if (present(stream) && typeof stream !== "boolean") return fail("stream", "Invalid 'stream': expected a boolean.", "invalid_type")
+  const user = body.user
+  if (present(user) && typeof user !== "string") return fail("user", "Invalid 'user': expected a string.", "invalid_type")
+  const instructions = body.instructions
+  if (present(instructions) && typeof instructions !== "string") return fail("instructions", "Invalid 'instructions': expected a string.", "invalid_type")
+  if (present(body.background) && body.background !== false) return fail("background", "Invalid 'background': background responses are not supported.", "invalid_value")
+  positiveInt(body, "max_tool_calls")
+  const maxOutputTokens = positiveInt(body, "max_output_tokens")
+  const sampling: Sampling = {
+    temperature: numberIn(body, "temperature", 0, 2),
+    topP: numberIn(body, "top_p", 0, 1),
+    maxTokens: maxOutputTokens
+  }
+  const metadata = parseMetadata(body.metadata)
+  const tools = parseTools(body.tools)
+  const toolChoice = parseToolChoice(body.tool_choice, tools)
+  const input = parseInput(body.input)
+  const system: ReadonlyArray<ChatMessage> = typeof instructions === "string" && instructions.trim() !== ""
+    ? [{ role: "system", text: instructions, imageUrls: [], toolCalls: [] }]
+    : []
+  return {
+    model: typeof model === "string" ? model.trim() : undefined,
+    messages: [...system, ...input],
+    instructions: typeof instructions === "string" ? instructions : undefined,
+    stream: stream === true,
+    user: typeof user === "string" && user.trim() !== "" ? user.trim() : undefined,
+    tools,
+    toolChoice,
+    sampling,
+    maxOutputTokens,
+    metadata
+  }
+}
+
+export const parseResponsesRequest = (body: unknown): Result.Result<ResponsesRequest, OpenAiError> => {
+  try {
+    return Result.succeed(parse(body))
+  } catch (error) {
+    if (error instanceof Invalid) return Result.fail(error.error)
+    throw error
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * POST /v1/responses (OpenResponses), as OpenClaw serves it: off by default
+ * (`gateway.http.endpoints.responses.enabled`, read per request, 404 when
+ * off), behind the same bearer auth, agent selection, session headers and
+ * error shapes as /v1/chat/completions. Each request is one agent turn
+ * through Sessions.send, in `agent:<id>:openresponses-user:<user>` for a
+ * `user`, else a fresh `agent:<id>:openresponses:<uuid>`. A client that goes
+ * away interrupts the request fiber, which cancels the turn.
+ */
+import { randomUUID } from "node:crypto"
+import { Effect, Result, Stream } from "effect"
+import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { AgentDirectory } from "../../agent/AgentDirectory.ts"
+import { AppConfig } from "../../config/AppConfig.ts"
+import type { BeamclawConfig } from "../../config/ConfigSchema.ts"
+import { SessionEvents } from "../rpc/SessionEvents.ts"
+import { turnFailure } from "../openai/ChatCompletion.ts"
+import { header, readJson } from "../openai/HttpBody.ts"
+import { errorResponse, openAiError } from "../openai/OpenAiError.ts"
+import { authorize, methodNotAllowed, notFound, sseHeaders } from "../openai/Guards.ts"
+import type { OpenAiTurnInput } from "../openai/OpenAiRoutes.ts"
+import { type AgentPrompt, buildAgentPrompt, defaultImageLimits, type ImageLimits } from "../openai/Prompt.ts"
+import { resolveAgent, resolveSession } from "../openai/Routing.ts"
+import { parseResponsesRequest, type ResponsesRequest } from "./ResponsesRequest.ts"
+import { ResponseState, type StreamEvent } from "./ResponsesOutput.ts"
+
+type EndpointConfig = BeamclawConfig["gateway"]["http"]["endpoints"]["responses"]
+
+/** OpenResponses frames: the event type on its own line, then the JSON. */
+const sse = (event: StreamEvent): string => `event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`
+const DONE = "data: [DONE]\n\n"
+
+/** The chat endpoint's caps, with OpenClaw's `images.maxBytes` and `images.allowedMimes` where set (only types we can deliver). */
+const imageLimits = (endpoint: EndpointConfig): ImageLimits => {
+  const images = endpoint.images
+  const mimes = images?.allowedMimes
+  return {
+    ...defaultImageLimits,
+    maxBytesPerImage: images?.maxBytes ?? defaultImageLimits.maxBytesPerImage,
+    allowedMimes: mimes === undefined
+      ? defaultImageLimits.allowedMimes
+      : new Set(mimes.map((mime) => mime.trim().toLowerCase()).filter((mime) => defaultImageLimits.allowedMimes.has(mime)))
+  }
+}
+
+/** OpenClaw's nudge for a required or pinned client tool, added to the turn's instructions. */
+const toolChoiceInstruction = (request: ResponsesRequest): string | undefined => {
+  const choice = request.toolChoice
+  if (choice._tag === "required") return "You must call one of the available tools before responding."
+  if (choice._tag === "function") return `You must call the ${choice.name} tool before responding.`
+  return undefined
+}
+
+const turnInput = (runId: string, request: ResponsesRequest, prompt: AgentPrompt): OpenAiTurnInput => {
+  const choice = request.toolChoice
+  const pinned = choice._tag === "function" ? choice.name : undefined
+  const system = [prompt.extraSystemPrompt, toolChoiceInstruction(request)].filter((part): part is string => part !== undefined)
+  return {
+    runId,
+    text: prompt.message,
+    images: prompt.images.length > 0 ? prompt.images : undefined,
+    extraSystemPrompt: system.length > 0 ? system.join("\n\n") : undefined,
+    clientTools: choice._tag === "none" ? [] : pinned !== undefined ? request.tools.filter((tool) => tool.name === pinned) : request.tools,
+    toolChoice: choice,
+    sampling: request.sampling
+  }
+}
+
+const responses = Effect.gen(function*() {
+  const request = yield* HttpServerRequest.HttpServerRequest
+  const endpoint = (yield* (yield* AppConfig).get).gateway.http.endpoints.responses
+  if (!endpoint.enabled) return notFound
+  if (request.method !== "POST") return methodNotAllowed("POST")
+  const denied = yield* authorize(request)
+  if (denied !== undefined) return denied
+
+  const body = yield* readJson(request, endpoint.maxBodyBytes)
+  switch (body._tag) {
+    case "TooLarge":
+      return errorResponse(openAiError(413, `Request body too large: the limit is ${body.limit} bytes (gateway.http.endpoints.responses.maxBodyBytes).`, { code: "payload_too_large" }))
+    case "Unreadable":
+      return errorResponse(openAiError(400, body.message, { code: "unreadable_body" }))
+    case "Malformed":
+      return errorResponse(openAiError(400, `We could not parse the JSON body of your request: ${body.message}`, { code: "invalid_json" }))
+  }
+  const parsed = parseResponsesRequest(body.json)
+  if (Result.isFailure(parsed)) return errorResponse(parsed.failure)
+  const input = parsed.success
+
+  const agents = yield* AgentDirectory
+  const agentIds = yield* agents.agentIds
+  const defaultAgentId = yield* agents.defaultAgentId
+  const agent = resolveAgent(input.model, header(request, "x-beamclaw-agent-id", "x-openclaw-agent-id", "x-openclaw-agent"), { agentIds, defaultAgentId })
+  if (Result.isFailure(agent)) return errorResponse(agent.failure)
+  const policy = yield* agents.sessionPolicy
+  const session = resolveSession({
+    headerKey: header(request, "x-beamclaw-session-key", "x-openclaw-session-key"),
+    user: input.user,
+    agentId: agent.success.agentId,
+    agentExplicit: agent.success.explicit,
+    agentIds,
+    mainKey: policy.mainKey,
+    prefix: "openresponses"
+  })
+  if (Result.isFailure(session)) return errorResponse(session.failure)
+  const prompt = buildAgentPrompt(input.messages, imageLimits(endpoint), { field: "input", imagePart: "input_image" })
+  if (Result.isFailure(prompt)) return errorResponse(prompt.failure)
+
+  const runId = `resp_${randomUUID()}`
+  const state = new ResponseState({
+    id: runId,
+    model: input.model ?? "beamclaw",
+    toolChoice: input.toolChoice,
+    clientTools: input.tools.map((tool) => tool.name),
+    echo: {
+      instructions: input.instructions,
+      maxOutputTokens: input.maxOutputTokens,
+      temperature: input.sampling.temperature,
+      topP: input.sampling.topP,
+      user: input.user,
+      metadata: input.metadata,
+      tools: input.tools
+    }
+  })
+  const sessions = yield* SessionEvents
+  const turn = sessions.send(session.success.sessionKey, turnInput(runId, input, prompt.success))
+  const responseHeaders = { "x-beamclaw-session-key": session.success.sessionKey, "x-beamclaw-run-id": runId }
+
+  if (!input.stream) {
+    // Stops at the end of the turn, or once the client has tool calls to run (as the chat endpoint).
+    const outcome = yield* Effect.result(Stream.runForEachWhile(turn, (event) => Effect.sync(() => !state.onEvent(event).stop)))
+    if (Result.isFailure(outcome)) return errorResponse(turnFailure(outcome.failure))
+    const unmet = state.unmet
+    if (unmet !== undefined) return errorResponse(unmet)
+    return HttpServerResponse.jsonUnsafe(state.final(), { headers: { "cache-control": "no-store", ...responseHeaders } })
+  }
+
+  // Each turn event becomes one piece of SSE text (one socket write); the terminal event goes out with [DONE].
+  const events = turn.pipe(
+    Stream.map((event) => state.onEvent(event)),
+    Stream.takeUntil((step) => step.stop),
+    Stream.map((step) => step.events.map(sse).join("")),
+    Stream.concat(Stream.sync(() => state.closing().map(sse).join("") + DONE)),
+    // A failed run after the headers went out: response.failed, then [DONE], as OpenClaw.
+    Stream.catch((error) => Stream.succeed(state.failed(turnFailure(error)).map(sse).join("") + DONE)),
+    Stream.filter((text) => text.length > 0)
+  )
+  const sseBody = Stream.concat(Stream.sync(() => state.opening().map(sse).join("")), events).pipe(Stream.encodeText)
+  return HttpServerResponse.stream(sseBody, { contentType: "text/event-stream; charset=utf-8", headers: { ...sseHeaders, ...responseHeaders } })
+})
+
+export const layer = HttpRouter.add("*", "/v1/responses", responses)

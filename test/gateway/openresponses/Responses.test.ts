@@ -1,0 +1,461 @@
+/**
+ * POST /v1/responses against the real gateway process, with the official
+ * `openai` client (responses.create, responses.stream, finalResponse) and
+ * plain fetch where the client would hide the wire, over the
+ * protocol-faithful fake Anthropic.
+ */
+import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import OpenAI from "openai"
+import { type FakeAnthropicHandle, type RecordedAnthropicRequest, startFakeAnthropic, systemText } from "../../support/FakeAnthropic.ts"
+import { type StartedGateway, startGateway } from "../../support/Gateway.ts"
+
+let fake: FakeAnthropicHandle
+let gateway: StartedGateway
+let client: OpenAI
+
+beforeAll(async () => {
+  fake = await startFakeAnthropic()
+  gateway = await startGateway({ anthropicUrl: fake.url, config: { gateway: { http: { endpoints: { responses: { enabled: true } } } } } })
+  client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: gateway.token, maxRetries: 0 })
+})
+
+afterAll(async () => {
+  await gateway?.stop()
+  await fake?.close()
+})
+
+const lastRequest = (): RecordedAnthropicRequest => {
+  const request = fake.requests.at(-1)
+  if (request === undefined) throw new Error("the fake saw no request")
+  return request
+}
+
+const userTexts = (request: RecordedAnthropicRequest): Array<string> =>
+  (request.body?.messages ?? []).filter((m) => m.role === "user").map((m) =>
+    typeof m.content === "string" ? m.content : m.content.map((b) => typeof b.text === "string" ? b.text : "").join("")
+  )
+
+const post = (body: unknown, headers: Record<string, string> = {}) =>
+  fetch(`${gateway.url}/v1/responses`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${gateway.token}`, "content-type": "application/json", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body)
+  })
+
+const expectError = async (response: Response, status: number, param?: string | null) => {
+  assert.strictEqual(response.status, status)
+  const json: unknown = await response.json()
+  const error = typeof json === "object" && json !== null && "error" in json && typeof json.error === "object" && json.error !== null
+    ? Object.fromEntries(Object.entries(json.error))
+    : undefined
+  assert.isObject(error, JSON.stringify(json))
+  assert.isString(error?.message)
+  assert.isString(error?.type)
+  if (param !== undefined) assert.strictEqual(error?.param, param, JSON.stringify(json))
+  return error ?? {}
+}
+
+/** The SSE frames of a raw response: each `event:` line and its parsed data, then whether [DONE] closed it. */
+const readFrames = async (response: Response) => {
+  const text = await response.text()
+  const blocks = text.split("\n\n").filter((block) => block.trim() !== "")
+  const done = blocks.at(-1) === "data: [DONE]"
+  const frames = (done ? blocks.slice(0, -1) : blocks).map((block) => {
+    const lines = block.split("\n")
+    const event = lines.find((line) => line.startsWith("event: "))?.slice(7)
+    const data: { type: string; sequence_number: number; [key: string]: unknown } = JSON.parse(lines.find((line) => line.startsWith("data: "))?.slice(6) ?? "null")
+    return { event, data }
+  })
+  return { frames, done }
+}
+
+const weatherTool = {
+  type: "function" as const,
+  name: "get_weather",
+  description: "Weather for a city",
+  parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
+  strict: false
+}
+
+const png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+
+describe("responses", () => {
+  it("answers a non-streaming request with a ResponseResource the SDK reads", async () => {
+    const response = await client.responses.create({ model: "beamclaw", input: "hello there" })
+    assert.strictEqual(response.object, "response")
+    assert.match(response.id, /^resp_/)
+    assert.strictEqual(response.status, "completed")
+    assert.strictEqual(response.model, "beamclaw")
+    assert.strictEqual(response.output.length, 1)
+    const item = response.output[0]
+    assert.strictEqual(item?.type, "message")
+    if (item?.type !== "message") throw new Error("expected a message item")
+    assert.match(item.id, /^msg_/)
+    assert.strictEqual(item.role, "assistant")
+    assert.strictEqual(item.status, "completed")
+    assert.deepStrictEqual(item.content.map((part) => part.type), ["output_text"])
+    assert.strictEqual(response.output_text, "echo: hello there")
+    assert.isAbove(response.usage?.input_tokens ?? 0, 0)
+    assert.isAbove(response.usage?.output_tokens ?? 0, 0)
+    assert.strictEqual(response.usage?.total_tokens, (response.usage?.input_tokens ?? 0) + (response.usage?.output_tokens ?? 0))
+    // Without `user` or a session header every request is a fresh session.
+    assert.strictEqual(lastRequest().body?.messages.length, 1)
+  })
+
+  it("streams the OpenResponses event sequence, which responses.stream() accumulates", async () => {
+    fake.push({ kind: "message", content: [{ type: "text", text: "one two three four" }] })
+    const stream = client.responses.stream({ model: "openclaw/default", input: "count" })
+    const events: Array<OpenAI.Responses.ResponseStreamEvent> = []
+    for await (const event of stream) events.push(event)
+    const final = await stream.finalResponse()
+    assert.deepStrictEqual(
+      events.map((event) => event.type).filter((type) => type !== "response.output_text.delta"),
+      [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed"
+      ]
+    )
+    events.forEach((event, i) => assert.strictEqual(event.sequence_number, i))
+    const deltas = events.flatMap((event) => event.type === "response.output_text.delta" ? [event.delta] : [])
+    assert.isAtLeast(deltas.length, 2, "the answer arrives in several deltas")
+    assert.strictEqual(deltas.join(""), "one two three four")
+    assert.strictEqual(final.status, "completed")
+    assert.strictEqual(final.output_text, "one two three four")
+    assert.isAbove(final.usage?.total_tokens ?? 0, 0)
+    const completed = events.at(-1)
+    assert.strictEqual(completed?.type === "response.completed" ? completed.response.id : undefined, events[0]?.type === "response.created" ? events[0].response.id : "x")
+  })
+
+  it("writes each event as an `event:` line and a `data:` line, ending with data: [DONE]", async () => {
+    const response = await post({ model: "beamclaw", input: "raw", stream: true })
+    assert.strictEqual(response.status, 200)
+    assert.match(response.headers.get("content-type") ?? "", /^text\/event-stream/)
+    const { frames, done } = await readFrames(response)
+    assert.isTrue(done)
+    for (const frame of frames) assert.strictEqual(frame.event, frame.data.type)
+    assert.strictEqual(frames.at(-1)?.event, "response.completed")
+    assert.strictEqual(frames.filter((f) => f.event === "response.output_text.delta").map((f) => f.data.delta).join(""), "echo: raw")
+  })
+
+  it("iterates the raw event stream of responses.create({stream: true})", async () => {
+    const stream = await client.responses.create({ model: "beamclaw", input: [{ role: "user", content: "via create" }], stream: true })
+    const types: Array<string> = []
+    let text = ""
+    for await (const event of stream) {
+      types.push(event.type)
+      if (event.type === "response.output_text.delta") text += event.delta
+    }
+    assert.strictEqual(types[0], "response.created")
+    assert.strictEqual(types.at(-1), "response.completed")
+    assert.strictEqual(text, "echo: via create")
+  })
+
+  it("folds instructions and system/developer items into the system prompt, earlier items into history", async () => {
+    await client.responses.create({
+      model: "beamclaw",
+      instructions: "Answer in French.",
+      input: [
+        { type: "message", role: "developer", content: "Be brief." },
+        { type: "message", role: "user", content: [{ type: "input_text", text: "My name is Ada." }] },
+        { type: "message", role: "assistant", content: "Nice to meet you, Ada." },
+        { role: "user", content: "What is my name?" }
+      ]
+    })
+    const system = systemText(lastRequest())
+    assert.include(system, "Answer in French.")
+    assert.include(system, "Be brief.")
+    const [text] = userTexts(lastRequest())
+    assert.notInclude(text, "Answer in French.")
+    assert.include(text, "[Chat messages since your last reply - for context]\nUser: My name is Ada.\nAssistant: Nice to meet you, Ada.")
+    assert.include(text, "[Current message - respond to this]\nUser: What is my name?")
+  })
+
+  it("passes max_output_tokens to the model call and reports a truncated answer as incomplete", async () => {
+    fake.push({ kind: "message", content: [{ type: "text", text: "cut short" }], stopReason: "max_tokens" })
+    const response = await client.responses.create({ model: "beamclaw", input: "long please", max_output_tokens: 77 })
+    assert.strictEqual(lastRequest().body?.max_tokens, 77)
+    assert.strictEqual(response.status, "incomplete")
+    assert.strictEqual(response.incomplete_details?.reason, "max_output_tokens")
+    assert.strictEqual(response.output_text, "cut short")
+  })
+
+  it("passes a base64 input_image to the model, in either spelling", async () => {
+    await post({
+      model: "beamclaw",
+      input: [{ type: "message", role: "user", content: [{ type: "input_image", source: { type: "base64", media_type: "image/png", data: png } }] }]
+    })
+    const blocks = lastRequest().body?.messages[0]?.content
+    assert.isTrue(Array.isArray(blocks) && blocks.some((b) => b.type === "image"))
+    assert.isTrue(Array.isArray(blocks) && blocks.some((b) => b.type === "text" && b.text === "User sent image(s) with no text."))
+    await client.responses.create({
+      model: "beamclaw",
+      input: [{ role: "user", content: [{ type: "input_text", text: "what is this?" }, { type: "input_image", image_url: `data:image/png;base64,${png}`, detail: "auto" }] }]
+    })
+    const second = lastRequest().body?.messages[0]?.content
+    assert.isTrue(Array.isArray(second) && second.some((b) => b.type === "image"))
+  })
+})
+
+describe("sessions", () => {
+  it("keeps a conversation per `user` in agent:<id>:openresponses-user:<user>", async () => {
+    const user = `alice-${crypto.randomUUID()}`
+    const first = await post({ model: "beamclaw", user, input: "first" })
+    assert.strictEqual(first.status, 200)
+    assert.strictEqual(first.headers.get("x-beamclaw-session-key"), `agent:main:openresponses-user:${user}`)
+    await client.responses.create({ model: "beamclaw", user, input: "second" })
+    assert.deepStrictEqual(userTexts(lastRequest()), ["first", "second"])
+    const other = await post({ model: "beamclaw", input: "other" })
+    assert.match(other.headers.get("x-beamclaw-session-key") ?? "", /^agent:main:openresponses:[0-9a-f-]{36}$/)
+    assert.deepStrictEqual(userTexts(lastRequest()), ["other"])
+  })
+
+  it("routes by the session-key and agent-id headers as the chat endpoint does", async () => {
+    const key = `thread-${crypto.randomUUID()}`
+    assert.strictEqual((await post({ model: "beamclaw", input: "uno" }, { "x-openclaw-session-key": key })).status, 200)
+    assert.strictEqual((await post({ model: "beamclaw", input: "dos" }, { "x-beamclaw-session-key": key })).status, 200)
+    assert.deepStrictEqual(userTexts(lastRequest()), ["uno", "dos"])
+    const reserved = await expectError(await post({ model: "beamclaw", input: "x" }, { "x-openclaw-session-key": "cron:nightly" }), 400)
+    assert.strictEqual(reserved.code, "reserved_session_key")
+    const ghost = await expectError(await post({ model: "beamclaw", input: "x" }, { "x-beamclaw-agent-id": "ghost" }), 400)
+    assert.strictEqual(ghost.code, "agent_not_found")
+    const model = await client.responses.create({ model: "gpt-4o", input: "x" }).catch((e: unknown) => e)
+    assert.instanceOf(model, OpenAI.BadRequestError)
+  })
+
+  it("cancels the model call when the client leaves mid-stream, and the session carries on", async () => {
+    const user = `dave-${crypto.randomUUID()}`
+    fake.push({ kind: "message", content: [{ type: "text", text: "a b c d e f g h i j k l m n o p" }], delayMs: 150 })
+    const before = fake.requests.length
+    const controller = new AbortController()
+    const stream = await client.responses.create({ model: "beamclaw", user, input: "long story", stream: true }, { signal: controller.signal })
+    let seen = ""
+    try {
+      for await (const event of stream) {
+        if (event.type === "response.output_text.delta") seen += event.delta
+        if (seen.length > 0) controller.abort()
+      }
+    } catch (error) {
+      assert.instanceOf(error, Error)
+    }
+    assert.isAbove(seen.length, 0)
+    const upstream = fake.requests[before]
+    assert.isDefined(upstream)
+    assert.strictEqual(await upstream?.closed, "aborted")
+    // The transcript is still one the API accepts: the fake validates the next request.
+    const next = await client.responses.create({ model: "beamclaw", user, input: "still there?" })
+    assert.strictEqual(next.output_text, "echo: still there?")
+    assert.strictEqual(userTexts(lastRequest())[0], "long story")
+    assert.strictEqual(userTexts(lastRequest()).at(-1), "still there?")
+  })
+})
+
+describe("client tools", () => {
+  it("returns a function_call item, then continues with the client's function_call_output", async () => {
+    fake.push({ kind: "message", content: [{ type: "text", text: "Let me check." }, { type: "tool_use", id: "toolu_weather_1", name: "get_weather", input: { city: "Paris" } }] })
+    // One session for both requests, so the second also proves the first left a valid transcript.
+    const user = `tools-${crypto.randomUUID()}`
+    const first = await client.responses.create({ model: "beamclaw", user, input: "Weather in Paris?", tools: [weatherTool] })
+    assert.isTrue((lastRequest().body?.tools ?? []).some((tool) => tool.name === "get_weather"))
+    assert.strictEqual(first.status, "completed")
+    assert.deepStrictEqual(first.output.map((item) => item.type), ["message", "function_call"])
+    assert.strictEqual(first.output_text, "Let me check.")
+    const call = first.output[1]
+    if (call?.type !== "function_call") throw new Error("expected a function_call item")
+    assert.strictEqual(call.call_id, "toolu_weather_1")
+    assert.strictEqual(call.name, "get_weather")
+    assert.strictEqual(call.status, "completed")
+    assert.isString(call.id)
+    assert.deepStrictEqual(JSON.parse(call.arguments), { city: "Paris" })
+
+    // The client appends response.output to its input, then the result, as the docs say.
+    const second = await client.responses.create({
+      model: "beamclaw",
+      user,
+      tools: [weatherTool],
+      input: [
+        { role: "user", content: "Weather in Paris?" },
+        ...first.output.flatMap((item) => item.type === "message" || item.type === "function_call" ? [item] : []),
+        { type: "function_call_output", call_id: call.call_id, output: "18C and sunny" }
+      ]
+    })
+    assert.strictEqual(second.status, "completed")
+    const text = userTexts(lastRequest()).at(-1) ?? ""
+    assert.include(text, "User: Weather in Paris?")
+    assert.include(text, "Assistant: Let me check.\n[called get_weather({\"city\":\"Paris\"})]")
+    assert.include(text, "[Current message - respond to this]\nTool:get_weather: 18C and sunny")
+    assert.include(second.output_text, "Tool:get_weather: 18C and sunny")
+  })
+
+  it("takes a function_call_output alone as the continuation of a `user` session", async () => {
+    fake.push({ kind: "message", content: [{ type: "tool_use", id: "toolu_alone", name: "get_weather", input: { city: "Rome" } }] })
+    const user = `alone-${crypto.randomUUID()}`
+    const first = await client.responses.create({ model: "beamclaw", user, input: "Weather in Rome?", tools: [weatherTool] })
+    assert.deepStrictEqual(first.output.map((item) => item.type), ["function_call"])
+    const second = await client.responses.create({ model: "beamclaw", user, input: [{ type: "function_call_output", call_id: "toolu_alone", output: "" }] })
+    assert.strictEqual(second.status, "completed")
+    // With no items before it, the result is the whole message, as in OpenClaw's prompt builder;
+    // the fake accepted the request, so the session's transcript closed the call.
+    assert.strictEqual(userTexts(lastRequest()).at(-1), "(no output)")
+    assert.include(JSON.stringify(lastRequest().body?.messages), "toolu_alone")
+  })
+
+  it("streams a pinned tool call (OpenClaw's nested tool shape) as a function_call item with its arguments", async () => {
+    fake.push({ kind: "message", content: [{ type: "text", text: "Checking." }, { type: "tool_use", id: "toolu_weather_2", name: "get_weather", input: { city: "Oslo" } }] })
+    const response = await post({
+      model: "beamclaw",
+      input: "Weather in Oslo?",
+      tools: [{ type: "function", function: { name: "get_weather", parameters: weatherTool.parameters } }],
+      tool_choice: { type: "function", name: "get_weather" },
+      stream: true
+    })
+    const { frames, done } = await readFrames(response)
+    assert.isTrue(done)
+    const types = frames.map((f) => f.data.type)
+    assert.deepStrictEqual(types.slice(-5), [
+      "response.output_item.added",
+      "response.function_call_arguments.delta",
+      "response.function_call_arguments.done",
+      "response.output_item.done",
+      "response.completed"
+    ])
+    const added = frames.find((f) => f.data.type === "response.output_item.added" && JSON.stringify(f.data.item).includes("function_call"))
+    assert.strictEqual(added?.data.output_index, 1, "the held commentary goes first, as a message item")
+    const completed = frames.at(-1)?.data.response
+    const output = typeof completed === "object" && completed !== null && "output" in completed && Array.isArray(completed.output) ? completed.output : []
+    assert.strictEqual(output.length, 2)
+    assert.deepStrictEqual(output.map((item: { type: string }) => item.type), ["message", "function_call"])
+    assert.strictEqual(output[1]?.call_id, "toolu_weather_2")
+    assert.deepStrictEqual(JSON.parse(output[1]?.arguments ?? "null"), { city: "Oslo" })
+    assert.include(systemText(lastRequest()), "You must call the get_weather tool before responding.")
+    assert.deepStrictEqual((lastRequest().body?.tools ?? []).filter((t) => t.name === "get_weather").length, 1)
+  })
+
+  it("accumulates a streamed function call in responses.stream().finalResponse()", async () => {
+    fake.push({ kind: "message", content: [{ type: "tool_use", id: "toolu_weather_3", name: "get_weather", input: { city: "Lima" } }] })
+    const stream = client.responses.stream({ model: "beamclaw", input: "Weather in Lima?", tools: [weatherTool], tool_choice: "required" })
+    const argumentDeltas: Array<string> = []
+    stream.on("response.function_call_arguments.delta", (event) => argumentDeltas.push(event.snapshot))
+    const final = await stream.finalResponse()
+    const call = final.output[0]
+    if (call?.type !== "function_call") throw new Error(`expected a function_call item, got ${JSON.stringify(final.output)}`)
+    assert.strictEqual(call.call_id, "toolu_weather_3")
+    assert.deepStrictEqual(JSON.parse(call.arguments), { city: "Lima" })
+    assert.deepStrictEqual(argumentDeltas, [call.arguments])
+  })
+
+  it("fails a required tool choice the agent did not honour: 502, or response.failed when streaming", async () => {
+    const error = await expectError(await post({ model: "beamclaw", input: "just talk", tools: [weatherTool], tool_choice: "required" }), 502)
+    assert.strictEqual(error.code, "tool_call_missing")
+    const { frames, done } = await readFrames(await post({ model: "beamclaw", input: "just talk", tools: [weatherTool], tool_choice: "required", stream: true }))
+    assert.isTrue(done)
+    assert.strictEqual(frames.at(-1)?.data.type, "response.failed")
+    assert.include(JSON.stringify(frames.at(-1)?.data), "tool_call_missing")
+  })
+})
+
+describe("errors", () => {
+  it("sends response.failed, then [DONE], when the provider fails mid-stream", async () => {
+    fake.push({ kind: "error", status: 400, type: "invalid_request_error", message: "prompt is too long" })
+    const stream = await client.responses.create({ model: "beamclaw", input: "doomed", stream: true })
+    const events: Array<OpenAI.Responses.ResponseStreamEvent> = []
+    for await (const event of stream) events.push(event)
+    assert.strictEqual(events[0]?.type, "response.created")
+    const last = events.at(-1)
+    assert.strictEqual(last?.type, "response.failed")
+    if (last?.type !== "response.failed") throw new Error("expected response.failed")
+    assert.strictEqual(last.response.status, "failed")
+    assert.include(last.response.error?.message ?? "", "prompt is too long")
+  })
+
+  it("keeps the partial message in response.failed when the provider fails after some text", async () => {
+    fake.push({ kind: "streamError", type: "invalid_request_error", message: "went wrong", content: [{ type: "text", text: "partial words here" }] })
+    const stream = client.responses.stream({ model: "beamclaw", input: "half" })
+    let text = ""
+    stream.on("response.output_text.delta", (event) => { text = event.snapshot })
+    const final = await stream.finalResponse()
+    assert.strictEqual(final.status, "failed")
+    assert.include(final.error?.message ?? "", "went wrong")
+    assert.isAbove(text.length, 0)
+    const item = final.output[0]
+    assert.strictEqual(item?.type === "message" ? item.status : undefined, "incomplete")
+    assert.strictEqual(final.output_text, text)
+  })
+
+  it("refuses bad bodies with a 400 naming the field", async () => {
+    const cases: ReadonlyArray<readonly [Record<string, unknown>, string]> = [
+      [{ model: "beamclaw" }, "input"],
+      [{ model: "beamclaw", input: 42 }, "input"],
+      [{ model: "beamclaw", input: [] }, "input"],
+      [{ model: "beamclaw", input: [{ type: "computer_call_output", call_id: "x" }] }, "input[0].type"],
+      [{ model: "beamclaw", input: [{ type: "message", role: "wizard", content: "x" }] }, "input[0].role"],
+      [{ model: "beamclaw", input: [{ type: "message", role: "user" }] }, "input[0].content"],
+      [{ model: "beamclaw", input: [{ type: "message", role: "user", content: [{ type: "input_audio" }] }] }, "input[0].content[0].type"],
+      [{ model: "beamclaw", input: [{ type: "message", role: "user", content: [{ type: "input_file", source: { type: "base64", media_type: "text/plain", data: "aGk=" } }] }] }, "input[0].content[0].type"],
+      [{ model: "beamclaw", input: [{ type: "message", role: "user", content: [{ type: "input_image", source: { type: "url", url: "https://example.com/cat.png" } }] }] }, "input[0].content[0].source"],
+      [{ model: "beamclaw", input: [{ role: "user", content: [{ type: "input_image", image_url: "https://example.com/cat.png" }] }] }, "input[0].content[0].image_url"],
+      [{ model: "beamclaw", input: [{ type: "message", role: "assistant", content: [{ type: "input_image", image_url: `data:image/png;base64,${png}` }] }] }, "input[0].content[0].type"],
+      [{ model: "beamclaw", input: [{ type: "function_call_output", output: "x" }] }, "input[0].call_id"],
+      [{ model: "beamclaw", input: [{ type: "function_call", call_id: "c", arguments: "{}" }] }, "input[0].name"],
+      [{ model: "beamclaw", input: "x", tools: [{ type: "web_search" }] }, "tools[0].type"],
+      [{ model: "beamclaw", input: "x", tools: [{ type: "function" }] }, "tools[0].name"],
+      [{ model: "beamclaw", input: "x", tools: [{ type: "function", function: { name: "bad name" } }] }, "tools[0].function.name"],
+      [{ model: "beamclaw", input: "x", tools: [weatherTool], tool_choice: { type: "function", name: "nope" } }, "tool_choice.name"],
+      [{ model: "beamclaw", input: "x", tool_choice: "required" }, "tool_choice"],
+      [{ model: "beamclaw", input: "x", max_output_tokens: 0 }, "max_output_tokens"],
+      [{ model: "beamclaw", input: "x", temperature: 3 }, "temperature"],
+      [{ model: "beamclaw", input: "x", stream: "yes" }, "stream"],
+      [{ model: "beamclaw", input: "x", instructions: 7 }, "instructions"],
+      [{ model: "beamclaw", input: "x", user: 42 }, "user"]
+    ]
+    for (const [body, param] of cases) {
+      const error = await expectError(await post(body), 400, param)
+      assert.strictEqual(error.type, "invalid_request_error", JSON.stringify(body))
+    }
+    const file = await expectError(await post(cases[7]?.[0] ?? {}), 400)
+    assert.include(String(file.message), "input_file")
+    const viaSdk = await client.responses.create({ model: "beamclaw", input: [] }).catch((e: unknown) => e)
+    assert.instanceOf(viaSdk, OpenAI.BadRequestError)
+    assert.strictEqual(viaSdk instanceof OpenAI.APIError ? viaSdk.param : undefined, "input")
+    const svg = await expectError(await post({ model: "beamclaw", input: [{ role: "user", content: [{ type: "input_image", source: { type: "base64", media_type: "image/svg+xml", data: "PHN2Zz4=" } }] }] }), 400, "input")
+    assert.include(String(svg.message), "not allowed")
+    const malformed = await expectError(await post("{\"input\": "), 400)
+    assert.strictEqual(malformed.code, "invalid_json")
+  })
+
+  it("accepts and ignores the fields OpenClaw ignores", async () => {
+    const response = await post({
+      model: "beamclaw",
+      input: "ignored fields",
+      max_tool_calls: 3,
+      reasoning: { effort: "low" },
+      metadata: { trace: "t1" },
+      store: false,
+      previous_response_id: "resp_earlier",
+      truncation: "auto",
+      text: { format: { type: "text" } }
+    })
+    assert.strictEqual(response.status, 200)
+    const json: unknown = await response.json()
+    assert.deepStrictEqual(typeof json === "object" && json !== null && "metadata" in json ? json.metadata : undefined, { trace: "t1" })
+  })
+
+  it("answers 401 without a token or with a wrong one", async () => {
+    const none = await expectError(await fetch(`${gateway.url}/v1/responses`, { method: "POST", body: "{}" }), 401)
+    assert.strictEqual(none.code, "missing_api_key")
+    const wrong = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: "wrong-token", maxRetries: 0 })
+    const failure = await wrong.responses.create({ model: "beamclaw", input: "x" }).catch((e: unknown) => e)
+    assert.instanceOf(failure, OpenAI.AuthenticationError)
+  })
+
+  it("answers 405 to other methods", async () => {
+    const response = await fetch(`${gateway.url}/v1/responses`, { headers: { authorization: `Bearer ${gateway.token}` } })
+    await expectError(response, 405)
+    assert.strictEqual(response.headers.get("allow"), "POST")
+  })
+})
