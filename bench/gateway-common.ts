@@ -97,6 +97,8 @@ export const startGateway = async (options: {
   readonly config?: Record<string, unknown>
   /** The build to run, for A/B runs of two builds side by side; default `distDir`. */
   readonly distDir?: string
+  /** More environment for the gateway (BENCH_GATEWAY_ENV still wins). */
+  readonly env?: Record<string, string>
 }): Promise<GatewayProcess> => {
   const home = await fs.mkdtemp(path.join(os.tmpdir(), "beamclaw-bench-gw-"))
   const port = await freePort()
@@ -113,6 +115,7 @@ export const startGateway = async (options: {
       BEAMCLAW_HOME: home,
       BEAMCLAW_PORT: String(port),
       BEAMCLAW_GATEWAY_TOKEN: token,
+      ...options.env,
       ...extraEnv()
     },
     stdio: ["ignore", "pipe", "pipe"]

@@ -424,6 +424,8 @@ export const runWs = async (options: WsOptions, log: (line: string) => void = ()
       fakeUrl: fake.url,
       // The clients stream at once only if the run lane lets them; BENCH_MAX_CONCURRENT sets a smaller lane.
       config: { agents: { defaults: { maxConcurrent: Number(process.env["BENCH_MAX_CONCURRENT"] ?? options.clients + options.warmupClients) } } },
+      // Every bench client connects from 127.0.0.1 at once; OpenClaw's budget of 32 unauthenticated sockets per address would refuse most.
+      env: { BEAMCLAW_MAX_PREAUTH_CONNECTIONS_PER_IP: String(options.clients + options.warmupClients + 16) },
       nodeArgs: cpuProf === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${cpuProf}`]
     })
     try {

@@ -111,9 +111,34 @@ export const DeviceToken = Schema.Struct({
   token: Schema.String,
   role: Schema.String,
   scopes: Schema.Array(Schema.String),
-  createdAtMs: Schema.Number
+  /** When the (device, role) first got a token; kept across rotations, as OpenClaw. */
+  createdAtMs: Schema.Number,
+  /** When this token replaced an earlier one (`device.token.rotate`, or a reissue after a revoke). */
+  rotatedAtMs: Schema.optionalKey(Schema.Number),
+  /** Set by `device.token.revoke`: the entry stays for the record, but the token no longer authenticates. */
+  revokedAtMs: Schema.optionalKey(Schema.Number)
 })
 export type DeviceToken = typeof DeviceToken.Type
+
+/** OpenClaw's deny reasons for `device.token.rotate` / `device.token.revoke` (logged, and carried in `details.reason`). */
+export const DeviceTokenDenyReason = Schema.Literals([
+  "unknown-device-or-role",
+  "scope-outside-approved-baseline",
+  "caller-missing-scope",
+  "device-ownership-mismatch",
+  "role-management-requires-admin"
+])
+export type DeviceTokenDenyReason = typeof DeviceTokenDenyReason.Type
+
+/** A token rotation or revocation the store refused; the wire message stays OpenClaw's generic "denied". */
+export class DeviceTokenDenied extends Schema.TaggedError<DeviceTokenDenied>()("DeviceTokenDenied", {
+  reason: DeviceTokenDenyReason,
+  deviceId: Schema.String,
+  role: Schema.String,
+  /** For `caller-missing-scope`: the first requested scope the caller does not hold. */
+  scope: Schema.optionalKey(Schema.String),
+  message: Schema.String
+}) {}
 
 /** One approved device, as kept in `<state>/devices/paired.json`. */
 export const PairedDevice = Schema.Struct({
@@ -184,6 +209,13 @@ export interface DevicePairingList {
   readonly paired: ReadonlyArray<PairedDevice>
 }
 
+export interface DeviceTokenChange {
+  readonly deviceId: string
+  readonly role: string
+  /** The caller's own scopes, for operator tokens: a caller cannot mint or revoke a token broader than itself. */
+  readonly callerScopes?: ReadonlyArray<string> | undefined
+}
+
 /** `device.pair.*` operations, for the WebSocket methods (scope `operator.pairing`). */
 export interface DevicePairing {
   readonly list: Effect.Effect<DevicePairingList>
@@ -191,6 +223,15 @@ export interface DevicePairing {
   readonly reject: (requestId: string) => Effect.Effect<{ readonly requestId: string; readonly deviceId: string }, PairingNotFound | PairingStoreError>
   /** Forgets a paired device (and its tokens, and its pending requests). */
   readonly remove: (deviceId: string) => Effect.Effect<{ readonly deviceId: string }, PairingNotFound | PairingStoreError>
+  /**
+   * Replaces the token of (device, role) with a new one; the old one stops
+   * authenticating at once. The role must be one the device was approved for;
+   * `scopes` (default: the current token's, else the device's) must stay within
+   * the device's approved scopes and, when `callerScopes` is given, within them too.
+   */
+  readonly rotateToken: (input: DeviceTokenChange & { readonly scopes?: ReadonlyArray<string> | undefined }) => Effect.Effect<DeviceToken, DeviceTokenDenied | PairingStoreError>
+  /** Marks the token of (device, role) revoked; a connect presenting it fails as a device-token mismatch. */
+  readonly revokeToken: (input: DeviceTokenChange) => Effect.Effect<DeviceToken, DeviceTokenDenied | PairingStoreError>
   /** Requests and resolutions as they happen. */
   readonly events: Stream.Stream<PairingEvent>
 }

@@ -165,7 +165,8 @@ export const make = Effect.gen(function*() {
       const issued = device?.tokens[presented.role]
       // Compare against something even for an unknown device, so timing does not tell which devices exist.
       const matches = safeEqual(presented.token, issued?.token ?? "\u0000unknown-device\u0000")
-      if (issued === undefined || !matches) return yield* new AuthFailed({ reason: "mismatch", message: "device token mismatch" })
+      // A revoked or rotated-away token is a mismatch, as OpenClaw reports it (`device_token_mismatch`).
+      if (issued === undefined || !matches || issued.revokedAtMs !== undefined) return yield* new AuthFailed({ reason: "mismatch", message: "device token mismatch" })
       if (!scopesAllow(presented.role, presented.scopes, issued.scopes)) {
         return yield* new AuthFailed({ reason: "not_allowed", message: "device token does not cover the requested scopes (approve the device again for them)" })
       }
@@ -280,6 +281,8 @@ export const make = Effect.gen(function*() {
           return { requestId, deviceId: request.deviceId }
         }),
       remove: (deviceId) => store.remove(deviceId).pipe(Effect.as({ deviceId })),
+      rotateToken: (input) => Effect.flatMap(Clock.currentTimeMillis, (now) => store.rotateToken(input, now)),
+      revokeToken: (input) => Effect.flatMap(Clock.currentTimeMillis, (now) => store.revokeToken(input, now)),
       events: Stream.fromPubSub(events)
     }
   })

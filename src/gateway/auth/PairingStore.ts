@@ -9,7 +9,19 @@ import { randomBytes, randomUUID } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { Effect, Schema, Semaphore } from "effect"
-import { type DeviceToken, type PairedDevice, PairedDevice as PairedDeviceSchema, PairingNotFound, type PairingReason, PairingStoreError, type PendingPairing, PendingPairing as PendingPairingSchema } from "./GatewayAuth.ts"
+import {
+  type DeviceToken,
+  type DeviceTokenChange,
+  DeviceTokenDenied,
+  type PairedDevice,
+  PairedDevice as PairedDeviceSchema,
+  PairingNotFound,
+  type PairingReason,
+  PairingStoreError,
+  type PendingPairing,
+  PendingPairing as PendingPairingSchema,
+  scopesAllow
+} from "./GatewayAuth.ts"
 import { isErrno } from "../../platform/Errno.ts"
 
 export const PENDING_TTL_MS = 5 * 60_000
@@ -66,6 +78,27 @@ export interface PairingRequestInput {
   readonly silent: boolean
 }
 
+const newToken = () => randomBytes(32).toString("base64url")
+
+const denialMessages: Record<DeviceTokenDenied["reason"], (input: DeviceTokenChange, scope: string | undefined) => string> = {
+  "unknown-device-or-role": (input) => `unknown device ${input.deviceId} or role ${input.role}: the device is not paired, is not approved for the role, or (revoke) holds no token for it`,
+  "scope-outside-approved-baseline": (input) => `the scopes asked for are outside what device ${input.deviceId} was approved for`,
+  "caller-missing-scope": (_input, scope) => `the caller does not hold ${scope ?? "a requested scope"}`,
+  "device-ownership-mismatch": (input) => `a device-token session may only manage its own device, not ${input.deviceId}`,
+  "role-management-requires-admin": (input) => `managing the ${input.role} role needs operator.admin`
+}
+
+export const denial = (input: DeviceTokenChange, reason: DeviceTokenDenied["reason"], scope?: string) =>
+  new DeviceTokenDenied({
+    reason,
+    deviceId: input.deviceId,
+    role: input.role,
+    ...(scope === undefined ? {} : { scope }),
+    message: denialMessages[reason](input, scope)
+  })
+
+const denied = (input: DeviceTokenChange, reason: DeviceTokenDenied["reason"], scope?: string) => Effect.fail(denial(input, reason, scope))
+
 const union = (a: ReadonlyArray<string>, b: ReadonlyArray<string>): Array<string> => [...new Set([...a, ...b])]
 const sameSet = (a: ReadonlyArray<string>, b: ReadonlyArray<string>) => a.length === b.length && a.every((x) => b.includes(x))
 
@@ -78,9 +111,16 @@ export interface PairingStore {
   readonly approve: (requestId: string, now: number, via: PairedDevice["approvedVia"]) => Effect.Effect<{ readonly request: PendingPairing; readonly device: PairedDevice }, PairingNotFound | PairingStoreError>
   readonly reject: (requestId: string, now: number) => Effect.Effect<PendingPairing, PairingNotFound | PairingStoreError>
   readonly remove: (deviceId: string) => Effect.Effect<PairedDevice, PairingNotFound | PairingStoreError>
-  /** The device token for (device, role): reused while its scopes still cover `scopes`, else issued anew. */
+  /** The device token for (device, role): reused while it is not revoked and its scopes still cover `scopes`, else issued anew. */
   readonly ensureToken: (deviceId: string, role: string, scopes: ReadonlyArray<string>, now: number) => Effect.Effect<DeviceToken, PairingNotFound | PairingStoreError>
+  /** OpenClaw's `rotateDeviceToken`: a new token for an approved role, within the approved (and the caller's) scopes. */
+  readonly rotateToken: (input: DeviceTokenChange & { readonly scopes?: ReadonlyArray<string> | undefined }, now: number) => Effect.Effect<DeviceToken, DeviceTokenDenied | PairingStoreError>
+  /** OpenClaw's `revokeDeviceToken`: the entry is kept with `revokedAtMs`, so the token no longer matches. */
+  readonly revokeToken: (input: DeviceTokenChange, now: number) => Effect.Effect<DeviceToken, DeviceTokenDenied | PairingStoreError>
 }
+
+/** Scopes as OpenClaw normalizes them for device tokens: trimmed, no blanks, no duplicates. */
+const normalizeScopes = (scopes: ReadonlyArray<string>): Array<string> => [...new Set(scopes.map((scope) => scope.trim()).filter((scope) => scope !== ""))]
 
 export const open = (home: string): Effect.Effect<PairingStore, PairingStoreError> =>
   Effect.gen(function*() {
@@ -111,6 +151,14 @@ export const open = (home: string): Effect.Effect<PairingStore, PairingStoreErro
       return request === undefined
         ? Effect.fail(new PairingNotFound({ id: requestId, message: `unknown or expired pairing request ${requestId}` }))
         : Effect.succeed(request)
+    }
+
+    /** The device and its token for a role it was approved for; a token entry alone grants no management target. */
+    const tokenContext = (input: DeviceTokenChange) => {
+      const device = paired[input.deviceId.trim()]
+      const role = input.role.trim()
+      if (device === undefined || !device.roles.includes(role)) return Effect.fail(denial(input, "unknown-device-or-role"))
+      return Effect.succeed({ device, role, existing: device.tokens[role] })
     }
 
     const store: PairingStore = {
@@ -211,9 +259,40 @@ export const open = (home: string): Effect.Effect<PairingStore, PairingStoreErro
           const device = paired[deviceId]
           if (device === undefined) return yield* new PairingNotFound({ id: deviceId, message: `unknown device ${deviceId}` })
           const existing = device.tokens[role]
-          if (existing !== undefined && scopes.every((scope) => existing.scopes.includes(scope))) return existing
-          const token: DeviceToken = { token: randomBytes(32).toString("base64url"), role, scopes: union(existing?.scopes ?? [], scopes), createdAtMs: now }
+          const live = existing?.revokedAtMs === undefined ? existing : undefined
+          if (live !== undefined && scopes.every((scope) => live.scopes.includes(scope))) return live
+          // A revoked token's scopes are not carried over: the reissue covers what this connect asked for.
+          const token: DeviceToken = {
+            token: newToken(),
+            role,
+            scopes: union(live?.scopes ?? [], scopes),
+            createdAtMs: existing?.createdAtMs ?? now,
+            ...(existing === undefined ? {} : { rotatedAtMs: now })
+          }
           paired[deviceId] = { ...device, tokens: { ...device.tokens, [role]: token } }
+          yield* savePaired
+          return token
+        })),
+      rotateToken: (input, now) =>
+        serialized(Effect.gen(function*() {
+          const { device, role, existing } = yield* tokenContext(input)
+          const requested = normalizeScopes(input.scopes ?? existing?.scopes ?? device.scopes)
+          if (!scopesAllow(role, requested, device.scopes)) return yield* denied(input, "scope-outside-approved-baseline")
+          const missing = input.callerScopes === undefined ? undefined : requested.find((scope) => !scopesAllow(role, [scope], input.callerScopes ?? []))
+          if (missing !== undefined) return yield* denied(input, "caller-missing-scope", missing)
+          const token: DeviceToken = { token: newToken(), role, scopes: requested, createdAtMs: existing?.createdAtMs ?? now, rotatedAtMs: now }
+          paired[device.deviceId] = { ...device, tokens: { ...device.tokens, [role]: token } }
+          yield* savePaired
+          return token
+        })),
+      revokeToken: (input, now) =>
+        serialized(Effect.gen(function*() {
+          const { device, role, existing } = yield* tokenContext(input)
+          if (existing === undefined) return yield* denied(input, "unknown-device-or-role")
+          const missing = input.callerScopes === undefined ? undefined : existing.scopes.find((scope) => !scopesAllow(role, [scope], input.callerScopes ?? []))
+          if (missing !== undefined) return yield* denied(input, "caller-missing-scope", missing)
+          const token: DeviceToken = { ...existing, revokedAtMs: now }
+          paired[device.deviceId] = { ...device, tokens: { ...device.tokens, [role]: token } }
           yield* savePaired
           return token
         }))

@@ -62,6 +62,8 @@ export interface Peer {
   readonly clientAddress: string
   /** The upgrade request carried proxy headers: a loopback peer is then not local. */
   readonly hasProxyHeaders: boolean
+  /** Gives back this socket's slot in the pre-auth budget (idempotent): called on hello-ok, and when the connection ends. */
+  readonly releasePreauth?: (() => void) | undefined
 }
 
 /** The byte stream under the WebSocket, corked while a batch of frames is written. */
@@ -136,7 +138,7 @@ export const run = (socket: Socket.Socket, peer: Peer, hub: Hub, methods: Record
       Effect.andThen(Deferred.succeed(closeSent, undefined))
     ))
 
-    let client: (HubClient & { readonly context: Omit<MethodContext, "respondInterim"> }) | undefined
+    let client: (HubClient & { readonly context: Omit<MethodContext, "respondInterim" | "afterResponse"> }) | undefined
 
     // Handshake deadline: no valid connect in time closes the socket.
     yield* Effect.forkScoped(Effect.sleep(Duration.millis(hub.options.handshakeTimeoutMs)).pipe(
@@ -176,7 +178,7 @@ export const run = (socket: Socket.Socket, peer: Peer, hub: Hub, methods: Record
         }
         const { role, scopes, protocol, deviceToken } = admitted.success
         const info = params.success.client
-        const self: HubClient & { readonly context: Omit<MethodContext, "respondInterim"> } = {
+        const self: HubClient & { readonly context: Omit<MethodContext, "respondInterim" | "afterResponse"> } = {
           connId,
           role,
           scopes,
@@ -186,7 +188,15 @@ export const run = (socket: Socket.Socket, peer: Peer, hub: Hub, methods: Record
           seq: 0,
           offer,
           close,
-          context: { hub, connId, role, scopes, client: info }
+          context: {
+            hub,
+            connId,
+            role,
+            scopes,
+            client: info,
+            deviceId: admitted.success.deviceId,
+            deviceTokenAuth: admitted.success.principal.method === "device-token"
+          }
         }
         const agents = yield* AgentDirectory
         const policy = yield* agents.sessionPolicy
@@ -226,10 +236,11 @@ export const run = (socket: Socket.Socket, peer: Peer, hub: Hub, methods: Record
           },
           auth: deviceToken === undefined
             ? { role, scopes }
-            : { deviceToken: deviceToken.token, role, scopes, issuedAtMs: deviceToken.createdAtMs },
+            : { deviceToken: deviceToken.token, role, scopes, issuedAtMs: deviceToken.rotatedAtMs ?? deviceToken.createdAtMs },
           policy: { maxPayload: MAX_PAYLOAD_BYTES, maxBufferedBytes: MAX_BUFFERED_BYTES, tickIntervalMs: hub.options.tickIntervalMs }
         }))
         client = self
+        peer.releasePreauth?.()
         hub.register(self, presence)
       })
 
@@ -248,9 +259,20 @@ export const run = (socket: Socket.Socket, peer: Peer, hub: Hub, methods: Record
         }
         const handler = methods[method]
         if (handler === undefined) return send(responseError(id, { code: "INVALID_REQUEST", message: `unknown method: ${method}` }))
-        const context: MethodContext = { ...connected.context, respondInterim: (payload) => send(responseOk(id, payload)) }
+        const afterResponse: Array<() => void> = []
+        const context: MethodContext = {
+          ...connected.context,
+          respondInterim: (payload) => send(responseOk(id, payload)),
+          afterResponse: (action) => {
+            afterResponse.push(action)
+          }
+        }
         const exit = yield* Effect.exit(handler(frame.params, context))
-        if (exit._tag === "Success") return send(responseOk(id, exit.value))
+        if (exit._tag === "Success") {
+          send(responseOk(id, exit.value))
+          for (const action of afterResponse) action()
+          return
+        }
         if (Cause.hasInterruptsOnly(exit.cause)) return
         const failure = Cause.findError(exit.cause)
         if (failure._tag === "Success" && failure.success instanceof MethodError) return send(responseError(id, errorShapeOf(failure.success)))
@@ -300,6 +322,7 @@ export const run = (socket: Socket.Socket, peer: Peer, hub: Hub, methods: Record
       Deferred.await(closeSent).pipe(Effect.andThen(Effect.sleep(Duration.millis(CLOSE_GRACE_MS))))
     ).pipe(Effect.onInterrupt(() => goingAway), Effect.ensuring(Effect.sync(() => {
       closing = true
+      peer.releasePreauth?.()
       hub.unregister(connId)
     })))
   })

@@ -8,6 +8,7 @@
 import * as Os from "node:os"
 import { Deferred, Effect, type Scope } from "effect"
 import { DetachedRuns } from "../../runtime/DetachedRuns.ts"
+import * as PreauthBudget from "./PreauthBudget.ts"
 import { eventAllowed, type Role } from "./Scopes.ts"
 
 export interface PresenceEntry {
@@ -85,6 +86,8 @@ export interface HubOptions {
   readonly version: string
   readonly tickIntervalMs: number
   readonly handshakeTimeoutMs: number
+  /** Unauthenticated sockets allowed per client address (PreauthBudget); OpenClaw's 32 when absent. */
+  readonly maxPreauthConnectionsPerIp?: number | undefined
 }
 
 const FINISHED_RUNS_KEPT = 1000
@@ -98,6 +101,7 @@ export const make = Effect.fnUntraced(function*(options: HubOptions) {
   const runs = new Map<string, RunRecord>()
   // Runs belong to the gateway, not to the connection that started them (nor to this listener).
   const detached = yield* DetachedRuns
+  const preauth = PreauthBudget.make(options.maxPreauthConnectionsPerIp ?? PreauthBudget.DEFAULT_MAX_PREAUTH_CONNECTIONS_PER_IP)
 
   const selfPresence = (): PresenceEntry => ({
     host: Os.hostname(),
@@ -245,8 +249,11 @@ export const make = Effect.fnUntraced(function*(options: HubOptions) {
     for (const client of clients.values()) client.close(code, reason)
   }
 
-  const closeDevice = (deviceId: string, code: number, reason: string): void => {
-    for (const client of clients.values()) if (client.deviceId === deviceId) client.close(code, reason)
+  /** Closes the connections of a device, or only those in `role` (a token rotation or revocation is per role). */
+  const closeDevice = (deviceId: string, code: number, reason: string, role?: string): void => {
+    for (const client of clients.values()) {
+      if (client.deviceId === deviceId && (role === undefined || client.role === role)) client.close(code, reason)
+    }
   }
 
   return {
@@ -266,6 +273,7 @@ export const make = Effect.fnUntraced(function*(options: HubOptions) {
     fork,
     closeAll,
     closeDevice,
+    preauth,
     bumpHealth: () => {
       stateVersion.health += 1
     }

@@ -26,7 +26,7 @@ const READ: ReadonlyArray<string> = [
 ]
 const WRITE: ReadonlyArray<string> = ["send", "agent", "agent.wait", "chat.send", "chat.abort"]
 const ADMIN: ReadonlyArray<string> = ["sessions.patch", "sessions.reset", "sessions.delete", "sessions.compact", "chat.inject"]
-const PAIRING: ReadonlyArray<string> = ["device.pair.list", "device.pair.approve", "device.pair.reject", "device.pair.remove"]
+const PAIRING: ReadonlyArray<string> = ["device.pair.list", "device.pair.approve", "device.pair.reject", "device.pair.remove", "device.token.rotate", "device.token.revoke"]
 
 const ADMIN_PREFIXES = ["config.", "exec.approvals.", "wizard.", "update."]
 

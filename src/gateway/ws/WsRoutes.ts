@@ -12,6 +12,7 @@ import { GatewayAuth } from "../auth/GatewayAuth.ts"
 import * as Connection from "./Connection.ts"
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_TICK_INTERVAL_MS } from "./Frames.ts"
 import * as Hub from "./Hub.ts"
+import { DEFAULT_MAX_PREAUTH_CONNECTIONS_PER_IP, OVER_BUDGET_MESSAGE } from "./PreauthBudget.ts"
 import * as ChatMethods from "./methods/Chat.ts"
 import * as ConfigMethods from "./methods/ConfigMethods.ts"
 import type { Handler } from "./methods/Method.ts"
@@ -42,7 +43,11 @@ export class WsHub extends Context.Service<WsHub, Hub.Hub>()("beamclaw/gateway/w
   static readonly layer = Layer.effect(WsHub, Effect.gen(function*() {
     const tickIntervalMs = yield* positiveMs("BEAMCLAW_TICK_INTERVAL_MS", DEFAULT_TICK_INTERVAL_MS).pipe(Effect.orElseSucceed(() => DEFAULT_TICK_INTERVAL_MS))
     const handshakeTimeoutMs = yield* positiveMs("BEAMCLAW_HANDSHAKE_TIMEOUT_MS", DEFAULT_HANDSHAKE_TIMEOUT_MS).pipe(Effect.orElseSucceed(() => DEFAULT_HANDSHAKE_TIMEOUT_MS))
-    const hub = yield* Hub.make({ version: SERVER_VERSION, tickIntervalMs, handshakeTimeoutMs })
+    // OpenClaw reads OPENCLAW_MAX_PREAUTH_CONNECTIONS_PER_IP the same way (a positive integer, else the default).
+    const maxPreauthConnectionsPerIp = yield* positiveMs("BEAMCLAW_MAX_PREAUTH_CONNECTIONS_PER_IP", DEFAULT_MAX_PREAUTH_CONNECTIONS_PER_IP).pipe(
+      Effect.orElseSucceed(() => DEFAULT_MAX_PREAUTH_CONNECTIONS_PER_IP)
+    )
+    const hub = yield* Hub.make({ version: SERVER_VERSION, tickIntervalMs, handshakeTimeoutMs, maxPreauthConnectionsPerIp })
 
     yield* Effect.forkScoped(
       Effect.sync(() => hub.broadcast("tick", { ts: Date.now() }, { dropIfSlow: true })).pipe(
@@ -110,10 +115,18 @@ const route = (hub: Hub.Hub) => {
         { status: 426, headers: { upgrade: "websocket", connection: "Upgrade" } }
       )
     }
-    const peer: Connection.Peer = { clientAddress: Option.getOrElse(request.remoteAddress, () => ""), hasProxyHeaders: hasProxyHeaders(request.headers) }
-    const socket = yield* request.upgrade
-    yield* Effect.scoped(Connection.run(socket, peer, hub, methods, transportOf(request)))
-    return HttpServerResponse.empty()
+    const clientAddress = Option.getOrElse(request.remoteAddress, () => "")
+    // Refused before the WebSocket handshake, as OpenClaw: a flood of idle sockets costs a Map entry, not a connection.
+    const releasePreauth = hub.preauth.acquire(clientAddress)
+    if (releasePreauth === undefined) {
+      return HttpServerResponse.text(OVER_BUDGET_MESSAGE, { status: 503, headers: { connection: "close" } })
+    }
+    const peer: Connection.Peer = { clientAddress, hasProxyHeaders: hasProxyHeaders(request.headers), releasePreauth }
+    return yield* Effect.gen(function*() {
+      const socket = yield* request.upgrade
+      yield* Effect.scoped(Connection.run(socket, peer, hub, methods, transportOf(request)))
+      return HttpServerResponse.empty()
+    }).pipe(Effect.ensuring(Effect.sync(releasePreauth)))
   }).pipe(
     Effect.catchTag("HttpServerError", (error) => Effect.succeed(HttpServerResponse.text(`WebSocket upgrade failed: ${error.message}`, { status: 400 })))
   )

@@ -27,8 +27,14 @@ export interface MethodContext {
   readonly role: Role
   readonly scopes: ReadonlyArray<string>
   readonly client: ConnectParams["client"]
+  /** The paired device this connection proved (connect.params.device), if any. */
+  readonly deviceId: string | undefined
+  /** True when the connection authenticated with that device's token rather than the shared secret. */
+  readonly deviceTokenAuth: boolean
   /** An interim `res` for this request before the final one (the `agent` method's "accepted"). */
   readonly respondInterim: (payload: unknown) => void
+  /** Runs once this request's final response is queued: a method that closes its own caller still answers first. */
+  readonly afterResponse: (action: () => void) => void
 }
 
 export type Handler = (params: unknown, context: MethodContext) => Effect.Effect<unknown, MethodError, WsServices>

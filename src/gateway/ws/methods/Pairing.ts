@@ -1,21 +1,30 @@
 /**
- * device.pair.list / approve / reject / remove (scope operator.pairing),
- * over GatewayAuth's pairing store. Device tokens never leave the gateway
- * through these methods: a paired device shows which roles hold a token and
- * their scopes, not the token.
+ * device.pair.list / approve / reject / remove and device.token.rotate /
+ * revoke (scope operator.pairing), over GatewayAuth's pairing store. Device
+ * tokens never leave the gateway through the pairing methods: a paired device
+ * shows which roles hold a token and their scopes, not the token. A rotated
+ * token comes back only to the device itself, authenticated with the token
+ * being replaced (OpenClaw's in-band delivery).
  */
 import { Effect, Schema } from "effect"
-import { GatewayAuth, type PairedDevice } from "../../auth/GatewayAuth.ts"
-import { invalidRequest, unavailable } from "../Frames.ts"
+import { type DeviceTokenChange, type DeviceTokenDenied, GatewayAuth, type PairedDevice } from "../../auth/GatewayAuth.ts"
+import { denial } from "../../auth/PairingStore.ts"
+import { invalidRequest, type MethodError, unavailable } from "../Frames.ts"
 import type { Hub } from "../Hub.ts"
-import { decodeParams, type Handler, NonEmptyString } from "./Method.ts"
+import { decodeParams, type Handler, type MethodContext, NonEmptyString } from "./Method.ts"
 
 /** A paired device as clients see it: token metadata without the secret. */
 export const redactDevice = (device: PairedDevice) => {
   const { tokens, ...rest } = device
   return {
     ...rest,
-    tokens: Object.values(tokens).map((token) => ({ role: token.role, scopes: token.scopes, createdAtMs: token.createdAtMs }))
+    tokens: Object.values(tokens).map((token) => ({
+      role: token.role,
+      scopes: token.scopes,
+      createdAtMs: token.createdAtMs,
+      ...(token.rotatedAtMs === undefined ? {} : { rotatedAtMs: token.rotatedAtMs }),
+      ...(token.revokedAtMs === undefined ? {} : { revokedAtMs: token.revokedAtMs })
+    }))
   }
 }
 
@@ -53,9 +62,95 @@ const remove: Handler = (params, context) =>
     return removed
   })
 
+/** OpenClaw closes a device's connections in the role whose token changed with 4001 "device removed". */
+const TOKEN_CHANGE_CLOSE_CODE = 4001
+const TOKEN_CHANGE_CLOSE_REASON = "device removed"
+
+const TokenParams = { deviceId: NonEmptyString, role: NonEmptyString }
+const RotateParams = Schema.Struct({ ...TokenParams, scopes: Schema.optionalKey(Schema.Array(NonEmptyString)) })
+const RevokeParams = Schema.Struct(TokenParams)
+
+/**
+ * OpenClaw's device-management authorization: a session authenticated with a
+ * device token manages only its own device unless it holds operator.admin,
+ * and tokens of roles other than operator need operator.admin. Operator
+ * tokens are further bounded by the caller's own scopes (in the store).
+ */
+const authorize = (
+  context: MethodContext,
+  deviceId: string,
+  role: string
+): Effect.Effect<{ readonly change: DeviceTokenChange; readonly selfRotation: boolean }, DeviceTokenDenied> => {
+  const admin = context.scopes.includes("operator.admin")
+  const callerDeviceId = context.deviceTokenAuth ? context.deviceId : undefined
+  const change = { deviceId, role, callerScopes: role === "operator" ? context.scopes : undefined }
+  if (!admin && callerDeviceId !== undefined && callerDeviceId !== deviceId) return Effect.fail(denial(change, "device-ownership-mismatch"))
+  if (!admin && role !== "operator") return Effect.fail(denial(change, "role-management-requires-admin"))
+  return Effect.succeed({ change, selfRotation: callerDeviceId !== undefined && callerDeviceId === deviceId })
+}
+
+/** OpenClaw answers every refusal with the same message; the reason and target ride in `details`. */
+const tokenDenied = (verb: "rotation" | "revocation") => (error: DeviceTokenDenied | { readonly _tag: "PairingStoreError"; readonly message: string }): Effect.Effect<never, MethodError> =>
+  Effect.gen(function*() {
+    if (error._tag === "PairingStoreError") return yield* Effect.fail(unavailable(error.message))
+    yield* Effect.logWarning(`device token ${verb} denied device=${error.deviceId} role=${error.role} reason=${error.reason}${error.scope === undefined ? "" : ` scope=${error.scope}`}`)
+    return yield* Effect.fail(invalidRequest(`device token ${verb} denied`, {
+      reason: error.reason,
+      deviceId: error.deviceId,
+      role: error.role,
+      ...(error.scope === undefined ? {} : { scope: error.scope }),
+      detail: error.message
+    }))
+  })
+
+const rotate: Handler = (params, context) =>
+  Effect.gen(function*() {
+    const decoded = yield* decodeParams("device.token.rotate", RotateParams, params)
+    const deviceId = decoded.deviceId.trim()
+    const role = decoded.role.trim()
+    const auth = yield* GatewayAuth
+    const result = yield* authorize(context, deviceId, role).pipe(
+      Effect.flatMap(({ change, selfRotation }) =>
+        auth.pairing.rotateToken({ ...change, ...(decoded.scopes === undefined ? {} : { scopes: decoded.scopes }) }).pipe(
+          Effect.map((token) => ({ token, selfRotation }))
+        )
+      ),
+      Effect.catch(tokenDenied("rotation"))
+    )
+    const { token, selfRotation } = result
+    yield* Effect.logInfo(`device token rotated device=${deviceId} role=${token.role} scopes=${token.scopes.join(",")}`)
+    // Connections admitted in this role (with the old token or the shared secret) go, after this answer.
+    context.afterResponse(() => context.hub.closeDevice(deviceId, TOKEN_CHANGE_CLOSE_CODE, TOKEN_CHANGE_CLOSE_REASON, token.role))
+    return {
+      deviceId,
+      role: token.role,
+      ...(selfRotation ? { token: token.token } : {}),
+      scopes: token.scopes,
+      rotatedAtMs: token.rotatedAtMs ?? token.createdAtMs,
+      tokenDelivery: selfRotation ? "in-band" : "withheld-cross-device"
+    }
+  })
+
+const revoke: Handler = (params, context) =>
+  Effect.gen(function*() {
+    const decoded = yield* decodeParams("device.token.revoke", RevokeParams, params)
+    const deviceId = decoded.deviceId.trim()
+    const role = decoded.role.trim()
+    const auth = yield* GatewayAuth
+    const token = yield* authorize(context, deviceId, role).pipe(
+      Effect.flatMap(({ change }) => auth.pairing.revokeToken(change)),
+      Effect.catch(tokenDenied("revocation"))
+    )
+    yield* Effect.logInfo(`device token revoked device=${deviceId} role=${token.role}`)
+    context.afterResponse(() => context.hub.closeDevice(deviceId, TOKEN_CHANGE_CLOSE_CODE, TOKEN_CHANGE_CLOSE_REASON, token.role))
+    return { deviceId, role: token.role, revokedAtMs: token.revokedAtMs }
+  })
+
 export const handlers = (_hub: Hub): Record<string, Handler> => ({
   "device.pair.list": list,
   "device.pair.approve": approve,
   "device.pair.reject": reject,
-  "device.pair.remove": remove
+  "device.pair.remove": remove,
+  "device.token.rotate": rotate,
+  "device.token.revoke": revoke
 })
