@@ -255,7 +255,51 @@ describe("sessions", () => {
   })
 })
 
+describe("cancellation", () => {
+  it("cancels the model call when a non-streaming client goes away", async () => {
+    fake.push({ kind: "hang" })
+    const before = fake.requests.length
+    const controller = new AbortController()
+    const pending = fetch(`${gateway.url}/v1/responses`, {
+      method: "POST",
+      signal: controller.signal,
+      headers: { authorization: `Bearer ${gateway.token}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "beamclaw", input: "wait for it" })
+    }).catch((error: unknown) => error)
+    while (fake.requests.length === before) await new Promise((resolve) => setTimeout(resolve, 10))
+    controller.abort()
+    assert.instanceOf(await pending, Error)
+    const closed = await Promise.race([fake.requests[before]?.closed, new Promise((resolve) => setTimeout(() => resolve("still open"), 5000))])
+    assert.strictEqual(closed, "aborted")
+  })
+})
+
 describe("client tools", () => {
+  it("streams parallel client calls as consecutive function_call items the SDK accumulates", async () => {
+    fake.push({
+      kind: "message",
+      content: [
+        { type: "text", text: "Both." },
+        { type: "tool_use", id: "toolu_par_1", name: "get_weather", input: { city: "Bern" } },
+        { type: "tool_use", id: "toolu_par_2", name: "get_time", input: { zone: "CET" } }
+      ]
+    })
+    const timeTool = { type: "function" as const, name: "get_time", parameters: { type: "object", properties: { zone: { type: "string" } } }, strict: false }
+    const stream = client.responses.stream({ model: "beamclaw", input: "Weather and time in Bern?", tools: [weatherTool, timeTool] })
+    const events: Array<OpenAI.Responses.ResponseStreamEvent> = []
+    for await (const event of stream) events.push(event)
+    const final = await stream.finalResponse()
+    events.forEach((event, i) => assert.strictEqual(event.sequence_number, i))
+    assert.strictEqual(events.at(-1)?.type, "response.completed")
+    assert.deepStrictEqual(final.output.map((item) => item.type), ["message", "function_call", "function_call"])
+    assert.deepStrictEqual(final.output.flatMap((item) => item.type === "function_call" ? [[item.call_id, item.name, item.arguments]] : []), [
+      ["toolu_par_1", "get_weather", "{\"city\":\"Bern\"}"],
+      ["toolu_par_2", "get_time", "{\"zone\":\"CET\"}"]
+    ])
+    const added = events.flatMap((event) => event.type === "response.output_item.added" ? [event.output_index] : [])
+    assert.deepStrictEqual(added, [0, 1, 2])
+  })
+
   it("returns a function_call item, then continues with the client's function_call_output", async () => {
     fake.push({ kind: "message", content: [{ type: "text", text: "Let me check." }, { type: "tool_use", id: "toolu_weather_1", name: "get_weather", input: { city: "Paris" } }] })
     // One session for both requests, so the second also proves the first left a valid transcript.
@@ -411,7 +455,24 @@ describe("errors", () => {
       [{ model: "beamclaw", input: "x", temperature: 3 }, "temperature"],
       [{ model: "beamclaw", input: "x", stream: "yes" }, "stream"],
       [{ model: "beamclaw", input: "x", instructions: 7 }, "instructions"],
-      [{ model: "beamclaw", input: "x", user: 42 }, "user"]
+      [{ model: "beamclaw", input: "x", user: 42 }, "user"],
+      [{ model: "beamclaw", input: "   " }, "input"],
+      [{ model: "beamclaw", input: ["hi"] }, "input[0]"],
+      [{ model: "beamclaw", input: "x", background: true }, "background"],
+      [{ model: "beamclaw", input: "x", metadata: { trace: 1 } }, "metadata.trace"],
+      [{ model: "beamclaw", input: "x", metadata: ["a"] }, "metadata"],
+      [{ model: "beamclaw", input: "x", top_p: 2 }, "top_p"],
+      [{ model: "beamclaw", input: "x", max_tool_calls: 1.5 }, "max_tool_calls"],
+      [{ model: "beamclaw", input: "x", tools: weatherTool }, "tools"],
+      [{ model: "beamclaw", input: "x", tools: [weatherTool, weatherTool] }, "tools[1].name"],
+      [{ model: "beamclaw", input: "x", tools: [{ type: "function", name: "f", parameters: ["city"] }] }, "tools[0].parameters"],
+      [{ model: "beamclaw", input: "x", tools: [weatherTool], tool_choice: { type: "allowed_tools", tools: [] } }, "tool_choice"],
+      [{ model: "beamclaw", input: [{ type: "function_call", call_id: "c", name: "f", arguments: { city: "Oslo" } }] }, "input[0].arguments"],
+      [{ model: "beamclaw", input: [{ type: "function_call_output", call_id: "c", output: [{ type: "input_image", image_url: "data:," }] }] }, "input[0].output[0].type"],
+      [{ model: "beamclaw", input: [{ role: "user", content: [{ type: "input_image" }] }] }, "input[0].content[0]"],
+      [{ model: "beamclaw", input: [{ role: "user", content: [{ type: "input_image", source: { type: "file", data: png } }] }] }, "input[0].content[0].source.type"],
+      [{ model: "beamclaw", input: [{ role: "user", content: [{ type: "input_image", source: { type: "base64", data: png } }] }] }, "input[0].content[0].source.media_type"],
+      [{ model: "beamclaw", input: [{ role: "user", content: [{ type: "input_text", text: 5 }] }] }, "input[0].content[0].text"]
     ]
     for (const [body, param] of cases) {
       const error = await expectError(await post(body), 400, param)

@@ -237,3 +237,74 @@ describe("device token authorization and params", () => {
     await admin.client.close()
   })
 })
+
+/** A device behind a proxy (so not approved silently) asking to pair: its pending request id. */
+const requestPairing = async (device: Device, scopes: ReadonlyArray<string>, role = "operator") => {
+  const client = await WsClient.open(gateway.wsUrl, { headers: { "x-forwarded-for": "203.0.113.9" } })
+  const nonce = String(at(await client.challenge(), "payload", "nonce"))
+  const signed = signDevice(device, { nonce, token: gateway.token, scopes, role, clientId: "test", mode: "test" })
+  const clientInfo = { id: "test", version: "1", platform: "linux", mode: "test", displayName: "phone" }
+  const response = await client.request("connect", { ...connectParams(undefined, { client: clientInfo, role, scopes }), auth: { token: gateway.token }, device: signed })
+  assert.strictEqual(response.error?.code, "NOT_PAIRED", JSON.stringify(response))
+  await client.closed
+  return String(at(response.error?.details, "requestId"))
+}
+
+const pendingIds = async (client: WsClient) => list(at(await client.request("device.pair.list"), "payload", "pending")).map((request) => at(request, "requestId"))
+
+describe("device.pair.* authorization", () => {
+  it("without operator.admin, an approval cannot grant a scope the caller lacks, nor a non-operator role", async () => {
+    const pairer = await connect(gateway.wsUrl, gateway.token, { scopes: ["operator.pairing", "operator.read"] })
+    const admin = await connect(gateway.wsUrl, gateway.token)
+
+    const escalation = await requestPairing(makeDevice(), ["operator.read", "operator.admin"])
+    const refused = await pairer.client.request("device.pair.approve", { requestId: escalation })
+    assert.strictEqual(refused.error?.code, "INVALID_REQUEST")
+    assert.strictEqual(refused.error?.message, "device pairing approval denied")
+    assert.deepStrictEqual(refused.error?.details, { reason: "caller-missing-scope", requestId: escalation, scope: "operator.admin" })
+    const node = await requestPairing(makeDevice(), [], "node")
+    const nodeRefused = await pairer.client.request("device.pair.approve", { requestId: node })
+    assert.strictEqual(at(nodeRefused.error?.details, "reason"), "role-management-requires-admin")
+    const unknown = await pairer.client.request("device.pair.approve", { requestId: "no-such-request" })
+    assert.strictEqual(at(unknown.error?.details, "reason"), "unknown-request")
+    assert.includeMembers([...await pendingIds(admin.client)], [escalation, node])
+
+    // Within the caller's own scopes it goes through; an admin approves the rest.
+    const modest = await requestPairing(makeDevice(), ["operator.read"])
+    assert.strictEqual((await pairer.client.request("device.pair.approve", { requestId: modest })).ok, true)
+    const approved = await admin.client.request("device.pair.approve", { requestId: escalation })
+    assert.strictEqual(approved.ok, true, JSON.stringify(approved.error))
+    assert.strictEqual((await admin.client.request("device.pair.reject", { requestId: node })).ok, true)
+    await pairer.client.close()
+    await admin.client.close()
+  })
+
+  it("a device-token session without operator.admin sees and manages its own device only", async () => {
+    const scopes = ["operator.read", "operator.pairing"]
+    const own = await pairDevice(scopes)
+    const other = await pairDevice(["operator.read"])
+    const foreign = await requestPairing(makeDevice(), ["operator.read"])
+    const session = await connectDevice(own.device, { deviceToken: own.token }, scopes)
+    assert.strictEqual(session.response.ok, true, JSON.stringify(session.response.error))
+
+    const listed = await session.client.request("device.pair.list")
+    assert.deepStrictEqual(list(at(listed, "payload", "pending")), [])
+    assert.deepStrictEqual(list(at(listed, "payload", "paired")).map((device) => at(device, "deviceId")), [own.device.id])
+    for (const method of ["device.pair.approve", "device.pair.reject"]) {
+      const denied = await session.client.request(method, { requestId: foreign })
+      assert.strictEqual(denied.error?.code, "INVALID_REQUEST")
+      assert.strictEqual(at(denied.error?.details, "reason"), "device-ownership-mismatch", method)
+    }
+    const removal = await session.client.request("device.pair.remove", { deviceId: other.device.id })
+    assert.strictEqual(removal.error?.message, "device pairing removal denied")
+    assert.strictEqual(at(removal.error?.details, "reason"), "device-ownership-mismatch")
+    await session.client.close()
+
+    const admin = await connect(gateway.wsUrl, gateway.token)
+    assert.include([...await pendingIds(admin.client)], foreign)
+    const paired = list(at(await admin.client.request("device.pair.list"), "payload", "paired")).map((device) => at(device, "deviceId"))
+    assert.includeMembers(paired, [own.device.id, other.device.id])
+    assert.strictEqual((await admin.client.request("device.pair.reject", { requestId: foreign })).ok, true)
+    await admin.client.close()
+  })
+})

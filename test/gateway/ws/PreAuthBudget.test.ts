@@ -7,9 +7,11 @@
  * does not exempt it either), and the default is OpenClaw's 32.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import * as net from "node:net"
 import WebSocket from "ws"
 import { type FakeAnthropicHandle, startFakeAnthropic } from "../../support/FakeAnthropic.ts"
 import { type StartedGateway, startGateway } from "../../support/Gateway.ts"
+import * as PreauthBudget from "../../../src/gateway/ws/PreauthBudget.ts"
 import { connectParams } from "./WsClient.ts"
 
 const BUDGET = 3
@@ -163,6 +165,33 @@ describe("pre-auth socket budget", () => {
     await closeAll(after)
   })
 
+  it("an upgrade the WebSocket handshake refuses, or a socket dropped mid-connect, gives its slot back", async () => {
+    // A bad Sec-WebSocket-Version passes the route (it takes a slot) and is refused by the handshake itself.
+    const { port } = new URL(gateway.wsUrl)
+    for (let i = 0; i < BUDGET + 2; i++) {
+      const answer = await new Promise<string>((resolve, reject) => {
+        const socket = net.connect(Number(port), "127.0.0.1")
+        let text = ""
+        socket.on("data", (chunk) => {
+          text += chunk.toString()
+        })
+        socket.on("close", () => resolve(text))
+        socket.on("error", reject)
+        socket.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${Buffer.alloc(16, i).toString("base64")}\r\nSec-WebSocket-Version: 99\r\n\r\n`)
+      })
+      assert.match(answer, /^HTTP\/1\.1 (400|426)/, answer)
+    }
+    // Clients that go away between sending connect and its answer.
+    for (let i = 0; i < BUDGET + 2; i++) {
+      const socket = await openEventually()
+      socket.ws.send(JSON.stringify({ type: "req", id: "connect-1", method: "connect", params: connectParams(gateway.token) }))
+      socket.ws.terminate()
+    }
+    const sockets = [await openEventually(), await openEventually(), await openEventually()]
+    await assertRefused()
+    await closeAll(sockets)
+  })
+
   it("is kept per client address: another loopback address has its own budget", async () => {
     const sockets = [await open(), await open(), await open()]
     await assertRefused()
@@ -181,5 +210,25 @@ describe("pre-auth socket budget", () => {
     } finally {
       await defaults.stop()
     }
+  })
+})
+
+describe("PreauthBudget", () => {
+  it("releases each slot once, keys IPv4-mapped and plain addresses alike, and drops empty entries", () => {
+    const budget = PreauthBudget.make(2)
+    const first = budget.acquire("::ffff:10.0.0.1")
+    const second = budget.acquire("10.0.0.1")
+    assert.isDefined(first)
+    assert.isDefined(second)
+    assert.isUndefined(budget.acquire("10.0.0.1"))
+    first?.()
+    first?.()
+    assert.strictEqual(budget.held("10.0.0.1"), 1, "a second release of the same slot frees nothing")
+    assert.isDefined(budget.acquire("10.0.0.1"))
+    assert.isUndefined(budget.acquire("10.0.0.1"))
+    // An unknown address is capped in its own bucket rather than let through.
+    assert.isDefined(budget.acquire(""))
+    assert.isDefined(budget.acquire(""))
+    assert.isUndefined(budget.acquire(""))
   })
 })

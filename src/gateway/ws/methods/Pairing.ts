@@ -4,10 +4,12 @@
  * tokens never leave the gateway through the pairing methods: a paired device
  * shows which roles hold a token and their scopes, not the token. A rotated
  * token comes back only to the device itself, authenticated with the token
- * being replaced (OpenClaw's in-band delivery).
+ * being replaced (OpenClaw's in-band delivery). Without operator.admin, a
+ * caller manages only operator-role grants within its own scopes, and a
+ * device-token session only its own device, as OpenClaw's device authz.
  */
 import { Effect, Schema } from "effect"
-import { type DeviceTokenChange, type DeviceTokenDenied, GatewayAuth, type PairedDevice } from "../../auth/GatewayAuth.ts"
+import { type DeviceTokenChange, type DeviceTokenDenied, GatewayAuth, type PairedDevice, scopesAllow } from "../../auth/GatewayAuth.ts"
 import { denial } from "../../auth/PairingStore.ts"
 import { invalidRequest, type MethodError, unavailable } from "../Frames.ts"
 import type { Hub } from "../Hub.ts"
@@ -31,32 +33,99 @@ export const redactDevice = (device: PairedDevice) => {
 const pairingError = (error: { readonly _tag: "PairingNotFound" | "PairingStoreError"; readonly message: string }) =>
   error._tag === "PairingNotFound" ? invalidRequest(error.message) : unavailable(error.message)
 
-const list: Handler = (params) =>
+/**
+ * Who is asking, as OpenClaw's device-session authz sees it: a session that
+ * authenticated with a device token (not the shared secret) acts for that
+ * device only, unless it holds operator.admin.
+ */
+const sessionAuthz = (context: MethodContext) => ({
+  admin: context.scopes.includes("operator.admin"),
+  callerDeviceId: context.deviceTokenAuth ? context.deviceId : undefined
+})
+
+const nonOperatorRole = (roles: ReadonlyArray<string>) => roles.some((role) => role.trim() !== "" && role.trim() !== "operator")
+
+type PairingDenyReason = "unknown-request" | "device-ownership-mismatch" | "role-management-requires-admin" | "caller-missing-scope"
+
+/** OpenClaw answers with one generic message per action; the reason rides in `details` (and the log). */
+const pairingDenied = (message: string, reason: PairingDenyReason, target: Record<string, string>) =>
+  Effect.logWarning(`${message} ${Object.entries(target).map(([key, value]) => `${key}=${value}`).join(" ")} reason=${reason}`).pipe(
+    Effect.andThen(Effect.fail(invalidRequest(message, { reason, ...target })))
+  )
+
+const APPROVAL_DENIED = "device pairing approval denied"
+const REJECTION_DENIED = "device pairing rejection denied"
+const REMOVAL_DENIED = "device pairing removal denied"
+
+const pendingRequest = (requestId: string) =>
+  Effect.gen(function*() {
+    const { pending } = yield* (yield* GatewayAuth).pairing.list
+    return pending.find((request) => request.requestId === requestId)
+  })
+
+const list: Handler = (params, context) =>
   Effect.gen(function*() {
     yield* decodeParams("device.pair.list", Schema.Struct({}), params)
     const { pending, paired } = yield* (yield* GatewayAuth).pairing.list
-    return { pending, paired: paired.map(redactDevice) }
+    // A device-token session sees its own device only, as OpenClaw.
+    const { admin, callerDeviceId } = sessionAuthz(context)
+    const visible = (deviceId: string) => admin || callerDeviceId === undefined || deviceId === callerDeviceId
+    return { pending: pending.filter((request) => visible(request.deviceId)), paired: paired.filter((device) => visible(device.deviceId)).map(redactDevice) }
   })
 
 const RequestParams = Schema.Struct({ requestId: NonEmptyString })
 
-const approve: Handler = (params) =>
+/**
+ * Without operator.admin, an approval stays within the caller: its own device
+ * (device-token sessions), the operator role only, and no scope the caller
+ * does not hold itself, so operator.pairing cannot mint operator.admin. A
+ * request's role and scopes are fixed for its id, so checking before
+ * approving leaves no gap.
+ */
+const approve: Handler = (params, context) =>
   Effect.gen(function*() {
     const decoded = yield* decodeParams("device.pair.approve", RequestParams, params)
+    const { admin, callerDeviceId } = sessionAuthz(context)
+    if (!admin) {
+      const request = yield* pendingRequest(decoded.requestId)
+      const target = { requestId: decoded.requestId }
+      if (request === undefined) return yield* pairingDenied(APPROVAL_DENIED, "unknown-request", target)
+      if (callerDeviceId !== undefined && request.deviceId !== callerDeviceId) return yield* pairingDenied(APPROVAL_DENIED, "device-ownership-mismatch", target)
+      if (nonOperatorRole([request.role, ...request.roles])) return yield* pairingDenied(APPROVAL_DENIED, "role-management-requires-admin", target)
+      const missing = request.scopes.find((scope) => !scopesAllow(request.role, [scope], context.scopes))
+      if (missing !== undefined) return yield* pairingDenied(APPROVAL_DENIED, "caller-missing-scope", { ...target, scope: missing })
+    }
     const { requestId, device } = yield* (yield* GatewayAuth).pairing.approve(decoded.requestId).pipe(Effect.mapError(pairingError))
     return { requestId, device: redactDevice(device) }
   })
 
-const reject: Handler = (params) =>
+const reject: Handler = (params, context) =>
   Effect.gen(function*() {
     const decoded = yield* decodeParams("device.pair.reject", RequestParams, params)
+    const { admin, callerDeviceId } = sessionAuthz(context)
+    if (!admin && callerDeviceId !== undefined) {
+      const request = yield* pendingRequest(decoded.requestId)
+      const target = { requestId: decoded.requestId }
+      if (request === undefined) return yield* pairingDenied(REJECTION_DENIED, "unknown-request", target)
+      if (request.deviceId !== callerDeviceId) return yield* pairingDenied(REJECTION_DENIED, "device-ownership-mismatch", target)
+    }
     return yield* (yield* GatewayAuth).pairing.reject(decoded.requestId).pipe(Effect.mapError(pairingError))
   })
 
 const remove: Handler = (params, context) =>
   Effect.gen(function*() {
     const decoded = yield* decodeParams("device.pair.remove", Schema.Struct({ deviceId: NonEmptyString }), params)
-    const removed = yield* (yield* GatewayAuth).pairing.remove(decoded.deviceId).pipe(Effect.mapError(pairingError))
+    const auth = yield* GatewayAuth
+    const { admin, callerDeviceId } = sessionAuthz(context)
+    if (!admin && callerDeviceId !== undefined) {
+      const target = { deviceId: decoded.deviceId }
+      if (decoded.deviceId.trim() !== callerDeviceId) return yield* pairingDenied(REMOVAL_DENIED, "device-ownership-mismatch", target)
+      const paired = (yield* auth.pairing.list).paired.find((device) => device.deviceId === callerDeviceId)
+      if (paired !== undefined && nonOperatorRole([...paired.roles, ...Object.values(paired.tokens).map((token) => token.role)])) {
+        return yield* pairingDenied(REMOVAL_DENIED, "role-management-requires-admin", target)
+      }
+    }
+    const removed = yield* auth.pairing.remove(decoded.deviceId).pipe(Effect.mapError(pairingError))
     // Its open connections were admitted on the approval just withdrawn.
     context.hub.closeDevice(removed.deviceId, 1008, "device removed")
     return removed
@@ -81,8 +150,7 @@ const authorize = (
   deviceId: string,
   role: string
 ): Effect.Effect<{ readonly change: DeviceTokenChange; readonly selfRotation: boolean }, DeviceTokenDenied> => {
-  const admin = context.scopes.includes("operator.admin")
-  const callerDeviceId = context.deviceTokenAuth ? context.deviceId : undefined
+  const { admin, callerDeviceId } = sessionAuthz(context)
   const change = { deviceId, role, callerScopes: role === "operator" ? context.scopes : undefined }
   if (!admin && callerDeviceId !== undefined && callerDeviceId !== deviceId) return Effect.fail(denial(change, "device-ownership-mismatch"))
   if (!admin && role !== "operator") return Effect.fail(denial(change, "role-management-requires-admin"))
