@@ -4,6 +4,7 @@
  * address. The Layer that implements it owns the token file, rate limits and
  * device pairing.
  */
+import { timingSafeEqual } from "node:crypto"
 import { Context, type Effect, Schema, type Stream } from "effect"
 
 export type AuthMode = "token" | "password" | "none"
@@ -101,6 +102,13 @@ export class PairingNotFound extends Schema.TaggedError<PairingNotFound>()("Pair
   message: Schema.String
 }) {}
 
+/** `confirmToken` given a presented token that is no longer the live, unrevoked token of (device, role), or no longer covers the scopes. */
+export class DeviceTokenMismatch extends Schema.TaggedError<DeviceTokenMismatch>()("DeviceTokenMismatch", {
+  deviceId: Schema.String,
+  role: Schema.String,
+  message: Schema.String
+}) {}
+
 /** The pairing files could not be read or written. */
 export class PairingStoreError extends Schema.TaggedError<PairingStoreError>()("PairingStoreError", {
   file: Schema.String,
@@ -192,8 +200,12 @@ export interface DeviceApproved {
   readonly payloadVersion: "v2" | "v3"
   /** True when this connect paired (or upgraded) the device silently because it is local. */
   readonly silentlyApproved: boolean
-  /** The device token for (device, role), issued on first approval and reused after: `hello-ok.auth.deviceToken`. */
-  readonly deviceToken: DeviceToken
+  /**
+   * The device token for (device, role), issued on first approval and reused after: `hello-ok.auth.deviceToken`.
+   * Undefined when the connect authenticated with a device token: only `confirmDeviceToken`, given the token
+   * presented, may hand one out then, so a rotation or revocation in between cannot leak or reissue one.
+   */
+  readonly deviceToken: DeviceToken | undefined
 }
 
 /** Broadcast these to operators holding `operator.pairing` (or `operator.admin`). */
@@ -251,6 +263,17 @@ export class GatewayAuth extends Context.Service<GatewayAuth, {
     presented: { readonly deviceId: string; readonly role: string; readonly scopes: ReadonlyArray<string>; readonly token: string },
     clientAddress: string
   ) => Effect.Effect<Principal, AuthFailed>
+  /**
+   * The last step of a device-token connect, after `verifyDevice`: inside the
+   * pairing store's lock, the presented token must still be the live,
+   * unrevoked token of (device, role) covering `scopes`; it is returned as is
+   * (never reissued). Otherwise a `mismatch`, as a stale token gets at
+   * `checkDeviceToken`. Not rate-limited: `checkDeviceToken` already counted
+   * this attempt, and losing a race to a rotation is not a guess.
+   */
+  readonly confirmDeviceToken: (
+    presented: { readonly deviceId: string; readonly role: string; readonly scopes: ReadonlyArray<string>; readonly token: string }
+  ) => Effect.Effect<DeviceToken, AuthFailed>
   /**
    * Verifies `connect.params.device` (id derived from the key, signedAt
    * within 2 minutes, the challenge nonce, an Ed25519 signature over the v3
@@ -321,4 +344,16 @@ export const scopesAllow = (role: string, requested: ReadonlyArray<string>, gran
       ((scope === "operator.read" || scope === "operator.talk" || scope === "operator.sessions.read" || scope === "operator.sessions.write") && allowed.includes("operator.write")) ||
       (scope === "operator.sessions.read" && (allowed.includes("operator.read") || allowed.includes("operator.sessions.write")))
   })
+}
+
+/** Constant-time comparison; lengths are compared through a hash-free pad so timing does not leak length either. */
+export const safeEqual = (presented: string, expected: string): boolean => {
+  const a = Buffer.from(presented, "utf8")
+  const b = Buffer.from(expected, "utf8")
+  const length = Math.max(a.length, b.length, 1)
+  const left = Buffer.alloc(length)
+  const right = Buffer.alloc(length)
+  a.copy(left)
+  b.copy(right)
+  return timingSafeEqual(left, right) && a.length === b.length
 }

@@ -7,7 +7,6 @@
  * never the token). Failed secrets are rate-limited per client address;
  * device identities are verified and paired as OpenClaw does.
  */
-import { timingSafeEqual } from "node:crypto"
 import { Clock, Effect, Layer, PubSub, Redacted, Semaphore, Stream } from "effect"
 import { AppConfig } from "../../config/AppConfig.ts"
 import type { BeamclawConfig } from "../../config/ConfigSchema.ts"
@@ -27,6 +26,7 @@ import {
   PairingRequired,
   type PresentedCredentials,
   type Principal,
+  safeEqual,
   scopesAllow
 } from "./GatewayAuth.ts"
 import * as PairingStore from "./PairingStore.ts"
@@ -35,17 +35,7 @@ import * as TokenFile from "./TokenFile.ts"
 
 export { bindsLoopback, exposureProblem, GatewayAuthConfigError } from "./Exposure.ts"
 
-/** Constant-time comparison; lengths are compared through a hash-free pad so timing does not leak length either. */
-export const safeEqual = (presented: string, expected: string): boolean => {
-  const a = Buffer.from(presented, "utf8")
-  const b = Buffer.from(expected, "utf8")
-  const length = Math.max(a.length, b.length, 1)
-  const left = Buffer.alloc(length)
-  const right = Buffer.alloc(length)
-  a.copy(left)
-  b.copy(right)
-  return timingSafeEqual(left, right) && a.length === b.length
-}
+export { safeEqual } from "./GatewayAuth.ts"
 
 /** `gateway.auth.rateLimit`; `exemptLoopback` (OpenClaw's key, default true) is honoured once the schema carries it. */
 interface RateLimitSettings {
@@ -246,7 +236,10 @@ export const make = Effect.gen(function*() {
         silentlyApproved = true
       }
       if (approvedDevice === undefined) return yield* new PairingRequired({ reason: "not-paired", requestId: "", deviceId: device.id, message: "pairing required" })
-      const deviceToken = yield* store.ensureToken(device.id, context.role, context.scopes, now).pipe(
+      // A device-token connect gets its token from confirmDeviceToken, checked against the token it presented:
+      // issuing here, outside that check, would hand the new token to the old one's holder after a rotation,
+      // or a fresh one after a revocation.
+      const deviceToken = context.authMethod === "device-token" ? undefined : yield* store.ensureToken(device.id, context.role, context.scopes, now).pipe(
         Effect.catchTag("PairingNotFound", () => Effect.fail(new PairingRequired({ reason: "not-paired", requestId: "", deviceId: device.id, message: "pairing required" })))
       )
       const current = (yield* store.get(device.id)) ?? approvedDevice
@@ -263,6 +256,10 @@ export const make = Effect.gen(function*() {
       return check({ token: secret, password: secret }, clientAddress)
     },
     checkDeviceToken,
+    confirmDeviceToken: (presented) =>
+      store.confirmToken(presented.deviceId, presented.role, presented.scopes, presented.token).pipe(
+        Effect.mapError(() => new AuthFailed({ reason: "mismatch", message: "device token mismatch" }))
+      ),
     verifyDevice,
     pairing: {
       list: Effect.flatMap(Clock.currentTimeMillis, (now) => store.list(now)),

@@ -13,6 +13,7 @@ import {
   type DeviceToken,
   type DeviceTokenChange,
   DeviceTokenDenied,
+  DeviceTokenMismatch,
   type PairedDevice,
   PairedDevice as PairedDeviceSchema,
   PairingNotFound,
@@ -20,6 +21,7 @@ import {
   PairingStoreError,
   type PendingPairing,
   PendingPairing as PendingPairingSchema,
+  safeEqual,
   scopesAllow
 } from "./GatewayAuth.ts"
 import { isErrno } from "../../platform/Errno.ts"
@@ -113,6 +115,12 @@ export interface PairingStore {
   readonly remove: (deviceId: string) => Effect.Effect<PairedDevice, PairingNotFound | PairingStoreError>
   /** The device token for (device, role): reused while it is not revoked and its scopes still cover `scopes`, else issued anew. */
   readonly ensureToken: (deviceId: string, role: string, scopes: ReadonlyArray<string>, now: number) => Effect.Effect<DeviceToken, PairingNotFound | PairingStoreError>
+  /**
+   * `ensureToken` for a connect that authenticated with a device token: nothing is issued. The presented token
+   * must be the live, unrevoked token of (device, role) and cover `scopes`, compared in constant time under the
+   * lock (so after any rotation or revocation that got there first), else `DeviceTokenMismatch`.
+   */
+  readonly confirmToken: (deviceId: string, role: string, scopes: ReadonlyArray<string>, presented: string) => Effect.Effect<DeviceToken, DeviceTokenMismatch>
   /** OpenClaw's `rotateDeviceToken`: a new token for an approved role, within the approved (and the caller's) scopes. */
   readonly rotateToken: (input: DeviceTokenChange & { readonly scopes?: ReadonlyArray<string> | undefined }, now: number) => Effect.Effect<DeviceToken, DeviceTokenDenied | PairingStoreError>
   /** OpenClaw's `revokeDeviceToken`: the entry is kept with `revokedAtMs`, so the token no longer matches. */
@@ -253,6 +261,15 @@ export const open = (home: string): Effect.Effect<PairingStore, PairingStoreErro
           yield* savePaired
           if (pendingChanged) yield* savePending
           return device
+        })),
+      confirmToken: (deviceId, role, scopes, presented) =>
+        serialized(Effect.suspend(() => {
+          const current = paired[deviceId]?.tokens[role]
+          // Compared even when there is nothing to compare with, so timing does not tell which devices exist.
+          const matches = safeEqual(presented, current?.token ?? "\u0000no-token\u0000")
+          return current === undefined || !matches || current.revokedAtMs !== undefined || !scopesAllow(role, scopes, current.scopes)
+            ? Effect.fail(new DeviceTokenMismatch({ deviceId, role, message: `the presented token is not the live token of device ${deviceId} for role ${role}` }))
+            : Effect.succeed(current)
         })),
       ensureToken: (deviceId, role, scopes, now) =>
         serialized(Effect.gen(function*() {

@@ -29,7 +29,7 @@ import * as Handshake from "./Handshake.ts"
 import { type Hub, type HubClient, type PresenceEntry, SESSION_SCOPED_EVENTS_CAP } from "./Hub.ts"
 import type { Handler, MethodContext } from "./methods/Method.ts"
 import { healthSummary } from "./methods/System.ts"
-import { missingScope, requiredScope } from "./Scopes.ts"
+import { missingScope, parseRole, requiredScope } from "./Scopes.ts"
 
 export const EVENTS = ["connect.challenge", "agent", "chat", "presence", "tick", "shutdown", "health", "sessions.changed", "device.pair.requested", "device.pair.resolved"] as const
 
@@ -39,6 +39,18 @@ const decodeConnect = Schema.decodeUnknownResult(ConnectParams)
 
 /** At most this many frames per corked write. */
 const WRITE_BATCH_FRAMES = 512
+
+/** A device connect overlapped by a token change or removal of (device, role) ends as the connections it closed did: OpenClaw's 4001 "device removed". */
+const DEVICE_CHANGED_CLOSE_CODE = 4001
+const DEVICE_CHANGED_CLOSE_REASON = "device removed"
+const DEVICE_CHANGED_MESSAGE = "the device's token was changed or the device removed during connect; connect again"
+
+/** As Handshake answers a stale device token (AUTH_DEVICE_TOKEN_MISMATCH), for one found stale at the last step. */
+const deviceTokenMismatch = (message: string): ErrorShape => ({
+  code: "INVALID_REQUEST",
+  message: `unauthorized: ${message}`,
+  details: { code: "AUTH_DEVICE_TOKEN_MISMATCH", authReason: "mismatch", canRetryWithDeviceToken: false, recommendedNextStep: "update_auth_credentials" }
+})
 
 /** After a close frame is sent, how long the client gets to answer it before the socket is dropped. */
 const CLOSE_GRACE_MS = 1000
@@ -171,12 +183,27 @@ export const run = (socket: Socket.Socket, peer: Peer, hub: Hub, methods: Record
           const message = `invalid connect params: ${formatIssue(params.failure.issue)}`
           return rejectHandshake(id, { code: "INVALID_REQUEST", message }, 1008, message)
         }
+        // Read before any credential is checked: see the re-check just before hello-ok.
+        const requestedRole = parseRole(params.success.role)
+        const generation = params.success.device === undefined || requestedRole === undefined
+          ? undefined
+          : hub.deviceGeneration(params.success.device.id, requestedRole)
         const admitted = yield* Handshake.admit(params.success, { nonce, clientAddress: peer.clientAddress, hasProxyHeaders: peer.hasProxyHeaders }).pipe(Effect.result)
         if (Result.isFailure(admitted)) {
           const rejection = admitted.failure
           return rejectHandshake(id, rejection.error, rejection.closeCode, rejection.closeReason)
         }
-        const { role, scopes, protocol, deviceToken } = admitted.success
+        const { role, scopes, protocol } = admitted.success
+        const auth = yield* GatewayAuth
+        let deviceToken = admitted.success.deviceToken
+        if (admitted.success.principal.method === "device-token" && admitted.success.deviceId !== undefined) {
+          // The token checked at auth may have been rotated or revoked since: it must still be live now, under
+          // the store's lock, and hello-ok carries that token, never one the presenter did not already hold.
+          const presented = params.success.auth?.deviceToken ?? params.success.auth?.token ?? ""
+          const confirmed = yield* auth.confirmDeviceToken({ deviceId: admitted.success.deviceId, role, scopes, token: presented }).pipe(Effect.result)
+          if (Result.isFailure(confirmed)) return rejectHandshake(id, deviceTokenMismatch(confirmed.failure.message), 1008, `unauthorized: ${confirmed.failure.message}`)
+          deviceToken = confirmed.success
+        }
         const info = params.success.client
         const self: HubClient & { readonly context: Omit<MethodContext, "respondInterim" | "afterResponse"> } = {
           connId,
@@ -203,7 +230,7 @@ export const run = (socket: Socket.Socket, peer: Peer, hub: Hub, methods: Record
         const defaultAgentId = yield* agents.defaultAgentId
         const paths = yield* Paths
         const health = yield* healthSummary
-        const auth = yield* GatewayAuth
+        const authMode = yield* auth.mode
         const presence: PresenceEntry | undefined = info.id === "cli" ? undefined : {
           host: info.displayName ?? info.id,
           ...(admitted.success.local ? {} : { ip: peer.clientAddress }),
@@ -219,6 +246,11 @@ export const run = (socket: Socket.Socket, peer: Peer, hub: Hub, methods: Record
           reason: "connect",
           ts: Date.now()
         }
+        // From here to hub.register nothing yields, so a token change or removal of this device either bumped
+        // the generation already (this connect goes) or will find the connection registered (and close it).
+        if (generation !== undefined && admitted.success.deviceId !== undefined && hub.deviceGeneration(admitted.success.deviceId, role) !== generation) {
+          return rejectHandshake(id, { code: "UNAVAILABLE", message: DEVICE_CHANGED_MESSAGE, retryable: true }, DEVICE_CHANGED_CLOSE_CODE, DEVICE_CHANGED_CLOSE_REASON)
+        }
         send(responseOk(id, {
           type: "hello-ok",
           protocol,
@@ -232,7 +264,7 @@ export const run = (socket: Socket.Socket, peer: Peer, hub: Hub, methods: Record
             configPath: paths.configFile,
             stateDir: paths.home,
             sessionDefaults: { defaultAgentId, mainKey: policy.mainKey, mainSessionKey: `agent:${defaultAgentId}:${policy.mainKey}`, scope: "per-sender" },
-            authMode: yield* auth.mode
+            authMode
           },
           auth: deviceToken === undefined
             ? { role, scopes }

@@ -249,8 +249,21 @@ export const make = Effect.fnUntraced(function*(options: HubOptions) {
     for (const client of clients.values()) client.close(code, reason)
   }
 
+  // Bumped by closeDevice. A connect reads it before its credentials are checked and re-checks it just before
+  // it registers (no yield in between): a rotation, revocation or removal whose close-all ran while the connect
+  // was still in flight, so could not see it, is caught there. Keys are (device, role), and (device) for removals;
+  // one entry per device ever closed this way, so bounded by the pairing store.
+  const generations = new Map<string, number>()
+  const generationKey = (deviceId: string, role: string | undefined) => role === undefined ? deviceId : `${deviceId}\u0000${role}`
+
+  /** Changes whenever the connections of (device, role) are closed by a token change or a device removal. */
+  const deviceGeneration = (deviceId: string, role: string): number =>
+    (generations.get(generationKey(deviceId, undefined)) ?? 0) + (generations.get(generationKey(deviceId, role)) ?? 0)
+
   /** Closes the connections of a device, or only those in `role` (a token rotation or revocation is per role). */
   const closeDevice = (deviceId: string, code: number, reason: string, role?: string): void => {
+    const key = generationKey(deviceId, role)
+    generations.set(key, (generations.get(key) ?? 0) + 1)
     for (const client of clients.values()) {
       if (client.deviceId === deviceId && (role === undefined || client.role === role)) client.close(code, reason)
     }
@@ -273,6 +286,7 @@ export const make = Effect.fnUntraced(function*(options: HubOptions) {
     fork,
     closeAll,
     closeDevice,
+    deviceGeneration,
     preauth,
     bumpHealth: () => {
       stateVersion.health += 1

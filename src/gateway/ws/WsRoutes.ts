@@ -117,16 +117,22 @@ const route = (hub: Hub.Hub) => {
     }
     const clientAddress = Option.getOrElse(request.remoteAddress, () => "")
     // Refused before the WebSocket handshake, as OpenClaw: a flood of idle sockets costs a Map entry, not a connection.
-    const releasePreauth = hub.preauth.acquire(clientAddress)
-    if (releasePreauth === undefined) {
-      return HttpServerResponse.text(OVER_BUDGET_MESSAGE, { status: 503, headers: { connection: "close" } })
-    }
-    const peer: Connection.Peer = { clientAddress, hasProxyHeaders: hasProxyHeaders(request.headers), releasePreauth }
-    return yield* Effect.gen(function*() {
-      const socket = yield* request.upgrade
-      yield* Effect.scoped(Connection.run(socket, peer, hub, methods, transportOf(request)))
-      return HttpServerResponse.empty()
-    }).pipe(Effect.ensuring(Effect.sync(releasePreauth)))
+    // Taking the slot and arranging its release are one uninterruptible step, so an interruption cannot leak it.
+    return yield* Effect.acquireUseRelease(
+      Effect.sync(() => hub.preauth.acquire(clientAddress)),
+      (releasePreauth) => {
+        if (releasePreauth === undefined) {
+          return Effect.succeed(HttpServerResponse.text(OVER_BUDGET_MESSAGE, { status: 503, headers: { connection: "close" } }))
+        }
+        const peer: Connection.Peer = { clientAddress, hasProxyHeaders: hasProxyHeaders(request.headers), releasePreauth }
+        return Effect.gen(function*() {
+          const socket = yield* request.upgrade
+          yield* Effect.scoped(Connection.run(socket, peer, hub, methods, transportOf(request)))
+          return HttpServerResponse.empty()
+        })
+      },
+      (releasePreauth) => Effect.sync(() => releasePreauth?.())
+    )
   }).pipe(
     Effect.catchTag("HttpServerError", (error) => Effect.succeed(HttpServerResponse.text(`WebSocket upgrade failed: ${error.message}`, { status: 400 })))
   )

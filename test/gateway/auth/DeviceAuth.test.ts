@@ -3,7 +3,7 @@ import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Stream } from "effect"
 import { TestClock } from "effect/testing"
-import { type DeviceContext, GatewayAuth, type PairingEvent } from "../../../src/gateway/auth/GatewayAuth.ts"
+import { type DeviceContext, type DeviceToken, GatewayAuth, type PairingEvent } from "../../../src/gateway/auth/GatewayAuth.ts"
 import { tempDir } from "../../support/TestApp.ts"
 import { authLayer, buildFailure, decodeConfig, makeDevice } from "./AuthHarness.ts"
 
@@ -48,6 +48,12 @@ const signed = (device: Device, c: DeviceContext, options: { signedAt?: number; 
   }
 }
 
+/** The token verifyDevice handed out (it hands none to a device-token connect: confirmDeviceToken does). */
+const tokenOf = (approved: { readonly deviceToken: DeviceToken | undefined }): DeviceToken => {
+  if (approved.deviceToken === undefined) return assert.fail("verifyDevice handed out no device token")
+  return approved.deviceToken
+}
+
 const withAuth = <A, E>(home: string, body: (auth: GatewayAuth["Service"]) => Effect.Effect<A, E>) =>
   Effect.gen(function*() {
     yield* TestClock.setTime(NOW)
@@ -70,14 +76,14 @@ describe("device signatures (OpenClaw's connect.params.device)", () => {
           assert.strictEqual(approved.device.deviceId, device.id)
           assert.strictEqual(approved.device.approvedVia, "silent")
           assert.deepStrictEqual(approved.device.roles, ["operator"])
-          assert.deepStrictEqual(approved.deviceToken.role, "operator")
-          assert.match(approved.deviceToken.token, /^[A-Za-z0-9_-]{43}$/)
+          assert.deepStrictEqual(tokenOf(approved).role, "operator")
+          assert.match(tokenOf(approved).token, /^[A-Za-z0-9_-]{43}$/)
           const [event] = yield* Fiber.join(events)
           assert.deepStrictEqual(event?.event, "device.pair.resolved")
           // Reconnecting is not a new approval, and the token is reused.
           const again = yield* auth.verifyDevice(signed(device, c), c)
           assert.isFalse(again.silentlyApproved)
-          assert.strictEqual(again.deviceToken.token, approved.deviceToken.token)
+          assert.strictEqual(tokenOf(again).token, tokenOf(approved).token)
         }))
       const stat = yield* Effect.promise(() => fs.stat(path.join(home, "devices", "paired.json")))
       assert.strictEqual(stat.mode & 0o777, 0o600)
@@ -256,7 +262,7 @@ describe("pairing", () => {
           yield* auth.pairing.approve(first._tag === "PairingRequired" ? first.requestId : "")
           const ok = yield* auth.verifyDevice(signed(paired, c), c)
           const second = yield* Effect.flip(auth.verifyDevice(signed(waiting, c), c))
-          return { requestId: second._tag === "PairingRequired" ? second.requestId : "", token: ok.deviceToken.token }
+          return { requestId: second._tag === "PairingRequired" ? second.requestId : "", token: tokenOf(ok).token }
         }))
       for (const name of ["paired.json", "pending.json"]) {
         const stat = yield* Effect.promise(() => fs.stat(path.join(home, "devices", name)))
@@ -265,7 +271,7 @@ describe("pairing", () => {
       yield* withAuth(home, (auth) =>
         Effect.gen(function*() {
           const ok = yield* auth.verifyDevice(signed(paired, c), c)
-          assert.strictEqual(ok.deviceToken.token, token)
+          assert.strictEqual(tokenOf(ok).token, token)
           assert.deepStrictEqual((yield* auth.pairing.list).pending.map((p) => p.requestId), [requestId])
           const principal = yield* auth.checkDeviceToken({ deviceId: paired.id, role: "operator", scopes: ["operator.read"], token }, REMOTE)
           assert.strictEqual(principal.method, "device-token")
@@ -279,7 +285,7 @@ describe("pairing", () => {
       const c = context({ scopes: ["operator.read"] })
       yield* withAuth(home, (auth) =>
         Effect.gen(function*() {
-          const { deviceToken } = yield* auth.verifyDevice(signed(device, c), c)
+          const deviceToken = tokenOf(yield* auth.verifyDevice(signed(device, c), c))
           const presented = { deviceId: device.id, role: "operator", scopes: ["operator.read"], token: deviceToken.token }
           assert.strictEqual((yield* Effect.flip(auth.checkDeviceToken({ ...presented, scopes: ["operator.admin"] }, REMOTE))).reason, "not_allowed")
           assert.strictEqual((yield* Effect.flip(auth.checkDeviceToken({ ...presented, role: "node" }, REMOTE))).reason, "mismatch")
@@ -288,6 +294,38 @@ describe("pairing", () => {
           assert.strictEqual((yield* Effect.flip(auth.checkDeviceToken(presented, REMOTE))).reason, "rate_limited")
           // The shared-secret bucket is separate.
           yield* auth.check({ token: "secret" }, REMOTE)
+        }))
+    }))
+
+  it.effect("a device-token connect gets no token from verifyDevice; confirmDeviceToken hands back only the live one it presented", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir()
+      const device = makeDevice()
+      const c = context({ scopes: ["operator.read"] })
+      yield* withAuth(home, (auth) =>
+        Effect.gen(function*() {
+          const first = tokenOf(yield* auth.verifyDevice(signed(device, c), c))
+          const byToken = context({ scopes: ["operator.read"], signatureToken: first.token, authMethod: "device-token" })
+          const approved = yield* auth.verifyDevice(signed(device, byToken), byToken)
+          assert.isUndefined(approved.deviceToken)
+          const presented = { deviceId: device.id, role: "operator", scopes: ["operator.read"], token: first.token }
+          assert.deepStrictEqual(yield* auth.confirmDeviceToken(presented), first)
+          const mismatch = (input: typeof presented) => Effect.flip(auth.confirmDeviceToken(input)).pipe(Effect.map((e) => [e.reason, e.message]))
+          assert.deepStrictEqual(yield* mismatch({ ...presented, token: `${first.token}x` }), ["mismatch", "device token mismatch"])
+          assert.deepStrictEqual(yield* mismatch({ ...presented, token: "" }), ["mismatch", "device token mismatch"])
+          assert.deepStrictEqual(yield* mismatch({ ...presented, role: "node" }), ["mismatch", "device token mismatch"])
+          assert.deepStrictEqual(yield* mismatch({ ...presented, deviceId: "unknown" }), ["mismatch", "device token mismatch"])
+          assert.deepStrictEqual(yield* mismatch({ ...presented, scopes: ["operator.admin"] }), ["mismatch", "device token mismatch"])
+
+          // Rotated: the old token is refused and nothing else is handed out for it.
+          const rotated = yield* auth.pairing.rotateToken({ deviceId: device.id, role: "operator" })
+          assert.deepStrictEqual(yield* mismatch(presented), ["mismatch", "device token mismatch"])
+          assert.deepStrictEqual(yield* auth.confirmDeviceToken({ ...presented, token: rotated.token }), rotated)
+          // Revoked: refused, and not reissued behind the revocation's back.
+          const revoked = yield* auth.pairing.revokeToken({ deviceId: device.id, role: "operator" })
+          assert.deepStrictEqual(yield* mismatch({ ...presented, token: rotated.token }), ["mismatch", "device token mismatch"])
+          const list = yield* auth.pairing.list
+          assert.deepStrictEqual(list.paired.find((d) => d.deviceId === device.id)?.tokens["operator"], revoked)
         }))
     }))
 
