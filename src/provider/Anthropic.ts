@@ -3,8 +3,9 @@
  * retries are off (`maxRetries: 0`): retry and failover belong to ModelRouter,
  * which knows whether text has already been streamed to the user.
  *
- * The SDK (with undici-backed fetch and its 1.4 MB of code) is imported on the
- * first request, not at start-up: the gateway answers /health without it.
+ * The SDK (1.4 MB of code) and undici, its transport (UndiciFetch.ts), are
+ * imported on the first request, not at start-up: the gateway answers /health
+ * without them.
  */
 import type Anthropic from "@anthropic-ai/sdk"
 import type {
@@ -32,6 +33,7 @@ import type {
   Usage
 } from "../agent/Message.ts"
 import { isContextOverflowMessage, parseRetryAfterMs, reasonForStatus } from "./HttpErrors.ts"
+import { importUndici, makeFetch } from "./UndiciFetch.ts"
 import {
   type Provider,
   ProviderError,
@@ -64,10 +66,16 @@ export const thinkingBudgets: Record<Exclude<ThinkingLevel, "off">, number> = {
 /** The SDK module; one import shared by every provider instance. */
 export type AnthropicSdk = typeof import("@anthropic-ai/sdk")
 
-let sdkImport: Promise<AnthropicSdk> | undefined
-const importSdk = (): Promise<AnthropicSdk> => {
+interface SdkModules {
+  readonly sdk: AnthropicSdk
+  /** The SDK's transport (UndiciFetch.ts), one connection pool shared by every provider instance. */
+  readonly fetch: typeof fetch
+}
+
+let sdkImport: Promise<SdkModules> | undefined
+const importSdk = (): Promise<SdkModules> => {
   if (sdkImport === undefined) {
-    const loading = import("@anthropic-ai/sdk")
+    const loading = Promise.all([import("@anthropic-ai/sdk"), importUndici()]).then(([sdk, undici]) => ({ sdk, fetch: makeFetch(undici) }))
     sdkImport = loading
     // A failed import is not kept, so a later request tries again.
     loading.catch(() => {
@@ -93,7 +101,7 @@ export const makeAnthropicProvider = (options: AnthropicProviderOptions): Provid
             `No API key for provider "${id}". Set ANTHROPIC_API_KEY or models.providers.${id}.apiKey in the config.`
         })
       }
-      const sdk = yield* Effect.tryPromise({
+      const { sdk, fetch } = yield* Effect.tryPromise({
         try: importSdk,
         catch: (cause) =>
           new ProviderError({
@@ -109,6 +117,7 @@ export const makeAnthropicProvider = (options: AnthropicProviderOptions): Provid
         maxRetries: 0,
         timeout: options.requestTimeoutMs,
         defaultHeaders: options.headers,
+        fetch,
         // Errors reach the caller as ProviderErrors; the SDK must not also log them to the console.
         logLevel: "off"
       })
