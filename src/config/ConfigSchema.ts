@@ -216,16 +216,16 @@ export const GatewayAuthConfig = Schema.suspend(() =>
   })
 )
 
-const StringList = Schema.Array(NonEmpty)
-
 /**
  * POST /v1/responses (OpenResponses), off by default as in OpenClaw. The
  * `files`, `images` and `maxUrlParts` keys are OpenClaw's, accepted so its
  * config loads; of them only `images.maxBytes` and `images.allowedMimes`
  * apply, to base64 images (BeamClaw fetches no URLs and reads no files).
  */
-export const ResponsesEndpointConfig = Schema.suspend(() =>
-  Schema.Struct({
+export const ResponsesEndpointConfig = Schema.suspend(() => {
+  // Built with the rest of the schema on the first decode, not when the module loads (start-up).
+  const StringList = Schema.Array(NonEmpty)
+  return Schema.Struct({
     enabled: Bool.pipe(withDefault(false)),
     maxBodyBytes: int(1).pipe(withDefault(20 * 1024 * 1024)),
     maxUrlParts: Schema.optionalKey(int(0)),
@@ -252,7 +252,7 @@ export const ResponsesEndpointConfig = Schema.suspend(() =>
       timeoutMs: Schema.optionalKey(int(1))
     }))
   })
-)
+})
 
 export const GatewayConfig = Schema.suspend(() =>
   Schema.Struct({

@@ -6,6 +6,7 @@
  */
 import { timingSafeEqual } from "node:crypto"
 import { Context, type Effect, Schema, type Stream } from "effect"
+import type { DeviceTokenDenied } from "./DeviceTokenErrors.ts"
 
 export type AuthMode = "token" | "password" | "none"
 
@@ -102,13 +103,6 @@ export class PairingNotFound extends Schema.TaggedError<PairingNotFound>()("Pair
   message: Schema.String
 }) {}
 
-/** `confirmToken` given a presented token that is no longer the live, unrevoked token of (device, role), or no longer covers the scopes. */
-export class DeviceTokenMismatch extends Schema.TaggedError<DeviceTokenMismatch>()("DeviceTokenMismatch", {
-  deviceId: Schema.String,
-  role: Schema.String,
-  message: Schema.String
-}) {}
-
 /** The pairing files could not be read or written. */
 export class PairingStoreError extends Schema.TaggedError<PairingStoreError>()("PairingStoreError", {
   file: Schema.String,
@@ -127,26 +121,6 @@ export const DeviceToken = Schema.Struct({
   revokedAtMs: Schema.optionalKey(Schema.Number)
 })
 export type DeviceToken = typeof DeviceToken.Type
-
-/** OpenClaw's deny reasons for `device.token.rotate` / `device.token.revoke` (logged, and carried in `details.reason`). */
-export const DeviceTokenDenyReason = Schema.Literals([
-  "unknown-device-or-role",
-  "scope-outside-approved-baseline",
-  "caller-missing-scope",
-  "device-ownership-mismatch",
-  "role-management-requires-admin"
-])
-export type DeviceTokenDenyReason = typeof DeviceTokenDenyReason.Type
-
-/** A token rotation or revocation the store refused; the wire message stays OpenClaw's generic "denied". */
-export class DeviceTokenDenied extends Schema.TaggedError<DeviceTokenDenied>()("DeviceTokenDenied", {
-  reason: DeviceTokenDenyReason,
-  deviceId: Schema.String,
-  role: Schema.String,
-  /** For `caller-missing-scope`: the first requested scope the caller does not hold. */
-  scope: Schema.optionalKey(Schema.String),
-  message: Schema.String
-}) {}
 
 /** One approved device, as kept in `<state>/devices/paired.json`. */
 export const PairedDevice = Schema.Struct({

@@ -12,8 +12,6 @@ import { Effect, Schema, Semaphore } from "effect"
 import {
   type DeviceToken,
   type DeviceTokenChange,
-  DeviceTokenDenied,
-  DeviceTokenMismatch,
   type PairedDevice,
   PairedDevice as PairedDeviceSchema,
   PairingNotFound,
@@ -25,6 +23,7 @@ import {
   scopesAllow
 } from "./GatewayAuth.ts"
 import { isErrno } from "../../platform/Errno.ts"
+import { DeviceTokenDenied, DeviceTokenMismatch } from "./DeviceTokenErrors.ts"
 
 export const PENDING_TTL_MS = 5 * 60_000
 

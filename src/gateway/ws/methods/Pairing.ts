@@ -9,7 +9,8 @@
  * device-token session only its own device, as OpenClaw's device authz.
  */
 import { Effect, Schema } from "effect"
-import { type DeviceTokenChange, type DeviceTokenDenied, GatewayAuth, type PairedDevice, scopesAllow } from "../../auth/GatewayAuth.ts"
+import type { DeviceTokenDenied } from "../../auth/DeviceTokenErrors.ts"
+import { type DeviceTokenChange, GatewayAuth, type PairedDevice, scopesAllow } from "../../auth/GatewayAuth.ts"
 import { denial } from "../../auth/PairingStore.ts"
 import { invalidRequest, type MethodError, unavailable } from "../Frames.ts"
 import type { Hub } from "../Hub.ts"
