@@ -64,8 +64,17 @@ export const importUndici = async (): Promise<typeof Undici> => {
   return undici
 }
 
+/**
+ * HTTP/1.1 only, as Node's fetch: undici 8 offers h2 by ALPN by default and
+ * the API's servers take it, which would move every model call onto undici's
+ * HTTP/2 client (all concurrent turns multiplexed on one connection), a
+ * transport neither measured nor tested here. It holds through a proxy's
+ * CONNECT tunnel as well (UndiciFetchTls.test.ts).
+ */
+const http1Only = { allowH2: false } as const
+
 export const makeFetch = (undici: typeof Undici, env: NodeJS.ProcessEnv = process.env): typeof fetch => {
-  const base = env["NODE_USE_ENV_PROXY"] === "1" ? new undici.EnvHttpProxyAgent() : new undici.Agent()
+  const base = env["NODE_USE_ENV_PROXY"] === "1" ? new undici.EnvHttpProxyAgent(http1Only) : new undici.Agent(http1Only)
   const dispatcher = base.compose(undici.interceptors.redirect({ maxRedirections: MAX_REDIRECTIONS }))
   return async (input, init) => {
     const body = requestBody(init?.body)
