@@ -33,6 +33,11 @@ export interface TurnInput {
    * message (a chat `/new <message>`); `model` becomes the session's model.
    */
   readonly newSession?: { readonly model?: string | undefined } | undefined
+  /**
+   * A `provider/model` id for this turn only, ahead of the session's and the
+   * agent's models (OpenClaw's x-openclaw-model); the session keeps its own.
+   */
+  readonly modelOverride?: string | undefined
   /** Sampling for this turn's model calls, where the provider supports it. */
   readonly sampling?: {
     readonly temperature?: number | undefined

@@ -119,6 +119,10 @@ export const sessionSettings = (settings: AgentSettings, entry: SessionEntry): A
   ...(entry.thinkingLevel !== undefined && isThinkingLevel(entry.thinkingLevel) ? { thinking: entry.thinkingLevel } : {})
 })
 
+/** A turn's own model first, the session's chain after it as fallbacks. */
+const turnModel = (settings: AgentSettings, model: string | undefined): AgentSettings =>
+  model === undefined ? settings : { ...settings, modelChain: [model, ...settings.modelChain.filter((id) => id !== model)] }
+
 export interface SessionState {
   readonly key: SessionKey.ParsedSessionKey
   entry: SessionEntry
@@ -397,7 +401,7 @@ export const handle = Effect.fn("SessionActor.handle")(function*(state: SessionS
         } else if (trigger !== undefined) yield* startNewSession(state, "reset")
         else if (isStale(state.entry, policy.reset, new Date(yield* Clock.currentTimeMillis))) yield* startNewSession(state, "stale")
         const input = trigger === undefined ? envelope.input : { ...envelope.input, text: trigger.rest === "" ? NEW_SESSION_GREETING : trigger.rest }
-        const settings = sessionSettings(yield* agents.settings(state.key.agentId), state.entry)
+        const settings = turnModel(sessionSettings(yield* agents.settings(state.key.agentId), state.entry), envelope.input.modelOverride)
         yield* Queue.offer(envelope.events, { _tag: "TurnStarted", runId: envelope.input.runId, sessionKey: state.key.key, sessionId: state.entry.sessionId })
         turnSettings = settings
         turnSession = {

@@ -5,7 +5,9 @@
  * false` turns the completions off (404), and the models too unless
  * /v1/responses is on; read per request so a config edit applies at once.
  * Every request is one agent turn through Sessions.send; a client that goes
- * away interrupts the request fiber, which cancels the turn.
+ * away interrupts the request fiber, which cancels the turn. The
+ * x-openclaw-model / x-beamclaw-model header picks the backend model for that
+ * turn only (ModelOverride.ts).
  */
 import { randomUUID } from "node:crypto"
 import { Effect, Layer, Result, Stream } from "effect"
@@ -18,6 +20,7 @@ import { authorize, methodNotAllowed, notFound, sseHeaders } from "./Guards.ts"
 import { type ChatRequest, type ClientTool, parseChatRequest, type Sampling, type ToolChoice } from "./ChatRequest.ts"
 import { CompletionState, turnFailure } from "./ChatCompletion.ts"
 import { header, readJson } from "./HttpBody.ts"
+import { requestModelOverride } from "./ModelOverride.ts"
 import { errorBody, errorResponse, openAiError } from "./OpenAiError.ts"
 import { buildAgentPrompt } from "./Prompt.ts"
 import { agentOfModel, modelIds, resolveAgent, resolveSession } from "./Routing.ts"
@@ -51,7 +54,12 @@ const enabled = Effect.gen(function*() {
   return config.gateway.http.endpoints.chatCompletions
 })
 
-const turnInput = (runId: string, chat: ChatRequest, prompt: { readonly message: string; readonly extraSystemPrompt: string | undefined; readonly images: TurnInput["images"] }): OpenAiTurnInput => {
+const turnInput = (
+  runId: string,
+  chat: ChatRequest,
+  prompt: { readonly message: string; readonly extraSystemPrompt: string | undefined; readonly images: TurnInput["images"] },
+  modelOverride: string | undefined
+): OpenAiTurnInput => {
   const inline = !RUN_LOOP_READS_EXTRA_SYSTEM_PROMPT && prompt.extraSystemPrompt !== undefined
   const choice = chat.toolChoice
   const pinned = choice._tag === "function" ? choice.name : undefined
@@ -62,7 +70,8 @@ const turnInput = (runId: string, chat: ChatRequest, prompt: { readonly message:
     extraSystemPrompt: inline ? undefined : prompt.extraSystemPrompt,
     clientTools: choice._tag === "none" ? [] : pinned !== undefined ? chat.tools.filter((tool) => tool.name === pinned) : chat.tools,
     toolChoice: chat.toolChoice,
-    sampling: chat.sampling
+    sampling: chat.sampling,
+    modelOverride
   }
 }
 
@@ -102,6 +111,8 @@ const chatCompletions = Effect.gen(function*() {
     mainKey: policy.mainKey
   })
   if (Result.isFailure(session)) return errorResponse(session.failure)
+  const modelOverride = yield* requestModelOverride(request, session.success.agentId)
+  if (Result.isFailure(modelOverride)) return errorResponse(modelOverride.failure)
   const prompt = buildAgentPrompt(chat.messages)
   if (Result.isFailure(prompt)) return errorResponse(prompt.failure)
 
@@ -113,7 +124,7 @@ const chatCompletions = Effect.gen(function*() {
     clientTools: chat.tools.map((tool) => tool.name)
   })
   const sessions = yield* SessionEvents
-  const turn = sessions.send(session.success.sessionKey, turnInput(runId, chat, prompt.success))
+  const turn = sessions.send(session.success.sessionKey, turnInput(runId, chat, prompt.success, modelOverride.success))
   const responseHeaders = { "x-beamclaw-session-key": session.success.sessionKey, "x-beamclaw-run-id": runId }
 
   if (!chat.stream) {

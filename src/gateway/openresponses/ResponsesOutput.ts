@@ -68,6 +68,7 @@ export interface RequestEcho {
   readonly user: string | undefined
   readonly metadata: Readonly<Record<string, string>>
   readonly tools: ReadonlyArray<{ readonly name: string; readonly description?: string | undefined; readonly parameters: Readonly<Record<string, unknown>> }>
+  readonly previousResponseId?: string | undefined
 }
 
 /** One SSE event: `type` is also the frame's `event:` line. */
@@ -162,7 +163,7 @@ export class ResponseState {
       model: this.model,
       output: options.output ?? this.items,
       parallel_tool_calls: true,
-      previous_response_id: null,
+      previous_response_id: this.echo.previousResponseId ?? null,
       reasoning: null,
       store: false,
       temperature: this.echo.temperature ?? null,

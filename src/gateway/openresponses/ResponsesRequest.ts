@@ -3,8 +3,8 @@
  * every refusal names its `param`, as the chat completions parser does. The
  * `input` items become the same ChatMessage list the chat endpoint builds, so
  * one prompt builder (Prompt.ts) renders both. Fields OpenClaw accepts and
- * ignores (max_tool_calls, reasoning, metadata, store, previous_response_id,
- * truncation, and any the parser does not know) are accepted and ignored.
+ * ignores (max_tool_calls, reasoning, metadata, store, truncation, and any
+ * the parser does not know) are accepted and ignored.
  *
  * Not built: `input_file` parts and URL image sources (OpenClaw fetches and
  * extracts them). They are refused with a 400 naming the part.
@@ -27,6 +27,8 @@ export interface ResponsesRequest {
   readonly maxOutputTokens: number | undefined
   /** `metadata` as sent (string values only, as OpenAI allows), echoed in the response. */
   readonly metadata: Readonly<Record<string, string>>
+  /** The response this one continues: its session is reused when the request is in that response's scope. */
+  readonly previousResponseId: string | undefined
 }
 
 const present = (u: unknown): boolean => u !== undefined && u !== null
@@ -269,6 +271,8 @@ const parse = (body: unknown): ResponsesRequest => {
   if (present(user) && typeof user !== "string") return fail("user", "Invalid 'user': expected a string.", "invalid_type")
   const instructions = body.instructions
   if (present(instructions) && typeof instructions !== "string") return fail("instructions", "Invalid 'instructions': expected a string.", "invalid_type")
+  const previous = body.previous_response_id
+  if (present(previous) && typeof previous !== "string") return fail("previous_response_id", "Invalid 'previous_response_id': expected a string.", "invalid_type")
   if (present(body.background) && body.background !== false) return fail("background", "Invalid 'background': background responses are not supported.", "invalid_value")
   positiveInt(body, "max_tool_calls")
   const maxOutputTokens = positiveInt(body, "max_output_tokens")
@@ -294,7 +298,8 @@ const parse = (body: unknown): ResponsesRequest => {
     toolChoice,
     sampling,
     maxOutputTokens,
-    metadata
+    metadata,
+    previousResponseId: typeof previous === "string" && previous.trim() !== "" ? previous.trim() : undefined
   }
 }
 

@@ -4,11 +4,13 @@
  * off), behind the same bearer auth, agent selection, session headers and
  * error shapes as /v1/chat/completions. Each request is one agent turn
  * through Sessions.send, in `agent:<id>:openresponses-user:<user>` for a
- * `user`, else a fresh `agent:<id>:openresponses:<uuid>`. A client that goes
- * away interrupts the request fiber, which cancels the turn.
+ * `user`, else a fresh `agent:<id>:openresponses:<uuid>`, unless
+ * `previous_response_id` names a response of the same scope, whose session
+ * it continues (ResponseSessions). A client that goes away interrupts the
+ * request fiber, which cancels the turn.
  */
 import { randomUUID } from "node:crypto"
-import { Effect, Result, Stream } from "effect"
+import { Effect, Layer, Result, Stream } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { AgentDirectory } from "../../agent/AgentDirectory.ts"
 import { AppConfig } from "../../config/AppConfig.ts"
@@ -16,11 +18,13 @@ import type { BeamclawConfig } from "../../config/ConfigSchema.ts"
 import { SessionEvents } from "../rpc/SessionEvents.ts"
 import { turnFailure } from "../openai/ChatCompletion.ts"
 import { header, readJson } from "../openai/HttpBody.ts"
-import { errorResponse, openAiError } from "../openai/OpenAiError.ts"
+import { errorResponse, openAiError, type OpenAiError } from "../openai/OpenAiError.ts"
 import { authorize, methodNotAllowed, notFound, sseHeaders } from "../openai/Guards.ts"
 import type { OpenAiTurnInput } from "../openai/OpenAiRoutes.ts"
 import { type AgentPrompt, buildAgentPrompt, defaultImageLimits, type ImageLimits } from "../openai/Prompt.ts"
-import { resolveAgent, resolveSession } from "../openai/Routing.ts"
+import { requestModelOverride } from "../openai/ModelOverride.ts"
+import { resolveAgent, resolveSession, type SessionChoice } from "../openai/Routing.ts"
+import { ResponseSessions, type ResponseScope } from "./ResponseSessions.ts"
 import { parseResponsesRequest, type ResponsesRequest } from "./ResponsesRequest.ts"
 import { ResponseState, type StreamEvent } from "./ResponsesOutput.ts"
 
@@ -51,7 +55,7 @@ const toolChoiceInstruction = (request: ResponsesRequest): string | undefined =>
   return undefined
 }
 
-const turnInput = (runId: string, request: ResponsesRequest, prompt: AgentPrompt): OpenAiTurnInput => {
+const turnInput = (runId: string, request: ResponsesRequest, prompt: AgentPrompt, modelOverride: string | undefined): OpenAiTurnInput => {
   const choice = request.toolChoice
   const pinned = choice._tag === "function" ? choice.name : undefined
   const system = [prompt.extraSystemPrompt, toolChoiceInstruction(request)].filter((part): part is string => part !== undefined)
@@ -62,11 +66,12 @@ const turnInput = (runId: string, request: ResponsesRequest, prompt: AgentPrompt
     extraSystemPrompt: system.length > 0 ? system.join("\n\n") : undefined,
     clientTools: choice._tag === "none" ? [] : pinned !== undefined ? request.tools.filter((tool) => tool.name === pinned) : request.tools,
     toolChoice: choice,
-    sampling: request.sampling
+    sampling: request.sampling,
+    modelOverride
   }
 }
 
-const responses = Effect.gen(function*() {
+const responses = (responseSessions: ResponseSessions) => Effect.gen(function*() {
   const request = yield* HttpServerRequest.HttpServerRequest
   const endpoint = (yield* (yield* AppConfig).get).gateway.http.endpoints.responses
   if (!endpoint.enabled) return notFound
@@ -93,16 +98,23 @@ const responses = Effect.gen(function*() {
   const agent = resolveAgent(input.model, header(request, "x-beamclaw-agent-id", "x-openclaw-agent-id", "x-openclaw-agent"), { agentIds, defaultAgentId })
   if (Result.isFailure(agent)) return errorResponse(agent.failure)
   const policy = yield* agents.sessionPolicy
-  const session = resolveSession({
-    headerKey: header(request, "x-beamclaw-session-key", "x-openclaw-session-key"),
-    user: input.user,
-    agentId: agent.success.agentId,
-    agentExplicit: agent.success.explicit,
-    agentIds,
-    mainKey: policy.mainKey,
-    prefix: "openresponses"
-  })
+  const headerKey = header(request, "x-beamclaw-session-key", "x-openclaw-session-key")
+  const scope: ResponseScope = { agentId: agent.success.agentId, user: input.user, headerKey }
+  const previous = input.previousResponseId === undefined ? undefined : responseSessions.lookup(input.previousResponseId, scope)
+  const session: Result.Result<SessionChoice, OpenAiError> = previous !== undefined
+    ? Result.succeed({ agentId: previous.sessionAgentId, sessionKey: previous.sessionKey, stateless: false })
+    : resolveSession({
+      headerKey,
+      user: input.user,
+      agentId: agent.success.agentId,
+      agentExplicit: agent.success.explicit,
+      agentIds,
+      mainKey: policy.mainKey,
+      prefix: "openresponses"
+    })
   if (Result.isFailure(session)) return errorResponse(session.failure)
+  const modelOverride = yield* requestModelOverride(request, session.success.agentId)
+  if (Result.isFailure(modelOverride)) return errorResponse(modelOverride.failure)
   const prompt = buildAgentPrompt(input.messages, imageLimits(endpoint), { field: "input", imagePart: "input_image" })
   if (Result.isFailure(prompt)) return errorResponse(prompt.failure)
 
@@ -119,11 +131,15 @@ const responses = Effect.gen(function*() {
       topP: input.sampling.topP,
       user: input.user,
       metadata: input.metadata,
-      tools: input.tools
+      tools: input.tools,
+      previousResponseId: input.previousResponseId
     }
   })
   const sessions = yield* SessionEvents
-  const turn = sessions.send(session.success.sessionKey, turnInput(runId, input, prompt.success))
+  const turn = sessions.send(session.success.sessionKey, turnInput(runId, input, prompt.success, modelOverride.success))
+  // Only a response the client received whole can be continued.
+  const remember = () =>
+    responseSessions.remember(runId, { ...scope, sessionKey: session.success.sessionKey, sessionAgentId: session.success.agentId })
   const responseHeaders = { "x-beamclaw-session-key": session.success.sessionKey, "x-beamclaw-run-id": runId }
 
   if (!input.stream) {
@@ -132,6 +148,7 @@ const responses = Effect.gen(function*() {
     if (Result.isFailure(outcome)) return errorResponse(turnFailure(outcome.failure))
     const unmet = state.unmet
     if (unmet !== undefined) return errorResponse(unmet)
+    remember()
     return HttpServerResponse.jsonUnsafe(state.final(), { headers: { "cache-control": "no-store", ...responseHeaders } })
   }
 
@@ -140,7 +157,10 @@ const responses = Effect.gen(function*() {
     Stream.map((event) => state.onEvent(event)),
     Stream.takeUntil((step) => step.stop),
     Stream.map((step) => step.events.map(sse).join("")),
-    Stream.concat(Stream.sync(() => state.closing().map(sse).join("") + DONE)),
+    Stream.concat(Stream.sync(() => {
+      if (state.unmet === undefined) remember()
+      return state.closing().map(sse).join("") + DONE
+    })),
     // A failed run after the headers went out: response.failed, then [DONE], as OpenClaw.
     Stream.catch((error) => Stream.succeed(state.failed(turnFailure(error)).map(sse).join("") + DONE)),
     Stream.filter((text) => text.length > 0)
@@ -149,4 +169,5 @@ const responses = Effect.gen(function*() {
   return HttpServerResponse.stream(sseBody, { contentType: "text/event-stream; charset=utf-8", headers: { ...sseHeaders, ...responseHeaders } })
 })
 
-export const layer = HttpRouter.add("*", "/v1/responses", responses)
+/** The route with its own response-session map: one per gateway, gone with it. */
+export const layer = Layer.unwrap(Effect.sync(() => HttpRouter.add("*", "/v1/responses", responses(new ResponseSessions()))))

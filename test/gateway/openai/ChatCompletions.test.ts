@@ -215,6 +215,43 @@ describe("sessions", () => {
   })
 })
 
+describe("backend model header", () => {
+  it("runs one turn on the model x-openclaw-model names; the session keeps its own", async () => {
+    const user = `model-${crypto.randomUUID()}`
+    const overridden = await client.chat.completions.create(
+      { model: "openclaw", user, messages: [{ role: "user", content: "on haiku" }] },
+      { headers: { "x-openclaw-model": "anthropic/claude-haiku-9" } }
+    )
+    assert.strictEqual(overridden.choices[0]?.message.content, "echo: on haiku")
+    assert.strictEqual(lastRequest().body?.model, "claude-haiku-9")
+    // Per turn, as OpenClaw: the next turn of the same session is back on the agent's model.
+    await client.chat.completions.create({ model: "openclaw", user, messages: [{ role: "user", content: "default again" }] })
+    assert.strictEqual(lastRequest().body?.model, "claude-sonnet-5-5")
+    assert.deepStrictEqual(userTexts(lastRequest()), ["on haiku", "default again"])
+  })
+
+  it("takes our header name and a bare model id (the agent's provider), streaming too", async () => {
+    const stream = await client.chat.completions.create(
+      { model: "openclaw", stream: true, messages: [{ role: "user", content: "bare" }] },
+      { headers: { "x-beamclaw-model": "claude-opus-9" } }
+    )
+    let text = ""
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? ""
+    assert.strictEqual(text, "echo: bare")
+    assert.strictEqual(lastRequest().body?.model, "claude-opus-9")
+  })
+
+  it("refuses a model of an unknown provider with a 400 naming the header, before any model call", async () => {
+    const before = fake.requests.length
+    const error = await expectError(await post({ messages: [{ role: "user", content: "x" }] }, { "x-openclaw-model": "nosuch/model-1" }), 400, "x-openclaw-model")
+    assert.strictEqual(error.code, "model_not_found")
+    assert.include(String(error.message), "x-openclaw-model")
+    assert.include(String(error.message), "nosuch")
+    await expectError(await post({ messages: [{ role: "user", content: "x" }] }, { "x-beamclaw-model": "anthropic/" }), 400, "x-beamclaw-model")
+    assert.strictEqual(fake.requests.length, before)
+  })
+})
+
 describe("client tools", () => {
   it("returns the model's call of a client tool, then continues with the client's result", async () => {
     fake.push({ kind: "message", content: [{ type: "text", text: "Let me check." }, { type: "tool_use", id: "toolu_weather_1", name: "get_weather", input: { city: "Paris" } }] })

@@ -15,7 +15,14 @@ let client: OpenAI
 
 beforeAll(async () => {
   fake = await startFakeAnthropic()
-  gateway = await startGateway({ anthropicUrl: fake.url, config: { gateway: { http: { endpoints: { responses: { enabled: true } } } } } })
+  gateway = await startGateway({
+    anthropicUrl: fake.url,
+    config: {
+      gateway: { http: { endpoints: { responses: { enabled: true } } } },
+      // An allowlist with an alias, for the backend model header.
+      agents: { defaults: { models: { "anthropic/claude-sonnet-5-5": {}, "anthropic/claude-haiku-9": { alias: "fast" } } } }
+    }
+  })
   client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: gateway.token, maxRetries: 0 })
 })
 
@@ -252,6 +259,131 @@ describe("sessions", () => {
     assert.strictEqual(next.output_text, "echo: still there?")
     assert.strictEqual(userTexts(lastRequest())[0], "long story")
     assert.strictEqual(userTexts(lastRequest()).at(-1), "still there?")
+  })
+})
+
+/** The `id` of a ResponseResource read from a raw response. */
+const responseId = async (response: Response): Promise<string> => {
+  const json: unknown = await response.json()
+  const id = typeof json === "object" && json !== null && "id" in json ? json.id : undefined
+  assert.isString(id, JSON.stringify(json))
+  return String(id)
+}
+
+describe("previous_response_id", () => {
+  it("continues the earlier response's session with only the new input (official SDK)", async () => {
+    const first = await client.responses.create({ model: "beamclaw", input: "My name is Ada." })
+    assert.deepStrictEqual(userTexts(lastRequest()), ["My name is Ada."])
+    const second = await client.responses.create({ model: "beamclaw", previous_response_id: first.id, input: "What is my name?" })
+    // The model sees the first turn's history, from the session's own transcript.
+    const messages = lastRequest().body?.messages ?? []
+    assert.deepStrictEqual(userTexts(lastRequest()), ["My name is Ada.", "What is my name?"])
+    assert.isTrue(messages.some((m) => m.role === "assistant" && JSON.stringify(m.content).includes("echo: My name is Ada.")))
+    assert.strictEqual(second.previous_response_id, first.id)
+    assert.strictEqual(second.output_text, "echo: What is my name?")
+    // A chain: the second response can be continued in turn, with a stream this time.
+    const stream = client.responses.stream({ model: "beamclaw", previous_response_id: second.id, input: "And again?" })
+    const third = await stream.finalResponse()
+    assert.strictEqual(third.previous_response_id, second.id)
+    assert.deepStrictEqual(userTexts(lastRequest()), ["My name is Ada.", "What is my name?", "And again?"])
+    // A streamed response is remembered as well.
+    await client.responses.create({ model: "beamclaw", previous_response_id: third.id, input: "Fourth." })
+    assert.strictEqual(userTexts(lastRequest()).length, 4)
+  })
+
+  it("takes a function_call_output alone after a client tool call, the way the SDK continues", async () => {
+    fake.push({ kind: "message", content: [{ type: "tool_use", id: "toolu_chain", name: "get_weather", input: { city: "Oslo" } }] })
+    const first = await client.responses.create({ model: "beamclaw", input: "Weather in Oslo?", tools: [weatherTool] })
+    assert.deepStrictEqual(first.output.map((item) => item.type), ["function_call"])
+    const second = await client.responses.create({
+      model: "beamclaw",
+      previous_response_id: first.id,
+      tools: [weatherTool],
+      input: [{ type: "function_call_output", call_id: "toolu_chain", output: "-3C and snow" }]
+    })
+    assert.strictEqual(second.status, "completed")
+    // The session's own transcript holds the call, so the model gets a tool_result for it.
+    const messages = lastRequest().body?.messages ?? []
+    assert.isTrue(messages.some((m) => m.role === "assistant" && JSON.stringify(m.content).includes("toolu_chain")))
+    assert.include(userTexts(lastRequest()).at(0) ?? "", "Weather in Oslo?")
+  })
+
+  it("names the continued session in the response headers", async () => {
+    const first = await post({ model: "beamclaw", input: "header one" })
+    const key = first.headers.get("x-beamclaw-session-key")
+    assert.match(key ?? "", /^agent:main:openresponses:[0-9a-f-]{36}$/)
+    const id = await responseId(first)
+    const second = await post({ model: "beamclaw", input: "header two", previous_response_id: id })
+    assert.strictEqual(second.headers.get("x-beamclaw-session-key"), key)
+  })
+
+  it("starts the session it would have without the field when the id is unknown or out of scope", async () => {
+    const unknown = await client.responses.create({ model: "beamclaw", previous_response_id: "resp_never_issued", input: "unknown id" })
+    assert.strictEqual(unknown.status, "completed")
+    assert.strictEqual(unknown.previous_response_id, "resp_never_issued")
+    assert.deepStrictEqual(userTexts(lastRequest()), ["unknown id"])
+
+    // Another `user` than the response's: not its scope, so that user's own session.
+    const owner = `owner-${crypto.randomUUID()}`
+    const stranger = `stranger-${crypto.randomUUID()}`
+    const owned = await client.responses.create({ model: "beamclaw", user: owner, input: "private" })
+    const crossed = await post({ model: "beamclaw", user: stranger, previous_response_id: owned.id, input: "peek" })
+    assert.strictEqual(crossed.headers.get("x-beamclaw-session-key"), `agent:main:openresponses-user:${stranger}`)
+    assert.deepStrictEqual(userTexts(lastRequest()), ["peek"])
+    // Without the `user` at all, also out of scope: a fresh session.
+    const bare = await post({ model: "beamclaw", previous_response_id: owned.id, input: "no user" })
+    assert.match(bare.headers.get("x-beamclaw-session-key") ?? "", /^agent:main:openresponses:[0-9a-f-]{36}$/)
+    assert.deepStrictEqual(userTexts(lastRequest()), ["no user"])
+    // The same user continues.
+    await client.responses.create({ model: "beamclaw", user: owner, previous_response_id: owned.id, input: "mine" })
+    assert.deepStrictEqual(userTexts(lastRequest()), ["private", "mine"])
+
+    // A different session-key header than the response's: that header's session.
+    const keyA = `thread-a-${crypto.randomUUID()}`
+    const keyB = `thread-b-${crypto.randomUUID()}`
+    const inA = await post({ model: "beamclaw", input: "in a" }, { "x-openclaw-session-key": keyA })
+    const idA = await responseId(inA)
+    await post({ model: "beamclaw", previous_response_id: idA, input: "in b" }, { "x-openclaw-session-key": keyB })
+    assert.deepStrictEqual(userTexts(lastRequest()), ["in b"])
+    const noHeader = await post({ model: "beamclaw", previous_response_id: idA, input: "no header" })
+    assert.notStrictEqual(noHeader.headers.get("x-beamclaw-session-key"), inA.headers.get("x-beamclaw-session-key"))
+    assert.deepStrictEqual(userTexts(lastRequest()), ["no header"])
+  })
+
+  it("does not remember a response that failed", async () => {
+    fake.push({ kind: "error", status: 400, type: "invalid_request_error", message: "nope" })
+    const { frames } = await readFrames(await post({ model: "beamclaw", stream: true, input: "doomed" }))
+    const failed = frames.find((frame) => frame.event === "response.failed")
+    const response = failed?.data.response
+    const id = typeof response === "object" && response !== null && "id" in response ? response.id : undefined
+    assert.isString(id)
+    await post({ model: "beamclaw", previous_response_id: id, input: "after failure" })
+    assert.deepStrictEqual(userTexts(lastRequest()), ["after failure"])
+  })
+
+  it("refuses a previous_response_id that is not a string", async () => {
+    await expectError(await post({ model: "beamclaw", input: "x", previous_response_id: 42 }), 400, "previous_response_id")
+  })
+})
+
+describe("backend model header", () => {
+  it("runs the turn on the allowed model x-openclaw-model names (an alias here), for that turn only", async () => {
+    const user = `model-${crypto.randomUUID()}`
+    const response = await client.responses.create({ model: "beamclaw", user, input: "fast one" }, { headers: { "x-openclaw-model": "fast" } })
+    assert.strictEqual(response.output_text, "echo: fast one")
+    assert.strictEqual(lastRequest().body?.model, "claude-haiku-9")
+    await client.responses.create({ model: "beamclaw", user, input: "default one" })
+    assert.strictEqual(lastRequest().body?.model, "claude-sonnet-5-5")
+  })
+
+  it("refuses a model outside agents.defaults.models with a 400 naming the header", async () => {
+    const before = fake.requests.length
+    const error = await expectError(await post({ model: "beamclaw", input: "x" }, { "x-beamclaw-model": "anthropic/claude-opus-9" }), 400, "x-beamclaw-model")
+    assert.strictEqual(error.code, "model_not_allowed")
+    assert.include(String(error.message), "anthropic/claude-haiku-9")
+    const sdk = await client.responses.create({ model: "beamclaw", input: "x" }, { headers: { "x-openclaw-model": "openai/gpt-6" } }).catch((e: unknown) => e)
+    assert.instanceOf(sdk, OpenAI.BadRequestError)
+    assert.strictEqual(fake.requests.length, before)
   })
 })
 
@@ -497,7 +629,6 @@ describe("errors", () => {
       reasoning: { effort: "low" },
       metadata: { trace: "t1" },
       store: false,
-      previous_response_id: "resp_earlier",
       truncation: "auto",
       text: { format: { type: "text" } }
     })

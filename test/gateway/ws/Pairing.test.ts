@@ -99,12 +99,41 @@ describe("device pairing", () => {
     // Removing the device drops its open connections and it must pair again.
     const removed = await admin.client.request("device.pair.remove", { deviceId: device.id })
     assert.deepStrictEqual(removed.payload, { deviceId: device.id })
-    assert.deepStrictEqual(await byToken.client.closed, { code: 1008, reason: "device removed" })
+    assert.deepStrictEqual(await byToken.client.closed, { code: 4001, reason: "device removed" })
     const after = await connectDevice(device, { token: gateway.token })
     assert.strictEqual(after.response.error?.code, "NOT_PAIRED")
     assert.strictEqual((await admin.client.request("device.pair.remove", { deviceId: device.id })).error?.code, "INVALID_REQUEST")
     await admin.client.close()
     await reader.client.close()
+  })
+
+  it("a device removing itself gets its answer first, then its connections close with 4001", async () => {
+    const admin = await connect(gateway.wsUrl, gateway.token)
+    const device = makeDevice()
+    const scopes = ["operator.read", "operator.pairing"]
+    const attempt = await connectDevice(device, { token: gateway.token }, scopes)
+    const requestId = String(at(attempt.response.error?.details, "requestId"))
+    assert.strictEqual((await admin.client.request("device.pair.approve", { requestId })).ok, true)
+    const paired = await connectDevice(device, { token: gateway.token }, scopes)
+    assert.strictEqual(paired.response.ok, true, JSON.stringify(paired.response.error))
+    const deviceToken = String(at(paired.response, "payload", "auth", "deviceToken"))
+    await paired.client.close()
+
+    const self = await connectDevice(device, { deviceToken }, scopes)
+    assert.strictEqual(self.response.ok, true, JSON.stringify(self.response.error))
+    const sibling = await connectDevice(device, { deviceToken }, scopes)
+    assert.strictEqual(sibling.response.ok, true, JSON.stringify(sibling.response.error))
+    const removed = await self.client.request("device.pair.remove", { deviceId: device.id })
+    assert.strictEqual(removed.ok, true, JSON.stringify(removed.error))
+    assert.deepStrictEqual(removed.payload, { deviceId: device.id })
+    assert.deepStrictEqual(await self.client.closed, { code: 4001, reason: "device removed" })
+    assert.deepStrictEqual(await sibling.client.closed, { code: 4001, reason: "device removed" })
+    // The admin's own connection (shared secret, no device) stays.
+    assert.strictEqual((await admin.client.request("health")).ok, true)
+    const again = await connectDevice(device, { deviceToken }, scopes)
+    assert.strictEqual(again.response.ok, false)
+    await again.client.closed
+    await admin.client.close()
   })
 
   it("a rejected request is gone; bad params and unknown ids are INVALID_REQUEST", async () => {

@@ -113,6 +113,13 @@ const reject: Handler = (params, context) =>
     return yield* (yield* GatewayAuth).pairing.reject(decoded.requestId).pipe(Effect.mapError(pairingError))
   })
 
+/**
+ * OpenClaw closes the connections of a removed device, and those of a device
+ * in the role whose token changed, with 4001 "device removed".
+ */
+const DEVICE_REMOVED_CLOSE_CODE = 4001
+const DEVICE_REMOVED_CLOSE_REASON = "device removed"
+
 const remove: Handler = (params, context) =>
   Effect.gen(function*() {
     const decoded = yield* decodeParams("device.pair.remove", Schema.Struct({ deviceId: NonEmptyString }), params)
@@ -127,14 +134,11 @@ const remove: Handler = (params, context) =>
       }
     }
     const removed = yield* auth.pairing.remove(decoded.deviceId).pipe(Effect.mapError(pairingError))
-    // Its open connections were admitted on the approval just withdrawn.
-    context.hub.closeDevice(removed.deviceId, 1008, "device removed")
+    // Its open connections were admitted on the approval just withdrawn. They go after this answer, as
+    // OpenClaw's, so a device removing itself still hears that it worked.
+    context.afterResponse(() => context.hub.closeDevice(removed.deviceId, DEVICE_REMOVED_CLOSE_CODE, DEVICE_REMOVED_CLOSE_REASON))
     return removed
   })
-
-/** OpenClaw closes a device's connections in the role whose token changed with 4001 "device removed". */
-const TOKEN_CHANGE_CLOSE_CODE = 4001
-const TOKEN_CHANGE_CLOSE_REASON = "device removed"
 
 const TokenParams = { deviceId: NonEmptyString, role: NonEmptyString }
 const RotateParams = Schema.Struct({ ...TokenParams, scopes: Schema.optionalKey(Schema.Array(NonEmptyString)) })
@@ -189,7 +193,7 @@ const rotate: Handler = (params, context) =>
     const { token, selfRotation } = result
     yield* Effect.logInfo(`device token rotated device=${deviceId} role=${token.role} scopes=${token.scopes.join(",")}`)
     // Connections admitted in this role (with the old token or the shared secret) go, after this answer.
-    context.afterResponse(() => context.hub.closeDevice(deviceId, TOKEN_CHANGE_CLOSE_CODE, TOKEN_CHANGE_CLOSE_REASON, token.role))
+    context.afterResponse(() => context.hub.closeDevice(deviceId, DEVICE_REMOVED_CLOSE_CODE, DEVICE_REMOVED_CLOSE_REASON, token.role))
     return {
       deviceId,
       role: token.role,
@@ -211,7 +215,7 @@ const revoke: Handler = (params, context) =>
       Effect.catch(tokenDenied("revocation"))
     )
     yield* Effect.logInfo(`device token revoked device=${deviceId} role=${token.role}`)
-    context.afterResponse(() => context.hub.closeDevice(deviceId, TOKEN_CHANGE_CLOSE_CODE, TOKEN_CHANGE_CLOSE_REASON, token.role))
+    context.afterResponse(() => context.hub.closeDevice(deviceId, DEVICE_REMOVED_CLOSE_CODE, DEVICE_REMOVED_CLOSE_REASON, token.role))
     return { deviceId, role: token.role, revokedAtMs: token.revokedAtMs }
   })
 
