@@ -104,7 +104,9 @@ export const startGateway = async (options: {
   const port = await freePort()
   const token = `bench-${crypto.randomUUID()}`
   // JSON is YAML, so the config needs no YAML writer.
-  const config = { models: { providers: { anthropic: { baseUrl: options.fakeUrl, apiKey: "sk-bench" } } }, ...options.config }
+  // BENCH_GATEWAY_CONFIG='{"session":{...}}' adds top-level config sections (experiments).
+  const extraConfig: Record<string, unknown> = JSON.parse(process.env["BENCH_GATEWAY_CONFIG"] ?? "{}")
+  const config = { models: { providers: { anthropic: { baseUrl: options.fakeUrl, apiKey: "sk-bench" } } }, ...options.config, ...extraConfig }
   await fs.writeFile(path.join(home, "beamclaw.yaml"), JSON.stringify(config, null, 2))
   const nodeArgs = [...(options.nodeArgs ?? []), ...(process.env["BENCH_GATEWAY_NODE_ARGS"] ?? "").split(" ").filter((arg) => arg !== "")]
   const child = spawn(nodeBin, [...nodeArgs, path.join(options.distDir ?? distDir, "main.js")], {

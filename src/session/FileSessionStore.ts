@@ -17,6 +17,20 @@ import { isErrno } from "../platform/Errno.ts"
 const decodeEntry = Schema.decodeUnknownResult(SessionEntry)
 const decodeIndexJson = Schema.decodeUnknownResult(Schema.fromJsonString(Schema.Record(Schema.String, Schema.Unknown)))
 const FLUSH_DELAY_MS = 250
+/**
+ * sessions.json is rewritten whole (OpenClaw's format), so a flush costs in
+ * proportion to the sessions it holds: 100,000 are 29 MiB of JSON, about
+ * 50 ms of CPU plus the write and its datasync. Flushing every 250 ms under
+ * steady traffic would then take a sixth of a core and write 100 MiB/s; the
+ * wait before a flush grows with the index instead, by 1 ms per 20 entries
+ * (5 s at 100,000), which keeps both to a few percent. The index is a cache
+ * of the transcripts' headers (rebuilt from them when lost), so a later
+ * flush loses nothing.
+ */
+const FLUSH_ENTRIES_PER_MS = 20
+
+/** How long a flush waits for more changes, given the largest index it will write. */
+export const flushDelayMs = (entries: number): number => Math.max(FLUSH_DELAY_MS, Math.ceil(entries / FLUSH_ENTRIES_PER_MS))
 /** Characters per piece of sessions.json as it is written. */
 const INDEX_CHUNK_CHARS = 64 * 1024
 
@@ -211,9 +225,22 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
     }
   })).pipe(Effect.withSpan("FileSessionStore.flush"))
 
+  const largestDirtyIndex = () => {
+    let largest = 0
+    for (const agentId of dirty) largest = Math.max(largest, indexes.get(agentId)?.size ?? 0)
+    return largest
+  }
+
   // Coalesces index writes: one write per burst, and none at all while idle.
   yield* Queue.take(flushSignal).pipe(
-    Effect.andThen(Effect.sleep(FLUSH_DELAY_MS)),
+    // Measured again after each wait: an index that grew meanwhile (a burst of new sessions) waits for its own size.
+    Effect.andThen(Effect.gen(function*() {
+      let waited = 0
+      for (let due = flushDelayMs(largestDirtyIndex()); waited < due; due = flushDelayMs(largestDirtyIndex())) {
+        yield* Effect.sleep(due - waited)
+        waited = due
+      }
+    })),
     Effect.andThen(flush),
     Effect.catchCause((cause) => Effect.logError("session index flush failed", cause)),
     Effect.forever,

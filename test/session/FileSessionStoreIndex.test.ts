@@ -3,6 +3,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
+import { TestClock } from "effect/testing"
 import * as FileSessionStore from "../../src/session/FileSessionStore.ts"
 import { type SessionEntry, SessionStore } from "../../src/session/SessionStore.ts"
 
@@ -96,5 +97,39 @@ describe("FileSessionStore index", () => {
       assert.strictEqual(onDisk["agent:main:late"]?.outputTokens, 9999)
       assert.isUndefined(onDisk["agent:main:peer0"])
       assert.strictEqual(Object.keys(onDisk).length, 3000)
+    })))
+
+  it("waits longer before rewriting a large index: 250 ms, or 1 ms per 20 entries when that is longer", () => {
+    assert.strictEqual(FileSessionStore.flushDelayMs(0), 250)
+    assert.strictEqual(FileSessionStore.flushDelayMs(5_000), 250)
+    assert.strictEqual(FileSessionStore.flushDelayMs(20_000), 1_000)
+    assert.strictEqual(FileSessionStore.flushDelayMs(100_000), 5_000)
+  })
+
+  it.effect("a small index is written 250 ms after a change, a large one only after its longer wait", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* tempHome
+      const onDisk = () => fs.readFile(indexFile(home), "utf8").then((text) => Object.keys(JSON.parse(text)).length, () => 0)
+      // Real time for the file write to finish once the (test) clock has let the flush start.
+      const settle = (expected: number) =>
+        Effect.promise(async () => {
+          for (let i = 0; i < 200 && await onDisk() !== expected; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+          return onDisk()
+        })
+      yield* Effect.gen(function*() {
+        const store = yield* SessionStore
+        yield* store.putEntry("agent:main:first", entry(0))
+        yield* TestClock.adjust("249 millis")
+        assert.strictEqual(yield* Effect.promise(onDisk), 0)
+        yield* TestClock.adjust("1 millis")
+        assert.strictEqual(yield* settle(1), 1)
+
+        for (let i = 0; i < 20_000; i++) yield* store.putEntry(`agent:main:peer${i}`, entry(i))
+        yield* TestClock.adjust("999 millis")
+        // Past the small index's 250 ms: nothing written yet.
+        assert.strictEqual(yield* settle(20_001), 1)
+        yield* TestClock.adjust("2 millis")
+        assert.strictEqual(yield* settle(20_001), 20_001)
+      }).pipe(Effect.provide(FileSessionStore.layer({ home })))
     })))
 })
