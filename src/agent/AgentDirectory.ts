@@ -3,7 +3,7 @@
  * session policy of the current config. Reading through this service (not a
  * captured value) is what makes a config edit apply to the next turn.
  */
-import { Context, type Effect, Schema } from "effect"
+import { Context, type Effect, Schema, type Stream } from "effect"
 import type { AgentSettings } from "./AgentSettings.ts"
 
 export interface SessionPolicy {
@@ -26,4 +26,6 @@ export class AgentDirectory extends Context.Service<AgentDirectory, {
   readonly agentIds: Effect.Effect<ReadonlyArray<string>>
   readonly settings: (agentId: string) => Effect.Effect<AgentSettings, UnknownAgent>
   readonly sessionPolicy: Effect.Effect<SessionPolicy>
+  /** The session policy now, then each time a config change alters it: for what must act at once (the run lane's size). */
+  readonly sessionPolicyChanges: Stream.Stream<SessionPolicy>
 }>()("beamclaw/agent/AgentDirectory") {}

@@ -2,7 +2,7 @@
  * AgentDirectory over the live config: each call reads the current value, so
  * an edit to agents or session settings applies to the next turn.
  */
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Stream } from "effect"
 import { AppConfig } from "../config/AppConfig.ts"
 import { agentModel, type BeamclawConfig, defaultAgentId, findAgent } from "../config/ConfigSchema.ts"
 import { Paths, resolveAgentWorkspace } from "../config/Paths.ts"
@@ -17,6 +17,24 @@ export const layer = Layer.effect(AgentDirectory, Effect.gen(function*() {
   const config = yield* AppConfig
   let policyOf: { readonly config: BeamclawConfig; readonly policy: SessionPolicy } | undefined
   const paths = yield* Paths
+  // Built once per config value: it is read several times per turn.
+  const sessionPolicy = config.get.pipe(Effect.map((current) => {
+    if (current === policyOf?.config) return policyOf.policy
+    const policy: SessionPolicy = {
+      mainKey: current.session.mainKey,
+      resetTriggers: current.session.resetTriggers,
+      reset: { mode: current.session.reset.mode, atHour: current.session.reset.atHour, idleMinutes: current.session.reset.idleMinutes },
+      passivateAfterMs: current.session.idle.passivateAfterSeconds * 1000,
+      maxConcurrent: current.agents.defaults.maxConcurrent ?? RunLane.defaultMaxConcurrent(),
+      supervisor: {
+        maxRestarts: current.session.supervisor.maxRestarts,
+        withinMs: current.session.supervisor.withinSeconds * 1000,
+        backoffMs: current.session.supervisor.backoffMs
+      }
+    }
+    policyOf = { config: current, policy }
+    return policy
+  }))
   return AgentDirectory.of({
     defaultAgentId: config.get.pipe(Effect.map(defaultAgentId)),
     agentIds: config.get.pipe(Effect.map(knownAgents)),
@@ -48,23 +66,9 @@ export const layer = Layer.effect(AgentDirectory, Effect.gen(function*() {
         }
         return settings
       }),
-    // Read several times per turn: built once per config value.
-    sessionPolicy: config.get.pipe(Effect.map((current) => {
-      if (current === policyOf?.config) return policyOf.policy
-      const policy: SessionPolicy = {
-        mainKey: current.session.mainKey,
-        resetTriggers: current.session.resetTriggers,
-        reset: { mode: current.session.reset.mode, atHour: current.session.reset.atHour, idleMinutes: current.session.reset.idleMinutes },
-        passivateAfterMs: current.session.idle.passivateAfterSeconds * 1000,
-        maxConcurrent: current.agents.defaults.maxConcurrent ?? RunLane.defaultMaxConcurrent(),
-        supervisor: {
-          maxRestarts: current.session.supervisor.maxRestarts,
-          withinMs: current.session.supervisor.withinSeconds * 1000,
-          backoffMs: current.session.supervisor.backoffMs
-        }
-      }
-      policyOf = { config: current, policy }
-      return policy
-    }))
+    sessionPolicy,
+    sessionPolicyChanges: config.watch((current) => [current.session, current.agents.defaults.maxConcurrent]).pipe(
+      Stream.mapEffect(() => sessionPolicy)
+    )
   })
 }))

@@ -21,6 +21,8 @@ export interface RunLane {
   readonly withSlot: (capacity: number) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   /** Waits for a slot and holds it until the scope closes. */
   readonly hold: (capacity: number) => Effect.Effect<void, never, Scope.Scope>
+  /** Sets the lane's size now; a larger one lets waiting turns in at once (a config change). */
+  readonly resize: (capacity: number) => Effect.Effect<void>
   /** Turns holding a slot now, and the lane's size. */
   readonly stats: Effect.Effect<{ readonly running: number; readonly capacity: number }>
 }
@@ -56,6 +58,7 @@ export const make: Effect.Effect<RunLane> = Effect.gen(function*() {
           )
         )
       ),
+    resize,
     stats: Effect.sync(() => ({ running, capacity }))
   }
 })

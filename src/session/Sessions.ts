@@ -153,6 +153,11 @@ export class Sessions extends Context.Service<Sessions, {
      * the transcript, within the configured restart intensity.
      */
     const lane = yield* RunLane.make
+    // A config change resizes the lane at once, so a larger maxConcurrent lets waiting turns start without another turn asking.
+    yield* agents.sessionPolicyChanges.pipe(
+      Stream.runForEach((policy) => lane.resize(policy.maxConcurrent)),
+      Effect.forkScoped
+    )
     const serve = (handle: ActorHandle): Effect.Effect<void, never, SessionStore | AgentDirectory | Models | ToolRegistry | SystemPromptSource> =>
       Effect.gen(function*() {
         while (true) {

@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Stream } from "effect"
 import type { TurnEvent } from "../../src/agent/TurnEvent.ts"
+import { AppConfig } from "../../src/config/AppConfig.ts"
 import * as RunLane from "../../src/session/RunLane.ts"
 import { Sessions } from "../../src/session/Sessions.ts"
 import { FakeAnthropic, textReply } from "../support/FakeAnthropic.ts"
@@ -79,6 +80,32 @@ describe("RunLane", () => {
         assert.isTrue(secondResult._tag === "Success" && secondResult.success.some((e) => e._tag === "TurnCompleted" && e.text === "echo: second"))
         assert.strictEqual(fake.requests.length, 2, "the aborted turn made no model call")
         assert.deepStrictEqual(yield* sessions.lane, { running: 0, capacity: 1 })
+      }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url, config: { agents: { defaults: { maxConcurrent: 1 } } } })))
+    })))
+
+  it.live("a larger maxConcurrent in the config lets a waiting turn start at once, without another turn asking", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      // The first turn streams slowly (about 0.5 s); the second answers at once.
+      const fake = yield* FakeAnthropic.make((request) => request.index === 0 ? textReply("one two three four five six seven eight", { delayMs: 60 }) : undefined)
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions
+        const config = yield* AppConfig
+        let firstDone = false
+        const first = yield* Effect.forkChild(collect(sessions.send("agent:main:a", { runId: "r1", text: "first" })).pipe(
+          Effect.tap(() => Effect.sync(() => { firstDone = true }))
+        ))
+        yield* waitUntil(Effect.sync(() => fake.requests.length === 1), "the first model call")
+        const second = yield* Effect.forkChild(collect(sessions.send("agent:main:b", { runId: "r2", text: "second" })))
+        yield* Effect.sleep("50 millis")
+        assert.strictEqual(fake.requests.length, 1, "the second session waits for the one slot")
+        const current = yield* config.get
+        yield* config.set({ ...current, agents: { ...current.agents, defaults: { ...current.agents.defaults, maxConcurrent: 2 } } })
+        yield* waitUntil(Effect.sync(() => fake.requests.length === 2), "the second model call after the resize", 300)
+        assert.isFalse(firstDone, "the first turn is still streaming")
+        assert.strictEqual((yield* sessions.lane).capacity, 2)
+        yield* Fiber.join(first)
+        yield* Fiber.join(second)
       }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url, config: { agents: { defaults: { maxConcurrent: 1 } } } })))
     })))
 })
