@@ -16,12 +16,18 @@ let parallelism: number | undefined
 /** OpenClaw's default when `maxConcurrent` is not set: max(8, available parallelism × 4). */
 export const defaultMaxConcurrent = (cores: number = parallelism ??= os.availableParallelism()): number => Math.max(8, cores * 4)
 
+/**
+ * The lane's size has one writer, `resize`, which the session host calls with
+ * each config change, in order. A turn only takes a slot: when turns also set
+ * the size from the policy they had read, one that read it just before a
+ * change could put the old size back after the change was applied.
+ */
 export interface RunLane {
-  /** Runs `effect` holding one slot of a lane of `capacity` (the current config's, resized as it changes). */
-  readonly withSlot: (capacity: number) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /** Runs `effect` holding one slot of the lane. */
+  readonly withSlot: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   /** Waits for a slot and holds it until the scope closes. */
-  readonly hold: (capacity: number) => Effect.Effect<void, never, Scope.Scope>
-  /** Sets the lane's size now; a larger one lets waiting turns in at once (a config change). */
+  readonly hold: Effect.Effect<void, never, Scope.Scope>
+  /** Sets the lane's size now; a larger one lets waiting turns in at once, a smaller one admits none until it is met. */
   readonly resize: (capacity: number) => Effect.Effect<void>
   /** Turns holding a slot now, and the lane's size. */
   readonly stats: Effect.Effect<{ readonly running: number; readonly capacity: number }>
@@ -37,27 +43,20 @@ export const make: Effect.Effect<RunLane> = Effect.gen(function*() {
     return slots.resize(wanted)
   })
   return {
-    withSlot: (wanted) => (effect) =>
+    withSlot: (effect) =>
+      slots.withPermits(1)(Effect.suspend(() => {
+        running++
+        return Effect.ensuring(effect, Effect.sync(() => { running-- }))
+      })),
+    hold: Effect.uninterruptibleMask((restore) =>
       Effect.andThen(
-        resize(wanted),
-        slots.withPermits(1)(Effect.suspend(() => {
-          running++
-          return Effect.ensuring(effect, Effect.sync(() => { running-- }))
-        }))
-      ),
-    hold: (wanted) =>
-      Effect.andThen(
-        resize(wanted),
-        Effect.uninterruptibleMask((restore) =>
-          Effect.andThen(
-            restore(slots.take(1)),
-            Effect.andThen(
-              Effect.sync(() => { running++ }),
-              Effect.addFinalizer(() => Effect.andThen(Effect.sync(() => { running-- }), slots.release(1)))
-            )
-          )
+        restore(slots.take(1)),
+        Effect.andThen(
+          Effect.sync(() => { running++ }),
+          Effect.addFinalizer(() => Effect.andThen(Effect.sync(() => { running-- }), slots.release(1)))
         )
-      ),
+      )
+    ),
     resize,
     stats: Effect.sync(() => ({ running, capacity }))
   }

@@ -380,7 +380,7 @@ export const handle = Effect.fn("SessionActor.handle")(function*(state: SessionS
         return { deleted: existed }
       }))
     case "Compact":
-      return yield* Deferred.complete(envelope.reply, compactNow(state, envelope.instructions).pipe(lane.withSlot((yield* agents.sessionPolicy).maxConcurrent)))
+      return yield* Deferred.complete(envelope.reply, compactNow(state, envelope.instructions).pipe(lane.withSlot))
     case "Turn": {
       if (yield* Deferred.isDone(envelope.cancel)) {
         return yield* Queue.fail(envelope.events, new TurnAborted({ sessionKey: state.key.key, message: "the turn was cancelled before it started" }))
@@ -422,9 +422,8 @@ export const handle = Effect.fn("SessionActor.handle")(function*(state: SessionS
       )
       // The session's turn, then a slot in the global lane (OpenClaw's order): held for the turn and the compaction
       // after it. An abort also ends the wait for the slot.
-      const capacity = (yield* agents.sessionPolicy).maxConcurrent
       const exit = yield* Effect.scoped(Effect.gen(function*() {
-        const exit = yield* Effect.exit(Effect.raceFirst(Effect.andThen(lane.hold(capacity), turn), cancelled))
+        const exit = yield* Effect.exit(Effect.raceFirst(Effect.andThen(lane.hold, turn), cancelled))
         if (Exit.isSuccess(exit) && turnSession !== undefined && turnSettings !== undefined) yield* compactIfNeeded(turnSession, turnSettings, exit.value, emit)
         return exit
       }))

@@ -153,7 +153,9 @@ export class Sessions extends Context.Service<Sessions, {
      * the transcript, within the configured restart intensity.
      */
     const lane = yield* RunLane.make
-    // A config change resizes the lane at once, so a larger maxConcurrent lets waiting turns start without another turn asking.
+    // The lane is sized here only, before the first turn and then at each config change, in order: a larger
+    // maxConcurrent lets waiting turns start without another turn asking, and no turn can restore an older size.
+    yield* lane.resize((yield* agents.sessionPolicy).maxConcurrent)
     yield* agents.sessionPolicyChanges.pipe(
       Stream.runForEach((policy) => lane.resize(policy.maxConcurrent)),
       Effect.forkScoped

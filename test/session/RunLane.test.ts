@@ -29,10 +29,11 @@ describe("RunLane", () => {
   it.live("runs at most `capacity` at once, the rest in arrival order, and follows a new size", () =>
     Effect.gen(function*() {
       const lane = yield* RunLane.make
+      yield* lane.resize(2)
       const started: Array<number> = []
       const gates = yield* Effect.forEach([0, 1, 2, 3], () => Deferred.make<void>())
       const job = (i: number) =>
-        lane.withSlot(2)(Effect.gen(function*() {
+        lane.withSlot(Effect.gen(function*() {
           started.push(i)
           yield* Deferred.await(gates[i]!)
         }))
@@ -48,12 +49,43 @@ describe("RunLane", () => {
       yield* Deferred.succeed(gates[1]!, undefined)
       yield* waitUntil(Effect.sync(() => started.length === 3), "the third job")
       assert.deepStrictEqual(started, [0, 1, 2], "the first waiter goes first")
-      // A turn that sees a larger lane resizes it, which lets the fourth in at once (the newcomer queues behind it).
-      const newcomer = yield* Effect.forkChild(lane.withSlot(3)(Effect.void))
+      // A larger lane lets the fourth in at once (the newcomer queues behind it).
+      yield* lane.resize(3)
+      const newcomer = yield* Effect.forkChild(lane.withSlot(Effect.void))
       yield* waitUntil(Effect.sync(() => started.length === 4), "the fourth job after the resize")
       for (const gate of gates) yield* Deferred.succeed(gate, undefined)
       yield* Effect.forEach([...fibers, newcomer], Fiber.join)
       assert.deepStrictEqual(yield* lane.stats, { running: 0, capacity: 3 })
+    }))
+
+  it.live("a smaller size admits nobody until the running turns are under it, and only resize changes it", () =>
+    Effect.gen(function*() {
+      const lane = yield* RunLane.make
+      yield* lane.resize(2)
+      const started: Array<number> = []
+      const gates = yield* Effect.forEach([0, 1, 2], () => Deferred.make<void>())
+      const job = (i: number) =>
+        lane.withSlot(Effect.gen(function*() {
+          started.push(i)
+          yield* Deferred.await(gates[i]!)
+        }))
+      const first = yield* Effect.forkChild(job(0))
+      const second = yield* Effect.forkChild(job(1))
+      yield* waitUntil(Effect.sync(() => started.length === 2), "two jobs to start")
+      // The config shrinks the lane to one; a turn arriving now (whatever policy it read before) waits.
+      yield* lane.resize(1)
+      const third = yield* Effect.forkChild(job(2))
+      yield* Deferred.succeed(gates[0]!, undefined)
+      yield* Fiber.join(first)
+      yield* Effect.sleep("30 millis")
+      assert.deepStrictEqual(started, [0, 1], "one turn still runs, which fills a lane of one")
+      assert.deepStrictEqual(yield* lane.stats, { running: 1, capacity: 1 })
+      yield* Deferred.succeed(gates[1]!, undefined)
+      yield* Fiber.join(second)
+      yield* waitUntil(Effect.sync(() => started.length === 3), "the third job once the lane has room")
+      yield* Deferred.succeed(gates[2]!, undefined)
+      yield* Fiber.join(third)
+      assert.deepStrictEqual(yield* lane.stats, { running: 0, capacity: 1 })
     }))
 
   it.live("holds a session's turn until a slot is free, and an abort ends the wait without a model call", () =>

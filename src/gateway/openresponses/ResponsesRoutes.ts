@@ -18,7 +18,7 @@ import type { BeamclawConfig } from "../../config/ConfigSchema.ts"
 import { SessionEvents } from "../rpc/SessionEvents.ts"
 import { turnFailure } from "../openai/ChatCompletion.ts"
 import { header, readJson } from "../openai/HttpBody.ts"
-import { errorResponse, openAiError, type OpenAiError } from "../openai/OpenAiError.ts"
+import { errorResponse, openAiError } from "../openai/OpenAiError.ts"
 import { authorize, methodNotAllowed, notFound, sseHeaders } from "../openai/Guards.ts"
 import type { OpenAiTurnInput } from "../openai/OpenAiRoutes.ts"
 import { type AgentPrompt, buildAgentPrompt, defaultImageLimits, type ImageLimits } from "../openai/Prompt.ts"
@@ -100,20 +100,23 @@ const responses = (responseSessions: ResponseSessions) => Effect.gen(function*()
   const policy = yield* agents.sessionPolicy
   const headerKey = header(request, "x-beamclaw-session-key", "x-openclaw-session-key")
   const scope: ResponseScope = { agentId: agent.success.agentId, user: input.user, headerKey }
+  // Checked as if there were no previous_response_id: a continuation gets no session the request itself would be
+  // refused (a session-key header of an agent removed since, or of another agent than an explicitly selected one).
+  const direct = resolveSession({
+    headerKey,
+    user: input.user,
+    agentId: agent.success.agentId,
+    agentExplicit: agent.success.explicit,
+    agentIds,
+    mainKey: policy.mainKey,
+    prefix: "openresponses"
+  })
+  if (Result.isFailure(direct)) return errorResponse(direct.failure)
   const previous = input.previousResponseId === undefined ? undefined : responseSessions.lookup(input.previousResponseId, scope)
-  const session: Result.Result<SessionChoice, OpenAiError> = previous !== undefined
-    ? Result.succeed({ agentId: previous.sessionAgentId, sessionKey: previous.sessionKey, stateless: false })
-    : resolveSession({
-      headerKey,
-      user: input.user,
-      agentId: agent.success.agentId,
-      agentExplicit: agent.success.explicit,
-      agentIds,
-      mainKey: policy.mainKey,
-      prefix: "openresponses"
-    })
-  if (Result.isFailure(session)) return errorResponse(session.failure)
-  const modelOverride = yield* requestModelOverride(request, session.success.agentId)
+  const session: SessionChoice = previous !== undefined
+    ? { agentId: previous.sessionAgentId, sessionKey: previous.sessionKey, stateless: false }
+    : direct.success
+  const modelOverride = yield* requestModelOverride(request, session.agentId)
   if (Result.isFailure(modelOverride)) return errorResponse(modelOverride.failure)
   const prompt = buildAgentPrompt(input.messages, imageLimits(endpoint), { field: "input", imagePart: "input_image" })
   if (Result.isFailure(prompt)) return errorResponse(prompt.failure)
@@ -136,11 +139,11 @@ const responses = (responseSessions: ResponseSessions) => Effect.gen(function*()
     }
   })
   const sessions = yield* SessionEvents
-  const turn = sessions.send(session.success.sessionKey, turnInput(runId, input, prompt.success, modelOverride.success))
+  const turn = sessions.send(session.sessionKey, turnInput(runId, input, prompt.success, modelOverride.success))
   // Only a response the client received whole can be continued.
   const remember = () =>
-    responseSessions.remember(runId, { ...scope, sessionKey: session.success.sessionKey, sessionAgentId: session.success.agentId })
-  const responseHeaders = { "x-beamclaw-session-key": session.success.sessionKey, "x-beamclaw-run-id": runId }
+    responseSessions.remember(runId, { ...scope, sessionKey: session.sessionKey, sessionAgentId: session.agentId })
+  const responseHeaders = { "x-beamclaw-session-key": session.sessionKey, "x-beamclaw-run-id": runId }
 
   if (!input.stream) {
     // Stops at the end of the turn, or once the client has tool calls to run (as the chat endpoint).

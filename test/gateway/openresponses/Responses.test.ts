@@ -20,7 +20,11 @@ beforeAll(async () => {
     config: {
       gateway: { http: { endpoints: { responses: { enabled: true } } } },
       // An allowlist with an alias, for the backend model header.
-      agents: { defaults: { models: { "anthropic/claude-sonnet-5-5": {}, "anthropic/claude-haiku-9": { alias: "fast" } } } }
+      agents: {
+        defaults: { models: { "anthropic/claude-sonnet-5-5": {}, "anthropic/claude-haiku-9": { alias: "fast" } } },
+        // A second agent, whose session a session-key header can name.
+        list: [{ id: "main", default: true }, { id: "ops" }]
+      }
     }
   })
   client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: gateway.token, maxRetries: 0 })
@@ -348,6 +352,20 @@ describe("previous_response_id", () => {
     const noHeader = await post({ model: "beamclaw", previous_response_id: idA, input: "no header" })
     assert.notStrictEqual(noHeader.headers.get("x-beamclaw-session-key"), inA.headers.get("x-beamclaw-session-key"))
     assert.deepStrictEqual(userTexts(lastRequest()), ["no header"])
+  })
+
+  it("gives a continuation no session the request itself would be refused", async () => {
+    // The default agent selected implicitly may run in another agent's session named by the header.
+    const key = `agent:ops:thread-${crypto.randomUUID()}`
+    const first = await post({ model: "beamclaw", input: "in ops" }, { "x-openclaw-session-key": key })
+    assert.strictEqual(first.headers.get("x-beamclaw-session-key"), key)
+    const id = await responseId(first)
+    // The same agent selected explicitly may not, and previous_response_id does not open it either.
+    const explicit = { model: "beamclaw/main", input: "still ops?" }
+    await expectError(await post(explicit, { "x-openclaw-session-key": key }), 400, "x-beamclaw-session-key")
+    const before = fake.requests.length
+    await expectError(await post({ ...explicit, previous_response_id: id }, { "x-openclaw-session-key": key }), 400, "x-beamclaw-session-key")
+    assert.strictEqual(fake.requests.length, before, "no turn ran")
   })
 
   it("does not remember a response that failed", async () => {
