@@ -10,7 +10,7 @@ import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { Effect, Layer, Queue, Schema, Semaphore } from "effect"
 import { AGENT_ID_PATTERN, isValidSessionId } from "./SessionKey.ts"
-import { emptySessionEntry, SessionEntry, SessionStore, StoreError } from "./SessionStore.ts"
+import { carriedOverOnReset, emptySessionEntry, SessionEntry, SessionStore, StoreError } from "./SessionStore.ts"
 import * as Transcript from "./Transcript.ts"
 import { isErrno } from "../platform/Errno.ts"
 
@@ -127,10 +127,13 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
   const dirty = new Set<string>()
   const flushSignal = yield* Queue.sliding<void>(1)
 
-  /** The index as the transcript headers tell it; unreadable files are skipped with a warning. */
-  const rebuildIndex = Effect.fnUntraced(function*(agentId: string) {
+  const listSessionsDir = (agentId: string) =>
+    sessionsDir(agentId).pipe(Effect.flatMap((dir) => io("list", dir, () => fs.readdir(dir))), Effect.catch(() => Effect.succeed<Array<string>>([])))
+
+  /** The index as the transcript headers tell it (of the files named, else of all); unreadable files are skipped with a warning. */
+  const rebuildIndex = Effect.fnUntraced(function*(agentId: string, only?: ReadonlyArray<string>) {
     const dir = yield* sessionsDir(agentId)
-    const names = yield* io("list", dir, () => fs.readdir(dir)).pipe(Effect.catch(() => Effect.succeed<Array<string>>([])))
+    const names = only ?? (yield* listSessionsDir(agentId))
     const index = new Map<string, SessionEntry>()
     for (const name of names) {
       if (!name.endsWith(".jsonl")) continue
@@ -158,6 +161,52 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
     return index
   })
 
+  /**
+   * sessions.json is written a while after a change (longer for a large
+   * index), so after a crash it can miss the last sessions created or reset,
+   * and still hold those deleted. Their transcripts tell: a transcript no
+   * entry points to is read and its session put back (the newer one wins for
+   * its key), and an entry whose transcript is gone while an archived
+   * `.deleted.` copy exists is dropped. One directory listing per agent, when
+   * its index is first loaded; the headers of orphans only.
+   */
+  const reconcile = Effect.fnUntraced(function*(agentId: string, index: Map<string, SessionEntry>) {
+    const names = yield* listSessionsDir(agentId)
+    const present = new Set(names)
+    const known = new Set<string>()
+    for (const entry of index.values()) known.add(`${entry.sessionId}.jsonl`)
+    const orphans = names.filter((name) => name.endsWith(".jsonl") && !known.has(name))
+    const changes: Array<string> = []
+    if (orphans.length > 0) {
+      for (const [key, entry] of yield* rebuildIndex(agentId, orphans)) {
+        const current = index.get(key)
+        if (current !== undefined && current.sessionStartedAt >= entry.sessionStartedAt) continue
+        // A newer session under a known key is a reset: it keeps what a reset keeps.
+        index.set(key, current === undefined ? entry : { ...entry, ...carriedOverOnReset(current) })
+        changes.push(`${key} (session ${entry.sessionId}) put back from its transcript`)
+      }
+    }
+    const deleted = new Set<string>()
+    for (const name of names) {
+      const at = name.indexOf(".jsonl.deleted.")
+      if (at > 0) deleted.add(name.slice(0, at + ".jsonl".length))
+    }
+    for (const [key, entry] of index) {
+      const file = `${entry.sessionId}.jsonl`
+      if (present.has(file)) continue
+      if (deleted.has(file)) {
+        index.delete(key)
+        changes.push(`${key} dropped (its transcript was archived as deleted)`)
+      }
+    }
+    if (changes.length === 0) return
+    yield* Effect.logWarning(`session index of agent ${agentId} was behind its transcripts (an unclean stop?): ${changes.join("; ")}`)
+    if (!readOnly) {
+      dirty.add(agentId)
+      yield* Queue.offer(flushSignal, undefined)
+    }
+  })
+
   const loadIndex = Effect.fnUntraced(function*(agentId: string) {
     const cached = indexes.get(agentId)
     if (cached !== undefined) return cached
@@ -182,6 +231,7 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
           else problems.push(`${key}: ${entry.failure.message.split("\n")[0]}`)
         }
       }
+      if (problems.length === 0) yield* reconcile(agentId, index)
       if (problems.length > 0) {
         const rebuilt = yield* rebuildIndex(agentId)
         for (const [key, entry] of rebuilt) if (!index.has(key)) index.set(key, entry)

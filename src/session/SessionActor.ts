@@ -13,7 +13,7 @@ import * as Compaction from "../agent/Compaction.ts"
 import { SessionCrashed, type SessionUnavailable, TurnAborted, type TurnEvent, TurnTimeout } from "../agent/TurnEvent.ts"
 import type { ProviderError } from "../provider/Provider.ts"
 import type * as SessionKey from "./SessionKey.ts"
-import { type DeliveryContext, emptySessionEntry, type SessionEntry, SessionStore, type StoreError } from "./SessionStore.ts"
+import { carriedOverOnReset, type DeliveryContext, emptySessionEntry, type SessionEntry, SessionStore, type StoreError } from "./SessionStore.ts"
 import type * as RunLane from "./RunLane.ts"
 import * as Transcript from "./Transcript.ts"
 
@@ -82,16 +82,6 @@ const sameRoute = (entry: SessionEntry, route: DeliveryContext): boolean =>
   entry.lastChannel === route.channel && entry.lastTo === route.to && entry.lastAccountId === route.accountId &&
   entry.lastThreadId === route.threadId && entry.deliveryContext?.channel === route.channel && entry.deliveryContext.to === route.to &&
   entry.deliveryContext.accountId === route.accountId && entry.deliveryContext.threadId === route.threadId
-
-/** What a new session id keeps from the old entry: its label and its last route (as OpenClaw's reset). */
-const carriedOver = (previous: SessionEntry): Partial<SessionEntry> => ({
-  ...(previous.label === undefined ? {} : { label: previous.label }),
-  ...(previous.lastChannel === undefined ? {} : { lastChannel: previous.lastChannel }),
-  ...(previous.lastTo === undefined ? {} : { lastTo: previous.lastTo }),
-  ...(previous.lastAccountId === undefined ? {} : { lastAccountId: previous.lastAccountId }),
-  ...(previous.lastThreadId === undefined ? {} : { lastThreadId: previous.lastThreadId }),
-  ...(previous.deliveryContext === undefined ? {} : { deliveryContext: previous.deliveryContext })
-})
 
 const applyPatch = (entry: SessionEntry, patch: SessionPatch): SessionEntry => {
   const next: { -readonly [K in keyof SessionEntry]: SessionEntry[K] } = { ...entry }
@@ -192,7 +182,7 @@ const startNewSession = Effect.fnUntraced(function*(state: SessionState, reason:
   const previous = state.entry
   if (state.headerWritten) yield* store.archiveTranscript(previous.agentId, previous.sessionId, "reset")
   const now = yield* Clock.currentTimeMillis
-  state.entry = { ...freshEntry(state.key.agentId, now), ...carriedOver(previous) }
+  state.entry = { ...freshEntry(state.key.agentId, now), ...carriedOverOnReset(previous) }
   state.entries = []
   state.ids = new Set()
   state.headerWritten = false

@@ -99,3 +99,13 @@ export class SessionStore extends Context.Service<SessionStore, {
   /** Writes pending index changes now. */
   readonly flush: Effect.Effect<void, StoreError>
 }>()("beamclaw/session/SessionStore") {}
+
+/** What a new session id keeps from the old entry: its label and its last route (as OpenClaw's reset). */
+export const carriedOverOnReset = (previous: SessionEntry): Partial<SessionEntry> => ({
+  ...(previous.label === undefined ? {} : { label: previous.label }),
+  ...(previous.lastChannel === undefined ? {} : { lastChannel: previous.lastChannel }),
+  ...(previous.lastTo === undefined ? {} : { lastTo: previous.lastTo }),
+  ...(previous.lastAccountId === undefined ? {} : { lastAccountId: previous.lastAccountId }),
+  ...(previous.lastThreadId === undefined ? {} : { lastThreadId: previous.lastThreadId }),
+  ...(previous.deliveryContext === undefined ? {} : { deliveryContext: previous.deliveryContext })
+})

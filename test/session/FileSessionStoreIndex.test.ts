@@ -5,6 +5,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import { TestClock } from "effect/testing"
 import * as FileSessionStore from "../../src/session/FileSessionStore.ts"
+import * as Transcript from "../../src/session/Transcript.ts"
 import { type SessionEntry, SessionStore } from "../../src/session/SessionStore.ts"
 
 const tempHome = Effect.acquireRelease(
@@ -132,4 +133,68 @@ describe("FileSessionStore index", () => {
         assert.strictEqual(yield* settle(20_001), 20_001)
       }).pipe(Effect.provide(FileSessionStore.layer({ home })))
     })))
+
+  describe("after an unclean stop, the index is completed from the transcripts", () => {
+    const header = (key: string, id: string, timestamp: string): Transcript.Header => ({
+      type: "session", version: Transcript.TRANSCRIPT_VERSION, id, timestamp, cwd: "", key, agentId: "main"
+    })
+    const started = (i: number) => 1_795_620_000_000 + i * 1000
+    const withEntry = (key: string, id: string, i: number, extra: Partial<SessionEntry> = {}): readonly [string, SessionEntry] =>
+      [key, { ...entry(i), sessionId: id, sessionStartedAt: started(i), ...extra }]
+    /** Transcripts as the sessions left them, and a sessions.json from before the last changes (what a crash leaves). */
+    const crashed = (home: string, transcripts: ReadonlyArray<readonly [string, string, number]>, archived: ReadonlyArray<readonly [string, "reset" | "deleted"]>, staleIndex: ReadonlyArray<readonly [string, SessionEntry]>) =>
+      Effect.gen(function*() {
+        const store = yield* SessionStore
+        for (const [key, id, i] of transcripts) yield* store.createTranscript("main", header(key, id, new Date(started(i)).toISOString()))
+        for (const [id, reason] of archived) yield* store.archiveTranscript("main", id, reason)
+      }).pipe(
+        Effect.provide(FileSessionStore.layer({ home })),
+        Effect.andThen(Effect.promise(() => fs.writeFile(indexFile(home), JSON.stringify(Object.fromEntries(staleIndex)))))
+      )
+    const reload = (home: string) =>
+      Effect.gen(function*() {
+        const store = yield* SessionStore
+        const rows = new Map(yield* store.listEntries("main"))
+        yield* store.flush
+        return rows
+      }).pipe(Effect.provide(FileSessionStore.layer({ home })))
+
+    it.live("a session created after the last write is put back; one reset after it takes its new id and keeps its label", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const home = yield* tempHome
+        yield* crashed(
+          home,
+          [["agent:main:kept", "s-kept", 1], ["agent:main:old", "s-old-1", 2], ["agent:main:old", "s-old-2", 5], ["agent:main:new", "s-new", 6]],
+          [["s-old-1", "reset"]],
+          [withEntry("agent:main:kept", "s-kept", 1), withEntry("agent:main:old", "s-old-1", 2, { label: "mine" })]
+        )
+        const rows = yield* reload(home)
+        assert.deepStrictEqual([...rows.keys()].sort(), ["agent:main:kept", "agent:main:new", "agent:main:old"])
+        assert.strictEqual(rows.get("agent:main:new")?.sessionId, "s-new")
+        assert.strictEqual(rows.get("agent:main:old")?.sessionId, "s-old-2")
+        assert.strictEqual(rows.get("agent:main:old")?.label, "mine")
+        // The entry the index had is kept as it was (its counters are not rebuilt).
+        assert.strictEqual(rows.get("agent:main:kept")?.outputTokens, 1)
+        // And the repaired index was written back.
+        const onDisk = JSON.parse(yield* Effect.promise(() => fs.readFile(indexFile(home), "utf8")))
+        assert.strictEqual(onDisk["agent:main:new"]?.sessionId, "s-new")
+      })))
+
+    it.live("a session deleted after the last write stays deleted; an index that matches its transcripts is not rewritten", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const home = yield* tempHome
+        yield* crashed(
+          home,
+          [["agent:main:a", "s-a", 1], ["agent:main:gone", "s-gone", 2]],
+          [["s-gone", "deleted"]],
+          [withEntry("agent:main:a", "s-a", 1), withEntry("agent:main:gone", "s-gone", 2)]
+        )
+        const rows = yield* reload(home)
+        assert.deepStrictEqual([...rows.keys()], ["agent:main:a"])
+        const repaired = yield* Effect.promise(() => fs.stat(indexFile(home)))
+        const again = yield* reload(home)
+        assert.deepStrictEqual([...again.keys()], ["agent:main:a"])
+        assert.strictEqual((yield* Effect.promise(() => fs.stat(indexFile(home)))).mtimeMs, repaired.mtimeMs, "nothing to repair, nothing written")
+      })))
+  })
 })
