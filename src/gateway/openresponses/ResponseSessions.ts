@@ -8,7 +8,10 @@
  * forgotten, is not an error: the request gets the session it would have got
  * without the field, as in OpenClaw. The map is held in memory, bounded, the
  * least recently used entry going first, and does not survive a restart.
+ * It keeps a digest of each scope, not the `user` as sent (a body may carry
+ * megabytes of it).
  */
+import { createHash } from "node:crypto"
 
 /** What must match for a response's session to be reused. */
 export interface ResponseScope {
@@ -28,13 +31,19 @@ export interface ResponseSession extends ResponseScope {
 
 export const DEFAULT_CAPACITY = 10_000
 
-const sameScope = (a: ResponseScope, b: ResponseScope): boolean =>
-  a.agentId === b.agentId && a.user === b.user && a.headerKey === b.headerKey
+const scopeDigest = (scope: ResponseScope): string =>
+  createHash("sha256").update(JSON.stringify([scope.agentId, scope.user ?? null, scope.headerKey ?? null])).digest("base64")
+
+interface Remembered {
+  readonly scope: string
+  readonly sessionKey: string
+  readonly sessionAgentId: string
+}
 
 export class ResponseSessions {
   readonly capacity: number
   // A Map iterates in insertion order; re-inserting on use keeps the least recently used first.
-  private readonly entries = new Map<string, ResponseSession>()
+  private readonly entries = new Map<string, Remembered>()
 
   constructor(capacity: number = DEFAULT_CAPACITY) {
     this.capacity = Math.max(1, Math.floor(capacity))
@@ -46,7 +55,7 @@ export class ResponseSessions {
 
   remember(responseId: string, session: ResponseSession): void {
     this.entries.delete(responseId)
-    this.entries.set(responseId, session)
+    this.entries.set(responseId, { scope: scopeDigest(session), sessionKey: session.sessionKey, sessionAgentId: session.sessionAgentId })
     while (this.entries.size > this.capacity) {
       const oldest = this.entries.keys().next()
       if (oldest.done === true) break
@@ -56,10 +65,10 @@ export class ResponseSessions {
 
   /** The session of `responseId` if it is known and in `scope`; a hit counts as a use. */
   lookup(responseId: string, scope: ResponseScope): ResponseSession | undefined {
-    const session = this.entries.get(responseId)
-    if (session === undefined || !sameScope(session, scope)) return undefined
+    const remembered = this.entries.get(responseId)
+    if (remembered === undefined || remembered.scope !== scopeDigest(scope)) return undefined
     this.entries.delete(responseId)
-    this.entries.set(responseId, session)
-    return session
+    this.entries.set(responseId, remembered)
+    return { ...scope, sessionKey: remembered.sessionKey, sessionAgentId: remembered.sessionAgentId }
   }
 }
