@@ -5,7 +5,8 @@
  * as OpenClaw does, because common clients always send some of them.
  */
 import { Predicate, Result } from "effect"
-import { invalidField, type OpenAiError } from "./OpenAiError.ts"
+import { fail, numberIn, parseWith, positiveInt, present, TOOL_NAME } from "./FieldChecks.ts"
+import type { OpenAiError } from "./OpenAiError.ts"
 
 export interface ClientTool {
   readonly name: string
@@ -59,39 +60,8 @@ export interface ChatRequest {
   readonly sampling: Sampling
 }
 
-const present = (u: unknown): boolean => u !== undefined && u !== null
 
-const TOOL_NAME = /^[a-zA-Z0-9_-]{1,64}$/
 const ROLES = new Set(["system", "developer", "user", "assistant", "tool", "function"])
-
-class Invalid {
-  readonly error: OpenAiError
-  constructor(error: OpenAiError) {
-    this.error = error
-  }
-}
-
-const fail = (param: string, message: string, code?: string): never => {
-  throw new Invalid(invalidField(param, message, code))
-}
-
-const numberIn = (body: Readonly<Record<string, unknown>>, key: string, min: number, max: number): number | undefined => {
-  const value = body[key]
-  if (!present(value)) return undefined
-  if (typeof value !== "number" || !Number.isFinite(value)) return fail(key, `Invalid '${key}': expected a number, got ${JSON.stringify(value)}.`, "invalid_type")
-  if (value < min) return fail(key, `Invalid '${key}': decimal below minimum value. Expected a value >= ${min}, but got ${value} instead.`, "decimal_below_min_value")
-  if (value > max) return fail(key, `Invalid '${key}': decimal above maximum value. Expected a value <= ${max}, but got ${value} instead.`, "decimal_above_max_value")
-  return value
-}
-
-const positiveInt = (body: Readonly<Record<string, unknown>>, key: string): number | undefined => {
-  const value = body[key]
-  if (!present(value)) return undefined
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1) {
-    return fail(key, `Invalid '${key}': expected a positive integer, got ${JSON.stringify(value)}.`, "invalid_value")
-  }
-  return value
-}
 
 /** Text of a content field; image_url parts are collected separately. */
 const parseContent = (
@@ -294,10 +264,5 @@ const parse = (body: unknown): ChatRequest => {
 }
 
 export const parseChatRequest = (body: unknown): Result.Result<ChatRequest, OpenAiError> => {
-  try {
-    return Result.succeed(parse(body))
-  } catch (error) {
-    if (error instanceof Invalid) return Result.fail(error.error)
-    throw error
-  }
+  return parseWith(() => parse(body))
 }

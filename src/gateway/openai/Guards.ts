@@ -7,8 +7,8 @@
 import { Effect, Result } from "effect"
 import { type HttpServerRequest, HttpServerResponse } from "effect/http"
 import { GatewayAuth } from "../auth/GatewayAuth.ts"
-import { clientAddress } from "./HttpBody.ts"
-import { errorBody, errorResponse, openAiError } from "./OpenAiError.ts"
+import { clientAddress, type JsonRead } from "./HttpBody.ts"
+import { errorBody, errorResponse, openAiError, type OpenAiError } from "./OpenAiError.ts"
 
 /** What a switched-off endpoint answers: the gateway's plain 404, as for any unknown path. */
 export const notFound = HttpServerResponse.text("Not Found", { status: 404 })
@@ -42,3 +42,15 @@ export const authorize = (request: HttpServerRequest.HttpServerRequest) =>
       headers: { "www-authenticate": "Bearer" }
     }))
   })
+
+/** The answer to a body that could not be read as JSON; `endpoint` names the config key whose `maxBodyBytes` it passed. */
+export const unreadableBody = (body: Exclude<JsonRead, { readonly _tag: "Ok" }>, endpoint: "chatCompletions" | "responses"): OpenAiError => {
+  switch (body._tag) {
+    case "TooLarge":
+      return openAiError(413, `Request body too large: the limit is ${body.limit} bytes (gateway.http.endpoints.${endpoint}.maxBodyBytes).`, { code: "payload_too_large" })
+    case "Unreadable":
+      return openAiError(400, body.message, { code: "unreadable_body" })
+    case "Malformed":
+      return openAiError(400, `We could not parse the JSON body of your request: ${body.message}`, { code: "invalid_json" })
+  }
+}

@@ -16,7 +16,7 @@ import { AgentDirectory } from "../../agent/AgentDirectory.ts"
 import type { TurnInput } from "../../agent/RunLoop.ts"
 import { AppConfig } from "../../config/AppConfig.ts"
 import { SessionEvents } from "../rpc/SessionEvents.ts"
-import { authorize, methodNotAllowed, notFound, sseHeaders } from "./Guards.ts"
+import { authorize, methodNotAllowed, notFound, sseHeaders, unreadableBody } from "./Guards.ts"
 import { type ChatRequest, type ClientTool, parseChatRequest, type Sampling, type ToolChoice } from "./ChatRequest.ts"
 import { CompletionState, turnFailure } from "./ChatCompletion.ts"
 import { header, readJson } from "./HttpBody.ts"
@@ -84,14 +84,7 @@ const chatCompletions = Effect.gen(function*() {
   if (denied !== undefined) return denied
 
   const body = yield* readJson(request, endpoint.maxBodyBytes)
-  switch (body._tag) {
-    case "TooLarge":
-      return errorResponse(openAiError(413, `Request body too large: the limit is ${body.limit} bytes (gateway.http.endpoints.chatCompletions.maxBodyBytes).`, { code: "payload_too_large" }))
-    case "Unreadable":
-      return errorResponse(openAiError(400, body.message, { code: "unreadable_body" }))
-    case "Malformed":
-      return errorResponse(openAiError(400, `We could not parse the JSON body of your request: ${body.message}`, { code: "invalid_json" }))
-  }
+  if (body._tag !== "Ok") return errorResponse(unreadableBody(body, "chatCompletions"))
   const parsed = parseChatRequest(body.json)
   if (Result.isFailure(parsed)) return errorResponse(parsed.failure)
   const chat = parsed.success

@@ -11,7 +11,8 @@
  */
 import { Predicate, Result } from "effect"
 import type { ChatMessage, ClientTool, Sampling, ToolCall, ToolChoice } from "../openai/ChatRequest.ts"
-import { invalidField, type OpenAiError } from "../openai/OpenAiError.ts"
+import { fail, numberIn, parseWith, positiveInt, present, TOOL_NAME } from "../openai/FieldChecks.ts"
+import type { OpenAiError } from "../openai/OpenAiError.ts"
 
 export interface ResponsesRequest {
   /** The raw `model` string, echoed back; undefined means the default agent. */
@@ -31,42 +32,11 @@ export interface ResponsesRequest {
   readonly previousResponseId: string | undefined
 }
 
-const present = (u: unknown): boolean => u !== undefined && u !== null
 
-const TOOL_NAME = /^[a-zA-Z0-9_-]{1,64}$/
-
-class Invalid {
-  readonly error: OpenAiError
-  constructor(error: OpenAiError) {
-    this.error = error
-  }
-}
-
-const fail = (param: string, message: string, code?: string): never => {
-  throw new Invalid(invalidField(param, message, code))
-}
 
 const missing = (param: string): never => fail(param, `Missing required parameter: '${param}'.`, "missing_required_parameter")
 
 const string = (value: unknown, param: string): string => typeof value === "string" ? value : fail(param, `Invalid '${param}': expected a string.`, "invalid_type")
-
-const numberIn = (body: Readonly<Record<string, unknown>>, key: string, min: number, max: number): number | undefined => {
-  const value = body[key]
-  if (!present(value)) return undefined
-  if (typeof value !== "number" || !Number.isFinite(value)) return fail(key, `Invalid '${key}': expected a number, got ${JSON.stringify(value)}.`, "invalid_type")
-  if (value < min) return fail(key, `Invalid '${key}': decimal below minimum value. Expected a value >= ${min}, but got ${value} instead.`, "decimal_below_min_value")
-  if (value > max) return fail(key, `Invalid '${key}': decimal above maximum value. Expected a value <= ${max}, but got ${value} instead.`, "decimal_above_max_value")
-  return value
-}
-
-const positiveInt = (body: Readonly<Record<string, unknown>>, key: string): number | undefined => {
-  const value = body[key]
-  if (!present(value)) return undefined
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1) {
-    return fail(key, `Invalid '${key}': expected a positive integer, got ${JSON.stringify(value)}.`, "invalid_value")
-  }
-  return value
-}
 
 const noUrls = (at: string): never =>
   fail(at, `Invalid '${at}': BeamClaw does not fetch image URLs or file ids; send the image inline as base64 (source {type: "base64", media_type, data} or a data: URI).`, "unsupported_image_source")
@@ -304,10 +274,5 @@ const parse = (body: unknown): ResponsesRequest => {
 }
 
 export const parseResponsesRequest = (body: unknown): Result.Result<ResponsesRequest, OpenAiError> => {
-  try {
-    return Result.succeed(parse(body))
-  } catch (error) {
-    if (error instanceof Invalid) return Result.fail(error.error)
-    throw error
-  }
+  return parseWith(() => parse(body))
 }

@@ -18,8 +18,8 @@ import type { BeamclawConfig } from "../../config/ConfigSchema.ts"
 import { SessionEvents } from "../rpc/SessionEvents.ts"
 import { turnFailure } from "../openai/ChatCompletion.ts"
 import { header, readJson } from "../openai/HttpBody.ts"
-import { errorResponse, openAiError } from "../openai/OpenAiError.ts"
-import { authorize, methodNotAllowed, notFound, sseHeaders } from "../openai/Guards.ts"
+import { errorResponse } from "../openai/OpenAiError.ts"
+import { authorize, methodNotAllowed, notFound, sseHeaders, unreadableBody } from "../openai/Guards.ts"
 import type { OpenAiTurnInput } from "../openai/OpenAiRoutes.ts"
 import { type AgentPrompt, buildAgentPrompt, defaultImageLimits, type ImageLimits } from "../openai/Prompt.ts"
 import { requestModelOverride } from "../openai/ModelOverride.ts"
@@ -80,14 +80,7 @@ const responses = (responseSessions: ResponseSessions) => Effect.gen(function*()
   if (denied !== undefined) return denied
 
   const body = yield* readJson(request, endpoint.maxBodyBytes)
-  switch (body._tag) {
-    case "TooLarge":
-      return errorResponse(openAiError(413, `Request body too large: the limit is ${body.limit} bytes (gateway.http.endpoints.responses.maxBodyBytes).`, { code: "payload_too_large" }))
-    case "Unreadable":
-      return errorResponse(openAiError(400, body.message, { code: "unreadable_body" }))
-    case "Malformed":
-      return errorResponse(openAiError(400, `We could not parse the JSON body of your request: ${body.message}`, { code: "invalid_json" }))
-  }
+  if (body._tag !== "Ok") return errorResponse(unreadableBody(body, "responses"))
   const parsed = parseResponsesRequest(body.json)
   if (Result.isFailure(parsed)) return errorResponse(parsed.failure)
   const input = parsed.success
