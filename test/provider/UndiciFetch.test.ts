@@ -1,9 +1,9 @@
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
-import * as net from "node:net"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as undici from "undici"
 import { makeFetch } from "../../src/provider/UndiciFetch.ts"
+import { makeForwardProxy } from "../support/ForwardProxy.ts"
 
 interface Seen {
   readonly method: string
@@ -161,29 +161,7 @@ describe("UndiciFetch", () => {
   })
 
   it("goes through HTTP(S)_PROXY when NODE_USE_ENV_PROXY=1, as Node's fetch", async () => {
-    const tunnels: Array<string> = []
-    // A forward proxy: plain-HTTP targets come as absolute-form requests, others as CONNECT tunnels.
-    const proxy = http.createServer((request, response) => {
-      tunnels.push(request.url ?? "")
-      const upstream = http.request(request.url ?? "", { method: request.method, headers: request.headers }, (answer) => {
-        response.writeHead(answer.statusCode ?? 502, answer.headers)
-        answer.pipe(response)
-      })
-      upstream.on("error", () => response.destroy())
-      request.pipe(upstream)
-    })
-    proxy.on("connect", (request: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
-      tunnels.push(request.url ?? "")
-      const [host = "", port = ""] = (request.url ?? "").split(":")
-      const upstream = net.connect(Number(port), host, () => {
-        socket.write("HTTP/1.1 200 Connection Established\r\n\r\n")
-        upstream.write(head)
-        upstream.pipe(socket)
-        socket.pipe(upstream)
-      })
-      upstream.on("error", () => socket.destroy())
-      socket.on("error", () => upstream.destroy())
-    })
+    const { proxy, seen: tunnels } = makeForwardProxy("forward")
     const proxyUrl = await listen(proxy)
     const saved = { http: process.env["HTTP_PROXY"], no: process.env["NO_PROXY"] }
     process.env["HTTP_PROXY"] = proxyUrl

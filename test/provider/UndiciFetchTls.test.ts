@@ -1,6 +1,5 @@
 import { execFile } from "node:child_process"
 import * as fs from "node:fs/promises"
-import * as http from "node:http"
 import * as http2 from "node:http2"
 import type { AddressInfo } from "node:net"
 import * as net from "node:net"
@@ -8,6 +7,7 @@ import * as path from "node:path"
 import { pathToFileURL } from "node:url"
 import { promisify } from "node:util"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { makeForwardProxy } from "../support/ForwardProxy.ts"
 
 const run = promisify(execFile)
 const root = path.resolve(import.meta.dirname, "../..")
@@ -23,28 +23,6 @@ const startServer = (key: Buffer, cert: Buffer) => {
     })
   })
   return server
-}
-
-/** A CONNECT-only forward proxy, as HTTPS_PROXY is used for https targets. */
-const startProxy = () => {
-  const tunnels: Array<string> = []
-  const proxy = http.createServer((_request, response) => {
-    response.writeHead(405)
-    response.end()
-  })
-  proxy.on("connect", (request: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
-    tunnels.push(request.url ?? "")
-    const [host = "", port = ""] = (request.url ?? "").split(":")
-    const upstream = net.connect(Number(port), host, () => {
-      socket.write("HTTP/1.1 200 Connection Established\r\n\r\n")
-      upstream.write(head)
-      upstream.pipe(socket)
-      socket.pipe(upstream)
-    })
-    upstream.on("error", () => socket.destroy())
-    socket.on("error", () => upstream.destroy())
-  })
-  return { proxy, tunnels }
 }
 
 const listen = async (server: net.Server): Promise<number> => {
@@ -82,7 +60,7 @@ describe("UndiciFetch over TLS", () => {
   let dir = ""
   let server: http2.Http2SecureServer | undefined
   let url = ""
-  const { proxy, tunnels } = startProxy()
+  const { proxy, seen: tunnels } = makeForwardProxy("refuse")
   let proxyUrl = ""
 
   beforeAll(async () => {
