@@ -38,6 +38,13 @@ export interface TurnInput {
    * agent's models (OpenClaw's x-openclaw-model); the session keeps its own.
    */
   readonly modelOverride?: string | undefined
+  /**
+   * The session was made for this one turn (an OpenAI request without `user`
+   * or session header gets a fresh key): its actor is passivated as soon as
+   * the turn ends instead of after the idle timeout. Its transcript and index
+   * entry stay; a later message to the same key loads them again.
+   */
+  readonly oneShot?: boolean | undefined
   /** Sampling for this turn's model calls, where the provider supports it. */
   readonly sampling?: {
     readonly temperature?: number | undefined

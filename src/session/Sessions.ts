@@ -53,6 +53,8 @@ interface ActorHandle {
   serving: boolean
   /** Recent crash times, for the restart intensity; undefined until the first crash. */
   crashes: Array<number> | undefined
+  /** The last envelope served was a one-shot turn (TurnInput.oneShot): passivate when the mailbox runs dry. */
+  oneShot: boolean
 }
 
 /** How long shutdown waits for running turns before interrupting them. */
@@ -189,8 +191,14 @@ export class Sessions extends Context.Service<Sessions, {
             // Idle: no fiber until the next delivery.
             handle.mailbox = []
             handle.serving = false
+            // A session made for one turn is passivated now, in the same step, so no delivery can land in between.
+            if (handle.oneShot && actors.get(handle.key.key) === handle) {
+              actors.delete(handle.key.key)
+              counters.passivations++
+            }
             return
           }
+          handle.oneShot = next._tag === "Turn" && next.input.oneShot === true
           handle.current = next
           const exit = yield* SessionActor.handle(state, next, lane).pipe(
             // Whatever happened, nobody is left waiting on this envelope.
@@ -254,7 +262,7 @@ export class Sessions extends Context.Service<Sessions, {
         let handle = actors.get(key.key)
         const created = handle === undefined
         if (handle === undefined) {
-          handle = { key, mailbox: [], current: undefined, lastActive: now, state: undefined, serving: false, crashes: undefined }
+          handle = { key, mailbox: [], current: undefined, lastActive: now, state: undefined, serving: false, crashes: undefined, oneShot: false }
           actors.set(key.key, handle)
         }
         // Counts as activity at once, so the sweeper never takes an actor that has mail in hand.

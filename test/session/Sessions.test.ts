@@ -206,6 +206,26 @@ describe("Sessions", () => {
       }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url, config: { session: { idle: { passivateAfterSeconds: 1 } } } })))
     })))
 
+  it.live("passivates a one-shot session as soon as its turn ends, and revives it with its history if it is addressed again", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const fake = yield* FakeAnthropic.make()
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions
+        // The default idle timeout is 5 minutes: only the one-shot flag can passivate within this test.
+        yield* collect(sessions.send("agent:main:openai:one", { ...turn("only once"), oneShot: true }))
+        yield* waitUntil(sessions.stats.pipe(Effect.map((s) => s.live === 0 && s.passivations === 1)), "the one-shot session to be passivated", 2000)
+        // An ordinary session stays live.
+        yield* collect(sessions.send("agent:main:kept", turn("stay")))
+        yield* Effect.sleep("100 millis")
+        assert.strictEqual((yield* sessions.stats).live, 1)
+        const again = yield* collect(sessions.send("agent:main:openai:one", turn("again")))
+        assert.strictEqual(completed(again)?.text, "echo: again")
+        assert.include(messagesJson(fake.requests.at(-1)), "only once")
+        assert.strictEqual((yield* sessions.stats).live, 2, "addressed again without the flag, it stays live")
+      }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url })))
+    })))
+
   it.live("rejects invalid session keys with a message naming the problem", () =>
     Effect.scoped(Effect.gen(function*() {
       const home = yield* TestApp.tempDir()

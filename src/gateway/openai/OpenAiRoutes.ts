@@ -117,7 +117,7 @@ const chatCompletions = Effect.gen(function*() {
     clientTools: chat.tools.map((tool) => tool.name)
   })
   const sessions = yield* SessionEvents
-  const turn = sessions.send(session.success.sessionKey, turnInput(runId, chat, prompt.success, modelOverride.success))
+  const turn = sessions.send(session.success.sessionKey, { ...turnInput(runId, chat, prompt.success, modelOverride.success), oneShot: session.success.stateless })
   const responseHeaders = { "x-beamclaw-session-key": session.success.sessionKey, "x-beamclaw-run-id": runId }
 
   if (!chat.stream) {

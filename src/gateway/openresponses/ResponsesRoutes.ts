@@ -132,7 +132,7 @@ const responses = (responseSessions: ResponseSessions) => Effect.gen(function*()
     }
   })
   const sessions = yield* SessionEvents
-  const turn = sessions.send(session.sessionKey, turnInput(runId, input, prompt.success, modelOverride.success))
+  const turn = sessions.send(session.sessionKey, { ...turnInput(runId, input, prompt.success, modelOverride.success), oneShot: session.stateless })
   // Only a response the client received whole can be continued.
   const remember = () =>
     responseSessions.remember(runId, { ...scope, sessionKey: session.sessionKey, sessionAgentId: session.agentId })

@@ -9,6 +9,7 @@ import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import OpenAI from "openai"
 import { type FakeAnthropicHandle, type RecordedAnthropicRequest, startFakeAnthropic } from "../../support/FakeAnthropic.ts"
 import { type StartedGateway, startGateway } from "../../support/Gateway.ts"
+import { at, connect } from "../ws/WsClient.ts"
 
 let fake: FakeAnthropicHandle
 let gateway: StartedGateway
@@ -473,3 +474,35 @@ describe("curl", () => {
     assert.strictEqual(payloads.map((p) => p.choices[0]?.delta.content ?? "").join(""), "curl says hi")
   })
 })
+
+describe("sessions made for one request", () => {
+  it("a request without user or session header does not leave a live session behind", async () => {
+    const { client: ws } = await connect(gateway.wsUrl, gateway.token)
+    const sessionsNow = async () => {
+      const status = await ws.request("status", {})
+      return { live: Number(at(status, "payload", "sessions", "live")), passivations: Number(at(status, "payload", "sessions", "passivations")) }
+    }
+    try {
+      const before = await sessionsNow()
+      for (const text of ["one", "two", "three"]) {
+        const completion = await client.chat.completions.create({ model: "beamclaw", messages: [{ role: "user", content: text }] })
+        assert.strictEqual(completion.choices[0]?.message.content, `echo: ${text}`)
+      }
+      const deadline = Date.now() + 2000
+      let after = await sessionsNow()
+      while (after.passivations < before.passivations + 3 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20))
+        after = await sessionsNow()
+      }
+      assert.strictEqual(after.passivations, before.passivations + 3)
+      assert.strictEqual(after.live, before.live)
+      // A conversation under a `user` stays live for its next message.
+      await client.chat.completions.create({ model: "beamclaw", user: "stays", messages: [{ role: "user", content: "hi" }] })
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      assert.strictEqual((await sessionsNow()).live, before.live + 1)
+    } finally {
+      await ws.close()
+    }
+  })
+})
+
