@@ -176,25 +176,28 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
     const known = new Set<string>()
     for (const entry of index.values()) known.add(`${entry.sessionId}.jsonl`)
     const orphans = names.filter((name) => name.endsWith(".jsonl") && !known.has(name))
-    const changes: Array<string> = []
-    if (orphans.length > 0) {
-      for (const [key, entry] of yield* rebuildIndex(agentId, orphans)) {
-        const current = index.get(key)
-        if (current !== undefined && current.sessionStartedAt >= entry.sessionStartedAt) continue
-        // A newer session under a known key is a reset: it keeps what a reset keeps.
-        index.set(key, current === undefined ? entry : { ...entry, ...carriedOverOnReset(current) })
-        changes.push(`${key} (session ${entry.sessionId}) put back from its transcript`)
-      }
-    }
     const deleted = new Set<string>()
     for (const name of names) {
       const at = name.indexOf(".jsonl.deleted.")
       if (at > 0) deleted.add(name.slice(0, at + ".jsonl".length))
     }
-    for (const [key, entry] of index) {
+    const wasDeleted = (entry: SessionEntry) => {
       const file = `${entry.sessionId}.jsonl`
-      if (present.has(file)) continue
-      if (deleted.has(file)) {
+      return !present.has(file) && deleted.has(file)
+    }
+    const changes: Array<string> = []
+    if (orphans.length > 0) {
+      for (const [key, entry] of yield* rebuildIndex(agentId, orphans)) {
+        const current = index.get(key)
+        if (current !== undefined && current.sessionStartedAt >= entry.sessionStartedAt) continue
+        // A newer session under a known key is a reset, and keeps what a reset keeps;
+        // after a delete it starts bare, as the live session did.
+        index.set(key, current === undefined || wasDeleted(current) ? entry : { ...entry, ...carriedOverOnReset(current) })
+        changes.push(`${key} (session ${entry.sessionId}) put back from its transcript`)
+      }
+    }
+    for (const [key, entry] of index) {
+      if (wasDeleted(entry)) {
         index.delete(key)
         changes.push(`${key} dropped (its transcript was archived as deleted)`)
       }
@@ -207,9 +210,19 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
     }
   })
 
-  const loadIndex = Effect.fnUntraced(function*(agentId: string) {
-    const cached = indexes.get(agentId)
-    if (cached !== undefined) return cached
+  // One first load at a time: two callers loading the same index at once each
+  // built their own map, and the one set last dropped what was put in the other.
+  const loadLock = yield* Semaphore.make(1)
+  const loadIndex = (agentId: string): Effect.Effect<Map<string, SessionEntry>, StoreError> =>
+    Effect.suspend(() => {
+      const cached = indexes.get(agentId)
+      return cached !== undefined ? Effect.succeed(cached) : loadLock.withPermits(1)(Effect.suspend(() => {
+        const loaded = indexes.get(agentId)
+        return loaded !== undefined ? Effect.succeed(loaded) : readIndex(agentId)
+      }))
+    })
+
+  const readIndex = Effect.fnUntraced(function*(agentId: string) {
     const file = yield* indexPath(agentId)
     const text = yield* io("read", file, () => fs.readFile(file, "utf8").catch((error: unknown) => {
       if (isNotFound(error)) return undefined

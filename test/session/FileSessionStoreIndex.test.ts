@@ -180,6 +180,55 @@ describe("FileSessionStore index", () => {
         assert.strictEqual(onDisk["agent:main:new"]?.sessionId, "s-new")
       })))
 
+    it.live("a session deleted and then started again after the last write is put back without the deleted one's label or route", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const home = yield* tempHome
+        yield* crashed(
+          home,
+          [["agent:main:a", "s-a-1", 1], ["agent:main:a", "s-a-2", 5]],
+          [["s-a-1", "deleted"]],
+          [withEntry("agent:main:a", "s-a-1", 1, { label: "deleted one", lastChannel: "telegram", lastTo: "42" })]
+        )
+        const rows = yield* reload(home)
+        assert.strictEqual(rows.get("agent:main:a")?.sessionId, "s-a-2")
+        assert.isUndefined(rows.get("agent:main:a")?.label, "a deleted session's label does not pass to the next one")
+        assert.isUndefined(rows.get("agent:main:a")?.lastChannel)
+        assert.isUndefined(rows.get("agent:main:a")?.lastTo)
+      })))
+
+    it.live("read-only, a stale index is shown completed but nothing is written", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const home = yield* tempHome
+        yield* crashed(home, [["agent:main:a", "s-a", 1], ["agent:main:b", "s-b", 2]], [], [withEntry("agent:main:a", "s-a", 1)])
+        const before = yield* Effect.promise(() => fs.readFile(indexFile(home), "utf8"))
+        const rows = yield* Effect.gen(function*() {
+          const store = yield* SessionStore
+          const rows = new Map(yield* store.listEntries("main"))
+          yield* store.flush
+          return rows
+        }).pipe(Effect.provide(FileSessionStore.layer({ home, readOnly: true })))
+        assert.deepStrictEqual([...rows.keys()].sort(), ["agent:main:a", "agent:main:b"])
+        assert.strictEqual(yield* Effect.promise(() => fs.readFile(indexFile(home), "utf8")), before)
+        const names = yield* Effect.promise(() => fs.readdir(path.dirname(indexFile(home))))
+        assert.deepStrictEqual(names.sort(), ["s-a.jsonl", "s-b.jsonl", "sessions.json"])
+      })))
+
+    it.live("entries put while the index is first loaded by several callers at once are all kept", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const home = yield* tempHome
+        yield* crashed(home, [["agent:main:a", "s-a", 1], ["agent:main:b", "s-b", 2]], [], [withEntry("agent:main:a", "s-a", 1)])
+        const rows = yield* Effect.gen(function*() {
+          const store = yield* SessionStore
+          yield* Effect.all(
+            Array.from({ length: 8 }, (_, i) => store.putEntry(`agent:main:p${i}`, entry(i))),
+            { concurrency: "unbounded", discard: true }
+          )
+          return new Map(yield* store.listEntries("main"))
+        }).pipe(Effect.provide(FileSessionStore.layer({ home })))
+        for (let i = 0; i < 8; i++) assert.isDefined(rows.get(`agent:main:p${i}`), `agent:main:p${i}`)
+        assert.strictEqual(rows.size, 10)
+      })))
+
     it.live("a session deleted after the last write stays deleted; an index that matches its transcripts is not rewritten", () =>
       Effect.scoped(Effect.gen(function*() {
         const home = yield* tempHome

@@ -226,6 +226,35 @@ describe("Sessions", () => {
       }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url })))
     })))
 
+  it.live("mail queued behind a one-shot turn is served, not lost; a one-shot turn cut by its caller leaves no live session", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const fake = yield* FakeAnthropic.make([{ kind: "message", content: [{ type: "text", text: "a slow answer of several words" }], delayMs: 50 }, { kind: "hang" }])
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions
+        const key = "agent:main:openai:queued"
+        const running = yield* Effect.forkChild(collect(sessions.send(key, { ...turn("first"), oneShot: true })))
+        yield* waitUntil(Effect.sync(() => fake.requests.length === 1), "the request")
+        const patched = yield* Effect.forkChild(sessions.patch(key, { label: "queued behind" }))
+        const history = yield* Effect.forkChild(sessions.history(key))
+        assert.strictEqual(completed(yield* Fiber.join(running))?.text, "a slow answer of several words")
+        assert.strictEqual((yield* Fiber.join(patched)).label, "queued behind")
+        assert.strictEqual((yield* Fiber.join(history)).length, 2)
+        assert.strictEqual((yield* sessions.entry(key))?.label, "queued behind")
+        const listed = (yield* sessions.list("main")).find((row) => row.key === key)
+        assert.strictEqual(listed?.entry.label, "queued behind")
+
+        const cut = "agent:main:openai:cut"
+        const liveBefore = (yield* sessions.stats).live
+        const listening = yield* Effect.forkChild(sessions.send(cut, { ...turn("hello"), oneShot: true }).pipe(Stream.runDrain))
+        yield* waitUntil(Effect.sync(() => fake.requests.length === 2), "the second request")
+        assert.strictEqual((yield* sessions.stats).live, liveBefore + 1)
+        yield* Fiber.interrupt(listening)
+        yield* waitUntil(sessions.stats.pipe(Effect.map((s) => s.live === liveBefore && s.serving === 0)), "the cut one-shot session to be passivated", 2000)
+        assert.isFalse((yield* sessions.list("main")).some((row) => row.key === cut && row.live))
+      }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url })))
+    })))
+
   it.live("rejects invalid session keys with a message naming the problem", () =>
     Effect.scoped(Effect.gen(function*() {
       const home = yield* TestApp.tempDir()
