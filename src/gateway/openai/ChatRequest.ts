@@ -5,7 +5,7 @@
  * as OpenClaw does, because common clients always send some of them.
  */
 import { Predicate, Result } from "effect"
-import { fail, numberIn, parseWith, positiveInt, present, TOOL_NAME } from "./FieldChecks.ts"
+import { fail, numberIn, parseToolChoice, parseTools, parseWith, positiveInt, present } from "./FieldChecks.ts"
 import type { OpenAiError } from "./OpenAiError.ts"
 
 export interface ClientTool {
@@ -166,49 +166,7 @@ const parseMessages = (value: unknown): ReadonlyArray<ChatMessage> => {
   })
 }
 
-const parseTools = (value: unknown): ReadonlyArray<ClientTool> => {
-  if (!present(value)) return []
-  if (!Array.isArray(value)) return fail("tools", "Invalid 'tools': expected an array of function tools.", "invalid_type")
-  const names = new Set<string>()
-  return value.map((tool: unknown, i): ClientTool => {
-    const at = `tools[${i}]`
-    if (!Predicate.isObject(tool)) return fail(at, `Invalid '${at}': expected an object.`, "invalid_type")
-    if (tool.type !== "function") return fail(`${at}.type`, `Invalid '${at}.type': only "function" tools are supported, got ${JSON.stringify(tool.type)}.`, "invalid_value")
-    const fn = tool.function
-    if (!Predicate.isObject(fn)) return fail(`${at}.function`, `Missing required parameter: '${at}.function'.`, "missing_required_parameter")
-    const name = fn.name
-    if (typeof name !== "string" || name === "") return fail(`${at}.function.name`, `Missing required parameter: '${at}.function.name'.`, "missing_required_parameter")
-    if (!TOOL_NAME.test(name)) return fail(`${at}.function.name`, `Invalid '${at}.function.name': ${JSON.stringify(name)} must match ${TOOL_NAME}.`, "invalid_value")
-    if (names.has(name)) return fail(`${at}.function.name`, `Invalid '${at}.function.name': ${JSON.stringify(name)} is declared twice.`, "invalid_value")
-    names.add(name)
-    if (present(fn.description) && typeof fn.description !== "string") return fail(`${at}.function.description`, `Invalid '${at}.function.description': expected a string.`, "invalid_type")
-    if (present(fn.parameters) && !Predicate.isObject(fn.parameters)) return fail(`${at}.function.parameters`, `Invalid '${at}.function.parameters': expected a JSON Schema object.`, "invalid_type")
-    return {
-      name,
-      description: typeof fn.description === "string" ? fn.description : undefined,
-      parameters: Predicate.isObject(fn.parameters) ? fn.parameters : { type: "object", properties: {} }
-    }
-  })
-}
 
-const parseToolChoice = (value: unknown, tools: ReadonlyArray<ClientTool>): ToolChoice => {
-  if (!present(value)) return { _tag: tools.length === 0 ? "none" : "auto" }
-  if (value === "auto" || value === "none") return { _tag: value }
-  if (value === "required") {
-    if (tools.length === 0) return fail("tool_choice", "Invalid 'tool_choice': \"required\" needs at least one tool in 'tools'.", "invalid_value")
-    return { _tag: "required" }
-  }
-  if (Predicate.isObject(value) && value.type === "function") {
-    const name = Predicate.isObject(value.function) ? value.function.name : undefined
-    if (typeof name !== "string" || name === "") return fail("tool_choice.function.name", "Missing required parameter: 'tool_choice.function.name'.", "missing_required_parameter")
-    if (!tools.some((tool) => tool.name === name)) {
-      return fail("tool_choice.function.name", `Invalid 'tool_choice.function.name': ${JSON.stringify(name)} is not one of the tools in 'tools'.`, "invalid_value")
-    }
-    return { _tag: "function", name }
-  }
-  const variant = Predicate.isObject(value) ? JSON.stringify(value.type) : JSON.stringify(value)
-  return fail("tool_choice", `Invalid 'tool_choice': ${variant} is not supported; use "auto", "none", "required" or {"type":"function","function":{"name":...}}.`, "invalid_value")
-}
 
 const parseStop = (value: unknown): ReadonlyArray<string> | undefined => {
   if (!present(value)) return undefined
@@ -248,8 +206,8 @@ const parse = (body: unknown): ChatRequest => {
     seed: typeof seed === "number" ? seed : undefined,
     stop: parseStop(body.stop)
   }
-  const tools = parseTools(body.tools)
-  const toolChoice = parseToolChoice(body.tool_choice, tools)
+  const tools = parseTools(body.tools, "nested")
+  const toolChoice = parseToolChoice(body.tool_choice, tools, "nested")
   const messages = parseMessages(body.messages)
   return {
     model: typeof model === "string" ? model.trim() : undefined,

@@ -4,7 +4,8 @@
  * parser written with them throws `Invalid` at the first bad field, and
  * `parseWith` turns that into a Result, so a nested parser needs no plumbing.
  */
-import { Result } from "effect"
+import { Predicate, Result } from "effect"
+import type { ClientTool, ToolChoice } from "./ChatRequest.ts"
 import { invalidField, type OpenAiError } from "./OpenAiError.ts"
 
 export const present = (u: unknown): boolean => u !== undefined && u !== null
@@ -49,4 +50,60 @@ export const parseWith = <A>(parse: () => A): Result.Result<A, OpenAiError> => {
     if (error instanceof Invalid) return Result.fail(error.error)
     throw error
   }
+}
+
+export const missing = (param: string): never => fail(param, `Missing required parameter: '${param}'.`, "missing_required_parameter")
+
+/**
+ * Where a function tool keeps its name: chat completions nests it
+ * (`{type, function: {name, ...}}`); OpenResponses puts it on the tool
+ * (`{type, name, ...}`) and also takes OpenClaw's older nested shape.
+ */
+export type ToolShape = "nested" | "flat-or-nested"
+
+export const parseTools = (value: unknown, shape: ToolShape): ReadonlyArray<ClientTool> => {
+  if (!present(value)) return []
+  if (!Array.isArray(value)) return fail("tools", "Invalid 'tools': expected an array of function tools.", "invalid_type")
+  const names = new Set<string>()
+  return value.map((tool: unknown, i): ClientTool => {
+    const at = `tools[${i}]`
+    if (!Predicate.isObject(tool)) return fail(at, `Invalid '${at}': expected an object.`, "invalid_type")
+    if (tool.type !== "function") return fail(`${at}.type`, `Invalid '${at}.type': only "function" tools are supported, got ${JSON.stringify(tool.type)}.`, "invalid_value")
+    const nested = Predicate.isObject(tool.function)
+    if (!nested && shape === "nested") return missing(`${at}.function`)
+    const fn = Predicate.isObject(tool.function) ? tool.function : tool
+    const base = nested ? `${at}.function` : at
+    const name = fn.name
+    if (typeof name !== "string" || name === "") return missing(`${base}.name`)
+    if (!TOOL_NAME.test(name)) return fail(`${base}.name`, `Invalid '${base}.name': ${JSON.stringify(name)} must match ${TOOL_NAME}.`, "invalid_value")
+    if (names.has(name)) return fail(`${base}.name`, `Invalid '${base}.name': ${JSON.stringify(name)} is declared twice.`, "invalid_value")
+    names.add(name)
+    if (present(fn.description) && typeof fn.description !== "string") return fail(`${base}.description`, `Invalid '${base}.description': expected a string.`, "invalid_type")
+    if (present(fn.parameters) && !Predicate.isObject(fn.parameters)) return fail(`${base}.parameters`, `Invalid '${base}.parameters': expected a JSON Schema object.`, "invalid_type")
+    return {
+      name,
+      description: typeof fn.description === "string" ? fn.description : undefined,
+      parameters: Predicate.isObject(fn.parameters) ? fn.parameters : { type: "object", properties: {} }
+    }
+  })
+}
+
+export const parseToolChoice = (value: unknown, tools: ReadonlyArray<ClientTool>, shape: ToolShape): ToolChoice => {
+  if (!present(value)) return { _tag: tools.length === 0 ? "none" : "auto" }
+  if (value === "auto" || value === "none") return { _tag: value }
+  if (value === "required") {
+    if (tools.length === 0) return fail("tool_choice", "Invalid 'tool_choice': \"required\" needs at least one tool in 'tools'.", "invalid_value")
+    return { _tag: "required" }
+  }
+  if (Predicate.isObject(value) && value.type === "function") {
+    const nested = Predicate.isObject(value.function) || shape === "nested"
+    const name = Predicate.isObject(value.function) ? value.function.name : nested ? undefined : value.name
+    const param = nested ? "tool_choice.function.name" : "tool_choice.name"
+    if (typeof name !== "string" || name === "") return missing(param)
+    if (!tools.some((tool) => tool.name === name)) return fail(param, `Invalid '${param}': ${JSON.stringify(name)} is not one of the tools in 'tools'.`, "invalid_value")
+    return { _tag: "function", name }
+  }
+  const variant = Predicate.isObject(value) ? JSON.stringify(value.type) : JSON.stringify(value)
+  const example = shape === "nested" ? `{"type":"function","function":{"name":...}}` : `{"type":"function","name":...}`
+  return fail("tool_choice", `Invalid 'tool_choice': ${variant} is not supported; use "auto", "none", "required" or ${example}.`, "invalid_value")
 }

@@ -11,7 +11,7 @@
  */
 import { Predicate, Result } from "effect"
 import type { ChatMessage, ClientTool, Sampling, ToolCall, ToolChoice } from "../openai/ChatRequest.ts"
-import { fail, numberIn, parseWith, positiveInt, present, TOOL_NAME } from "../openai/FieldChecks.ts"
+import { fail, missing, numberIn, parseToolChoice, parseTools, parseWith, positiveInt, present } from "../openai/FieldChecks.ts"
 import type { OpenAiError } from "../openai/OpenAiError.ts"
 
 export interface ResponsesRequest {
@@ -33,8 +33,6 @@ export interface ResponsesRequest {
 }
 
 
-
-const missing = (param: string): never => fail(param, `Missing required parameter: '${param}'.`, "missing_required_parameter")
 
 const string = (value: unknown, param: string): string => typeof value === "string" ? value : fail(param, `Invalid '${param}': expected a string.`, "invalid_type")
 
@@ -174,51 +172,7 @@ const parseInput = (value: unknown): ReadonlyArray<ChatMessage> => {
   return messages
 }
 
-/** Function tools in the Responses shape `{type, name, ...}` or OpenClaw's older nested `{type, function: {name, ...}}`. */
-const parseTools = (value: unknown): ReadonlyArray<ClientTool> => {
-  if (!present(value)) return []
-  if (!Array.isArray(value)) return fail("tools", "Invalid 'tools': expected an array of function tools.", "invalid_type")
-  const names = new Set<string>()
-  return value.map((tool: unknown, i): ClientTool => {
-    const at = `tools[${i}]`
-    if (!Predicate.isObject(tool)) return fail(at, `Invalid '${at}': expected an object.`, "invalid_type")
-    if (tool.type !== "function") return fail(`${at}.type`, `Invalid '${at}.type': only "function" tools are supported, got ${JSON.stringify(tool.type)}.`, "invalid_value")
-    const nested = Predicate.isObject(tool.function)
-    const fn = Predicate.isObject(tool.function) ? tool.function : tool
-    const base = nested ? `${at}.function` : at
-    const name = fn.name
-    if (typeof name !== "string" || name === "") return missing(`${base}.name`)
-    if (!TOOL_NAME.test(name)) return fail(`${base}.name`, `Invalid '${base}.name': ${JSON.stringify(name)} must match ${TOOL_NAME}.`, "invalid_value")
-    if (names.has(name)) return fail(`${base}.name`, `Invalid '${base}.name': ${JSON.stringify(name)} is declared twice.`, "invalid_value")
-    names.add(name)
-    if (present(fn.description) && typeof fn.description !== "string") return fail(`${base}.description`, `Invalid '${base}.description': expected a string.`, "invalid_type")
-    if (present(fn.parameters) && !Predicate.isObject(fn.parameters)) return fail(`${base}.parameters`, `Invalid '${base}.parameters': expected a JSON Schema object.`, "invalid_type")
-    return {
-      name,
-      description: typeof fn.description === "string" ? fn.description : undefined,
-      parameters: Predicate.isObject(fn.parameters) ? fn.parameters : { type: "object", properties: {} }
-    }
-  })
-}
 
-const parseToolChoice = (value: unknown, tools: ReadonlyArray<ClientTool>): ToolChoice => {
-  if (!present(value)) return { _tag: tools.length === 0 ? "none" : "auto" }
-  if (value === "auto" || value === "none") return { _tag: value }
-  if (value === "required") {
-    if (tools.length === 0) return fail("tool_choice", "Invalid 'tool_choice': \"required\" needs at least one tool in 'tools'.", "invalid_value")
-    return { _tag: "required" }
-  }
-  if (Predicate.isObject(value) && value.type === "function") {
-    const nested = Predicate.isObject(value.function)
-    const name = Predicate.isObject(value.function) ? value.function.name : value.name
-    const param = nested ? "tool_choice.function.name" : "tool_choice.name"
-    if (typeof name !== "string" || name === "") return missing(param)
-    if (!tools.some((tool) => tool.name === name)) return fail(param, `Invalid '${param}': ${JSON.stringify(name)} is not one of the tools in 'tools'.`, "invalid_value")
-    return { _tag: "function", name }
-  }
-  const variant = Predicate.isObject(value) ? JSON.stringify(value.type) : JSON.stringify(value)
-  return fail("tool_choice", `Invalid 'tool_choice': ${variant} is not supported; use "auto", "none", "required" or {"type":"function","name":...}.`, "invalid_value")
-}
 
 const parseMetadata = (value: unknown): Readonly<Record<string, string>> => {
   if (!present(value)) return {}
@@ -252,8 +206,8 @@ const parse = (body: unknown): ResponsesRequest => {
     maxTokens: maxOutputTokens
   }
   const metadata = parseMetadata(body.metadata)
-  const tools = parseTools(body.tools)
-  const toolChoice = parseToolChoice(body.tool_choice, tools)
+  const tools = parseTools(body.tools, "flat-or-nested")
+  const toolChoice = parseToolChoice(body.tool_choice, tools, "flat-or-nested")
   const input = parseInput(body.input)
   const system: ReadonlyArray<ChatMessage> = typeof instructions === "string" && instructions.trim() !== ""
     ? [{ role: "system", text: instructions, imageUrls: [], toolCalls: [] }]
