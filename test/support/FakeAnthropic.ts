@@ -193,6 +193,19 @@ export const systemText = (request: RecordedAnthropicRequest | undefined): strin
 export const messagesJson = (request: RecordedAnthropicRequest | undefined): string => JSON.stringify(request?.body?.messages ?? [])
 
 /** Whether a recorded request is the compaction's summary request (src/agent/Compaction.ts prompt). */
+/** The text of each user message the request carried, in order. */
+export const userTexts = (request: RecordedAnthropicRequest): Array<string> =>
+  (request.body?.messages ?? []).filter((m) => m.role === "user").map((m) =>
+    typeof m.content === "string" ? m.content : m.content.map((b) => typeof b.text === "string" ? b.text : "").join("")
+  )
+
+/** The last request the fake received; throws when it has seen none. */
+export const lastRequestOf = (fake: { readonly requests: ReadonlyArray<RecordedAnthropicRequest> }): RecordedAnthropicRequest => {
+  const request = fake.requests.at(-1)
+  if (request === undefined) throw new Error("the fake saw no request")
+  return request
+}
+
 export const isSummaryRequest = (request: RecordedAnthropicRequest): boolean => systemText(request).includes("working memory of a long conversation")
 
 /** `echo: <text of the last user message>`, or of its tool results when it has no text. */

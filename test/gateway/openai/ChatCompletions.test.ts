@@ -7,7 +7,7 @@ import { spawn } from "node:child_process"
 import { existsSync } from "node:fs"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import OpenAI from "openai"
-import { type FakeAnthropicHandle, type RecordedAnthropicRequest, startFakeAnthropic } from "../../support/FakeAnthropic.ts"
+import { type FakeAnthropicHandle, type RecordedAnthropicRequest, lastRequestOf, startFakeAnthropic, userTexts } from "../../support/FakeAnthropic.ts"
 import { type StartedGateway, startGateway } from "../../support/Gateway.ts"
 import { at, connect } from "../ws/WsClient.ts"
 
@@ -26,16 +26,8 @@ afterAll(async () => {
   await fake?.close()
 })
 
-const lastRequest = (): RecordedAnthropicRequest => {
-  const request = fake.requests.at(-1)
-  if (request === undefined) throw new Error("the fake saw no request")
-  return request
-}
+const lastRequest = (): RecordedAnthropicRequest => lastRequestOf(fake)
 
-const userTexts = (request: RecordedAnthropicRequest): Array<string> =>
-  (request.body?.messages ?? []).filter((m) => m.role === "user").map((m) =>
-    typeof m.content === "string" ? m.content : m.content.map((b) => typeof b.text === "string" ? b.text : "").join("")
-  )
 
 const post = (body: unknown, headers: Record<string, string> = {}) =>
   fetch(`${gateway.url}/v1/chat/completions`, {
