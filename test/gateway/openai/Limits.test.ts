@@ -9,6 +9,7 @@ import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { stringify } from "yaml"
 import { type FakeAnthropicHandle, startFakeAnthropic } from "../../support/FakeAnthropic.ts"
 import { type StartedGateway, startGateway } from "../../support/Gateway.ts"
+import { chunked } from "../../support/ChunkedBody.ts"
 
 let fake: FakeAnthropicHandle
 let gateway: StartedGateway
@@ -32,19 +33,6 @@ const post = (body: string | ReadableStream<Uint8Array>, headers: Record<string,
     body,
     duplex: "half"
   })
-
-const chunked = (text: string, pieces: number) => {
-  const bytes = new TextEncoder().encode(text)
-  const size = Math.ceil(bytes.length / pieces)
-  let offset = 0
-  return new ReadableStream<Uint8Array>({
-    pull(controller) {
-      if (offset >= bytes.length) return controller.close()
-      controller.enqueue(bytes.slice(offset, offset + size))
-      offset += size
-    }
-  })
-}
 
 describe("limits", () => {
   it("takes a body under the configured limit", async () => {

@@ -11,6 +11,7 @@ import OpenAI from "openai"
 import { stringify } from "yaml"
 import { type FakeAnthropicHandle, startFakeAnthropic } from "../../support/FakeAnthropic.ts"
 import { type StartedGateway, startGateway } from "../../support/Gateway.ts"
+import { chunked } from "../../support/ChunkedBody.ts"
 
 let fake: FakeAnthropicHandle
 let gateway: StartedGateway
@@ -37,19 +38,6 @@ const post = (body: string | ReadableStream<Uint8Array>, headers: Record<string,
   })
 
 const small = JSON.stringify({ model: "beamclaw", input: "small" })
-
-const chunked = (text: string, pieces: number) => {
-  const bytes = new TextEncoder().encode(text)
-  const size = Math.ceil(bytes.length / pieces)
-  let offset = 0
-  return new ReadableStream<Uint8Array>({
-    pull(controller) {
-      if (offset >= bytes.length) return controller.close()
-      controller.enqueue(bytes.slice(offset, offset + size))
-      offset += size
-    }
-  })
-}
 
 const writeConfig = (endpoints: Record<string, unknown>) =>
   fs.writeFile(
