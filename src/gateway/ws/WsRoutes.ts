@@ -27,8 +27,21 @@ const HEALTH_BROADCAST_INTERVAL_MS = 60_000
 const SHUTDOWN_FLUSH_MS = 1000
 
 /** Test and tuning knobs; OpenClaw reads OPENCLAW_HANDSHAKE_TIMEOUT_MS the same way. */
-const positiveMs = (name: string, fallback: number) =>
-  Config.Int(name).pipe(Config.option, Config.map((value) => Option.getOrElse(Option.filter(value, (ms: number) => ms > 0), () => fallback)))
+/**
+ * A positive whole number from the environment, else `fallback`. A value that
+ * is set but is not one is not an error that stops the gateway (OpenClaw
+ * ignores it the same way), but it is logged, naming the variable, so a typo
+ * does not pass unseen.
+ */
+const positiveInt = (name: string, fallback: number): Effect.Effect<number> =>
+  Effect.gen(function*() {
+    const raw = yield* Config.option(Config.String(name)).pipe(Effect.orElseSucceed(() => Option.none<string>()))
+    if (Option.isNone(raw)) return fallback
+    const value = Number(raw.value.trim())
+    if (Number.isSafeInteger(value) && value > 0) return value
+    yield* Effect.logWarning(`${name}=${JSON.stringify(raw.value)} is not a positive whole number; using ${fallback}`)
+    return fallback
+  })
 
 export const methodTable = (hub: Hub.Hub): Record<string, Handler> => ({
   ...SystemMethods.handlers(hub),
@@ -41,12 +54,10 @@ export const methodTable = (hub: Hub.Hub): Record<string, Handler> => ({
 /** The hub of one listener, with its background broadcasts (ticks, health, device pairing). */
 export class WsHub extends Context.Service<WsHub, Hub.Hub>()("beamclaw/gateway/ws/WsHub") {
   static readonly layer = Layer.effect(WsHub, Effect.gen(function*() {
-    const tickIntervalMs = yield* positiveMs("BEAMCLAW_TICK_INTERVAL_MS", DEFAULT_TICK_INTERVAL_MS).pipe(Effect.orElseSucceed(() => DEFAULT_TICK_INTERVAL_MS))
-    const handshakeTimeoutMs = yield* positiveMs("BEAMCLAW_HANDSHAKE_TIMEOUT_MS", DEFAULT_HANDSHAKE_TIMEOUT_MS).pipe(Effect.orElseSucceed(() => DEFAULT_HANDSHAKE_TIMEOUT_MS))
+    const tickIntervalMs = yield* positiveInt("BEAMCLAW_TICK_INTERVAL_MS", DEFAULT_TICK_INTERVAL_MS)
+    const handshakeTimeoutMs = yield* positiveInt("BEAMCLAW_HANDSHAKE_TIMEOUT_MS", DEFAULT_HANDSHAKE_TIMEOUT_MS)
     // OpenClaw reads OPENCLAW_MAX_PREAUTH_CONNECTIONS_PER_IP the same way (a positive integer, else the default).
-    const maxPreauthConnectionsPerIp = yield* positiveMs("BEAMCLAW_MAX_PREAUTH_CONNECTIONS_PER_IP", DEFAULT_MAX_PREAUTH_CONNECTIONS_PER_IP).pipe(
-      Effect.orElseSucceed(() => DEFAULT_MAX_PREAUTH_CONNECTIONS_PER_IP)
-    )
+    const maxPreauthConnectionsPerIp = yield* positiveInt("BEAMCLAW_MAX_PREAUTH_CONNECTIONS_PER_IP", DEFAULT_MAX_PREAUTH_CONNECTIONS_PER_IP)
     const hub = yield* Hub.make({ version: SERVER_VERSION, tickIntervalMs, handshakeTimeoutMs, maxPreauthConnectionsPerIp })
 
     yield* Effect.forkScoped(

@@ -200,13 +200,15 @@ describe("pre-auth socket budget", () => {
     await closeAll([...sockets, elsewhere])
   })
 
-  it("defaults to OpenClaw's 32 per address", async () => {
-    const defaults = await startGateway({ anthropicUrl: fake.url })
+  it("defaults to OpenClaw's 32 per address, and a budget that is not a positive whole number is named in the log and not used", async () => {
+    const defaults = await startGateway({ anthropicUrl: fake.url, env: { BEAMCLAW_MAX_PREAUTH_CONNECTIONS_PER_IP: "lots" } })
     try {
       const sockets: Array<Opened> = []
       for (let i = 0; i < 32; i++) sockets.push(await open(defaults.wsUrl))
       await assertRefused(defaults.wsUrl)
       await closeAll(sockets)
+      const { stdout, stderr } = defaults.output()
+      assert.include(stdout + stderr, 'BEAMCLAW_MAX_PREAUTH_CONNECTIONS_PER_IP="lots" is not a positive whole number; using 32')
     } finally {
       await defaults.stop()
     }
