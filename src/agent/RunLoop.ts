@@ -77,6 +77,8 @@ export interface TurnSession {
   readonly persist: (entries: ReadonlyArray<Transcript.Entry>, options?: { readonly sync?: boolean }) => Effect.Effect<void, StoreError | Transcript.TranscriptInvariantError>
   /** Called as each model call completes, with its usage and `provider/model`. */
   readonly addUsage: (usage: Usage, model: string) => Effect.Effect<void>
+  /** Called as each model call's answer begins (the provider's `Started`). */
+  readonly answerStarted?: Effect.Effect<void>
 }
 
 export interface TurnResult {
@@ -158,6 +160,8 @@ export const runTurn = Effect.fnUntraced(function*(
       }).pipe(
         Stream.runForEach((event) => {
           switch (event._tag) {
+            case "Started":
+              return session.answerStarted ?? Effect.void
             case "TextDelta":
               partial += event.text
               return emit({ _tag: "TextDelta", text: event.text })

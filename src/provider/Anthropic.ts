@@ -323,6 +323,8 @@ interface UsageFields {
   readonly cache_creation_input_tokens?: number | null | undefined
 }
 
+const startedEvents: ReadonlyArray<ProviderEvent> = [{ _tag: "Started" }]
+
 const makeAssembler = (provider: string, model: string) => {
   const blocks = new Map<number, Block>()
   let started = false
@@ -354,7 +356,7 @@ const makeAssembler = (provider: string, model: string) => {
       case "message_start":
         started = true
         takeUsage(event.message.usage)
-        return []
+        return startedEvents
       case "content_block_start": {
         const block = event.content_block
         switch (block.type) {

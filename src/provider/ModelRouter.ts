@@ -144,8 +144,9 @@ export const makeModelRouter = (options: ModelRouterOptions): ModelRouter => {
         let emitted = false
         return source.pipe(
           // Per batch, not per event: the flag only has to be up before anything goes downstream.
+          // `Started` is no output: a model that fails right after it still fails over.
           Stream.mapArray((batch) => {
-            emitted = true
+            if (!emitted && batch.some((event) => event._tag !== "Started")) emitted = true
             return batch
           }),
           Stream.catch((error): Stream.Stream<RouterEvent, ProviderError> => {

@@ -302,8 +302,13 @@ const makeAssembler = (provider: string, model: string) => {
   const fail = (reason: ProviderErrorReason, message: string) =>
     new ProviderError({ provider, model, reason, message })
 
+  let started = false
   const onChunk = (chunk: Chunk): Array<ProviderEvent> => {
     const events: Array<ProviderEvent> = []
+    if (!started) {
+      started = true
+      events.push({ _tag: "Started" })
+    }
     for (const choice of chunk.choices ?? []) {
       const delta = choice.delta
       if (delta !== undefined && delta !== null) {

@@ -30,6 +30,8 @@ export interface ProviderRequest {
 
 /** What a provider streams while a model call runs; `Done` closes every successful stream. */
 export type ProviderEvent =
+  /** The provider accepted the request and its answer has begun (Anthropic's message_start, the first OpenAI chunk); no output yet. */
+  | { readonly _tag: "Started" }
   | { readonly _tag: "TextDelta"; readonly text: string }
   | { readonly _tag: "ThinkingDelta"; readonly thinking: string }
   | { readonly _tag: "ToolCallStart"; readonly id: string; readonly name: string }

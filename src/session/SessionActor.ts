@@ -378,6 +378,7 @@ export const handle = Effect.fn("SessionActor.handle")(function*(state: SessionS
       let turnSession: TurnSession | undefined
       let turnSettings: AgentSettings | undefined
       const turn = Effect.gen(function*() {
+        const startDone = yield* lane.starting
         const policy = yield* agents.sessionPolicy
         const fresh = envelope.input.newSession
         // A turn that asks for a fresh session carries its message already stripped of the command.
@@ -401,7 +402,8 @@ export const handle = Effect.fn("SessionActor.handle")(function*(state: SessionS
           kind: state.key.kind,
           entries: Effect.sync(() => state.entries),
           persist: persistFor(store, state, settings.workspace),
-          addUsage: addUsage(state)
+          addUsage: addUsage(state),
+          answerStarted: startDone
         }
         return yield* runTurn(turnSession, settings, input, emit)
       })

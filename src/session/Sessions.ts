@@ -154,7 +154,7 @@ export class Sessions extends Context.Service<Sessions, {
      * session's memory and, after a backoff, the next envelope reloads it from
      * the transcript, within the configured restart intensity.
      */
-    const lane = yield* RunLane.make
+    const lane = yield* RunLane.make()
     // The lane is sized here only, before the first turn and then at each config change, in order: a larger
     // maxConcurrent lets waiting turns start without another turn asking, and no turn can restore an older size.
     yield* lane.resize((yield* agents.sessionPolicy).maxConcurrent)

@@ -50,6 +50,8 @@ describe("Anthropic provider", () => {
     Effect.gen(function*() {
       const fake = yield* FakeAnthropic.make([FakeAnthropic.textReply("Hello from the fake model")])
       const events = yield* Stream.runCollect(providerFor(fake).stream(baseRequest([user("hi")])))
+      assert.strictEqual(events[0]?._tag, "Started", "message_start is the answer beginning")
+      assert.strictEqual(events.filter((e) => e._tag === "Started").length, 1)
       assert.isAbove(events.filter((e) => e._tag === "TextDelta").length, 1)
       assert.strictEqual(textOf(events), "Hello from the fake model")
       const message = doneOf(events)
@@ -516,7 +518,7 @@ describe("Anthropic provider reading the event stream", () => {
     Effect.scoped(Effect.gen(function*() {
       const { url } = yield* scriptedSse([messageStart + textBlock("one") + messageEnd])
       const batches = [...yield* Stream.runCollect(Stream.chunks(scriptedProvider(url).stream(baseRequest([user("hi")]))))]
-      assert.deepStrictEqual(batches.map((batch) => batch.map((e) => e._tag)), [["TextDelta"], ["Done"]])
+      assert.deepStrictEqual(batches.map((batch) => batch.map((e) => e._tag)), [["Started", "TextDelta"], ["Done"]])
     })))
 
   it.live("reports well-formed JSON of the wrong shape as MalformedStream", () =>

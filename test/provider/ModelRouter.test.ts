@@ -36,7 +36,7 @@ const done = (provider: string, model: string, text: string): ProviderEvent => {
 }
 
 type Step =
-  | { readonly fail: ProviderErrorReason; readonly retryAfterMs?: number; readonly afterText?: string }
+  | { readonly fail: ProviderErrorReason; readonly retryAfterMs?: number; readonly afterText?: string; readonly afterStarted?: boolean }
   | { readonly text: string }
 
 /**
@@ -62,9 +62,10 @@ const scripted = (id: string, steps: ReadonlyArray<Step>) => {
           message: `${step.fail} from ${id}`,
           ...(step.retryAfterMs !== undefined ? { retryAfterMs: step.retryAfterMs } : {})
         })
-        const prefix: Stream.Stream<ProviderEvent> = step.afterText === undefined
-          ? Stream.empty
-          : Stream.make({ _tag: "TextDelta", text: step.afterText })
+        const started: ReadonlyArray<ProviderEvent> = step.afterStarted === true ? [{ _tag: "Started" }] : []
+        const prefix: Stream.Stream<ProviderEvent> = Stream.fromIterable(
+          step.afterText === undefined ? started : [...started, { _tag: "TextDelta", text: step.afterText }]
+        )
         return prefix.pipe(Stream.concat(Stream.fail(error)))
       })
   }
@@ -168,6 +169,15 @@ describe("ModelRouter", () => {
       assert.strictEqual(b.calls.length, 0)
     }))
 
+  it.effect("an answer that began (Started) but failed before any output still fails over", () =>
+    Effect.gen(function*() {
+      const a = scripted("a", [{ fail: "Auth", afterStarted: true }])
+      const b = scripted("b", [{ text: "ok" }])
+      const events = yield* Stream.runCollect(routerOf(a.provider, b.provider).stream([ref("a/m1"), ref("b/m2")], request))
+      assert.deepStrictEqual(tags(events), ["Started", "Failover", "TextDelta", "Done"])
+      assert.strictEqual(b.calls.length, 1)
+    }))
+
   it.effect("a retry-after beyond the cap skips the wait and fails over", () =>
     Effect.gen(function*() {
       const a = scripted("a", [{ fail: "RateLimited", retryAfterMs: 3_600_000 }])
@@ -237,7 +247,7 @@ describe("ModelRouter over the Anthropic provider and the fake API", () => {
     Effect.gen(function*() {
       const fake = yield* FakeAnthropic.make([FakeAnthropic.overloaded(), FakeAnthropic.textReply("second time lucky")])
       const events = yield* Stream.runCollect(routerFor(fake).stream([ref("anthropic/claude-a")], request))
-      assert.deepStrictEqual(tags(events).slice(0, 1), ["TextDelta"])
+      assert.deepStrictEqual(tags(events).slice(0, 2), ["Started", "TextDelta"], "the answer begins, then its text")
       assert.strictEqual(text(events), "second time lucky")
       assert.strictEqual(fake.requests.length, 2)
     }))
@@ -254,6 +264,21 @@ describe("ModelRouter over the Anthropic provider and the fake API", () => {
       assert.strictEqual(text(events), "fallback here")
       const last = events.at(-1)
       assert.strictEqual(last?._tag === "Done" ? last.message.model : "", "claude-fallback")
+    }))
+
+  it.live("an overloaded_error in the stream right after message_start fails over: the answer had begun but nothing was said", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeAnthropic.make((req) =>
+        req.body?.model === "claude-primary"
+          ? { kind: "streamError", type: "overloaded_error", message: "Overloaded" }
+          : FakeAnthropic.textReply("fallback here")
+      )
+      const events = yield* Stream.runCollect(
+        routerFor(fake).stream([ref("anthropic/claude-primary"), ref("anthropic/claude-fallback")], request)
+      )
+      assert.strictEqual(fake.requests.at(-1)?.body?.model, "claude-fallback")
+      assert.include(tags(events), "Failover")
+      assert.strictEqual(text(events), "fallback here")
     }))
 
   it.live("a 400 invalid_request_error is sent once and not failed over", () =>

@@ -56,6 +56,8 @@ describe("OpenAI-compatible provider", () => {
         usage: { prompt_tokens: 120, completion_tokens: 7, cached_tokens: 100 }
       }])
       const events = yield* Stream.runCollect(providerFor(fake).stream(baseRequest([user("hi")])))
+      assert.strictEqual(events[0]?._tag, "Started", "the first chunk is the answer beginning")
+      assert.strictEqual(events.filter((e) => e._tag === "Started").length, 1)
       assert.isAbove(events.filter((e) => e._tag === "TextDelta").length, 1)
       assert.strictEqual(textOf(events), "Hello there, friend")
       const message = doneOf(events)

@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Stream } from "effect"
+import { Deferred, Duration, Effect, Exit, Fiber, Scope, Stream } from "effect"
+import { TestClock } from "effect/testing"
 import type { TurnEvent } from "../../src/agent/TurnEvent.ts"
 import { AppConfig } from "../../src/config/AppConfig.ts"
 import * as RunLane from "../../src/session/RunLane.ts"
@@ -28,7 +29,7 @@ describe("RunLane", () => {
 
   it.live("runs at most `capacity` at once, the rest in arrival order, and follows a new size", () =>
     Effect.gen(function*() {
-      const lane = yield* RunLane.make
+      const lane = yield* RunLane.make()
       yield* lane.resize(2)
       const started: Array<number> = []
       const gates = yield* Effect.forEach([0, 1, 2, 3], () => Deferred.make<void>())
@@ -60,7 +61,7 @@ describe("RunLane", () => {
 
   it.live("a smaller size admits nobody until the running turns are under it, and only resize changes it", () =>
     Effect.gen(function*() {
-      const lane = yield* RunLane.make
+      const lane = yield* RunLane.make()
       yield* lane.resize(2)
       const started: Array<number> = []
       const gates = yield* Effect.forEach([0, 1, 2], () => Deferred.make<void>())
@@ -87,6 +88,65 @@ describe("RunLane", () => {
       yield* Fiber.join(third)
       assert.deepStrictEqual(yield* lane.stats, { running: 0, capacity: 1 })
     }))
+
+  it("starts max(2, parallelism) turns at once by default", () => {
+    assert.strictEqual(RunLane.defaultStartCapacity(1), 2)
+    assert.strictEqual(RunLane.defaultStartCapacity(2), 2)
+    assert.strictEqual(RunLane.defaultStartCapacity(16), 16)
+  })
+
+  it.effect("lets `startCapacity` turns start at once; a start slot comes back when released, after the hold time, or when the scope closes", () =>
+    Effect.gen(function*() {
+      const lane = yield* RunLane.make({ startCapacity: 2, startHold: Duration.seconds(1) })
+      const acquired: Array<string> = []
+      const start = (name: string, scope: Scope.Closeable) =>
+        lane.starting.pipe(Scope.provide(scope), Effect.tap(() => Effect.sync(() => acquired.push(name))))
+      const [a, b, c, d, e] = yield* Effect.forEach([1, 2, 3, 4, 5], () => Scope.make())
+      const releaseA = yield* start("a", a!)
+      yield* start("b", b!)
+      const waitingC = yield* Effect.forkChild(start("c", c!))
+      yield* TestClock.adjust("500 millis")
+      assert.deepStrictEqual(acquired, ["a", "b"], "both start slots are taken")
+      // Released (a's answer began): c starts at once; releasing twice gives back one slot only.
+      yield* releaseA
+      yield* releaseA
+      yield* Fiber.join(waitingC)
+      const waitingD = yield* Effect.forkChild(start("d", d!))
+      yield* TestClock.adjust("499 millis")
+      assert.deepStrictEqual(acquired, ["a", "b", "c"], "b and c hold the two slots")
+      // b has held its slot for the whole hold time: it goes back, and d starts.
+      yield* TestClock.adjust("1 millis")
+      yield* Fiber.join(waitingD)
+      assert.deepStrictEqual(acquired, ["a", "b", "c", "d"])
+      // Closing a scope gives its slot back too.
+      const waitingE = yield* Effect.forkChild(start("e", e!))
+      yield* Scope.close(c!, Exit.void)
+      yield* Fiber.join(waitingE)
+      assert.deepStrictEqual(acquired, ["a", "b", "c", "d", "e"])
+      for (const scope of [a, b, d, e]) yield* Scope.close(scope!, Exit.void)
+    }))
+
+  it.live("a slow model does not hold up the turns behind it: start slots are held for the start-up only", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      // Each answer begins after 600 ms, as a real model's first token may. With the start
+      // slots held until the answer began, three rounds of start slots would take 1.8 s.
+      const turns = RunLane.defaultStartCapacity() * 3
+      const fake = yield* FakeAnthropic.make(() => textReply("ok", { firstByteDelayMs: 600 }))
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions
+        const started = Date.now()
+        const results = yield* Effect.forEach(
+          Array.from({ length: turns }, (_, i) => i),
+          (i) => collect(sessions.send(`agent:main:s${i}`, { runId: `r${i}`, text: `turn ${i}` })),
+          { concurrency: "unbounded" }
+        )
+        const elapsed = Date.now() - started
+        assert.isTrue(results.every((result) => result._tag === "Success" && result.success.some((e) => e._tag === "TurnCompleted")))
+        assert.strictEqual(fake.requests.length, turns)
+        assert.isBelow(elapsed, 1500, `${turns} turns against a model that answers after 600 ms`)
+      }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url, config: { agents: { defaults: { maxConcurrent: turns } } } })))
+    })))
 
   it.live("holds a session's turn until a slot is free, and an abort ends the wait without a model call", () =>
     Effect.scoped(Effect.gen(function*() {

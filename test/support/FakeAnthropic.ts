@@ -31,6 +31,8 @@ export interface StreamShape {
   readonly delayMs?: number
   /** Characters per text/thinking/json delta; by default text is split per word. */
   readonly chunkSize?: number
+  /** Wait before the response headers, as the API does until the model starts its answer, in ms. */
+  readonly firstByteDelayMs?: number
 }
 
 export type FakeAnthropicReply =
@@ -365,6 +367,8 @@ export const startFakeAnthropic = async (script?: FakeAnthropicScript): Promise<
       return
     }
 
+    const firstByteDelayMs = "firstByteDelayMs" in reply ? reply.firstByteDelayMs ?? 0 : 0
+    if (firstByteDelayMs > 0) await sleep(firstByteDelayMs)
     res.writeHead(200, {
       "content-type": "text/event-stream",
       "cache-control": "no-cache",

@@ -210,14 +210,20 @@ export const make = Effect.fnUntraced(function*(options: HubOptions) {
     }
   }
 
+  /** Finished runs in the order they ended: pruning drops from the front, so a new run costs no scan of every run. */
+  const finishedRuns = new Map<string, RunRecord>()
+  const runEnded = (run: RunRecord): void => {
+    finishedRuns.delete(run.runId)
+    finishedRuns.set(run.runId, run)
+  }
   const pruneRuns = (): void => {
     const now = Date.now()
-    const finished = [...runs.values()].filter((run) => run.status !== "running")
-    for (const run of finished) {
-      if (run.endedAt !== undefined && now - run.endedAt > FINISHED_RUN_TTL_MS) runs.delete(run.runId)
+    for (const run of finishedRuns.values()) {
+      const expired = run.endedAt !== undefined && now - run.endedAt > FINISHED_RUN_TTL_MS
+      if (!expired && finishedRuns.size <= FINISHED_RUNS_KEPT) break
+      finishedRuns.delete(run.runId)
+      if (runs.get(run.runId) === run) runs.delete(run.runId)
     }
-    const excess = finished.length - FINISHED_RUNS_KEPT
-    if (excess > 0) for (const run of finished.slice(0, excess)) runs.delete(run.runId)
   }
 
   const newRun = (runId: string, sessionKey: string, kind: "chat" | "agent") =>
@@ -283,6 +289,7 @@ export const make = Effect.fnUntraced(function*(options: HubOptions) {
     register,
     unregister,
     newRun,
+    runEnded,
     fork,
     closeAll,
     closeDevice,

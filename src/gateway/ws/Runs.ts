@@ -124,6 +124,7 @@ const drive = (hub: Hub, run: RunRecord, input: RunInput) =>
           run.endedAt = Date.now()
           run.error = exit._tag === "Failure" ? "the gateway stopped during the run" : run.error
         }
+        hub.runEnded(run)
         yield* Deferred.succeed(run.done, undefined)
       })
     )
