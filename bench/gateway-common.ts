@@ -19,7 +19,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 // ---------------------------------------------------------------------------
 // Processes
 
-const stopChild = (child: ChildProcess, timeoutMs = 5000): Promise<number | null> =>
+export const stopChild = (child: ChildProcess, timeoutMs = 5000): Promise<number | null> =>
   new Promise((resolve) => {
     if (child.exitCode !== null) return resolve(child.exitCode)
     const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs)

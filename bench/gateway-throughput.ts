@@ -9,16 +9,45 @@
  * written as always). baseline: C clients looping POST /v1/messages on the
  * fake with stream:true, read to the end, replaying the body the gateway
  * sent on the 11th turn of a session (the mean history of a 20-turn session).
- * Phases of `seconds` each, ours and baseline alternating (the order flips
- * every round), after a 2 s warm-up of each. The load generator, the
- * gateway and the fake share the machine's cores: see the CPU columns.
+ * floor: the same requests as ours to bench/proxy-floor.ts, a bare node:http
+ * process that does only what no gateway can skip (HTTP in, the model call
+ * with the same body, a transcript append made durable, HTTP out): the most
+ * any Node gateway could reach on this machine.
+ * Phases of `seconds` each, ours, the floor and the baseline in turn (the
+ * order flips every round), after a 2 s warm-up of each. The load generator,
+ * the gateway (or the floor) and the fake share the machine's cores: see the
+ * CPU columns.
  */
+import { type ChildProcess, spawn } from "node:child_process"
+import * as fs from "node:fs/promises"
 import * as os from "node:os"
-import { table } from "./common.ts"
-import { cpuMs, distDir, fmtMs2, keepAliveAgent, percentile, post, startFake, startGateway } from "./gateway-common.ts"
+import * as path from "node:path"
+import * as readline from "node:readline"
+import { nodeBin, repoRoot, table } from "./common.ts"
+import { cpuMs, distDir, fmtMs2, keepAliveAgent, percentile, post, startFake, startGateway, stopChild } from "./gateway-common.ts"
+
+/** bench/proxy-floor.ts in its own process, replaying `body` to the fake. */
+const startFloor = async (fakeUrl: string, body: string) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "beamclaw-bench-floor-"))
+  const bodyFile = path.join(dir, "body.json")
+  await fs.writeFile(bodyFile, body)
+  const child: ChildProcess = spawn(nodeBin, [path.join(repoRoot, "bench", "proxy-floor.ts"), fakeUrl, bodyFile, dir], { stdio: ["ignore", "pipe", "inherit"] })
+  const url = await new Promise<string>((resolve, reject) => {
+    readline.createInterface({ input: child.stdout! }).once("line", resolve)
+    child.once("exit", (code) => reject(new Error(`bench/proxy-floor.ts exited with ${code}`)))
+  })
+  return {
+    url,
+    pid: child.pid ?? 0,
+    stop: async () => {
+      await stopChild(child, 5_000)
+      await fs.rm(dir, { recursive: true, force: true })
+    }
+  }
+}
 
 export interface Phase {
-  readonly who: "ours" | "fake alone"
+  readonly who: "ours" | "floor" | "fake alone"
   readonly concurrency: number
   readonly turns: number
   readonly errors: number
@@ -46,16 +75,20 @@ export const runThroughput = async (seconds: number, rounds: number, levels: Rea
   const baseHeaders = { "x-api-key": "sk-bench", "anthropic-version": "2023-06-01", "x-bench-baseline": "1" }
   const chat = (user: string, n: number) => JSON.stringify({ model: "beamclaw", user, messages: [{ role: "user", content: `bench turn ${n}` }] })
   let phaseId = 0
+  let stopFloor = async () => {}
   try {
     // The baseline's body: what the gateway sends on a session's 11th turn.
     for (let n = 0; n < 11; n++) await post(agent, gateway.url, "/v1/chat/completions", headers, chat("bench-tp-capture", n))
     const baseBody = JSON.stringify(await fake.lastGatewayBody())
+    const floor = await startFloor(fake.url, baseBody)
+    stopFloor = floor.stop
 
     const phase = async (who: Phase["who"], concurrency: number, durationMs: number): Promise<Phase> => {
       const id = ++phaseId
       const latencies: Array<number> = []
       let errors = 0
-      const cpuBefore = { gateway: await cpuMs(gateway.pid), fake: await cpuMs(fake.pid), loadgen: process.cpuUsage() }
+      const serverPid = who === "floor" ? floor.pid : gateway.pid
+      const cpuBefore = { gateway: await cpuMs(serverPid), fake: await cpuMs(fake.pid), loadgen: process.cpuUsage() }
       const started = performance.now()
       const deadline = started + durationMs
       const client = async (c: number) => {
@@ -63,6 +96,8 @@ export const runThroughput = async (seconds: number, rounds: number, levels: Rea
         while (performance.now() < deadline) {
           const result = who === "ours"
             ? await post(agent, gateway.url, "/v1/chat/completions", headers, chat(`bench-tp-${id}-${c}-${Math.floor(n / 20)}`, n))
+            : who === "floor"
+            ? await post(agent, floor.url, "/v1/chat/completions", headers, chat(`bench-tp-${id}-${c}-${Math.floor(n / 20)}`, n))
             : await post(agent, fake.url, "/v1/messages", baseHeaders, baseBody)
           n++
           if (result.status === 200) latencies.push(result.totalMs)
@@ -85,7 +120,7 @@ export const runThroughput = async (seconds: number, rounds: number, levels: Rea
         p50: percentile(latencies, 50),
         p99: percentile(latencies, 99),
         cpu: {
-          gateway: who === "ours" ? (await cpuMs(gateway.pid) - cpuBefore.gateway) / elapsed : 0,
+          gateway: who === "fake alone" ? 0 : (await cpuMs(serverPid) - cpuBefore.gateway) / elapsed,
           fake: (await cpuMs(fake.pid) - cpuBefore.fake) / elapsed,
           loadgen: (loadgen.user + loadgen.system) / 1000 / elapsed
         }
@@ -94,12 +129,13 @@ export const runThroughput = async (seconds: number, rounds: number, levels: Rea
 
     log("throughput: warm-up")
     const warmOurs = await phase("ours", maxClients, 2000)
+    const warmFloor = await phase("floor", maxClients, 2000)
     const warmFake = await phase("fake alone", maxClients, 2000)
-    log(`  warm-up: ours ${warmOurs.turns} turns, fake alone ${warmFake.turns} requests`)
+    log(`  warm-up: ours ${warmOurs.turns} turns, floor ${warmFloor.turns}, fake alone ${warmFake.turns} requests`)
     const phases: Array<Phase> = []
     for (let round = 0; round < rounds; round++) {
       for (const concurrency of levels) {
-        const order: Array<Phase["who"]> = round % 2 === 0 ? ["ours", "fake alone"] : ["fake alone", "ours"]
+        const order: Array<Phase["who"]> = round % 2 === 0 ? ["ours", "floor", "fake alone"] : ["fake alone", "floor", "ours"]
         for (const who of order) {
           const result = await phase(who, concurrency, seconds * 1000)
           log(`  round ${round + 1}, ${who} at ${concurrency}: ${result.perSecond.toFixed(0)} turns/s, ${result.errors} errors`)
@@ -110,6 +146,7 @@ export const runThroughput = async (seconds: number, rounds: number, levels: Rea
     return { phases }
   } finally {
     agent.destroy()
+    await stopFloor()
     await gateway.stop()
     await fake.stop()
   }
@@ -121,6 +158,7 @@ export const throughputTable = (result: ThroughputResult): string => {
   for (const concurrency of levels) {
     const of = (who: Phase["who"]) => result.phases.filter((p) => p.who === who && p.concurrency === concurrency)
     const ours = of("ours")
+    const floor = of("floor")
     const fake = of("fake alone")
     const rate = (phases: ReadonlyArray<Phase>) => sum(phases.map((p) => p.turns)) / sum(phases.map((p) => p.seconds))
     const ratio = rate(ours) / rate(fake)
@@ -129,6 +167,7 @@ export const throughputTable = (result: ThroughputResult): string => {
       `${rate(ours).toFixed(0)}/s`,
       `${rate(fake).toFixed(0)}/s`,
       `${(100 * ratio).toFixed(0)}%`,
+      `${rate(floor).toFixed(0)}/s (${(100 * rate(floor) / rate(fake)).toFixed(0)}%)`,
       concurrency === 64 ? ">= 50%" : "",
       concurrency === 64 ? (ratio >= 0.5 ? "met" : "NOT met") : "",
       ours.map((p) => `${fmtMs2(p.p50)}/${fmtMs2(p.p99)}`).join(", "),
@@ -136,19 +175,19 @@ export const throughputTable = (result: ThroughputResult): string => {
       String(sum(ours.map((p) => p.errors)) + sum(fake.map((p) => p.errors)))
     ])
   }
-  return table(["clients", "ours", "fake alone", "ours/fake", "goal", "", "ours p50/p99 per round", "fake p50/p99 per round", "errors"], rows)
+  return table(["clients", "ours", "fake alone", "ours/fake", "floor (bare node:http), /fake", "goal", "", "ours p50/p99 per round", "fake p50/p99 per round", "errors"], rows)
 }
 
 export const throughputCpu = (result: ThroughputResult): string =>
   table(
-    ["phase", "turns/s", "gateway CPU", "fake CPU", "load generator CPU", "gateway CPU per turn"],
+    ["phase", "turns/s", "gateway (or floor) CPU", "fake CPU", "load generator CPU", "gateway (or floor) CPU per turn"],
     result.phases.map((p) => [
       `${p.who} at ${p.concurrency}`,
       p.perSecond.toFixed(0),
       `${(p.cpu.gateway / 10).toFixed(0)}%`,
       `${(p.cpu.fake / 10).toFixed(0)}%`,
       `${(p.cpu.loadgen / 10).toFixed(0)}%`,
-      p.who === "ours" ? fmtMs2(p.cpu.gateway / p.perSecond) : ""
+      p.who === "fake alone" ? "" : fmtMs2(p.cpu.gateway / p.perSecond)
     ])
   )
 
