@@ -4,6 +4,8 @@
  * `App.core()` in-process from BEAMCLAW_HOME (the parent writes its
  * beamclaw.yaml, pointing the anthropic provider at the fake), measures the
  * idle process, creates sessions, measures again and prints one JSON line.
+ * After turns, each measurement waits for the gateway's own quiet-time look
+ * at the heap (runtime/HeapReclaim.ts), as a gateway settles after work.
  * Investigation knobs (environment): BENCH_V8_FLAGS, BENCH_SMAPS_TOP,
  * BENCH_SMAPS_HIST, BENCH_SETTLE_MS, BENCH_HEAP_SNAPSHOT, BENCH_ALLOC_PROFILE
  * (each described where it is used).
@@ -20,6 +22,7 @@ import * as v8 from "node:v8"
 import { Effect, Stream } from "effect"
 import { tuneHeap } from "../src/entry/heap.ts"
 import * as App from "../src/runtime/App.ts"
+import { HeapReclaim } from "../src/runtime/HeapReclaim.ts"
 import { SessionStore } from "../src/session/SessionStore.ts"
 import { Sessions } from "../src/session/Sessions.ts"
 import type * as Transcript from "../src/session/Transcript.ts"
@@ -198,6 +201,19 @@ const keyOf = (i: number) => `agent:main:bench:${i}`
 const program = Effect.gen(function*() {
   const sessions = yield* Sessions
   const store = yield* SessionStore
+  const reclaim = yield* HeapReclaim
+  /** Waits for HeapReclaim's look at the heap after the turns just run (it reclaims if the heap grew). */
+  const settle = (checksBefore: number) =>
+    Effect.gen(function*() {
+      const started = Date.now()
+      while ((yield* reclaim.stats).checks <= checksBefore) {
+        if (Date.now() - started > 60_000) return yield* Effect.die(new Error("HeapReclaim did not look at the heap within 60 s"))
+        yield* Effect.sleep("100 millis")
+      }
+      const stats = yield* reclaim.stats
+      if (stats.last !== undefined) progress(`heap reclaims ${stats.reclaims}: last ${(stats.last.beforeBytes / 2 ** 20).toFixed(1)} -> ${(stats.last.afterBytes / 2 ** 20).toFixed(1)} MiB in ${stats.last.ms.toFixed(0)} ms, ${((Date.now() - started) / 1000).toFixed(1)} s after the turns`)
+      return stats
+    })
   const turn = (key: string) => sessions.send(key, { runId: crypto.randomUUID(), text: `hello ${key}` }).pipe(Stream.runDrain)
   const notes: Array<string> = []
 
@@ -229,6 +245,7 @@ const program = Effect.gen(function*() {
     // One warm-up turn loads the provider SDK and JIT-compiles the turn path,
     // so the idle figure holds the one-time code and the delta is per session.
     yield* turn("agent:main:bench:warmup")
+    yield* settle((yield* reclaim.stats).checks)
     idle = yield* Effect.promise(measure)
     anonHistogram("idle")
     snapshot("idle")
@@ -236,8 +253,14 @@ const program = Effect.gen(function*() {
     const cpuBefore = process.cpuUsage()
     if (mode === "live" || mode === "passivated-turns") {
       const stopProfile = yield* Effect.promise(allocationProfile)
+      const checksBefore = (yield* reclaim.stats).checks
       yield* runTurns(count)
       yield* Effect.promise(stopProfile)
+      createMs = Date.now() - started
+      const cpu = process.cpuUsage(cpuBefore)
+      createCpuMs = (cpu.user + cpu.system) / 1000
+      const settled = yield* settle(checksBefore)
+      notes.push(`measured after the gateway's quiet-time look at the heap: ${settled.reclaims} memory-reducing GC(s)${settled.last === undefined ? "" : `, the last ${(settled.last.beforeBytes / 2 ** 20).toFixed(0)} -> ${(settled.last.afterBytes / 2 ** 20).toFixed(0)} MiB committed in ${settled.last.ms.toFixed(0)} ms`}`)
     } else if (mode === "passivated-store") {
       // Every session a copy of what a real turn left on disk and in the index.
       const template = yield* store.getEntry("agent:main:bench:warmup")
@@ -259,9 +282,11 @@ const program = Effect.gen(function*() {
         }), { concurrency, discard: true })
       notes.push(`created through SessionStore (createTranscript/append/putEntry), each a copy of the warm-up turn's transcript (${entries.length} entries) and index entry`)
     }
-    createMs = Date.now() - started
-    const cpu = process.cpuUsage(cpuBefore)
-    createCpuMs = (cpu.user + cpu.system) / 1000
+    if (mode === "passivated-store") {
+      createMs = Date.now() - started
+      const cpu = process.cpuUsage(cpuBefore)
+      createCpuMs = (cpu.user + cpu.system) / 1000
+    }
     if (mode === "passivated-turns") {
       const waitStarted = Date.now()
       while ((yield* sessions.stats).live > 0) {

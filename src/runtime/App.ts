@@ -13,6 +13,7 @@ import * as ModelsLayer from "../provider/ModelsLayer.ts"
 import * as FileSessionStore from "../session/FileSessionStore.ts"
 import { Sessions } from "../session/Sessions.ts"
 import { base, type CoreOptions, loggingLayer } from "./Base.ts"
+import { HeapReclaim } from "./HeapReclaim.ts"
 
 export { base, bindHost, type CoreOptions, logToStderr } from "./Base.ts"
 
@@ -21,9 +22,10 @@ const storeLayer = (readOnly: boolean) => Layer.unwrap(Effect.gen(function*() {
   return FileSessionStore.layer({ home: paths.home, readOnly })
 }))
 
-/** The sessions and what they run on, over `base` and the log level. */
+/** The sessions and what they run on, over `base` and the log level; the heap is given back when they go quiet. */
 export const sessions = (readOnly: boolean) =>
-  Sessions.layer.pipe(
+  HeapReclaim.layer().pipe(
+    Layer.provideMerge(Sessions.layer),
     Layer.provideMerge(Layer.mergeAll(AgentDirectoryLayer.layer, ModelsLayer.layer, PromptBuilder.layer, ToolRegistry.empty, storeLayer(readOnly)))
   )
 

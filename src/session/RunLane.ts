@@ -10,7 +10,7 @@
  * Inside the lane, turns also start a few at a time (`starting`).
  */
 import * as os from "node:os"
-import { Duration, Effect, type Scope, Semaphore } from "effect"
+import { Clock, Duration, Effect, Queue, type Scope, Semaphore } from "effect"
 
 // Read once: os.availableParallelism() is a system call, and the session policy is read several times per turn.
 let parallelism: number | undefined
@@ -56,6 +56,12 @@ export interface RunLane {
   readonly resize: (capacity: number) => Effect.Effect<void>
   /** Turns holding a slot now, and the lane's size. */
   readonly stats: Effect.Effect<{ readonly running: number; readonly capacity: number }>
+  /**
+   * Waits for the next turn to end, then until no turn has held a slot for
+   * `after`: the gateway has gone quiet after work. No timer runs while the
+   * lane is idle: it sleeps only between a turn's end and the quiet it waits for.
+   */
+  readonly quiet: (after: Duration.Duration) => Effect.Effect<void>
 }
 
 export const make = (options: { readonly startCapacity?: number; readonly startHold?: Duration.Duration } = {}): Effect.Effect<RunLane> => Effect.gen(function*() {
@@ -63,6 +69,20 @@ export const make = (options: { readonly startCapacity?: number; readonly startH
   let capacity = defaultMaxConcurrent()
   let running = 0
   const slots = yield* Semaphore.make(capacity)
+  // The fiber's clock, so a test clock drives `quiet` as it drives its sleeps.
+  const clock = yield* Clock.Clock
+  /** When a turn last took or gave back a slot. */
+  let lastChangeAt = 0
+  const ended = yield* Queue.sliding<void>(1)
+  const enter = () => {
+    running++
+    lastChangeAt = clock.currentTimeMillisUnsafe()
+  }
+  const leave = () => {
+    running--
+    lastChangeAt = clock.currentTimeMillisUnsafe()
+    Queue.offerUnsafe(ended, undefined)
+  }
   const startSlots = yield* Semaphore.make(Math.max(1, options.startCapacity ?? defaultStartCapacity()))
   const resize = (wanted: number) => Effect.suspend(() => {
     if (wanted === capacity) return Effect.void
@@ -72,15 +92,15 @@ export const make = (options: { readonly startCapacity?: number; readonly startH
   return {
     withSlot: (effect) =>
       slots.withPermits(1)(Effect.suspend(() => {
-        running++
-        return Effect.ensuring(effect, Effect.sync(() => { running-- }))
+        enter()
+        return Effect.ensuring(effect, Effect.sync(leave))
       })),
     hold: Effect.uninterruptibleMask((restore) =>
       Effect.andThen(
         restore(slots.take(1)),
         Effect.andThen(
-          Effect.sync(() => { running++ }),
-          Effect.addFinalizer(() => Effect.andThen(Effect.sync(() => { running-- }), slots.release(1)))
+          Effect.sync(enter),
+          Effect.addFinalizer(() => Effect.andThen(Effect.sync(leave), slots.release(1)))
         )
       )
     ),
@@ -101,6 +121,15 @@ export const make = (options: { readonly startCapacity?: number; readonly startH
       return release
     }),
     resize,
-    stats: Effect.sync(() => ({ running, capacity }))
+    stats: Effect.sync(() => ({ running, capacity })),
+    quiet: (after) =>
+      Effect.andThen(
+        Queue.take(ended),
+        Effect.suspend(function loop(): Effect.Effect<void> {
+          const wait = running > 0 ? Duration.toMillis(after) : lastChangeAt + Duration.toMillis(after) - clock.currentTimeMillisUnsafe()
+          // Ends seen while waiting are part of this quiet spell: the next wait needs new work.
+          return wait <= 0 ? Effect.asVoid(Queue.clear(ended)) : Effect.andThen(Effect.sleep(Duration.millis(wait)), Effect.suspend(loop))
+        })
+      )
   }
 })

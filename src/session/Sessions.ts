@@ -6,7 +6,7 @@
  * Only hosting lives here; the behaviour is SessionActor, so a cluster host
  * can replace this module.
  */
-import { Cause, Clock, Context, Deferred, Effect, FiberSet, Layer, Queue, Result, Schedule, Stream } from "effect"
+import { Cause, Clock, Context, Deferred, type Duration, Effect, FiberSet, Layer, Queue, Result, Schedule, Stream } from "effect"
 import { AgentDirectory, type UnknownAgent } from "../agent/AgentDirectory.ts"
 import type { Models } from "../provider/Models.ts"
 import type { SystemPromptSource, TurnInput } from "../agent/RunLoop.ts"
@@ -89,6 +89,8 @@ export class Sessions extends Context.Service<Sessions, {
   readonly stats: Effect.Effect<HostStats>
   /** The global lane of agent runs: turns holding a slot now, and its size. */
   readonly lane: Effect.Effect<{ readonly running: number; readonly capacity: number }>
+  /** Waits for the next turn to end, then until no turn has run for `after` (RunLane.quiet). */
+  readonly quiet: (after: Duration.Duration) => Effect.Effect<void>
 }>()("beamclaw/session/Sessions") {
   static readonly layer = Layer.effect(Sessions, Effect.gen(function*() {
     const store = yield* SessionStore
@@ -365,7 +367,8 @@ export class Sessions extends Context.Service<Sessions, {
         for (const handle of actors.values()) if (handle.serving) serving++
         return { live: actors.size, serving, ...counters }
       }),
-      lane: lane.stats
+      lane: lane.stats,
+      quiet: lane.quiet
     })
   }))
 }

@@ -7,45 +7,75 @@ const repoRoot = path.resolve(import.meta.dirname, "..", "..")
 const nodeBin = path.join(repoRoot, "node_modules", ".bin", "node")
 
 /**
- * Runs a child node that fills its heap with live data and garbage, then
- * reports the old generation's limit V8 set after the last full GC, from
- * --trace-gc-nvp. With `tune`, the child calls tuneHeap() first.
+ * Runs a child node that allocates short-lived objects in a burst and reports
+ * the largest young-generation capacity V8 reached, from --trace-gc-nvp.
+ * With `tune`, the child calls tuneHeap() first.
  */
-const oldGenerationLimit = (tune: boolean, nodeArgs: ReadonlyArray<string> = []): number => {
+const largestNewSpace = (tune: boolean, nodeArgs: ReadonlyArray<string> = []): number => {
   const script = `
     ${tune ? `const { tuneHeap } = await import(${JSON.stringify(path.join(repoRoot, "src", "entry", "heap.ts"))}); tuneHeap();` : ""}
     const live = []
-    for (let round = 0; round < 40; round++) {
-      for (let i = 0; i < 20000; i++) live.push({ round, i, text: "x".repeat(20) + i })
+    for (let round = 0; round < 200; round++) {
       let garbage = []
-      for (let i = 0; i < 200000; i++) garbage.push({ i, text: "y" + i })
+      for (let i = 0; i < 50000; i++) garbage.push({ i, text: "y" + i })
+      live.push(garbage[round])
       garbage = null
     }
-    globalThis.gc()
     console.log(live.length)
   `
-  const result = spawnSync(nodeBin, [...nodeArgs, "--expose-gc", "--trace-gc-nvp", "--input-type=module", "-e", script], { encoding: "utf8", timeout: 60_000, maxBuffer: 256 * 2 ** 20 })
+  const result = spawnSync(nodeBin, [...nodeArgs, "--trace-gc-nvp", "--input-type=module", "-e", script], { encoding: "utf8", timeout: 60_000, maxBuffer: 256 * 2 ** 20 })
   assert.strictEqual(result.status, 0, result.stderr)
-  // The full GC that globalThis.gc() ran last, with the live data still held.
-  const full = [...result.stdout.matchAll(/gc=mc .*?end_object_size=(\d+).*?old_gen_allocation_limit=(\d+)/g)]
-    .map((m) => ({ live: Number(m[1]), limit: Number(m[2]) }))
-    .filter((gc) => gc.live > 100 * 2 ** 20)
-  const last = full.at(-1)
-  assert.isDefined(last, "a full GC with the live data")
-  return (last?.limit ?? 0) / (last?.live ?? 1)
+  const capacities = [...result.stdout.matchAll(/new_space_capacity=(\d+)/g)].map((m) => Number(m[1]))
+  assert.isAbove(capacities.length, 0, "scavenges with the young generation's capacity")
+  return Math.max(...capacities)
 }
 
-describe("tuneHeap", () => {
-  it("leaves a growing factor given on the command line alone", () => {
-    assert.isFalse(tuneHeap(["--expose-gc", "--heap-growing-percent=80"]))
-    assert.isFalse(tuneHeap(["--heap_growing_percent=0"]))
-    assert.isTrue(tuneHeap(["--heap-growing-percentile=1"]))
+describe("reclaimNow", () => {
+  it("gives back the heap a burst left behind, which a regular full GC keeps", () => {
+    const script = `
+      const { committedHeap, reclaimNow } = await import(${JSON.stringify(path.join(repoRoot, "src", "entry", "heap.ts"))})
+      let keep = []
+      for (let round = 0; round < 20; round++) {
+        const batch = []
+        for (let i = 0; i < 100000; i++) batch.push({ i, text: "x" + i, pair: [i, i] })
+        keep.push(batch)
+        if (keep.length > 6) keep.shift()
+      }
+      keep = keep.slice(-1)
+      globalThis.gc()
+      const afterRegular = committedHeap()
+      reclaimNow()
+      console.log(JSON.stringify({ afterRegular, afterReclaim: committedHeap(), kept: keep[0].length }))
+    `
+    const result = spawnSync(nodeBin, ["--expose-gc", "--input-type=module", "-e", script], { encoding: "utf8", timeout: 60_000 })
+    assert.strictEqual(result.status, 0, result.stderr)
+    const { afterRegular, afterReclaim, kept } = JSON.parse(result.stdout)
+    assert.strictEqual(kept, 100000, "the live data survives")
+    assert.isBelow(afterReclaim, afterRegular / 2, `committed heap after a regular full GC ${afterRegular}, after reclaimNow ${afterReclaim}`)
   })
 
-  it("sets a lower growing factor, and a factor on the command line wins over it", () => {
-    // Both children call tuneHeap(); the second was started with V8's largest factor (4) on its command line.
-    const tuned = oldGenerationLimit(true)
-    const given = oldGenerationLimit(true, ["--heap-growing-percent=300"])
-    assert.isBelow(tuned, given * 0.75, `limit/live tuned ${tuned.toFixed(2)} vs command line ${given.toFixed(2)}`)
+  it("works without --expose-gc on the command line", () => {
+    const script = `
+      const { reclaimNow } = await import(${JSON.stringify(path.join(repoRoot, "src", "entry", "heap.ts"))})
+      reclaimNow(); reclaimNow()
+      console.log(typeof globalThis.gc)
+    `
+    const result = spawnSync(nodeBin, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 60_000 })
+    assert.strictEqual(result.status, 0, result.stderr)
+    assert.strictEqual(result.stdout.trim(), "undefined", "the program's own global gets no gc function")
+  })
+})
+
+describe("tuneHeap", () => {
+  it("leaves young-generation sizing given on the command line alone", () => {
+    assert.isFalse(tuneHeap(["--max-semi-space-size=16"]))
+    assert.isFalse(tuneHeap(["--semi_space_growth_factor=2"]))
+    assert.isTrue(tuneHeap(["--semi-space-growth-factor-x=1"]))
+  })
+
+  it("keeps the young generation from growing under a burst, unless the command line sizes it", () => {
+    const tuned = largestNewSpace(true)
+    const untuned = largestNewSpace(false)
+    assert.isBelow(tuned, untuned, `largest young generation tuned ${tuned} vs V8's own ${untuned}`)
   })
 })

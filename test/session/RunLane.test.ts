@@ -126,6 +126,41 @@ describe("RunLane", () => {
       for (const scope of [a, b, d, e]) yield* Scope.close(scope!, Exit.void)
     }))
 
+  it.effect("quiet waits for a turn to end, then for `after` without any turn; an idle lane waits for the next one", () =>
+    Effect.gen(function*() {
+      const lane = yield* RunLane.make()
+      let quietAt: number | undefined
+      const waitQuiet = () =>
+        Effect.forkChild(lane.quiet(Duration.seconds(5)).pipe(Effect.andThen(Effect.sync(() => { quietAt = Date.now() }))))
+      let watcher = yield* waitQuiet()
+      // No turn yet: an idle lane is not "quiet after work", however long it idles.
+      yield* TestClock.adjust("1 minute")
+      assert.isUndefined(quietAt)
+      const gate = yield* Deferred.make<void>()
+      const first = yield* Effect.forkChild(lane.withSlot(Deferred.await(gate)))
+      yield* TestClock.adjust("10 seconds")
+      assert.isUndefined(quietAt, "a turn is still running")
+      yield* Deferred.succeed(gate, undefined)
+      yield* Fiber.join(first)
+      yield* TestClock.adjust("3 seconds")
+      // Another turn 3 s after the first ended restarts the wait from its own end.
+      yield* lane.withSlot(Effect.void)
+      yield* TestClock.adjust("4 seconds")
+      assert.isUndefined(quietAt, "4 s after the second turn")
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(watcher)
+      assert.isDefined(quietAt)
+      // The next wait needs new work first.
+      quietAt = undefined
+      watcher = yield* waitQuiet()
+      yield* TestClock.adjust("1 minute")
+      assert.isUndefined(quietAt)
+      yield* lane.withSlot(Effect.void)
+      yield* TestClock.adjust("5 seconds")
+      yield* Fiber.join(watcher)
+      assert.isDefined(quietAt)
+    }))
+
   it.live("a slow model does not hold up the turns behind it: start slots are held for the start-up only", () =>
     Effect.scoped(Effect.gen(function*() {
       const home = yield* TestApp.tempDir()
