@@ -1,8 +1,7 @@
 /**
  * V8 heap sizing for the gateway process, set by src/main.ts once the
- * gateway's modules are loaded, and the memory-reducing GC that
- * runtime/HeapReclaim.ts runs when the gateway goes quiet. It imports only
- * node:v8 and node:vm, so the entry stays small.
+ * gateway's modules are loaded. It imports only node:v8, so the entry stays
+ * small.
  *
  * The old generation keeps V8's own growing factor: a smaller one (1.3,
  * V8's factor for background tabs) kept the heap small after a burst but made
@@ -12,7 +11,6 @@
  * instead (runtime/HeapReclaim.ts).
  */
 import * as v8 from "node:v8"
-import * as vm from "node:vm"
 
 /**
  * The young generation keeps the size it has instead of doubling under a burst
@@ -32,25 +30,4 @@ export const tuneHeap = (execArgv: ReadonlyArray<string> = process.execArgv): bo
   if (execArgv.some((arg) => GIVEN_GROWTH.test(arg))) return false
   v8.setFlagsFromString(`--semi-space-growth-factor=${SEMI_SPACE_GROWTH_FACTOR}`)
   return true
-}
-
-/** V8's committed heap memory; pooled free pages are not in it (a reclaim releases those too). */
-export const committedHeap = (): number => v8.getHeapStatistics().total_physical_size
-
-let lastResortGc: (() => void) | undefined
-
-/**
- * Runs V8's memory-reducing full GC (its "last resort" collection: it
- * compacts, shrinks the heap's limit and releases the pages V8 keeps pooled),
- * through the gc extension, which `--expose-gc` reaches in new contexts even
- * when set after start-up. A regular full GC leaves the pooled pages taken.
- */
-export const reclaimNow = (): void => {
-  if (lastResortGc === undefined) {
-    if (typeof globalThis.gc !== "function") v8.setFlagsFromString("--expose-gc")
-    const gc: unknown = typeof globalThis.gc === "function" ? globalThis.gc : vm.runInNewContext("gc")
-    if (typeof gc !== "function") return
-    lastResortGc = () => void Reflect.apply(gc, undefined, [{ type: "major", execution: "sync", flavor: "last-resort" }])
-  }
-  lastResortGc()
 }

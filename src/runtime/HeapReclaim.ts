@@ -14,7 +14,7 @@
  * an idle gateway runs no timer for it.
  */
 import { Context, Duration, Effect, Layer } from "effect"
-import { committedHeap, reclaimNow } from "../entry/heap.ts"
+import { committedHeap, reclaimNow } from "./LastResortGc.ts"
 import { Sessions } from "../session/Sessions.ts"
 
 export interface HeapReclaimStats {
