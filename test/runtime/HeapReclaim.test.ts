@@ -10,15 +10,7 @@ import { HeapReclaim } from "../../src/runtime/HeapReclaim.ts"
 import { Sessions } from "../../src/session/Sessions.ts"
 import { FakeAnthropic } from "../support/FakeAnthropic.ts"
 import * as TestApp from "../support/TestApp.ts"
-
-const waitUntil = (check: Effect.Effect<boolean>, what: string, timeoutMs = 5000) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + timeoutMs
-    while (!(yield* check)) {
-      if (Date.now() > deadline) return yield* Effect.die(new Error(`timed out waiting for ${what}`))
-      yield* Effect.sleep("10 millis")
-    }
-  })
+import { waitUntil } from "../support/WaitUntil.ts"
 
 const withReclaim = (minGrowthBytes: number, body: Effect.Effect<void, never, Sessions | HeapReclaim>) =>
   Effect.scoped(Effect.gen(function*() {

@@ -7,15 +7,7 @@ import * as RunLane from "../../src/session/RunLane.ts"
 import { Sessions } from "../../src/session/Sessions.ts"
 import { FakeAnthropic, textReply } from "../support/FakeAnthropic.ts"
 import * as TestApp from "../support/TestApp.ts"
-
-const waitUntil = (check: Effect.Effect<boolean>, what: string, timeoutMs = 5000) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + timeoutMs
-    while (!(yield* check)) {
-      if (Date.now() > deadline) return yield* Effect.die(new Error(`timed out waiting for ${what}`))
-      yield* Effect.sleep("10 millis")
-    }
-  })
+import { waitUntil } from "../support/WaitUntil.ts"
 
 const collect = (stream: Stream.Stream<TurnEvent, { readonly _tag: string }>) =>
   Stream.runCollect(stream).pipe(Effect.map((chunk) => [...chunk]), Effect.result)

@@ -9,6 +9,7 @@ import * as Transcript from "../../src/session/Transcript.ts"
 import { FakeAnthropic, messagesJson, type RecordedAnthropicRequest, systemText } from "../support/FakeAnthropic.ts"
 import { FakeOpenAi } from "../support/FakeOpenAi.ts"
 import * as TestApp from "../support/TestApp.ts"
+import { waitUntil } from "../support/WaitUntil.ts"
 
 const AddInput = Schema.Struct({ a: Schema.Number, b: Schema.Number })
 const addTool: Tool = {
@@ -44,15 +45,6 @@ const turn = (text: string) => ({ runId: crypto.randomUUID(), text })
 
 const readTranscript = (home: string, sessionId: string) =>
   Effect.promise(() => fs.readFile(path.join(home, "agents", "main", "sessions", `${sessionId}.jsonl`), "utf8")).pipe(Effect.map(Transcript.parse))
-
-const waitUntil = (check: Effect.Effect<boolean>, what: string, timeoutMs = 5000) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + timeoutMs
-    while (!(yield* check)) {
-      if (Date.now() > deadline) return yield* Effect.die(new Error(`timed out waiting for ${what}`))
-      yield* Effect.sleep("20 millis")
-    }
-  })
 
 describe("Sessions", () => {
   it.live("runs a turn end to end through the official SDK and persists it", () =>
