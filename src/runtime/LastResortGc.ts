@@ -16,11 +16,20 @@ let lastResortGc: (() => void) | undefined
  * compacts, shrinks the heap's limit and releases the pages V8 keeps pooled),
  * through the gc extension, which `--expose-gc` reaches in new contexts even
  * when set after start-up. A regular full GC leaves the pooled pages taken.
+ * The flag is turned off again once the function is in hand, so contexts and
+ * workers made later (by a tool, say) do not get a global `gc`.
  */
 export const reclaimNow = (): void => {
   if (lastResortGc === undefined) {
-    if (typeof globalThis.gc !== "function") v8.setFlagsFromString("--expose-gc")
-    const gc: unknown = typeof globalThis.gc === "function" ? globalThis.gc : vm.runInNewContext("gc")
+    let gc: unknown = globalThis.gc
+    if (typeof gc !== "function") {
+      v8.setFlagsFromString("--expose-gc")
+      try {
+        gc = vm.runInNewContext("gc")
+      } finally {
+        v8.setFlagsFromString("--no-expose-gc")
+      }
+    }
     if (typeof gc !== "function") return
     lastResortGc = () => void Reflect.apply(gc, undefined, [{ type: "major", execution: "sync", flavor: "last-resort" }])
   }

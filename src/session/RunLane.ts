@@ -10,7 +10,7 @@
  * Inside the lane, turns also start a few at a time (`starting`).
  */
 import * as os from "node:os"
-import { Clock, Duration, Effect, Queue, type Scope, Semaphore } from "effect"
+import { Clock, Duration, Effect, Exit, Queue, Scope, Semaphore } from "effect"
 
 // Read once: os.availableParallelism() is a system call, and the session policy is read several times per turn.
 let parallelism: number | undefined
@@ -95,28 +95,19 @@ export const make = (options: { readonly startCapacity?: number; readonly startH
         enter()
         return Effect.ensuring(effect, Effect.sync(leave))
       })),
-    hold: Effect.uninterruptibleMask((restore) =>
-      Effect.andThen(
-        restore(slots.take(1)),
-        Effect.andThen(
-          Effect.sync(enter),
-          Effect.addFinalizer(() => Effect.andThen(Effect.sync(leave), slots.release(1)))
-        )
-      )
+    // takeScoped takes the permit and registers its release in one uninterruptible step (only the wait can be
+    // interrupted): with `take` and a finalizer added after it, an interrupt landing between the two lost the
+    // permit for good.
+    hold: Effect.andThen(
+      slots.takeScoped(1),
+      Effect.uninterruptible(Effect.andThen(Effect.sync(enter), Effect.addFinalizer(() => Effect.sync(leave))))
     ),
     starting: Effect.gen(function*() {
-      const release = yield* Effect.uninterruptibleMask((restore) =>
-        Effect.andThen(restore(startSlots.take(1)), Effect.suspend(() => {
-          let held = true
-          const release = Effect.suspend(() => {
-            if (!held) return Effect.void
-            held = false
-            return startSlots.release(1)
-          })
-          return Effect.as(Effect.addFinalizer(() => release), release)
-        }))
-      )
-      // Forked outside the mask above, so closing the scope interrupts the timer.
+      // The slot lives in a scope of its own, so it can be given back before the turn's scope closes; closing
+      // the turn's scope closes it too.
+      const slot = yield* Scope.fork(yield* Scope.Scope)
+      yield* startSlots.takeScoped(1).pipe(Scope.provide(slot))
+      const release = Scope.close(slot, Exit.void)
       yield* Effect.forkScoped(Effect.andThen(Effect.sleep(startHold), release))
       return release
     }),

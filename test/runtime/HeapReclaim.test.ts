@@ -12,12 +12,12 @@ import { FakeAnthropic } from "../support/FakeAnthropic.ts"
 import * as TestApp from "../support/TestApp.ts"
 import { waitUntil } from "../support/WaitUntil.ts"
 
-const withReclaim = (minGrowthBytes: number, body: Effect.Effect<void, never, Sessions | HeapReclaim>) =>
+const withReclaim = (growth: { readonly minGrowthBytes: number; readonly minGrowthRatio: number }, body: Effect.Effect<void, never, Sessions | HeapReclaim>) =>
   Effect.scoped(Effect.gen(function*() {
     const home = yield* TestApp.tempDir()
     const fake = yield* FakeAnthropic.make()
     yield* body.pipe(Effect.provide(
-      HeapReclaim.layer({ quietAfter: Duration.millis(150), minGrowthBytes }).pipe(Layer.provideMerge(TestApp.layer({ home, anthropicUrl: fake.url })))
+      HeapReclaim.layer({ quietAfter: Duration.millis(150), ...growth }).pipe(Layer.provideMerge(TestApp.layer({ home, anthropicUrl: fake.url })))
     ))
   }))
 
@@ -29,7 +29,7 @@ const turn = (key: string) =>
 
 describe("HeapReclaim", () => {
   it.live("runs the memory-reducing GC once the turns have stopped for the quiet time, then nothing while idle", () =>
-    withReclaim(0, Effect.gen(function*() {
+    withReclaim({ minGrowthBytes: 0, minGrowthRatio: 0 }, Effect.gen(function*() {
       const reclaim = yield* HeapReclaim
       yield* Effect.sleep("400 millis")
       assert.deepInclude(yield* reclaim.stats, { checks: 0, reclaims: 0 }, "no turn has run yet")
@@ -49,11 +49,13 @@ describe("HeapReclaim", () => {
       assert.strictEqual((yield* reclaim.stats).reclaims, 2)
     })))
 
-  it.live("leaves a heap that has not grown enough alone", () =>
-    withReclaim(2 ** 40, Effect.gen(function*() {
-      const reclaim = yield* HeapReclaim
-      yield* turn("agent:main:a")
-      yield* waitUntil(Effect.map(reclaim.stats, (stats) => stats.checks === 1), "the look")
-      assert.deepInclude(yield* reclaim.stats, { checks: 1, reclaims: 0 })
-    })))
+  for (const [what, growth] of [["in bytes", { minGrowthBytes: 2 ** 40, minGrowthRatio: 0 }], ["as a share of the heap", { minGrowthBytes: 0, minGrowthRatio: 1000 }]] as const) {
+    it.live(`leaves a heap that has not grown enough ${what} alone`, () =>
+      withReclaim(growth, Effect.gen(function*() {
+        const reclaim = yield* HeapReclaim
+        yield* turn("agent:main:a")
+        yield* waitUntil(Effect.map(reclaim.stats, (stats) => stats.checks === 1), "the look")
+        assert.deepInclude(yield* reclaim.stats, { checks: 1, reclaims: 0 })
+      })))
+  }
 })

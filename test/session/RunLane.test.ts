@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Duration, Effect, Exit, Fiber, Scope, Stream } from "effect"
+import { Deferred, Duration, Effect, Exit, Fiber, Scheduler, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import type { TurnEvent } from "../../src/agent/TurnEvent.ts"
 import { AppConfig } from "../../src/config/AppConfig.ts"
@@ -116,6 +116,32 @@ describe("RunLane", () => {
       yield* Fiber.join(waitingE)
       assert.deepStrictEqual(acquired, ["a", "b", "c", "d", "e"])
       for (const scope of [a, b, d, e]) yield* Scope.close(scope!, Exit.void)
+    }))
+
+  it.live("an interrupt landing as a slot is granted never loses the slot (start slots and run slots)", () =>
+    Effect.gen(function*() {
+      // A tiny operation budget makes the waiting fiber yield right after it is granted the slot, where the
+      // interrupt can land; every budget position is tried.
+      for (const which of ["starting", "hold"] as const) {
+        for (let ticks = 0; ticks < 12; ticks++) {
+          const lane = yield* RunLane.make({ startCapacity: 1, startHold: Duration.hours(1) })
+          yield* lane.resize(1)
+          const take = which === "starting" ? Effect.asVoid(lane.starting) : lane.hold
+          const first = yield* Scope.make()
+          yield* take.pipe(Scope.provide(first))
+          const second = yield* Scope.make()
+          const waiting = yield* Effect.forkChild(take.pipe(Scope.provide(second), Effect.provideService(Scheduler.MaxOpsBeforeYield, 3)))
+          yield* Effect.yieldNow
+          yield* Scope.close(first, Exit.void)
+          for (let i = 0; i < ticks; i++) yield* Effect.yieldNow
+          yield* Fiber.interrupt(waiting)
+          yield* Scope.close(second, Exit.void)
+          const third = yield* Scope.make()
+          const got = yield* take.pipe(Scope.provide(third), Effect.timeoutOption("200 millis"))
+          assert.strictEqual(got._tag, "Some", `${which}: the slot is free again (interrupt after ${ticks} yields)`)
+          yield* Scope.close(third, Exit.void)
+        }
+      }
     }))
 
   it.effect("quiet waits for a turn to end, then for `after` without any turn; an idle lane waits for the next one", () =>
