@@ -73,7 +73,9 @@ export class HeapReclaim extends Context.Service<HeapReclaim, {
           )
         )
       )
-      yield* Effect.forkScoped(Effect.forever(Effect.andThen(sessions.quiet(quietAfter), look)))
+      // A turn that took a slot since the quiet was seen is not made to wait for the GC: the next quiet spell looks again.
+      const lookIfStillQuiet = Effect.flatMap(sessions.lane, (lane) => lane.running > 0 ? Effect.void : look)
+      yield* Effect.forkScoped(Effect.forever(Effect.andThen(sessions.quiet(quietAfter), lookIfStillQuiet)))
       return { stats: Effect.sync(() => stats) }
     }))
 }
