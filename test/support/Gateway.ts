@@ -6,8 +6,10 @@
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
+import { afterAll, beforeAll } from "@effect/vitest"
 import { stringify } from "yaml"
 import { freePort, start, waitFor } from "./Cli.ts"
+import { type FakeAnthropicHandle, startFakeAnthropic } from "./FakeAnthropic.ts"
 
 export interface StartedGateway {
   readonly url: string
@@ -57,6 +59,35 @@ export const startGateway = async (options: GatewayOptions): Promise<StartedGate
       const result = await started.result
       if (stopOptions?.keepHome !== true) await fs.rm(home, { recursive: true, force: true })
       return result
+    }
+  }
+}
+
+/**
+ * One fake Anthropic API and one gateway on it for a whole test file: started
+ * before its first test, stopped after its last. Read them inside tests.
+ */
+export const gatewayForFile = (options: Omit<GatewayOptions, "anthropicUrl"> = {}) => {
+  let fake: FakeAnthropicHandle | undefined
+  let gateway: StartedGateway | undefined
+  beforeAll(async () => {
+    fake = await startFakeAnthropic()
+    gateway = await startGateway({ ...options, anthropicUrl: fake.url })
+  })
+  afterAll(async () => {
+    await gateway?.stop()
+    await fake?.close()
+  })
+  const started = <A>(value: A | undefined, what: string): A => {
+    if (value === undefined) throw new Error(`${what} is read before the file's beforeAll ran`)
+    return value
+  }
+  return {
+    get fake(): FakeAnthropicHandle {
+      return started(fake, "the fake Anthropic API")
+    },
+    get gateway(): StartedGateway {
+      return started(gateway, "the gateway")
     }
   }
 }

@@ -8,9 +8,8 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { promisify } from "node:util"
-import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { type FakeAnthropicHandle, startFakeAnthropic } from "../../support/FakeAnthropic.ts"
-import { type StartedGateway, startGateway } from "../../support/Gateway.ts"
+import { assert, describe, it } from "@effect/vitest"
+import { gatewayForFile } from "../../support/Gateway.ts"
 
 const ROOT = path.resolve(import.meta.dirname, "../../..")
 const EXAMPLE = path.join(ROOT, "examples", "send.ts")
@@ -40,24 +39,13 @@ const runNode = (args: ReadonlyArray<string>, options: { readonly cwd: string; r
     })
   })
 
-let fake: FakeAnthropicHandle
-let gateway: StartedGateway
-
-beforeAll(async () => {
-  fake = await startFakeAnthropic()
-  gateway = await startGateway({ anthropicUrl: fake.url })
-})
-
-afterAll(async () => {
-  await gateway?.stop()
-  await fake?.close()
-})
+const env = gatewayForFile()
 
 describe("examples/send.ts against a running gateway", () => {
   it("streams the answer and lists the sessions", async () => {
     const ran = await runNode([EXAMPLE, "hello from the example"], {
       cwd: ROOT,
-      env: { BEAMCLAW_URL: `${gateway.wsUrl}/rpc`, BEAMCLAW_TOKEN: gateway.token }
+      env: { BEAMCLAW_URL: `${env.gateway.wsUrl}/rpc`, BEAMCLAW_TOKEN: env.gateway.token }
     })
     assert.strictEqual(ran.code, 0, ran.stderr)
     assert.include(ran.stdout, "echo: hello from the example\n[done: ")
@@ -66,7 +54,7 @@ describe("examples/send.ts against a running gateway", () => {
   })
 
   it("exits 1 with AuthFailed for a wrong token", async () => {
-    const ran = await runNode([EXAMPLE, "hi"], { cwd: ROOT, env: { BEAMCLAW_URL: `${gateway.wsUrl}/rpc`, BEAMCLAW_TOKEN: "wrong" } })
+    const ran = await runNode([EXAMPLE, "hi"], { cwd: ROOT, env: { BEAMCLAW_URL: `${env.gateway.wsUrl}/rpc`, BEAMCLAW_TOKEN: "wrong" } })
     assert.strictEqual(ran.code, 1)
     assert.include(ran.stderr, "error: AuthFailed: gateway token mismatch")
     assert.notInclude(ran.stdout, "echo:")
@@ -118,7 +106,7 @@ describe("the built beamclaw/client package", () => {
 
       const ran = await runNode(["send.ts", "hello from a package"], {
         cwd: project,
-        env: { BEAMCLAW_URL: gateway.url, BEAMCLAW_TOKEN: gateway.token }
+        env: { BEAMCLAW_URL: env.gateway.url, BEAMCLAW_TOKEN: env.gateway.token }
       })
       assert.strictEqual(ran.code, 0, ran.stderr)
       assert.include(ran.stdout, "echo: hello from a package")

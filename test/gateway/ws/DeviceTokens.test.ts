@@ -9,27 +9,15 @@
  */
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
-import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { type FakeAnthropicHandle, startFakeAnthropic } from "../../support/FakeAnthropic.ts"
-import { type StartedGateway, startGateway } from "../../support/Gateway.ts"
+import { assert, describe, it } from "@effect/vitest"
+import { gatewayForFile } from "../../support/Gateway.ts"
 import { at, connect, connectParams, type Device, list, makeDevice, signDevice, WsClient } from "./WsClient.ts"
 
-let fake: FakeAnthropicHandle
-let gateway: StartedGateway
-
-beforeAll(async () => {
-  fake = await startFakeAnthropic()
-  gateway = await startGateway({ anthropicUrl: fake.url })
-})
-
-afterAll(async () => {
-  await gateway?.stop()
-  await fake?.close()
-})
+const env = gatewayForFile()
 
 /** A local device (loopback, no proxy headers: approved silently), signing with whatever it sends as its auth token. */
 const connectDevice = async (device: Device, auth: { readonly token?: string; readonly deviceToken?: string }, scopes: ReadonlyArray<string>) => {
-  const client = await WsClient.open(gateway.wsUrl)
+  const client = await WsClient.open(env.gateway.wsUrl)
   const nonce = String(at(await client.challenge(), "payload", "nonce"))
   const signed = signDevice(device, { nonce, token: auth.token ?? auth.deviceToken ?? "", scopes })
   const response = await client.request("connect", { ...connectParams(undefined, { scopes }), auth, device: signed })
@@ -39,7 +27,7 @@ const connectDevice = async (device: Device, auth: { readonly token?: string; re
 /** Pairs a device (silently, over loopback) and returns its first device token. */
 const pairDevice = async (scopes: ReadonlyArray<string>) => {
   const device = makeDevice()
-  const first = await connectDevice(device, { token: gateway.token }, scopes)
+  const first = await connectDevice(device, { token: env.gateway.token }, scopes)
   assert.strictEqual(first.response.ok, true, JSON.stringify(first.response.error))
   const token = at(first.response, "payload", "auth", "deviceToken")
   assert.isString(token)
@@ -47,7 +35,7 @@ const pairDevice = async (scopes: ReadonlyArray<string>) => {
   return { device, token: String(token) }
 }
 
-const readPaired = async (): Promise<unknown> => JSON.parse(await fs.readFile(path.join(gateway.home, "devices", "paired.json"), "utf8"))
+const readPaired = async (): Promise<unknown> => JSON.parse(await fs.readFile(path.join(env.gateway.home, "devices", "paired.json"), "utf8"))
 
 const assertDeviceTokenRefused = async (device: Device, token: string, scopes: ReadonlyArray<string>) => {
   const attempt = await connectDevice(device, { deviceToken: token }, scopes)
@@ -97,9 +85,9 @@ describe("device.token.rotate", () => {
 
   it("an operator's rotation withholds the token and can narrow it; the device picks it up from hello-ok", async () => {
     const { device, token: oldToken } = await pairDevice(["operator.read", "operator.write"])
-    const live = await connectDevice(device, { token: gateway.token }, ["operator.read", "operator.write"])
+    const live = await connectDevice(device, { token: env.gateway.token }, ["operator.read", "operator.write"])
     assert.strictEqual(live.response.ok, true, JSON.stringify(live.response.error))
-    const admin = await connect(gateway.wsUrl, gateway.token)
+    const admin = await connect(env.gateway.wsUrl, env.gateway.token)
     assert.includeMembers([...list(at(admin.hello, "payload", "features", "methods"))], ["device.token.rotate", "device.token.revoke"])
 
     const rotated = await admin.client.request("device.token.rotate", { deviceId: device.id, role: "operator", scopes: ["operator.read"] })
@@ -117,7 +105,7 @@ describe("device.token.rotate", () => {
     assert.strictEqual((await admin.client.request("health")).ok, true)
 
     await assertDeviceTokenRefused(device, oldToken, ["operator.read"])
-    const again = await connectDevice(device, { token: gateway.token }, ["operator.read"])
+    const again = await connectDevice(device, { token: env.gateway.token }, ["operator.read"])
     assert.strictEqual(again.response.ok, true, JSON.stringify(again.response.error))
     const newToken = String(at(again.response, "payload", "auth", "deviceToken"))
     assert.notStrictEqual(newToken, oldToken)
@@ -137,7 +125,7 @@ describe("device.token.revoke", () => {
     const { device, token } = await pairDevice(["operator.read"])
     const live = await connectDevice(device, { deviceToken: token }, ["operator.read"])
     assert.strictEqual(live.response.ok, true, JSON.stringify(live.response.error))
-    const admin = await connect(gateway.wsUrl, gateway.token)
+    const admin = await connect(env.gateway.wsUrl, env.gateway.token)
 
     const revoked = await admin.client.request("device.token.revoke", { deviceId: device.id, role: "operator" })
     assert.strictEqual(revoked.ok, true, JSON.stringify(revoked.error))
@@ -155,7 +143,7 @@ describe("device.token.revoke", () => {
     assert.strictEqual(at(await readPaired(), device.id, "tokens", "operator", "revokedAtMs"), revokedAtMs)
 
     // The device is still paired: the shared secret plus its signature gets it a new token.
-    const again = await connectDevice(device, { token: gateway.token }, ["operator.read"])
+    const again = await connectDevice(device, { token: env.gateway.token }, ["operator.read"])
     assert.strictEqual(again.response.ok, true, JSON.stringify(again.response.error))
     const reissued = String(at(again.response, "payload", "auth", "deviceToken"))
     assert.notStrictEqual(reissued, token)
@@ -170,7 +158,7 @@ describe("device.token.revoke", () => {
 describe("device token authorization and params", () => {
   it("needs operator.pairing, and a caller cannot touch a token broader than itself or of another role", async () => {
     const { device } = await pairDevice(["operator.read"])
-    const reader = await connect(gateway.wsUrl, gateway.token, { scopes: ["operator.read"] })
+    const reader = await connect(env.gateway.wsUrl, env.gateway.token, { scopes: ["operator.read"] })
     for (const method of ["device.token.rotate", "device.token.revoke"]) {
       const forbidden = await reader.client.request(method, { deviceId: device.id, role: "operator" })
       assert.strictEqual(forbidden.error?.code, "FORBIDDEN")
@@ -179,7 +167,7 @@ describe("device token authorization and params", () => {
     }
     await reader.client.close()
 
-    const pairer = await connect(gateway.wsUrl, gateway.token, { scopes: ["operator.pairing"] })
+    const pairer = await connect(env.gateway.wsUrl, env.gateway.token, { scopes: ["operator.pairing"] })
     const broader = await pairer.client.request("device.token.rotate", { deviceId: device.id, role: "operator" })
     assert.strictEqual(broader.error?.code, "INVALID_REQUEST")
     assert.strictEqual(broader.error?.message, "device token rotation denied")
@@ -202,7 +190,7 @@ describe("device token authorization and params", () => {
     await session.client.close()
 
     // None of that changed the token.
-    const admin = await connect(gateway.wsUrl, gateway.token)
+    const admin = await connect(env.gateway.wsUrl, env.gateway.token)
     const listed = await admin.client.request("device.pair.list")
     const entry = list(at(listed, "payload", "paired")).find((paired) => at(paired, "deviceId") === device.id)
     assert.isUndefined(at(entry, "tokens", 0, "rotatedAtMs"))
@@ -212,7 +200,7 @@ describe("device token authorization and params", () => {
 
   it("bad params, unknown devices and roles, and scopes beyond the approval get error frames naming them", async () => {
     const { device } = await pairDevice(["operator.read"])
-    const admin = await connect(gateway.wsUrl, gateway.token)
+    const admin = await connect(env.gateway.wsUrl, env.gateway.token)
     const message = async (method: string, params: unknown) => (await admin.client.request(method, params)).error?.message ?? ""
 
     assert.match(await message("device.token.rotate", {}), /^invalid device\.token\.rotate params/)
@@ -240,11 +228,11 @@ describe("device token authorization and params", () => {
 
 /** A device behind a proxy (so not approved silently) asking to pair: its pending request id. */
 const requestPairing = async (device: Device, scopes: ReadonlyArray<string>, role = "operator") => {
-  const client = await WsClient.open(gateway.wsUrl, { headers: { "x-forwarded-for": "203.0.113.9" } })
+  const client = await WsClient.open(env.gateway.wsUrl, { headers: { "x-forwarded-for": "203.0.113.9" } })
   const nonce = String(at(await client.challenge(), "payload", "nonce"))
-  const signed = signDevice(device, { nonce, token: gateway.token, scopes, role, clientId: "test", mode: "test" })
+  const signed = signDevice(device, { nonce, token: env.gateway.token, scopes, role, clientId: "test", mode: "test" })
   const clientInfo = { id: "test", version: "1", platform: "linux", mode: "test", displayName: "phone" }
-  const response = await client.request("connect", { ...connectParams(undefined, { client: clientInfo, role, scopes }), auth: { token: gateway.token }, device: signed })
+  const response = await client.request("connect", { ...connectParams(undefined, { client: clientInfo, role, scopes }), auth: { token: env.gateway.token }, device: signed })
   assert.strictEqual(response.error?.code, "NOT_PAIRED", JSON.stringify(response))
   await client.closed
   return String(at(response.error?.details, "requestId"))
@@ -254,8 +242,8 @@ const pendingIds = async (client: WsClient) => list(at(await client.request("dev
 
 describe("device.pair.* authorization", () => {
   it("without operator.admin, an approval cannot grant a scope the caller lacks, nor a non-operator role", async () => {
-    const pairer = await connect(gateway.wsUrl, gateway.token, { scopes: ["operator.pairing", "operator.read"] })
-    const admin = await connect(gateway.wsUrl, gateway.token)
+    const pairer = await connect(env.gateway.wsUrl, env.gateway.token, { scopes: ["operator.pairing", "operator.read"] })
+    const admin = await connect(env.gateway.wsUrl, env.gateway.token)
 
     const escalation = await requestPairing(makeDevice(), ["operator.read", "operator.admin"])
     const refused = await pairer.client.request("device.pair.approve", { requestId: escalation })
@@ -300,7 +288,7 @@ describe("device.pair.* authorization", () => {
     assert.strictEqual(at(removal.error?.details, "reason"), "device-ownership-mismatch")
     await session.client.close()
 
-    const admin = await connect(gateway.wsUrl, gateway.token)
+    const admin = await connect(env.gateway.wsUrl, env.gateway.token)
     assert.include([...await pendingIds(admin.client)], foreign)
     const paired = list(at(await admin.client.request("device.pair.list"), "payload", "paired")).map((device) => at(device, "deviceId"))
     assert.includeMembers(paired, [own.device.id, other.device.id])

@@ -5,29 +5,17 @@
  */
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
-import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { type FakeAnthropicHandle, startFakeAnthropic } from "../../support/FakeAnthropic.ts"
-import { type StartedGateway, startGateway } from "../../support/Gateway.ts"
+import { assert, describe, it } from "@effect/vitest"
+import { gatewayForFile } from "../../support/Gateway.ts"
 import { at, connect, list } from "./WsClient.ts"
 
-let fake: FakeAnthropicHandle
-let gateway: StartedGateway
-
-beforeAll(async () => {
-  fake = await startFakeAnthropic()
-  gateway = await startGateway({ anthropicUrl: fake.url })
-})
-
-afterAll(async () => {
-  await gateway?.stop()
-  await fake?.close()
-})
+const env = gatewayForFile()
 
 const historyTexts = (frame: unknown) => list(at(frame, "payload", "messages")).map((message) => `${String(at(message, "role"))}: ${String(at(message, "content", 0, "text"))}`)
 
 describe("chat", () => {
   it("chat.send acks at once with the runId, streams agent and chat events, and chat.history shows the answer", async () => {
-    const { client } = await connect(gateway.wsUrl, gateway.token)
+    const { client } = await connect(env.gateway.wsUrl, env.gateway.token)
     const ack = await client.request("chat.send", { sessionKey: "chat-basic", message: "hello gateway", idempotencyKey: "run-basic" })
     assert.deepStrictEqual(ack.payload, { runId: "run-basic", status: "started" })
     const final = await client.waitFor((frame) => frame.event === "chat" && at(frame, "payload", "state") === "final")
@@ -56,12 +44,12 @@ describe("chat", () => {
   })
 
   it("a run keeps going after its client disconnects", async () => {
-    fake.push({ kind: "message", content: [{ type: "text", text: "slow answer arrives later" }], delayMs: 40 })
-    const first = await connect(gateway.wsUrl, gateway.token)
+    env.fake.push({ kind: "message", content: [{ type: "text", text: "slow answer arrives later" }], delayMs: 40 })
+    const first = await connect(env.gateway.wsUrl, env.gateway.token)
     const ack = await first.client.request("chat.send", { sessionKey: "chat-leaver", message: "take your time", idempotencyKey: "run-leaver" })
     assert.strictEqual(at(ack, "payload", "status"), "started")
     await first.client.close()
-    const second = await connect(gateway.wsUrl, gateway.token)
+    const second = await connect(env.gateway.wsUrl, env.gateway.token)
     const wait = await second.client.request("agent.wait", { runId: "run-leaver", timeoutMs: 10_000 })
     assert.strictEqual(at(wait, "payload", "status"), "ok")
     const history = await second.client.request("chat.history", { sessionKey: "chat-leaver" })
@@ -70,13 +58,13 @@ describe("chat", () => {
   })
 
   it("chat.abort stops a running turn and the run ends as aborted", async () => {
-    fake.push({ kind: "hang" })
-    const { client } = await connect(gateway.wsUrl, gateway.token)
+    env.fake.push({ kind: "hang" })
+    const { client } = await connect(env.gateway.wsUrl, env.gateway.token)
     await client.request("chat.send", { sessionKey: "chat-abort", message: "never mind", idempotencyKey: "run-abort" })
     // Abort once the model call is in flight, so the scripted reply is the one this turn used.
-    const before = fake.requests.length
+    const before = env.fake.requests.length
     await client.waitFor((frame) => frame.event === "agent" && at(frame, "payload", "runId") === "run-abort" && at(frame, "payload", "data", "phase") === "start")
-    for (let i = 0; i < 200 && fake.requests.length === before; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+    for (let i = 0; i < 200 && env.fake.requests.length === before; i++) await new Promise((resolve) => setTimeout(resolve, 10))
     const mismatch = await client.request("chat.abort", { sessionKey: "other", runId: "run-abort" })
     assert.strictEqual(mismatch.error?.message, "runId does not match sessionKey")
     const abort = await client.request("chat.abort", { sessionKey: "chat-abort" })
@@ -89,7 +77,7 @@ describe("chat", () => {
   })
 
   it("refuses empty and NUL-carrying messages and bad session keys", async () => {
-    const { client } = await connect(gateway.wsUrl, gateway.token)
+    const { client } = await connect(env.gateway.wsUrl, env.gateway.token)
     assert.strictEqual((await client.request("chat.send", { sessionKey: "main", message: "  ", idempotencyKey: "e1" })).error?.message, "message or attachment required")
     assert.strictEqual((await client.request("chat.send", { sessionKey: "main", message: "a\u0000b", idempotencyKey: "e2" })).error?.message, "message must not contain null bytes")
     assert.strictEqual((await client.request("chat.send", { sessionKey: "main", message: "hi" })).error?.code, "INVALID_REQUEST")
@@ -100,8 +88,8 @@ describe("chat", () => {
   })
 
   it("a failing model call ends the run with a chat error and an error lifecycle", async () => {
-    fake.push({ kind: "error", status: 400, type: "invalid_request_error", message: "prompt is broken" })
-    const { client } = await connect(gateway.wsUrl, gateway.token)
+    env.fake.push({ kind: "error", status: 400, type: "invalid_request_error", message: "prompt is broken" })
+    const { client } = await connect(env.gateway.wsUrl, env.gateway.token)
     await client.request("chat.send", { sessionKey: "chat-fail", message: "break", idempotencyKey: "run-fail" })
     const failed = await client.waitFor((frame) => frame.event === "chat" && at(frame, "payload", "runId") === "run-fail" && at(frame, "payload", "state") === "error")
     assert.match(String(at(failed, "payload", "errorMessage")), /prompt is broken/)
@@ -113,8 +101,8 @@ describe("chat", () => {
 
 describe("session-scoped events", () => {
   it("a client with caps session-scoped-events gets agent and chat events only for sessions it subscribed to; others get every run", async () => {
-    const scoped = (await connect(gateway.wsUrl, gateway.token, { caps: ["session-scoped-events"] })).client
-    const everyone = (await connect(gateway.wsUrl, gateway.token)).client
+    const scoped = (await connect(env.gateway.wsUrl, env.gateway.token, { caps: ["session-scoped-events"] })).client
+    const everyone = (await connect(env.gateway.wsUrl, env.gateway.token)).client
     const sub = await scoped.request("sessions.messages.subscribe", { key: "scoped-mine" })
     assert.deepStrictEqual(sub.payload, { subscribed: true, key: "agent:main:scoped-mine" })
 
@@ -149,7 +137,7 @@ describe("session-scoped events", () => {
   })
 
   it("refuses bad subscribe params by name: missing key, unknown agent, approvals", async () => {
-    const { client } = await connect(gateway.wsUrl, gateway.token, { caps: ["session-scoped-events"] })
+    const { client } = await connect(env.gateway.wsUrl, env.gateway.token, { caps: ["session-scoped-events"] })
     const missing = await client.request("sessions.messages.subscribe", {})
     assert.isFalse(missing.ok)
     assert.include(String(at(missing, "error", "message")), "key")
@@ -166,7 +154,7 @@ describe("session-scoped events", () => {
 
 describe("agent", () => {
   it("answers twice on one request id: accepted, then the final result; agent.wait reports it", async () => {
-    const { client } = await connect(gateway.wsUrl, gateway.token)
+    const { client } = await connect(env.gateway.wsUrl, env.gateway.token)
     client.sendRaw(JSON.stringify({ type: "req", id: "agent-1", method: "agent", params: { message: "run as agent", sessionKey: "agent-test", idempotencyKey: "run-agent" } }))
     await client.waitFor((frame) => frame.type === "res" && frame.id === "agent-1" && at(frame, "payload", "status") === "ok")
     const [accepted, final] = client.responses("agent-1")
@@ -188,7 +176,7 @@ describe("agent", () => {
   })
 
   it("send answers that no channel is configured", async () => {
-    const { client } = await connect(gateway.wsUrl, gateway.token)
+    const { client } = await connect(env.gateway.wsUrl, env.gateway.token)
     const response = await client.request("send", { to: "+15550100", message: "hi", idempotencyKey: "send-1" })
     assert.strictEqual(response.error?.code, "UNAVAILABLE")
     assert.match(response.error?.message ?? "", /no channel is configured/)
@@ -198,7 +186,7 @@ describe("agent", () => {
 
 describe("sessions", () => {
   it("list, get, preview and reset", async () => {
-    const { client } = await connect(gateway.wsUrl, gateway.token)
+    const { client } = await connect(env.gateway.wsUrl, env.gateway.token)
     await client.request("chat.send", { sessionKey: "sess-a", message: "first words", idempotencyKey: "run-sess-a" })
     await client.request("agent.wait", { runId: "run-sess-a" })
     const listed = await client.request("sessions.list", { limit: 50 })
@@ -207,7 +195,7 @@ describe("sessions", () => {
     assert.strictEqual(at(row, "kind"), "direct")
     assert.isString(at(row, "sessionId"))
     assert.strictEqual(at(listed, "payload", "defaults", "modelProvider"), "anthropic")
-    assert.strictEqual(at(listed, "payload", "path"), path.join(gateway.home, "agents", "main", "sessions", "sessions.json"))
+    assert.strictEqual(at(listed, "payload", "path"), path.join(env.gateway.home, "agents", "main", "sessions", "sessions.json"))
     assert.strictEqual((await client.request("sessions.list", { agentId: "nobody" })).error?.code, "INVALID_REQUEST")
 
     const got = await client.request("sessions.get", { key: "sess-a" })
@@ -231,7 +219,7 @@ describe("sessions", () => {
   })
 
   it("sessions.patch sets and clears label, thinkingLevel and model; the next turn uses the model and thinking", async () => {
-    const { client } = await connect(gateway.wsUrl, gateway.token)
+    const { client } = await connect(env.gateway.wsUrl, env.gateway.token)
     const patched = await client.request("sessions.patch", { key: "sess-patch", label: "  Groceries  ", thinkingLevel: "low", model: "anthropic/claude-override-1" })
     assert.strictEqual(patched.ok, true, JSON.stringify(patched.error))
     assert.strictEqual(at(patched, "payload", "key"), "agent:main:sess-patch")
@@ -239,14 +227,14 @@ describe("sessions", () => {
     assert.strictEqual(at(patched, "payload", "entry", "thinkingLevel"), "low")
     assert.strictEqual(at(patched, "payload", "entry", "modelOverride"), "anthropic/claude-override-1")
     assert.deepStrictEqual(at(patched, "payload", "resolved"), { modelProvider: "anthropic", model: "claude-override-1" })
-    assert.strictEqual(at(patched, "payload", "path"), path.join(gateway.home, "agents", "main", "sessions", "sessions.json"))
+    assert.strictEqual(at(patched, "payload", "path"), path.join(env.gateway.home, "agents", "main", "sessions", "sessions.json"))
     const changed = await client.waitFor((frame) => frame.event === "sessions.changed" && at(frame, "payload", "reason") === "patch")
     assert.deepStrictEqual(changed.payload, { sessionKey: "agent:main:sess-patch", reason: "patch", agentId: "main" })
 
-    const before = fake.requests.length
+    const before = env.fake.requests.length
     await client.request("chat.send", { sessionKey: "sess-patch", message: "which model?", idempotencyKey: "run-patch" })
     assert.strictEqual(at(await client.request("agent.wait", { runId: "run-patch" }), "payload", "status"), "ok")
-    const sent = fake.requests.slice(before).map((request) => request.body)
+    const sent = env.fake.requests.slice(before).map((request) => request.body)
     assert.strictEqual(sent[0]?.model, "claude-override-1")
     assert.strictEqual(sent[0]?.thinking?.type, "enabled")
 
@@ -265,7 +253,7 @@ describe("sessions", () => {
   })
 
   it("sessions.patch refuses unsupported fields by name, bad values and bad models", async () => {
-    const { client } = await connect(gateway.wsUrl, gateway.token)
+    const { client } = await connect(env.gateway.wsUrl, env.gateway.token)
     const unsupported = await client.request("sessions.patch", { key: "sess-bad", label: "ok", verboseLevel: "on", sendPolicy: "deny" })
     assert.strictEqual(unsupported.error?.code, "INVALID_REQUEST")
     assert.strictEqual(unsupported.error?.message, "sessions.patch: verboseLevel, sendPolicy are not supported by BeamClaw sessions (supported: label, thinkingLevel, model)")
@@ -283,8 +271,8 @@ describe("sessions", () => {
   })
 
   it("chat.inject appends an assistant note without a run, shows it as a chat final, and dedupes by idempotencyKey", async () => {
-    const { client } = await connect(gateway.wsUrl, gateway.token)
-    const before = fake.requests.length
+    const { client } = await connect(env.gateway.wsUrl, env.gateway.token)
+    const before = env.fake.requests.length
     const injected = await client.request("chat.inject", { sessionKey: "sess-inject", message: "remember the milk", label: "note", idempotencyKey: "inject-1" })
     assert.strictEqual(injected.ok, true, JSON.stringify(injected.error))
     assert.strictEqual(at(injected, "payload", "ok"), true)
@@ -299,7 +287,7 @@ describe("sessions", () => {
     assert.strictEqual((await client.request("chat.inject", { sessionKey: "sess-elsewhere", message: "x", idempotencyKey: "inject-1" })).error?.message, "idempotencyKey already used for another session")
     const history = await client.request("chat.history", { sessionKey: "sess-inject" })
     assert.deepStrictEqual(historyTexts(history), ["assistant: [note] remember the milk"])
-    assert.strictEqual(fake.requests.length, before, "inject must not call the model")
+    assert.strictEqual(env.fake.requests.length, before, "inject must not call the model")
 
     assert.strictEqual((await client.request("chat.inject", { sessionKey: "sess-inject", message: "  " })).error?.message, "message required")
     assert.strictEqual((await client.request("chat.inject", { sessionKey: "sess-inject", message: "a\u0000b" })).error?.message, "message must not contain null bytes")
@@ -309,12 +297,12 @@ describe("sessions", () => {
   })
 
   it("sessions.delete aborts a running turn, archives the transcript and forgets the session; main cannot be deleted", async () => {
-    const { client } = await connect(gateway.wsUrl, gateway.token)
+    const { client } = await connect(env.gateway.wsUrl, env.gateway.token)
     assert.strictEqual((await client.request("sessions.delete", { key: "main" })).error?.message, "Cannot delete the main session (agent:main:main).")
     assert.match((await client.request("sessions.delete", { key: "sess-del", deleteTranscript: false })).error?.message ?? "", /deleteTranscript false is not supported/)
     assert.match((await client.request("sessions.delete", {})).error?.message ?? "", /^invalid sessions\.delete params/)
 
-    fake.push({ kind: "hang" })
+    env.fake.push({ kind: "hang" })
     await client.request("chat.send", { sessionKey: "sess-del", message: "long job", idempotencyKey: "run-del" })
     await client.waitFor((frame) => frame.event === "agent" && at(frame, "payload", "runId") === "run-del" && at(frame, "payload", "data", "phase") === "start")
     const deleted = await client.request("sessions.delete", { key: "sess-del" })
@@ -322,7 +310,7 @@ describe("sessions", () => {
     assert.strictEqual(at(await client.request("agent.wait", { runId: "run-del", timeoutMs: 5000 }), "payload", "status"), "error")
     assert.isTrue(client.frames.some((frame) => frame.event === "sessions.changed" && at(frame, "payload", "reason") === "delete" && at(frame, "payload", "sessionKey") === "agent:main:sess-del"))
     assert.match((await client.request("sessions.get", { key: "sess-del" })).error?.message ?? "", /session not found/)
-    const dir = path.join(gateway.home, "agents", "main", "sessions")
+    const dir = path.join(env.gateway.home, "agents", "main", "sessions")
     const archived = (await fs.readdir(dir)).filter((file) => file.includes(".jsonl.deleted."))
     assert.strictEqual(archived.length, 1, archived.join(", "))
     assert.include(await fs.readFile(path.join(dir, archived[0] ?? ""), "utf8"), "long job")
@@ -335,8 +323,8 @@ describe("sessions", () => {
 
 describe("config", () => {
   it("config.get returns the redacted config and the file hash; patch needs that hash and hot-applies", async () => {
-    const { client } = await connect(gateway.wsUrl, gateway.token)
-    const file = path.join(gateway.home, "beamclaw.yaml")
+    const { client } = await connect(env.gateway.wsUrl, env.gateway.token)
+    const file = path.join(env.gateway.home, "beamclaw.yaml")
     const got = await client.request("config.get")
     assert.strictEqual(at(got, "payload", "path"), file)
     assert.strictEqual(at(got, "payload", "exists"), true)
@@ -382,7 +370,7 @@ describe("config", () => {
 
 describe("system", () => {
   it("status, models.list, agents.list, channels.status, system-presence, last-heartbeat, logs.tail", async () => {
-    const { client } = await connect(gateway.wsUrl, gateway.token)
+    const { client } = await connect(env.gateway.wsUrl, env.gateway.token)
     const status = await client.request("status")
     assert.isNumber(at(status, "payload", "uptimeMs"))
     assert.isNumber(at(status, "payload", "memory", "rss"))

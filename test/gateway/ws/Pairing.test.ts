@@ -5,30 +5,18 @@
  * reject or remove it with device.pair.*, and an approved device reconnects
  * with its device token instead of the shared secret.
  */
-import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { type FakeAnthropicHandle, startFakeAnthropic } from "../../support/FakeAnthropic.ts"
-import { type StartedGateway, startGateway } from "../../support/Gateway.ts"
+import { assert, describe, it } from "@effect/vitest"
+import { gatewayForFile } from "../../support/Gateway.ts"
 import { at, connect, connectParams, type Device, list, makeDevice, signDevice, WsClient } from "./WsClient.ts"
 
-let fake: FakeAnthropicHandle
-let gateway: StartedGateway
-
-beforeAll(async () => {
-  fake = await startFakeAnthropic()
-  gateway = await startGateway({ anthropicUrl: fake.url })
-})
-
-afterAll(async () => {
-  await gateway?.stop()
-  await fake?.close()
-})
+const env = gatewayForFile()
 
 const proxied = { headers: { "x-forwarded-for": "203.0.113.7" } }
 const remoteClient = { id: "test", version: "1", platform: "linux", mode: "test", displayName: "phone" }
 
 /** A device connecting through a proxy, signing with whatever it sends as its auth token. */
 const connectDevice = async (device: Device, auth: { readonly token?: string; readonly deviceToken?: string }, scopes: ReadonlyArray<string> = ["operator.read"]) => {
-  const client = await WsClient.open(gateway.wsUrl, proxied)
+  const client = await WsClient.open(env.gateway.wsUrl, proxied)
   const nonce = String(at(await client.challenge(), "payload", "nonce"))
   const signed = signDevice(device, { nonce, token: auth.token ?? auth.deviceToken ?? "", scopes, clientId: "test", mode: "test" })
   const response = await client.request("connect", { ...connectParams(undefined, { client: remoteClient, scopes }), auth, device: signed })
@@ -37,11 +25,11 @@ const connectDevice = async (device: Device, auth: { readonly token?: string; re
 
 describe("device pairing", () => {
   it("a remote device is NOT_PAIRED until an operator approves it; then it reconnects with its device token", async () => {
-    const admin = await connect(gateway.wsUrl, gateway.token)
-    const reader = await connect(gateway.wsUrl, gateway.token, { scopes: ["operator.read"] })
+    const admin = await connect(env.gateway.wsUrl, env.gateway.token)
+    const reader = await connect(env.gateway.wsUrl, env.gateway.token, { scopes: ["operator.read"] })
     const device = makeDevice()
 
-    const first = await connectDevice(device, { token: gateway.token })
+    const first = await connectDevice(device, { token: env.gateway.token })
     assert.strictEqual(first.response.error?.code, "NOT_PAIRED")
     assert.strictEqual(first.response.error?.message, "pairing required")
     const requestId = at(first.response.error?.details, "requestId")
@@ -70,7 +58,7 @@ describe("device pairing", () => {
     assert.strictEqual(at(resolved, "payload", "decision"), "approved")
     assert.strictEqual((await admin.client.request("device.pair.approve", { requestId })).error?.code, "INVALID_REQUEST")
 
-    const second = await connectDevice(device, { token: gateway.token })
+    const second = await connectDevice(device, { token: env.gateway.token })
     assert.strictEqual(second.response.ok, true, JSON.stringify(second.response.error))
     const deviceToken = at(second.response, "payload", "auth", "deviceToken")
     assert.isString(deviceToken)
@@ -100,7 +88,7 @@ describe("device pairing", () => {
     const removed = await admin.client.request("device.pair.remove", { deviceId: device.id })
     assert.deepStrictEqual(removed.payload, { deviceId: device.id })
     assert.deepStrictEqual(await byToken.client.closed, { code: 4001, reason: "device removed" })
-    const after = await connectDevice(device, { token: gateway.token })
+    const after = await connectDevice(device, { token: env.gateway.token })
     assert.strictEqual(after.response.error?.code, "NOT_PAIRED")
     assert.strictEqual((await admin.client.request("device.pair.remove", { deviceId: device.id })).error?.code, "INVALID_REQUEST")
     await admin.client.close()
@@ -108,13 +96,13 @@ describe("device pairing", () => {
   })
 
   it("a device removing itself gets its answer first, then its connections close with 4001", async () => {
-    const admin = await connect(gateway.wsUrl, gateway.token)
+    const admin = await connect(env.gateway.wsUrl, env.gateway.token)
     const device = makeDevice()
     const scopes = ["operator.read", "operator.pairing"]
-    const attempt = await connectDevice(device, { token: gateway.token }, scopes)
+    const attempt = await connectDevice(device, { token: env.gateway.token }, scopes)
     const requestId = String(at(attempt.response.error?.details, "requestId"))
     assert.strictEqual((await admin.client.request("device.pair.approve", { requestId })).ok, true)
-    const paired = await connectDevice(device, { token: gateway.token }, scopes)
+    const paired = await connectDevice(device, { token: env.gateway.token }, scopes)
     assert.strictEqual(paired.response.ok, true, JSON.stringify(paired.response.error))
     const deviceToken = String(at(paired.response, "payload", "auth", "deviceToken"))
     await paired.client.close()
@@ -137,9 +125,9 @@ describe("device pairing", () => {
   })
 
   it("a rejected request is gone; bad params and unknown ids are INVALID_REQUEST", async () => {
-    const admin = await connect(gateway.wsUrl, gateway.token)
+    const admin = await connect(env.gateway.wsUrl, env.gateway.token)
     const device = makeDevice()
-    const attempt = await connectDevice(device, { token: gateway.token })
+    const attempt = await connectDevice(device, { token: env.gateway.token })
     const requestId = String(at(attempt.response.error?.details, "requestId"))
     const rejected = await admin.client.request("device.pair.reject", { requestId })
     assert.deepStrictEqual(rejected.payload, { requestId, deviceId: device.id })
@@ -154,7 +142,7 @@ describe("device pairing", () => {
   })
 
   it("an operator.pairing client (no admin) can manage pairing", async () => {
-    const pairer = await connect(gateway.wsUrl, gateway.token, { scopes: ["operator.pairing"] })
+    const pairer = await connect(env.gateway.wsUrl, env.gateway.token, { scopes: ["operator.pairing"] })
     const listed = await pairer.client.request("device.pair.list")
     assert.strictEqual(listed.ok, true, JSON.stringify(listed.error))
     assert.strictEqual((await pairer.client.request("health")).error?.code, "FORBIDDEN")

@@ -3,32 +3,20 @@
  * protocol error path with its response and close code, scopes, devices,
  * ticks and the shutdown notice.
  */
-import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { type FakeAnthropicHandle, startFakeAnthropic } from "../../support/FakeAnthropic.ts"
-import { type StartedGateway, startGateway } from "../../support/Gateway.ts"
+import { assert, describe, it } from "@effect/vitest"
+import { gatewayForFile, startGateway } from "../../support/Gateway.ts"
 import { at, connect, connectParams, list, makeDevice, signDevice, WsClient } from "./WsClient.ts"
 
-let fake: FakeAnthropicHandle
-let gateway: StartedGateway
-
-beforeAll(async () => {
-  fake = await startFakeAnthropic()
-  gateway = await startGateway({ anthropicUrl: fake.url, env: { BEAMCLAW_HANDSHAKE_TIMEOUT_MS: "600", BEAMCLAW_TICK_INTERVAL_MS: "250" } })
-})
-
-afterAll(async () => {
-  await gateway?.stop()
-  await fake?.close()
-})
+const env = gatewayForFile({ env: { BEAMCLAW_HANDSHAKE_TIMEOUT_MS: "600", BEAMCLAW_TICK_INTERVAL_MS: "250" } })
 
 describe("handshake", () => {
   it("sends connect.challenge first, then hello-ok with features, snapshot, auth and policy", async () => {
-    const client = await WsClient.open(gateway.wsUrl)
+    const client = await WsClient.open(env.gateway.wsUrl)
     const challenge = await client.challenge()
     assert.strictEqual(client.frames[0], challenge)
     assert.isString(at(challenge, "payload", "nonce"))
     assert.isNumber(at(challenge, "payload", "ts"))
-    const hello = await client.request("connect", connectParams(gateway.token))
+    const hello = await client.request("connect", connectParams(env.gateway.token))
     assert.strictEqual(hello.ok, true)
     assert.strictEqual(at(hello, "payload", "type"), "hello-ok")
     assert.strictEqual(at(hello, "payload", "protocol"), 4)
@@ -53,7 +41,7 @@ describe("handshake", () => {
   })
 
   it("a first frame that is not a request closes 1008 without a response", async () => {
-    const client = await WsClient.open(gateway.wsUrl)
+    const client = await WsClient.open(env.gateway.wsUrl)
     await client.challenge()
     client.sendRaw(JSON.stringify({ type: "event", event: "hello" }))
     const closed = await client.closed
@@ -62,7 +50,7 @@ describe("handshake", () => {
   })
 
   it("a first request other than connect gets INVALID_REQUEST and a 1008 close", async () => {
-    const client = await WsClient.open(gateway.wsUrl)
+    const client = await WsClient.open(env.gateway.wsUrl)
     await client.challenge()
     const response = await client.request("health", {})
     assert.strictEqual(response.ok, false)
@@ -72,9 +60,9 @@ describe("handshake", () => {
   })
 
   it("connect params that do not validate are named in the error", async () => {
-    const client = await WsClient.open(gateway.wsUrl)
+    const client = await WsClient.open(env.gateway.wsUrl)
     await client.challenge()
-    const response = await client.request("connect", { ...connectParams(gateway.token), client: { id: "nobody", version: "1", platform: "linux", mode: "cli" } })
+    const response = await client.request("connect", { ...connectParams(env.gateway.token), client: { id: "nobody", version: "1", platform: "linux", mode: "cli" } })
     assert.strictEqual(response.error?.code, "INVALID_REQUEST")
     assert.match(response.error?.message ?? "", /^invalid connect params: /)
     assert.include(response.error?.message ?? "", '"openclaw-control-ui"')
@@ -83,16 +71,16 @@ describe("handshake", () => {
   })
 
   it("malformed JSON before the handshake closes 1008", async () => {
-    const client = await WsClient.open(gateway.wsUrl)
+    const client = await WsClient.open(env.gateway.wsUrl)
     await client.challenge()
     client.sendRaw("{not json")
     assert.deepStrictEqual(await client.closed, { code: 1008, reason: "invalid handshake: malformed JSON" })
   })
 
   it("a protocol range without v4 is refused with details and close 1002", async () => {
-    const client = await WsClient.open(gateway.wsUrl)
+    const client = await WsClient.open(env.gateway.wsUrl)
     await client.challenge()
-    const response = await client.request("connect", connectParams(gateway.token, { minProtocol: 2, maxProtocol: 3 }))
+    const response = await client.request("connect", connectParams(env.gateway.token, { minProtocol: 2, maxProtocol: 3 }))
     assert.strictEqual(response.error?.code, "INVALID_REQUEST")
     assert.strictEqual(response.error?.message, "protocol mismatch")
     assert.strictEqual(at(response.error, "details", "expectedProtocol"), 4)
@@ -101,14 +89,14 @@ describe("handshake", () => {
   })
 
   it("a range that includes v4 is accepted (3..5)", async () => {
-    const { client, hello } = await connect(gateway.wsUrl, gateway.token, { minProtocol: 3, maxProtocol: 5 })
+    const { client, hello } = await connect(env.gateway.wsUrl, env.gateway.token, { minProtocol: 3, maxProtocol: 5 })
     assert.strictEqual(hello.ok, true)
     assert.strictEqual(at(hello, "payload", "protocol"), 4)
     await client.close()
   })
 
   it("a wrong token is refused with AUTH_TOKEN_MISMATCH and close 1008; a missing one with AUTH_TOKEN_MISSING", async () => {
-    const client = await WsClient.open(gateway.wsUrl)
+    const client = await WsClient.open(env.gateway.wsUrl)
     await client.challenge()
     const response = await client.request("connect", connectParams("wrong-token"))
     assert.strictEqual(response.error?.code, "INVALID_REQUEST")
@@ -116,7 +104,7 @@ describe("handshake", () => {
     assert.strictEqual(at(response.error, "details", "code"), "AUTH_TOKEN_MISMATCH")
     assert.strictEqual((await client.closed).code, 1008)
 
-    const bare = await WsClient.open(gateway.wsUrl)
+    const bare = await WsClient.open(env.gateway.wsUrl)
     await bare.challenge()
     const missing = await bare.request("connect", connectParams(undefined))
     assert.strictEqual(at(missing.error, "details", "code"), "AUTH_TOKEN_MISSING")
@@ -124,14 +112,14 @@ describe("handshake", () => {
   })
 
   it("a pre-connect frame over 64 KiB closes 1009", async () => {
-    const client = await WsClient.open(gateway.wsUrl)
+    const client = await WsClient.open(env.gateway.wsUrl)
     await client.challenge()
     client.sendRaw(JSON.stringify({ type: "req", id: "1", method: "connect", params: { pad: "x".repeat(70 * 1024) } }))
     assert.deepStrictEqual(await client.closed, { code: 1009, reason: "preauth payload too large" })
   })
 
   it("no connect within the handshake timeout closes the socket", async () => {
-    const client = await WsClient.open(gateway.wsUrl)
+    const client = await WsClient.open(env.gateway.wsUrl)
     await client.challenge()
     const started = Date.now()
     assert.deepStrictEqual(await client.closed, { code: 1008, reason: "handshake timeout" })
@@ -139,7 +127,7 @@ describe("handshake", () => {
   })
 
   it("a plain HTTP GET / is told to upgrade", async () => {
-    const response = await fetch(gateway.url)
+    const response = await fetch(env.gateway.url)
     assert.strictEqual(response.status, 426)
     assert.strictEqual(at(await response.json(), "error", "type"), "upgrade_required")
   })
@@ -147,7 +135,7 @@ describe("handshake", () => {
 
 describe("after the handshake", () => {
   it("an unknown method gets an error response and the socket stays open", async () => {
-    const { client } = await connect(gateway.wsUrl, gateway.token)
+    const { client } = await connect(env.gateway.wsUrl, env.gateway.token)
     const response = await client.request("no.such.method", {})
     assert.strictEqual(response.ok, false)
     assert.deepStrictEqual(response.error, { code: "INVALID_REQUEST", message: "unknown method: no.such.method" })
@@ -157,7 +145,7 @@ describe("after the handshake", () => {
   })
 
   it("malformed JSON and invalid frames get INVALID_REQUEST responses, not silence", async () => {
-    const { client } = await connect(gateway.wsUrl, gateway.token)
+    const { client } = await connect(env.gateway.wsUrl, env.gateway.token)
     client.sendRaw("{oops")
     const malformed = await client.waitFor((frame) => frame.type === "res" && frame.id === "invalid")
     assert.strictEqual(malformed.error?.code, "INVALID_REQUEST")
@@ -170,7 +158,7 @@ describe("after the handshake", () => {
   })
 
   it("bad params are refused with the method named", async () => {
-    const { client } = await connect(gateway.wsUrl, gateway.token)
+    const { client } = await connect(env.gateway.wsUrl, env.gateway.token)
     const response = await client.request("chat.history", { sessionKey: "main", limit: "lots" })
     assert.strictEqual(response.error?.code, "INVALID_REQUEST")
     assert.match(response.error?.message ?? "", /^invalid chat\.history params: /)
@@ -180,13 +168,13 @@ describe("after the handshake", () => {
   })
 
   it("a frame over maxPayload closes 1009", async () => {
-    const { client } = await connect(gateway.wsUrl, gateway.token)
+    const { client } = await connect(env.gateway.wsUrl, env.gateway.token)
     client.sendRaw(JSON.stringify({ type: "req", id: "big", method: "health", params: { pad: "x".repeat(25 * 1024 * 1024 + 10) } }))
     assert.deepStrictEqual(await client.closed, { code: 1009, reason: "payload too large" })
   })
 
   it("methods need their scope: read cannot write, write satisfies read, admin does everything", async () => {
-    const read = await connect(gateway.wsUrl, gateway.token, { scopes: ["operator.read"] })
+    const read = await connect(env.gateway.wsUrl, env.gateway.token, { scopes: ["operator.read"] })
     assert.strictEqual((await read.client.request("health")).ok, true)
     assert.strictEqual((await read.client.request("config.get")).ok, true)
     const denied = await read.client.request("chat.send", { sessionKey: "main", message: "hi", idempotencyKey: "scoped-1" })
@@ -199,13 +187,13 @@ describe("after the handshake", () => {
     assert.strictEqual((await read.client.request("no.such.method")).error?.code, "FORBIDDEN")
     await read.client.close()
 
-    const write = await connect(gateway.wsUrl, gateway.token, { scopes: ["operator.write"] })
+    const write = await connect(env.gateway.wsUrl, env.gateway.token, { scopes: ["operator.write"] })
     assert.strictEqual((await write.client.request("sessions.list")).ok, true)
     await write.client.close()
   })
 
   it("a non-CLI client with a token and no device keeps no scopes, as OpenClaw", async () => {
-    const { client, hello } = await connect(gateway.wsUrl, gateway.token, { client: { id: "test", version: "1", platform: "linux", mode: "test" } })
+    const { client, hello } = await connect(env.gateway.wsUrl, env.gateway.token, { client: { id: "test", version: "1", platform: "linux", mode: "test" } })
     assert.deepStrictEqual(at(hello, "payload", "auth", "scopes"), [])
     assert.strictEqual((await client.request("health")).error?.code, "FORBIDDEN")
     await client.close()
@@ -215,10 +203,10 @@ describe("after the handshake", () => {
 describe("device identity", () => {
   it("a loopback device with a valid signature over the nonce is approved silently", async () => {
     const device = makeDevice()
-    const client = await WsClient.open(gateway.wsUrl)
+    const client = await WsClient.open(env.gateway.wsUrl)
     const nonce = String(at(await client.challenge(), "payload", "nonce"))
     const scopes = ["operator.admin"]
-    const hello = await client.request("connect", connectParams(gateway.token, { client: { id: "test", version: "1", platform: "linux", mode: "test" }, device: signDevice(device, { nonce, token: gateway.token, scopes, clientId: "test", mode: "test" }) }))
+    const hello = await client.request("connect", connectParams(env.gateway.token, { client: { id: "test", version: "1", platform: "linux", mode: "test" }, device: signDevice(device, { nonce, token: env.gateway.token, scopes, clientId: "test", mode: "test" }) }))
     assert.strictEqual(hello.ok, true)
     assert.deepStrictEqual(at(hello, "payload", "auth", "scopes"), scopes)
     assert.strictEqual(at(hello, "payload", "auth", "role"), "operator")
@@ -233,16 +221,16 @@ describe("device identity", () => {
     const device = makeDevice()
     const other = makeDevice()
     const cases = [
-      { make: (nonce: string) => ({ ...signDevice(device, { nonce, token: gateway.token, scopes: ["operator.admin"] }), signature: signDevice(other, { nonce, token: gateway.token, scopes: ["operator.admin"] }).signature }), message: "device signature invalid", code: "DEVICE_AUTH_SIGNATURE_INVALID", reason: "device-signature" },
-      { make: (_nonce: string) => signDevice(device, { nonce: "not-the-challenge", token: gateway.token, scopes: ["operator.admin"] }), message: "device nonce mismatch", code: "DEVICE_AUTH_NONCE_MISMATCH", reason: "device-nonce-mismatch" },
-      { make: (nonce: string) => ({ ...signDevice(device, { nonce, token: gateway.token, scopes: ["operator.admin"] }), id: other.id }), message: "device identity mismatch", code: "DEVICE_AUTH_DEVICE_ID_MISMATCH", reason: "device-id-mismatch" },
-      { make: (nonce: string) => signDevice(device, { nonce, token: gateway.token, scopes: ["operator.admin"], signedAt: Date.now() - 60 * 60_000 }), message: "device signature expired", code: "DEVICE_AUTH_SIGNATURE_EXPIRED", reason: "device-signature-stale" },
-      { make: (_nonce: string) => { const { nonce: _, ...rest } = signDevice(device, { nonce: "", token: gateway.token, scopes: ["operator.admin"] }); return rest }, message: "device nonce required", code: "DEVICE_AUTH_NONCE_REQUIRED", reason: "device-nonce-missing" }
+      { make: (nonce: string) => ({ ...signDevice(device, { nonce, token: env.gateway.token, scopes: ["operator.admin"] }), signature: signDevice(other, { nonce, token: env.gateway.token, scopes: ["operator.admin"] }).signature }), message: "device signature invalid", code: "DEVICE_AUTH_SIGNATURE_INVALID", reason: "device-signature" },
+      { make: (_nonce: string) => signDevice(device, { nonce: "not-the-challenge", token: env.gateway.token, scopes: ["operator.admin"] }), message: "device nonce mismatch", code: "DEVICE_AUTH_NONCE_MISMATCH", reason: "device-nonce-mismatch" },
+      { make: (nonce: string) => ({ ...signDevice(device, { nonce, token: env.gateway.token, scopes: ["operator.admin"] }), id: other.id }), message: "device identity mismatch", code: "DEVICE_AUTH_DEVICE_ID_MISMATCH", reason: "device-id-mismatch" },
+      { make: (nonce: string) => signDevice(device, { nonce, token: env.gateway.token, scopes: ["operator.admin"], signedAt: Date.now() - 60 * 60_000 }), message: "device signature expired", code: "DEVICE_AUTH_SIGNATURE_EXPIRED", reason: "device-signature-stale" },
+      { make: (_nonce: string) => { const { nonce: _, ...rest } = signDevice(device, { nonce: "", token: env.gateway.token, scopes: ["operator.admin"] }); return rest }, message: "device nonce required", code: "DEVICE_AUTH_NONCE_REQUIRED", reason: "device-nonce-missing" }
     ]
     for (const { make, message, code, reason } of cases) {
-      const client = await WsClient.open(gateway.wsUrl)
+      const client = await WsClient.open(env.gateway.wsUrl)
       const nonce = String(at(await client.challenge(), "payload", "nonce"))
-      const response = await client.request("connect", connectParams(gateway.token, { device: make(nonce) }))
+      const response = await client.request("connect", connectParams(env.gateway.token, { device: make(nonce) }))
       assert.strictEqual(response.error?.code, "INVALID_REQUEST")
       assert.strictEqual(response.error?.message, message)
       assert.deepStrictEqual(response.error?.details, { code, reason })
@@ -251,9 +239,9 @@ describe("device identity", () => {
   })
 
   it("a node without a device identity is NOT_PAIRED", async () => {
-    const client = await WsClient.open(gateway.wsUrl)
+    const client = await WsClient.open(env.gateway.wsUrl)
     await client.challenge()
-    const response = await client.request("connect", connectParams(gateway.token, { role: "node", scopes: [], client: { id: "node-host", version: "1", platform: "linux", mode: "node" } }))
+    const response = await client.request("connect", connectParams(env.gateway.token, { role: "node", scopes: [], client: { id: "node-host", version: "1", platform: "linux", mode: "node" } }))
     assert.strictEqual(response.error?.code, "NOT_PAIRED")
     assert.strictEqual(response.error?.message, "device identity required")
     assert.strictEqual((await client.closed).code, 1008)
@@ -262,7 +250,7 @@ describe("device identity", () => {
 
 describe("shutdown", () => {
   it("a graceful stop sends a shutdown event, then closes 1012", async () => {
-    const own = await startGateway({ anthropicUrl: fake.url })
+    const own = await startGateway({ anthropicUrl: env.fake.url })
     const { client } = await connect(own.wsUrl, own.token)
     const startedAt = Date.now()
     const stopping = own.stop()
