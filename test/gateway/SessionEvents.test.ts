@@ -1,21 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { Deferred, Effect, Fiber, Stream } from "effect"
 import { BeamclawClient } from "../../src/client/index.ts"
 import type { SessionEvent } from "../../src/gateway/rpc/Rpcs.ts"
-import { type FakeAnthropicHandle, startFakeAnthropic } from "../support/FakeAnthropic.ts"
-import { type StartedGateway, startGateway } from "../support/Gateway.ts"
+import { gatewayForFile } from "../support/Gateway.ts"
 import { connect } from "./ws/WsClient.ts"
 
-let fake: FakeAnthropicHandle
-let gateway: StartedGateway
-beforeAll(async () => {
-  fake = await startFakeAnthropic()
-  gateway = await startGateway({ anthropicUrl: fake.url })
-})
-afterAll(async () => {
-  await gateway?.stop()
-  await fake?.close()
-})
+const env = gatewayForFile()
 
 describe("session events across surfaces", () => {
   it("an RPC subscriber sees turns sent over the WebSocket protocol and the OpenAI endpoint", async () => {
@@ -28,12 +18,12 @@ describe("session events across surfaces", () => {
         Effect.forkChild
       )
       yield* Deferred.await(subscribed)
-      const { client: ws } = yield* Effect.promise(() => connect(gateway.wsUrl, gateway.token))
+      const { client: ws } = yield* Effect.promise(() => connect(env.gateway.wsUrl, env.gateway.token))
       yield* Effect.promise(() => ws.request("chat.send", { sessionKey: "main", message: "over websocket", idempotencyKey: "evt-1" }))
       yield* Effect.promise(() =>
-        fetch(`${gateway.url}/v1/chat/completions`, {
+        fetch(`${env.gateway.url}/v1/chat/completions`, {
           method: "POST",
-          headers: { authorization: `Bearer ${gateway.token}`, "content-type": "application/json", "x-beamclaw-session-key": "main" },
+          headers: { authorization: `Bearer ${env.gateway.token}`, "content-type": "application/json", "x-beamclaw-session-key": "main" },
           body: JSON.stringify({ model: "beamclaw", messages: [{ role: "user", content: "over http" }] })
         }).then((response) => response.text())
       )
@@ -43,7 +33,7 @@ describe("session events across surfaces", () => {
       yield* Effect.promise(() => ws.close())
       return seen
     })
-    const seen = await Effect.runPromise(program.pipe(Effect.provide(BeamclawClient.layer({ url: gateway.wsUrl, token: gateway.token })), Effect.orDie))
+    const seen = await Effect.runPromise(program.pipe(Effect.provide(BeamclawClient.layer({ url: env.gateway.wsUrl, token: env.gateway.token })), Effect.orDie))
     const texts = seen.flatMap((e) => e._tag === "Turn" && e.event._tag === "TurnCompleted" ? [e.event.text] : [])
     expect(texts).toContain("echo: over websocket")
     expect(texts.some((t) => t.includes("over http"))).toBe(true)
