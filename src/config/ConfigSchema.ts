@@ -225,32 +225,29 @@ export const GatewayAuthConfig = Schema.suspend(() =>
 export const ResponsesEndpointConfig = Schema.suspend(() => {
   // Built with the rest of the schema on the first decode, not when the module loads (start-up).
   const StringList = Schema.Array(NonEmpty)
+  // What files and images share: where they may be fetched from, which types, how large, how long.
+  const fetchLimits = {
+    allowUrl: Schema.optionalKey(Bool),
+    urlAllowlist: Schema.optionalKey(StringList),
+    allowedMimes: Schema.optionalKey(StringList),
+    maxBytes: Schema.optionalKey(int(1)),
+    maxRedirects: Schema.optionalKey(int(0)),
+    timeoutMs: Schema.optionalKey(int(1))
+  }
   return Schema.Struct({
     enabled: Bool.pipe(withDefault(false)),
     maxBodyBytes: int(1).pipe(withDefault(20 * 1024 * 1024)),
     maxUrlParts: Schema.optionalKey(int(0)),
     files: Schema.optionalKey(Schema.Struct({
-      allowUrl: Schema.optionalKey(Bool),
-      urlAllowlist: Schema.optionalKey(StringList),
-      allowedMimes: Schema.optionalKey(StringList),
-      maxBytes: Schema.optionalKey(int(1)),
+      ...fetchLimits,
       maxChars: Schema.optionalKey(int(1)),
-      maxRedirects: Schema.optionalKey(int(0)),
-      timeoutMs: Schema.optionalKey(int(1)),
       pdf: Schema.optionalKey(Schema.Struct({
         maxPages: Schema.optionalKey(int(1)),
         maxPixels: Schema.optionalKey(int(1)),
         minTextChars: Schema.optionalKey(int(0))
       }))
     })),
-    images: Schema.optionalKey(Schema.Struct({
-      allowUrl: Schema.optionalKey(Bool),
-      urlAllowlist: Schema.optionalKey(StringList),
-      allowedMimes: Schema.optionalKey(StringList),
-      maxBytes: Schema.optionalKey(int(1)),
-      maxRedirects: Schema.optionalKey(int(0)),
-      timeoutMs: Schema.optionalKey(int(1))
-    }))
+    images: Schema.optionalKey(Schema.Struct(fetchLimits))
   })
 })
 

@@ -82,6 +82,17 @@ describe("ConfigSchema", () => {
     assert.deepStrictEqual(agentModel(config, "c"), { primary: "openai/gpt-4.1", fallbacks: [] })
   })
 
+  it("gateway.http.endpoints.responses: off by default; a bad limit in files or images is named by its path", () => {
+    assert.isFalse(decodeOk({}).gateway.http.endpoints.responses.enabled)
+    const ok = decodeOk({ gateway: { http: { endpoints: { responses: { enabled: true, files: { maxBytes: 1024, maxChars: 10, pdf: { maxPages: 2 } }, images: { allowUrl: false, allowedMimes: ["image/png"] } } } } } })
+    assert.deepStrictEqual(ok.gateway.http.endpoints.responses.images, { allowUrl: false, allowedMimes: ["image/png"] })
+    const paths = (input: unknown) => issues({ gateway: { http: { endpoints: { responses: input } } } }).map((issue) => issue.path)
+    assert.deepStrictEqual(paths({ images: { maxBytes: 0 } }), ["gateway.http.endpoints.responses.images.maxBytes"])
+    assert.deepStrictEqual(paths({ files: { timeoutMs: -5 } }), ["gateway.http.endpoints.responses.files.timeoutMs"])
+    assert.deepStrictEqual(paths({ images: { allowedMimes: [""] } }), ["gateway.http.endpoints.responses.images.allowedMimes[0]"])
+    assert.deepStrictEqual(paths({ images: { maxChars: 5 } }), ["gateway.http.endpoints.responses.images.maxChars"], "maxChars is for files only")
+  })
+
   it("rejects a model reference without a provider", () => {
     assert.deepStrictEqual(issues({ agents: { defaults: { model: "claude" } } }), [
       {
