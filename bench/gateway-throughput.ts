@@ -13,7 +13,10 @@
  * process that does only what no gateway can skip (HTTP in, the model call
  * with the same body, a transcript append made durable, HTTP out): the most
  * any Node gateway could reach on this machine.
- * Phases of `seconds` each, ours, the floor and the baseline in turn (the
+ * stack floor: the same again with bench/stack-floor.ts, which does what the
+ * floor does on the decided stack (effect/http, the Anthropic SDK, Effect):
+ * the most a gateway written on this stack could reach here.
+ * Phases of `seconds` each, ours, the floors and the baseline in turn (the
  * order flips every round), after a 2 s warm-up of each. The load generator,
  * the gateway (or the floor) and the fake share the machine's cores: see the
  * CPU columns.
@@ -26,15 +29,15 @@ import * as readline from "node:readline"
 import { nodeBin, repoRoot, table } from "./common.ts"
 import { cpuMs, distDir, fmtMs2, keepAliveAgent, percentile, post, startFake, startGateway, stopChild } from "./gateway-common.ts"
 
-/** bench/proxy-floor.ts in its own process, replaying `body` to the fake. */
-const startFloor = async (fakeUrl: string, body: string) => {
+/** A floor (bench/proxy-floor.ts or bench/stack-floor.ts) in its own process, replaying `body` to the fake. */
+const startFloor = async (script: "proxy-floor.ts" | "stack-floor.ts", fakeUrl: string, body: string) => {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), "beamclaw-bench-floor-"))
   const bodyFile = path.join(dir, "body.json")
   await fs.writeFile(bodyFile, body)
-  const child: ChildProcess = spawn(nodeBin, [path.join(repoRoot, "bench", "proxy-floor.ts"), fakeUrl, bodyFile, dir], { stdio: ["ignore", "pipe", "inherit"] })
+  const child: ChildProcess = spawn(nodeBin, [path.join(repoRoot, "bench", script), fakeUrl, bodyFile, dir], { stdio: ["ignore", "pipe", "inherit"] })
   const url = await new Promise<string>((resolve, reject) => {
     readline.createInterface({ input: child.stdout! }).once("line", resolve)
-    child.once("exit", (code) => reject(new Error(`bench/proxy-floor.ts exited with ${code}`)))
+    child.once("exit", (code) => reject(new Error(`bench/${script} exited with ${code}`)))
   })
   return {
     url,
@@ -47,7 +50,7 @@ const startFloor = async (fakeUrl: string, body: string) => {
 }
 
 export interface Phase {
-  readonly who: "ours" | "floor" | "fake alone"
+  readonly who: "ours" | "floor" | "stack floor" | "fake alone"
   readonly concurrency: number
   readonly turns: number
   readonly errors: number
@@ -76,18 +79,21 @@ export const runThroughput = async (seconds: number, rounds: number, levels: Rea
   const chat = (user: string, n: number) => JSON.stringify({ model: "beamclaw", user, messages: [{ role: "user", content: `bench turn ${n}` }] })
   let phaseId = 0
   let stopFloor = async () => {}
+  let stopStackFloor = async () => {}
   try {
     // The baseline's body: what the gateway sends on a session's 11th turn.
     for (let n = 0; n < 11; n++) await post(agent, gateway.url, "/v1/chat/completions", headers, chat("bench-tp-capture", n))
     const baseBody = JSON.stringify(await fake.lastGatewayBody())
-    const floor = await startFloor(fake.url, baseBody)
+    const floor = await startFloor("proxy-floor.ts", fake.url, baseBody)
     stopFloor = floor.stop
+    const stackFloor = await startFloor("stack-floor.ts", fake.url, baseBody)
+    stopStackFloor = stackFloor.stop
 
     const phase = async (who: Phase["who"], concurrency: number, durationMs: number): Promise<Phase> => {
       const id = ++phaseId
       const latencies: Array<number> = []
       let errors = 0
-      const serverPid = who === "floor" ? floor.pid : gateway.pid
+      const serverPid = who === "floor" ? floor.pid : who === "stack floor" ? stackFloor.pid : gateway.pid
       const cpuBefore = { gateway: await cpuMs(serverPid), fake: await cpuMs(fake.pid), loadgen: process.cpuUsage() }
       const started = performance.now()
       const deadline = started + durationMs
@@ -96,8 +102,8 @@ export const runThroughput = async (seconds: number, rounds: number, levels: Rea
         while (performance.now() < deadline) {
           const result = who === "ours"
             ? await post(agent, gateway.url, "/v1/chat/completions", headers, chat(`bench-tp-${id}-${c}-${Math.floor(n / 20)}`, n))
-            : who === "floor"
-            ? await post(agent, floor.url, "/v1/chat/completions", headers, chat(`bench-tp-${id}-${c}-${Math.floor(n / 20)}`, n))
+            : who === "floor" || who === "stack floor"
+            ? await post(agent, who === "floor" ? floor.url : stackFloor.url, "/v1/chat/completions", headers, chat(`bench-tp-${id}-${c}-${Math.floor(n / 20)}`, n))
             : await post(agent, fake.url, "/v1/messages", baseHeaders, baseBody)
           n++
           if (result.status === 200) latencies.push(result.totalMs)
@@ -130,12 +136,13 @@ export const runThroughput = async (seconds: number, rounds: number, levels: Rea
     log("throughput: warm-up")
     const warmOurs = await phase("ours", maxClients, 2000)
     const warmFloor = await phase("floor", maxClients, 2000)
+    const warmStack = await phase("stack floor", maxClients, 2000)
     const warmFake = await phase("fake alone", maxClients, 2000)
-    log(`  warm-up: ours ${warmOurs.turns} turns, floor ${warmFloor.turns}, fake alone ${warmFake.turns} requests`)
+    log(`  warm-up: ours ${warmOurs.turns} turns, floor ${warmFloor.turns}, stack floor ${warmStack.turns}, fake alone ${warmFake.turns} requests`)
     const phases: Array<Phase> = []
     for (let round = 0; round < rounds; round++) {
       for (const concurrency of levels) {
-        const order: Array<Phase["who"]> = round % 2 === 0 ? ["ours", "floor", "fake alone"] : ["fake alone", "floor", "ours"]
+        const order: Array<Phase["who"]> = round % 2 === 0 ? ["ours", "floor", "stack floor", "fake alone"] : ["fake alone", "stack floor", "floor", "ours"]
         for (const who of order) {
           const result = await phase(who, concurrency, seconds * 1000)
           log(`  round ${round + 1}, ${who} at ${concurrency}: ${result.perSecond.toFixed(0)} turns/s, ${result.errors} errors`)
@@ -147,6 +154,7 @@ export const runThroughput = async (seconds: number, rounds: number, levels: Rea
   } finally {
     agent.destroy()
     await stopFloor()
+    await stopStackFloor()
     await gateway.stop()
     await fake.stop()
   }
@@ -159,6 +167,7 @@ export const throughputTable = (result: ThroughputResult): string => {
     const of = (who: Phase["who"]) => result.phases.filter((p) => p.who === who && p.concurrency === concurrency)
     const ours = of("ours")
     const floor = of("floor")
+    const stackFloor = of("stack floor")
     const fake = of("fake alone")
     const rate = (phases: ReadonlyArray<Phase>) => sum(phases.map((p) => p.turns)) / sum(phases.map((p) => p.seconds))
     const ratio = rate(ours) / rate(fake)
@@ -168,6 +177,7 @@ export const throughputTable = (result: ThroughputResult): string => {
       `${rate(fake).toFixed(0)}/s`,
       `${(100 * ratio).toFixed(0)}%`,
       `${rate(floor).toFixed(0)}/s (${(100 * rate(floor) / rate(fake)).toFixed(0)}%)`,
+      `${rate(stackFloor).toFixed(0)}/s (${(100 * rate(stackFloor) / rate(fake)).toFixed(0)}%)`,
       concurrency === 64 ? ">= 50%" : "",
       concurrency === 64 ? (ratio >= 0.5 ? "met" : "NOT met") : "",
       ours.map((p) => `${fmtMs2(p.p50)}/${fmtMs2(p.p99)}`).join(", "),
@@ -175,7 +185,7 @@ export const throughputTable = (result: ThroughputResult): string => {
       String(sum(ours.map((p) => p.errors)) + sum(fake.map((p) => p.errors)))
     ])
   }
-  return table(["clients", "ours", "fake alone", "ours/fake", "floor (bare node:http), /fake", "goal", "", "ours p50/p99 per round", "fake p50/p99 per round", "errors"], rows)
+  return table(["clients", "ours", "fake alone", "ours/fake", "floor (bare node:http), /fake", "stack floor (effect/http + SDK), /fake", "goal", "", "ours p50/p99 per round", "fake p50/p99 per round", "errors"], rows)
 }
 
 export const throughputCpu = (result: ThroughputResult): string =>
