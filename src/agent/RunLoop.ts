@@ -12,7 +12,7 @@ import { TurnTimeout, type TurnEvent } from "./TurnEvent.ts"
 import * as Compaction from "./Compaction.ts"
 import { Models } from "../provider/Models.ts"
 import type { ProviderError } from "../provider/Provider.ts"
-import type { StoreError } from "../session/SessionStore.ts"
+import type { AppendOptions, StoreError } from "../session/SessionStore.ts"
 import type { SessionKind } from "../session/SessionKey.ts"
 import * as Transcript from "../session/Transcript.ts"
 
@@ -74,7 +74,8 @@ export interface TurnSession {
   readonly sessionId: string
   readonly kind: SessionKind
   readonly entries: Effect.Effect<ReadonlyArray<Transcript.Entry>>
-  readonly persist: (entries: ReadonlyArray<Transcript.Entry>, options?: { readonly sync?: boolean }) => Effect.Effect<void, StoreError | Transcript.TranscriptInvariantError>
+  /** Appends to the transcript (SessionStore.append's options) and to memory. */
+  readonly persist: (entries: ReadonlyArray<Transcript.Entry>, options?: AppendOptions) => Effect.Effect<void, StoreError | Transcript.TranscriptInvariantError>
   /** Called as each model call completes, with its usage and `provider/model`. */
   readonly addUsage: (usage: Usage, model: string) => Effect.Effect<void>
   /** Called as each model call's answer begins (the provider's `Started`). */
@@ -125,7 +126,9 @@ export const runTurn = Effect.fnUntraced(function*(
     const userContent: Message = input.images !== undefined && input.images.length > 0
       ? { role: "user", content: [{ type: "text", text: input.text }, ...input.images], timestamp: Date.now() }
       : { role: "user", content: input.text, timestamp: Date.now() }
-    yield* session.persist([Transcript.messageEntry(userContent, lastId(entries))])
+    // In the background: a transcript that is not open yet (a new session, or one idle for a while) is
+    // opened while the model is called, and the turn's last message, written durably, waits for it.
+    yield* session.persist([Transcript.messageEntry(userContent, lastId(entries))], { background: true })
 
     const system = withExtraSystemPrompt(yield* prompts.build(settings, { key: session.key, kind: session.kind }, registry.list), input.extraSystemPrompt)
     // Our own tools win a name clash: a client cannot shadow them.

@@ -10,7 +10,7 @@ import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { Effect, Layer, Queue, Schema, Semaphore } from "effect"
 import { AGENT_ID_PATTERN, isValidSessionId } from "./SessionKey.ts"
-import { carriedOverOnReset, emptySessionEntry, SessionEntry, SessionStore, StoreError } from "./SessionStore.ts"
+import { type AppendOptions, carriedOverOnReset, emptySessionEntry, SessionEntry, SessionStore, StoreError } from "./SessionStore.ts"
 import * as Transcript from "./Transcript.ts"
 import { isErrno } from "../platform/Errno.ts"
 
@@ -77,15 +77,25 @@ export interface FileSessionStoreOptions {
 const DEFAULT_MAX_OPEN_TRANSCRIPTS = 128
 const DEFAULT_TRANSCRIPT_IDLE_MS = 10_000
 
-/** A transcript kept open for appends (O_APPEND), with the identity of the file it was opened as. */
+/**
+ * A transcript kept open for appends (O_APPEND), with the identity of the
+ * file it was opened as. While its open is still in flight (`handle`
+ * undefined), appends queue their lines, written in order as soon as it is open.
+ */
 interface OpenTranscript {
   readonly file: string
-  readonly handle: fs.FileHandle
-  readonly dev: number
-  readonly ino: number
+  handle: fs.FileHandle | undefined
+  dev: number
+  ino: number
   lastUsed: number
   /** Set once it is taken out of use: the close in progress or done. */
   closed: Promise<void> | undefined
+  /** While opening: the lines appended meanwhile. */
+  queued: Array<string> | undefined
+  /** Whether a caller has gone on without waiting for its queued lines (a background append). */
+  detached: boolean
+  /** Settles once the file is open and the queued lines written; rejects with the reason they were not. */
+  ready: Promise<void>
 }
 
 const errorMessage = (error: unknown): string => error instanceof Error ? error.message : String(error)
@@ -328,12 +338,16 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
 
   /**
    * Takes a transcript out of use and closes it. FileHandle.close waits for
-   * an operation still running on it (a datasync), so nothing is cut short.
+   * an operation still running on it (a datasync), so nothing is cut short; a
+   * transcript still opening is closed once its queued lines are written.
    */
   const retire = (open: OpenTranscript): Promise<void> => {
     if (openTranscripts.get(open.file) === open) openTranscripts.delete(open.file)
     if (open.closed !== undefined) return open.closed
-    const closed: Promise<void> = open.handle.close().catch(() => undefined).finally(() => closing.delete(closed))
+    const closed: Promise<void> = open.ready
+      .then(() => open.handle?.close(), () => undefined)
+      .catch(() => undefined)
+      .finally(() => closing.delete(closed))
     closing.add(closed)
     open.closed = closed
     return closed
@@ -343,38 +357,90 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
     return open === undefined ? Promise.resolve() : retire(open)
   }
 
-  const register = (file: string, handle: fs.FileHandle): OpenTranscript => {
-    const stat = fsSync.fstatSync(handle.fd)
-    const open: OpenTranscript = { file, handle, dev: stat.dev, ino: stat.ino, lastUsed: Date.now(), closed: undefined }
+  /**
+   * Lines a background append queued, lost because their file could not be
+   * opened: the next append to that file fails with the reason, so the
+   * session learns that its memory holds more than its transcript (it then
+   * reloads from disk). Cleared when the transcript is loaded or created again.
+   */
+  const lostWrites = new Map<string, StoreError>()
+
+  /**
+   * Starts opening `file` (`open` resolves to its handle, or undefined for
+   * "exists already, keep it as it is") and keeps it as the open transcript
+   * of its path at once, with `first` queued; returns before the open is
+   * done. The least recently used transcripts beyond `maxOpen` are closed,
+   * never one still opening (its queued lines would race a second opening).
+   */
+  const startOpen = (file: string, open: () => Promise<{ readonly handle: fs.FileHandle; readonly keepFirst: boolean }>, first: string): OpenTranscript => {
+    const opening: OpenTranscript = {
+      file,
+      handle: undefined,
+      dev: 0,
+      ino: 0,
+      lastUsed: Date.now(),
+      closed: undefined,
+      queued: [first],
+      detached: false,
+      ready: Promise.resolve()
+    }
+    const forget = (error: unknown) => {
+      if (openTranscripts.get(file) === opening) openTranscripts.delete(file)
+      if (opening.detached) lostWrites.set(file, appendFailed(file, error))
+      opening.queued = undefined
+      throw error
+    }
+    opening.ready = open().then(({ handle, keepFirst }) => {
+      try {
+        const stat = fsSync.fstatSync(handle.fd)
+        opening.handle = handle
+        opening.dev = stat.dev
+        opening.ino = stat.ino
+        const queued = opening.queued ?? []
+        opening.queued = undefined
+        opening.lastUsed = Date.now()
+        const data = (keepFirst ? queued : queued.slice(1)).join("")
+        if (data.length > 0) writeLines(opening, data)
+      } catch (error) {
+        opening.handle = undefined
+        void handle.close().catch(() => undefined)
+        forget(error)
+      }
+    }, forget)
+    // A failure reaches whoever waits on `ready`; nobody may be waiting.
+    opening.ready.catch(() => undefined)
     const previous = openTranscripts.get(file)
     if (previous !== undefined) void retire(previous)
     for (const oldest of openTranscripts.values()) {
       if (openTranscripts.size < maxOpen) break
-      void retire(oldest)
+      if (oldest.handle !== undefined) void retire(oldest)
     }
-    openTranscripts.set(file, open)
+    openTranscripts.set(file, opening)
     if (openTranscripts.size === 1) Queue.offerUnsafe(idleSignal, undefined)
-    return open
+    return opening
   }
 
   /**
    * The open transcript of `file`, if it is still the file at that path. The
    * path is checked on every append (a stat of a cached inode, about a
    * microsecond): a transcript moved or replaced behind the store's back is
-   * then reopened, as a per-append open would, instead of written blind.
+   * then reopened, as a per-append open would, instead of written blind. One
+   * still opening is taken as it is.
    */
   const current = (file: string): OpenTranscript | undefined => {
     const open = openTranscripts.get(file)
     if (open === undefined) return undefined
-    let stat: fsSync.Stats | undefined
-    try {
-      stat = fsSync.statSync(file, { throwIfNoEntry: false })
-    } catch {
-      stat = undefined
-    }
-    if (stat === undefined || stat.ino !== open.ino || stat.dev !== open.dev) {
-      void retire(open)
-      return undefined
+    if (open.handle !== undefined) {
+      let stat: fsSync.Stats | undefined
+      try {
+        stat = fsSync.statSync(file, { throwIfNoEntry: false })
+      } catch {
+        stat = undefined
+      }
+      if (stat === undefined || stat.ino !== open.ino || stat.dev !== open.dev) {
+        void retire(open)
+        return undefined
+      }
     }
     openTranscripts.delete(file)
     openTranscripts.set(file, open)
@@ -385,12 +451,13 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
   /**
    * Writes the lines with write(2) on the open descriptor. A write of a few
    * hundred bytes into the page cache takes microseconds, far less than a
-   * thread-pool round trip; only the datasync, which waits for the disk, goes
-   * to the thread pool. One batch, one write call: a kill -9 can only cut the
-   * batch at its end, and loading repairs a torn last line.
+   * thread-pool round trip; only the open and the datasync, which wait for
+   * the disk, go to the thread pool. One batch, one write call: a kill -9 can
+   * only cut the batch at its end, and loading repairs a torn last line.
    */
   const writeLines = (open: OpenTranscript, data: string) => {
-    const fd = open.handle.fd
+    const fd = open.handle?.fd
+    if (fd === undefined) throw new Error("the transcript is not open")
     const bytes = Buffer.from(data, "utf8")
     let written = 0
     try {
@@ -413,28 +480,22 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
     }
   }
 
+  const appendFailed = (file: string, error: unknown) =>
+    error instanceof StoreError ? error : new StoreError({ operation: "append", path: file, message: errorMessage(error) })
+
   /**
-   * Keeps a freshly opened handle and writes to it in one synchronous step,
-   * so no eviction can come between; on failure the handle is closed.
+   * Waits for the transcript's queued lines to be written (and, with `sync`,
+   * for the disk); a failure takes the transcript out of use, so the next
+   * append opens the file afresh.
    */
-  const writeNew = async (file: string, handle: fs.FileHandle, data: string): Promise<OpenTranscript> => {
-    let open: OpenTranscript | undefined
-    try {
-      open = register(file, handle)
-      writeLines(open, data)
-      return open
-    } catch (error) {
-      await (open === undefined ? handle.close().catch(() => undefined) : retire(open))
-      throw error
-    }
-  }
-
-  const appendFailed = (file: string, error: unknown) => new StoreError({ operation: "append", path: file, message: errorMessage(error) })
-
-  const datasync = (open: OpenTranscript) =>
-    io("append", open.file, () => open.handle.datasync()).pipe(
-      Effect.tapError(() => Effect.promise(() => retire(open)))
-    )
+  const settle = (open: OpenTranscript, sync: boolean) =>
+    Effect.tryPromise({
+      try: async () => {
+        await open.ready
+        if (sync) await open.handle?.datasync()
+      },
+      catch: (error) => appendFailed(open.file, error)
+    }).pipe(Effect.tapError(() => Effect.promise(() => retire(open))))
 
   // Idle transcripts are closed; with none open this fiber waits for a signal, so an idle store has no timer.
   yield* Effect.gen(function*() {
@@ -456,28 +517,42 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
     })
   )
 
-  const createTranscript = Effect.fn("SessionStore.createTranscript")(function*(agentId: string, header: Transcript.Header) {
-    const file = yield* transcriptPath(agentId, header.id)
-    const dir = yield* sessionsDir(agentId)
-    // The header is written on a handle the appends then use. O_EXCL: a file
-    // that already exists (a crash right after its header was written) is kept as it is.
-    const openNew = () =>
-      fs.open(file, "ax", 0o600).catch((error: unknown) => {
-        if (isErrno(error, "EEXIST")) return undefined
-        throw error
+  /** Waits for the open unless the caller goes on without it (`background`, see SessionStore.append). */
+  const afterOpen = (open: OpenTranscript, options: AppendOptions | undefined): Effect.Effect<void, StoreError> => {
+    const sync = options?.sync === true
+    if (options?.background === true && !sync && open.handle === undefined) {
+      open.detached = true
+      return Effect.void
+    }
+    return settle(open, sync)
+  }
+
+  const createTranscript = (agentId: string, header: Transcript.Header, options?: { readonly background?: boolean }): Effect.Effect<void, StoreError> =>
+    Effect.all([transcriptPath(agentId, header.id), sessionsDir(agentId)]).pipe(Effect.flatMap(([file, dir]) =>
+      Effect.suspend(() => {
+        lostWrites.delete(file)
+        // The header is written on a handle the appends then use. O_EXCL: a file
+        // that already exists (a crash right after its header was written) is kept as it is.
+        const openNew = () => fs.open(file, "ax", 0o600)
+        const open = startOpen(file, async () => {
+          const handle = await openNew().catch(async (error: unknown) => {
+            if (isErrno(error, "EEXIST")) return undefined
+            if (!isNotFound(error)) throw error
+            await fs.mkdir(dir, { recursive: true, mode: 0o700 })
+            return openNew().catch((again: unknown) => isErrno(again, "EEXIST") ? undefined : Promise.reject(again))
+          })
+          return handle === undefined ? { handle: await fs.open(file, "a", 0o600), keepFirst: false } : { handle, keepFirst: true }
+        }, Transcript.encodeLine(header))
+        return afterOpen(open, options).pipe(Effect.mapError((error) => new StoreError({ operation: "create", path: file, message: error.message })))
       })
-    yield* io("create", file, async () => {
-      const handle = await openNew().catch(async (error: unknown) => {
-        if (!isNotFound(error)) throw error
-        await fs.mkdir(dir, { recursive: true, mode: 0o700 })
-        return openNew()
-      })
-      if (handle !== undefined) await writeNew(file, handle, Transcript.encodeLine(header))
-    })
-  })
+    ))
 
   const loadTranscript = Effect.fn("SessionStore.loadTranscript")(function*(agentId: string, sessionId: string, key: string) {
     const file = yield* transcriptPath(agentId, sessionId)
+    // Lines a background append queued are read with the rest (a turn that failed right after it reloads).
+    const opening = openTranscripts.get(file)
+    if (opening?.handle === undefined && opening !== undefined) yield* Effect.promise(() => opening.ready.catch(() => undefined))
+    lostWrites.delete(file)
     const text = yield* io("read", file, () => fs.readFile(file, "utf8").catch((error: unknown) => {
       if (isNotFound(error)) return undefined
       throw error
@@ -519,36 +594,32 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
   })
 
   // Not an Effect.fn: two appends per turn, and a span plus a captured stack per call cost more than the write.
-  const append = (agentId: string, sessionId: string, entries: ReadonlyArray<Transcript.Entry>, options?: { readonly sync?: boolean }): Effect.Effect<void, StoreError> =>
+  const append = (agentId: string, sessionId: string, entries: ReadonlyArray<Transcript.Entry>, options?: AppendOptions): Effect.Effect<void, StoreError> =>
     entries.length === 0 ? Effect.void : transcriptPath(agentId, sessionId).pipe(
       Effect.flatMap((file) =>
         Effect.suspend(() => {
+          const lost = lostWrites.get(file)
+          if (lost !== undefined) return Effect.fail(lost)
           const data = entries.map(Transcript.encodeLine).join("")
-          const sync = options?.sync === true
           const open = current(file)
-          if (open !== undefined) {
-            try {
-              writeLines(open, data)
-            } catch (error) {
-              return Effect.promise(() => retire(open)).pipe(Effect.andThen(Effect.fail(appendFailed(file, error))))
-            }
-            return sync ? datasync(open) : Effect.void
+          if (open === undefined) return afterOpen(startOpen(file, async () => ({ handle: await fs.open(file, "a", 0o600), keepFirst: true }), data), options)
+          if (open.queued !== undefined) {
+            open.queued.push(data)
+            return afterOpen(open, options)
           }
-          return io("append", file, async () => {
-            const reopened = await writeNew(file, await fs.open(file, "a", 0o600), data)
-            if (sync) {
-              await reopened.handle.datasync().catch(async (error: unknown) => {
-                await retire(reopened)
-                throw error
-              })
-            }
-          })
+          try {
+            writeLines(open, data)
+          } catch (error) {
+            return Effect.promise(() => retire(open)).pipe(Effect.andThen(Effect.fail(appendFailed(file, error))))
+          }
+          return options?.sync === true ? settle(open, true) : Effect.void
         })
       )
     )
 
   const archiveTranscript = Effect.fn("SessionStore.archiveTranscript")(function*(agentId: string, sessionId: string, reason: "reset" | "deleted") {
     const file = yield* transcriptPath(agentId, sessionId)
+    lostWrites.delete(file)
     const target = `${file}.${reason}.${new Date().toISOString().replaceAll(":", "-")}`
     yield* Effect.promise(() => retireFile(file))
     yield* io("archive", file, () => fs.rename(file, target).catch((error: unknown) => {

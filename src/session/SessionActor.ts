@@ -13,7 +13,7 @@ import * as Compaction from "../agent/Compaction.ts"
 import { SessionCrashed, type SessionUnavailable, TurnAborted, type TurnEvent, TurnTimeout } from "../agent/TurnEvent.ts"
 import type { ProviderError } from "../provider/Provider.ts"
 import type * as SessionKey from "./SessionKey.ts"
-import { carriedOverOnReset, type DeliveryContext, emptySessionEntry, type SessionEntry, SessionStore, type StoreError } from "./SessionStore.ts"
+import { type AppendOptions, carriedOverOnReset, type DeliveryContext, emptySessionEntry, type SessionEntry, SessionStore, type StoreError } from "./SessionStore.ts"
 import type * as RunLane from "./RunLane.ts"
 import * as Transcript from "./Transcript.ts"
 
@@ -197,7 +197,7 @@ const startNewSession = Effect.fnUntraced(function*(state: SessionState, reason:
  * disagree about what was appended.
  */
 const persistFor = (store: SessionStore["Service"], state: SessionState, workspace: string) =>
-  (entries: ReadonlyArray<Transcript.Entry>, options?: { readonly sync?: boolean }) =>
+  (entries: ReadonlyArray<Transcript.Entry>, options?: AppendOptions) =>
     Effect.uninterruptible(Effect.gen(function*() {
       // Checked as a batch from the current tail: no copies of the history per entry.
       const checked: Array<Transcript.Entry> = []
@@ -225,7 +225,7 @@ const persistFor = (store: SessionStore["Service"], state: SessionState, workspa
           cwd: workspace,
           key: state.key.key,
           agentId: state.entry.agentId
-        })
+        }, { background: options?.background === true })
         state.headerWritten = true
       }
       yield* store.append(state.entry.agentId, state.entry.sessionId, checked, options)
@@ -416,6 +416,9 @@ export const handle = Effect.fn("SessionActor.handle")(function*(state: SessionS
       // after it. An abort also ends the wait for the slot.
       const exit = yield* Effect.scoped(Effect.gen(function*() {
         const exit = yield* Effect.exit(Effect.raceFirst(Effect.andThen(lane.hold, turn), cancelled))
+        // The caller was woken by the turn's last event, through the scheduler: it goes first, and
+        // answers before the bookkeeping of the turn's end (compaction check, lane, index) runs.
+        yield* Effect.yieldNow
         if (Exit.isSuccess(exit) && turnSession !== undefined && turnSettings !== undefined) yield* compactIfNeeded(turnSession, turnSettings, exit.value, emit)
         return exit
       }))

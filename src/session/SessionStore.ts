@@ -83,17 +83,32 @@ export interface LoadedTranscript {
   readonly exists: boolean
 }
 
+export interface AppendOptions {
+  /** The lines are on disk (datasync) when the append returns. */
+  readonly sync?: boolean | undefined
+  /**
+   * The append may return before its lines reach the file, when the file is
+   * not open yet (a new transcript, or one closed while idle): they are
+   * written in order, before any later append to the same transcript
+   * completes, and if they cannot be, the next append fails with the reason.
+   * For a write whose caller reaches a synchronous append soon after (a
+   * turn's first message, made durable with the turn's last), so the open
+   * overlaps the caller's work instead of coming before it.
+   */
+  readonly background?: boolean | undefined
+}
+
 export class SessionStore extends Context.Service<SessionStore, {
   readonly getEntry: (key: string) => Effect.Effect<SessionEntry | undefined, StoreError>
   readonly putEntry: (key: string, entry: SessionEntry) => Effect.Effect<void, StoreError>
   readonly deleteEntry: (key: string) => Effect.Effect<void, StoreError>
   readonly listEntries: (agentId?: string) => Effect.Effect<ReadonlyArray<readonly [string, SessionEntry]>, StoreError>
-  /** Creates the transcript with its header line. */
-  readonly createTranscript: (agentId: string, header: Header) => Effect.Effect<void, StoreError>
+  /** Creates the transcript with its header line; `background` as for `append`. */
+  readonly createTranscript: (agentId: string, header: Header, options?: { readonly background?: boolean }) => Effect.Effect<void, StoreError>
   /** Reads, repairs (writing the repair back) and returns a transcript; a missing file gives an empty one. */
   readonly loadTranscript: (agentId: string, sessionId: string, key: string) => Effect.Effect<LoadedTranscript, StoreError>
-  /** Appends entries as whole lines; `sync` forces them to disk before returning. */
-  readonly append: (agentId: string, sessionId: string, entries: ReadonlyArray<Entry>, options?: { readonly sync?: boolean }) => Effect.Effect<void, StoreError>
+  /** Appends entries as whole lines, in order (see AppendOptions). */
+  readonly append: (agentId: string, sessionId: string, entries: ReadonlyArray<Entry>, options?: AppendOptions) => Effect.Effect<void, StoreError>
   /** Moves a transcript aside (reset or delete), as OpenClaw's `.reset.<ts>` archives. */
   readonly archiveTranscript: (agentId: string, sessionId: string, reason: "reset" | "deleted") => Effect.Effect<void, StoreError>
   /** Writes pending index changes now. */

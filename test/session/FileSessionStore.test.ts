@@ -4,11 +4,15 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { pathToFileURL } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { execFile } from "node:child_process"
+import { promisify } from "node:util"
+import { Effect, Fiber } from "effect"
 import type { AssistantMessage, Message } from "../../src/agent/Message.ts"
 import * as FileSessionStore from "../../src/session/FileSessionStore.ts"
 import { type SessionEntry, SessionStore } from "../../src/session/SessionStore.ts"
 import * as Transcript from "../../src/session/Transcript.ts"
+
+const execFileAsync = promisify(execFile)
 
 const tempHome = Effect.acquireRelease(
   Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "beamclaw-store-"))),
@@ -303,6 +307,48 @@ describe("FileSessionStore transcript handles", () => {
       const again = yield* store.loadTranscript("main", "p1", "agent:main:main")
       assert.deepStrictEqual(again.repairs, [])
       assert.strictEqual(again.entries.length, 2)
+    })))
+
+  it.live("a background append returns while its transcript is still being opened; later appends wait for it, in order", () =>
+    withStore((home) => Effect.gen(function*() {
+      const store = yield* SessionStore
+      const file = transcriptFile(home, "q1")
+      yield* Effect.promise(() => fs.mkdir(path.dirname(file), { recursive: true }))
+      // Opening a FIFO for writing waits for a reader: an open that takes as long as the test wants.
+      yield* Effect.promise(() => execFileAsync("mkfifo", [file]))
+      yield* store.append("main", "q1", [Transcript.messageEntry(user("one"), "e0")], { background: true })
+      const second = yield* Effect.forkChild(store.append("main", "q1", [Transcript.messageEntry(user("two"), "e0")]))
+      yield* Effect.sleep("100 millis")
+      assert.isUndefined(second.pollUnsafe(), "a plain append waits for the lines queued before it")
+      const reader = yield* Effect.promise(() => fs.open(file, "r"))
+      yield* Fiber.join(second)
+      const text = yield* Effect.promise(async () => {
+        const buffer = Buffer.alloc(65536)
+        const { bytesRead } = await reader.read(buffer, 0, buffer.length)
+        await reader.close()
+        return buffer.subarray(0, bytesRead).toString("utf8")
+      })
+      assert.deepStrictEqual(text.trim().split("\n").map((line) => JSON.parse(line).message.content), ["one", "two"])
+    })))
+
+  it.live("a background write that cannot be made fails the next append with the reason, until the transcript is created again", () =>
+    withStore((home) => Effect.gen(function*() {
+      const store = yield* SessionStore
+      const dir = path.dirname(transcriptFile(home, "f1"))
+      yield* Effect.promise(() => fs.mkdir(path.dirname(dir), { recursive: true }))
+      // A file where the sessions directory should be: neither the open nor its mkdir can succeed.
+      yield* Effect.promise(() => fs.writeFile(dir, "not a directory"))
+      yield* store.createTranscript("main", header("f1"), { background: true })
+      yield* store.append("main", "f1", [Transcript.messageEntry(user("queued"), null)], { background: true })
+      const error = yield* store.append("main", "f1", [Transcript.messageEntry(user("later"), null)], { sync: true }).pipe(Effect.flip)
+      assert.include(error.message, "ENOTDIR")
+      const again = yield* store.append("main", "f1", [Transcript.messageEntry(user("still later"), null)]).pipe(Effect.flip)
+      assert.include(again.message, "ENOTDIR", "the loss is reported until the session starts over")
+      yield* Effect.promise(() => fs.rm(dir))
+      yield* store.createTranscript("main", header("f1"))
+      yield* store.append("main", "f1", [Transcript.messageEntry(user("fresh start"), null)], { sync: true })
+      const loaded = yield* store.loadTranscript("main", "f1", "agent:main:main")
+      assert.deepStrictEqual(loaded.entries.map((e) => e.type === "message" ? e.message.content : ""), ["fresh start"])
     })))
 
   it.live("a kill -9 between appends leaves a transcript that loads whole", () =>

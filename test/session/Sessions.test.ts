@@ -6,7 +6,7 @@ import { type Tool, ToolError } from "../../src/agent/Tool.ts"
 import type { TurnEvent } from "../../src/agent/TurnEvent.ts"
 import { Sessions } from "../../src/session/Sessions.ts"
 import * as Transcript from "../../src/session/Transcript.ts"
-import { FakeAnthropic, messagesJson, type RecordedAnthropicRequest, systemText } from "../support/FakeAnthropic.ts"
+import { errorReply, FakeAnthropic, messagesJson, type RecordedAnthropicRequest, systemText } from "../support/FakeAnthropic.ts"
 import { FakeOpenAi } from "../support/FakeOpenAi.ts"
 import * as TestApp from "../support/TestApp.ts"
 import { waitUntil } from "../support/WaitUntil.ts"
@@ -363,6 +363,26 @@ describe("model chains", () => {
 })
 
 describe("failures outside the model call", () => {
+  it.live("a new session's first message is on disk after a model call that failed at once, and the next turn sends it", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      // The user's message goes to a transcript that is still being created while the model is called.
+      const fake = yield* FakeAnthropic.make((request) =>
+        lastUserText(request) === "first" ? errorReply(400, "invalid_request_error", "rejected at once") : undefined
+      )
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions
+        const failure = yield* collect(sessions.send("agent:main:fresh", turn("first"))).pipe(Effect.flip)
+        assert.include(failure.message, "rejected at once")
+        const [row] = yield* sessions.list()
+        const transcript = yield* readTranscript(home, row?.entry.sessionId ?? "")
+        assert.deepStrictEqual(transcript.entries.map((e) => e.type === "message" ? e.message.content : e.type), ["first"])
+        assert.deepStrictEqual((yield* sessions.history("agent:main:fresh")).map((e) => e.type === "message" ? e.message.content : e.type), ["first"])
+        assert.include(completed(yield* collect(sessions.send("agent:main:fresh", turn("second"))))?.text, "second")
+        assert.include(messagesJson(fake.requests.at(-1)), "first", "the second turn's request carries the first message")
+      }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url })))
+    })))
+
   it.live("a transcript that cannot be read fails the turn at once with the reason", () =>
     Effect.scoped(Effect.gen(function*() {
       const home = yield* TestApp.tempDir()
@@ -536,6 +556,8 @@ describe("actors without a parked fiber", () => {
       yield* Effect.gen(function*() {
         const sessions = yield* Sessions
         for (let i = 0; i < 5; i++) yield* collect(sessions.send(`agent:main:peer${i}`, turn(`hi ${i}`)))
+        // A caller is answered before its actor's bookkeeping of the turn's end, so the last one may still be at it.
+        yield* waitUntil(sessions.stats.pipe(Effect.map((s) => s.serving === 0)), "the last actor to go idle")
         assert.deepInclude(yield* sessions.stats, { live: 5, serving: 0 }, "five sessions in memory, no fiber for any of them")
         const slow = yield* Effect.forkChild(collect(sessions.send("agent:main:peer0", turn("slow"))))
         const next = yield* Effect.forkChild(collect(sessions.send("agent:main:peer0", turn("next"))))
