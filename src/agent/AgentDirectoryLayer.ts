@@ -35,6 +35,8 @@ export const layer = Layer.effect(AgentDirectory, Effect.gen(function*() {
     policyOf = { config: current, policy }
     return policy
   }))
+  // Built once per config value and agent, as the policy: read on every turn.
+  let settingsOf: { readonly config: BeamclawConfig; readonly byAgent: Map<string, AgentSettings> } | undefined
   return AgentDirectory.of({
     defaultAgentId: config.get.pipe(Effect.map(defaultAgentId)),
     agentIds: config.get.pipe(Effect.map(knownAgents)),
@@ -42,6 +44,9 @@ export const layer = Layer.effect(AgentDirectory, Effect.gen(function*() {
       Effect.gen(function*() {
         const current = yield* config.get
         const id = agentId.toLowerCase()
+        if (settingsOf?.config !== current) settingsOf = { config: current, byAgent: new Map() }
+        const known = settingsOf.byAgent.get(id)
+        if (known !== undefined) return known
         if (!knownAgents(current).includes(id)) {
           return yield* new UnknownAgent({ agentId, message: `unknown agent ${JSON.stringify(agentId)}; configured agents: ${knownAgents(current).join(", ")}` })
         }
@@ -64,6 +69,7 @@ export const layer = Layer.effect(AgentDirectory, Effect.gen(function*() {
           userTimezone: defaults.userTimezone,
           heartbeatPrompt: defaults.heartbeat.prompt
         }
+        settingsOf.byAgent.set(id, settings)
         return settings
       }),
     sessionPolicy,

@@ -55,9 +55,23 @@ export const layer = Layer.effect(SystemPromptSource, Effect.gen(function*() {
       fingerprints.set(workspace, fresh)
       return fresh
     })
+  // The settings and the tool list are usually the same objects turn after turn: their part of the key is made once.
+  const settingsKeys = new WeakMap<AgentSettings, string>()
+  const toolsKeys = new WeakMap<ReadonlyArray<Tool>, string>()
+  const keyOf = <K extends object>(keys: WeakMap<K, string>, value: K, make: () => string) => {
+    const known = keys.get(value)
+    if (known !== undefined) return known
+    const key = make()
+    keys.set(value, key)
+    return key
+  }
   const build = (settings: AgentSettings, session: { readonly key: string; readonly kind: SessionKind }, tools: ReadonlyArray<Tool>) =>
     Effect.gen(function*() {
-      const inputs = JSON.stringify([settings, session.kind, tools.map((tool) => [tool.name, tool.summary])])
+      const inputs = JSON.stringify([
+        keyOf(settingsKeys, settings, () => JSON.stringify(settings)),
+        session.kind,
+        keyOf(toolsKeys, tools, () => JSON.stringify(tools.map((tool) => [tool.name, tool.summary])))
+      ])
       const fingerprint = yield* fingerprintOf(settings.workspace)
       const cached = cache.get(inputs)
       if (cached !== undefined && cached.fingerprint === fingerprint) return cached.prompt

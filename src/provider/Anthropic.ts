@@ -85,6 +85,19 @@ const importSdk = (): Promise<SdkModules> => {
   return sdkImport
 }
 
+/**
+ * The SDK's OpenTelemetry spans, as its own default would have them, when
+ * someone can see them: an OpenTelemetry tracer provider registered in this
+ * process (OpenTelemetry's global, under its API's major version), or the
+ * SDK's ANTHROPIC_OPEN_TELEMETRY variables set. Otherwise off: every call
+ * would start and drop a span nobody records (a few µs per model call).
+ */
+export const sdkTelemetry = (env: NodeJS.ProcessEnv = process.env): false | undefined => {
+  if (Object.keys(env).some((name) => name.startsWith("ANTHROPIC_OPEN_TELEMETRY"))) return undefined
+  const api: unknown = Reflect.get(globalThis, Symbol.for("opentelemetry.js.api.1"))
+  return typeof api === "object" && api !== null && "trace" in api ? undefined : false
+}
+
 export const makeAnthropicProvider = (options: AnthropicProviderOptions): Provider => {
   const id = options.id
   const apiKey = options.apiKey
@@ -119,7 +132,8 @@ export const makeAnthropicProvider = (options: AnthropicProviderOptions): Provid
         defaultHeaders: options.headers,
         fetch,
         // Errors reach the caller as ProviderErrors; the SDK must not also log them to the console.
-        logLevel: "off"
+        logLevel: "off",
+        openTelemetry: sdkTelemetry()
       })
       const api = client
       const toError = (cause: unknown) => toProviderError(cause, id, request.model, Date.now(), sdk)

@@ -34,8 +34,9 @@ const requestBody = (body: RequestInit["body"]): { readonly body: string | Uint8
 
 const requestHeaders = (headers: RequestInit["headers"]): Record<string, string> => {
   const out: Record<string, string> = {}
-  // Headers normalises every accepted shape (record, pairs, Headers) and joins repeated names as fetch would.
-  for (const [name, value] of new Headers(headers)) out[name] = value
+  // Headers normalises every accepted shape (record, pairs, Headers) and joins repeated names as fetch
+  // would; a Headers (what the SDK passes) already is, and is read as it is.
+  for (const [name, value] of headers instanceof Headers ? headers : new Headers(headers)) out[name] = value
   return out
 }
 

@@ -103,11 +103,12 @@ const THINKING_LEVELS: ReadonlySet<string> = new Set<ThinkingLevel>(["off", "min
 const isThinkingLevel = (level: string): level is ThinkingLevel => THINKING_LEVELS.has(level)
 
 /** The agent's settings with this session's own choices (model, thinking) on top. */
-export const sessionSettings = (settings: AgentSettings, entry: SessionEntry): AgentSettings => ({
-  ...settings,
-  ...(entry.modelOverride === undefined ? {} : { modelChain: [entry.modelOverride, ...settings.modelChain.filter((id) => id !== entry.modelOverride)] }),
-  ...(entry.thinkingLevel !== undefined && isThinkingLevel(entry.thinkingLevel) ? { thinking: entry.thinkingLevel } : {})
-})
+export const sessionSettings = (settings: AgentSettings, entry: SessionEntry): AgentSettings =>
+  entry.modelOverride === undefined && entry.thinkingLevel === undefined ? settings : {
+    ...settings,
+    ...(entry.modelOverride === undefined ? {} : { modelChain: [entry.modelOverride, ...settings.modelChain.filter((id) => id !== entry.modelOverride)] }),
+    ...(entry.thinkingLevel !== undefined && isThinkingLevel(entry.thinkingLevel) ? { thinking: entry.thinkingLevel } : {})
+  }
 
 /** A turn's own model first, the session's chain after it as fallbacks. */
 const turnModel = (settings: AgentSettings, model: string | undefined): AgentSettings =>
@@ -151,7 +152,8 @@ export const isStale = (entry: SessionEntry, policy: SessionPolicy["reset"], now
   return false
 }
 
-export const load = Effect.fn("SessionActor.load")(function*(key: SessionKey.ParsedSessionKey) {
+// Untraced, as the run loop: once per turn or new session, and a traced Effect.fn costs a span and a captured stack per call.
+export const load = Effect.fnUntraced(function*(key: SessionKey.ParsedSessionKey) {
   const store = yield* SessionStore
   const existing = yield* store.getEntry(key.key)
   const now = yield* Clock.currentTimeMillis
@@ -322,7 +324,7 @@ const compactNow = (state: SessionState, instructions: string | undefined) =>
  * disk); a defect is reported to the caller and re-raised, so the host
  * restarts the session from what is on disk.
  */
-export const handle = Effect.fn("SessionActor.handle")(function*(state: SessionState, envelope: Envelope, lane: RunLane.RunLane) {
+export const handle = Effect.fnUntraced(function*(state: SessionState, envelope: Envelope, lane: RunLane.RunLane) {
   const store = yield* SessionStore
   const agents = yield* AgentDirectory
   switch (envelope._tag) {

@@ -71,6 +71,41 @@ describe("Anthropic provider", () => {
       assert.isUndefined(body.thinking)
     }))
 
+  it.live("records the SDK's OpenTelemetry span when a tracer provider is registered, and starts none otherwise", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const fake = yield* FakeAnthropic.make()
+      const started: Array<string> = []
+      let ended = 0
+      // The smallest tracer provider the SDK calls, registered where OpenTelemetry's API keeps its globals.
+      const span = {
+        isRecording: () => true,
+        spanContext: () => ({ traceId: "0af7651916cd43dd8448eb211c80319c", spanId: "b7ad6b7169203331", traceFlags: 1 }),
+        setAttribute: () => span,
+        setAttributes: () => span,
+        addEvent: () => span,
+        addLink: () => span,
+        addLinks: () => span,
+        setStatus: () => span,
+        updateName: () => span,
+        recordException: () => undefined,
+        end: () => {
+          ended++
+        }
+      }
+      const provider = { getTracer: () => ({ startSpan: (name: string) => (started.push(name), span), startActiveSpan: () => undefined }) }
+      const globalKey = Symbol.for("opentelemetry.js.api.1")
+      yield* Effect.acquireRelease(
+        Effect.sync(() => Reflect.set(globalThis, globalKey, { version: "1.10.0", trace: provider })),
+        () => Effect.sync(() => Reflect.deleteProperty(globalThis, globalKey))
+      )
+      yield* Stream.runCollect(providerFor(fake).stream(baseRequest([user("traced")])))
+      assert.deepStrictEqual(started, ["anthropic.messages.create"])
+      assert.strictEqual(ended, 1)
+      yield* Effect.sync(() => Reflect.deleteProperty(globalThis, globalKey))
+      yield* Stream.runCollect(providerFor(fake).stream(baseRequest([user("not traced")])))
+      assert.deepStrictEqual(started, ["anthropic.messages.create"], "without a tracer provider the SDK starts no span")
+    })))
+
   it.live("answers with an echo of the last user message when unscripted", () =>
     Effect.gen(function*() {
       const fake = yield* FakeAnthropic.make()
