@@ -73,9 +73,11 @@ interface SdkModules {
 }
 
 let sdkImport: Promise<SdkModules> | undefined
+/** The modules once loaded: every call after the first takes them without awaiting a promise. */
+let sdkLoaded: SdkModules | undefined
 const importSdk = (): Promise<SdkModules> => {
   if (sdkImport === undefined) {
-    const loading = Promise.all([import("@anthropic-ai/sdk"), importUndici()]).then(([sdk, undici]) => ({ sdk, fetch: makeFetch(undici) }))
+    const loading = Promise.all([import("@anthropic-ai/sdk"), importUndici()]).then(([sdk, undici]) => (sdkLoaded = { sdk, fetch: makeFetch(undici) }))
     sdkImport = loading
     // A failed import is not kept, so a later request tries again.
     loading.catch(() => {
@@ -114,7 +116,7 @@ export const makeAnthropicProvider = (options: AnthropicProviderOptions): Provid
             `No API key for provider "${id}". Set ANTHROPIC_API_KEY or models.providers.${id}.apiKey in the config.`
         })
       }
-      const { sdk, fetch } = yield* Effect.tryPromise({
+      const { sdk, fetch } = sdkLoaded ?? (yield* Effect.tryPromise({
         try: importSdk,
         catch: (cause) =>
           new ProviderError({
@@ -123,7 +125,7 @@ export const makeAnthropicProvider = (options: AnthropicProviderOptions): Provid
             reason: "Unknown",
             message: `Could not load the Anthropic SDK: ${cause instanceof Error ? cause.message : String(cause)}`
           })
-      })
+      }))
       client ??= new sdk.default({
         apiKey: Redacted.value(apiKey),
         baseURL: options.baseUrl,

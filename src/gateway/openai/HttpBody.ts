@@ -52,7 +52,7 @@ export const readBody = (request: HttpServerRequest.HttpServerRequest, limit: nu
 export const readJson = (request: HttpServerRequest.HttpServerRequest, limit: number, emptyAs?: unknown): Effect.Effect<JsonRead> =>
   readBody(request, limit).pipe(Effect.map((body): JsonRead => {
     if (body._tag !== "Ok") return body
-    if (body.text.trim() === "" && emptyAs !== undefined) return { _tag: "Ok", json: emptyAs }
+    if (emptyAs !== undefined && body.text.trim() === "") return { _tag: "Ok", json: emptyAs }
     try {
       const json: unknown = JSON.parse(body.text)
       return { _tag: "Ok", json }
