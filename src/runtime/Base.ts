@@ -23,12 +23,24 @@ export interface CoreOptions {
 const logLevel = (level: BeamclawConfig["logging"]["level"]) =>
   level === "trace" ? "Trace" : level === "debug" ? "Debug" : level === "warn" ? "Warn" : level === "error" ? "Error" : "Info"
 
-/** Log level from the config, applied to everything built on top of it. */
-export const loggingLayer = (quiet: boolean) => Layer.unwrap(Effect.gen(function*() {
-  const config = yield* (yield* AppConfig).get
-  const level = quiet && config.logging.level === "info" ? "warn" : config.logging.level
-  return Layer.succeed(References.MinimumLogLevel)(logLevel(level))
-}))
+/**
+ * Spans are off: BeamClaw has no tracer to send them to, and without one each
+ * span (one per HTTP request in effect/http's server, one per traced
+ * function call) is still made, timed and dropped unseen, on every turn. A
+ * tracer, when one is added, turns them back on with it.
+ */
+const tracingOff = Layer.succeed(References.TracerEnabled)(false)
+
+/** Log level from the config, applied to everything built on top of it; and no spans (see `tracingOff`). */
+export const loggingLayer = (quiet: boolean) =>
+  Layer.merge(
+    Layer.unwrap(Effect.gen(function*() {
+      const config = yield* (yield* AppConfig).get
+      const level = quiet && config.logging.level === "info" ? "warn" : config.logging.level
+      return Layer.succeed(References.MinimumLogLevel)(logLevel(level))
+    })),
+    tracingOff
+  )
 
 /**
  * The file system and paths: all of the platform the app itself uses. Not
