@@ -58,9 +58,10 @@ const hasQueryToken = (url: string): boolean => {
 }
 
 const presentedToken = (request: HttpServerRequest.HttpServerRequest): string | undefined => {
-  const bearer = /^Bearer\s+(.+)$/i.exec(request.headers.authorization?.trim() ?? "")?.[1]?.trim()
+  const headers = request.headers
+  const bearer = /^Bearer\s+(.+)$/i.exec(headers.authorization?.trim() ?? "")?.[1]?.trim()
   if (bearer !== undefined && bearer !== "") return bearer
-  return header(request, "x-beamclaw-token", "x-openclaw-token")
+  return header(headers, "x-beamclaw-token", "x-openclaw-token")
 }
 
 const sha = (text: string) => createHash("sha256").update(text).digest("hex")
@@ -185,7 +186,7 @@ export const layer = Layer.unwrap(Effect.gen(function*() {
       const hook = parseAgent(body.json, agentIds)
       if (Result.isFailure(hook)) return failure(400, hook.failure)
       const agentId = hook.success.agentId ?? defaultAgentId
-      const idempotencyKey = header(request, "idempotency-key", "x-beamclaw-idempotency-key", "x-openclaw-idempotency-key") ?? hook.success.idempotencyKey
+      const idempotencyKey = header(request.headers, "idempotency-key", "x-beamclaw-idempotency-key", "x-openclaw-idempotency-key") ?? hook.success.idempotencyKey
       const replayKey = idempotencyKey === undefined || idempotencyKey.length > 256
         ? undefined
         : [sha(token), sha(`${base}/agent`), sha(idempotencyKey), sha(JSON.stringify([agentId, hook.success.name, hook.success.message]))].join(":")

@@ -4,7 +4,7 @@
  * byte is read; a chunked body is cut off as soon as it passes the limit.
  */
 import { Effect, Stream } from "effect"
-import type { HttpServerRequest } from "effect/http"
+import type { Headers, HttpServerRequest } from "effect/http"
 
 export type BodyRead =
   | { readonly _tag: "Ok"; readonly text: string }
@@ -64,9 +64,13 @@ export const readJson = (request: HttpServerRequest.HttpServerRequest, limit: nu
 export const clientAddress = (request: HttpServerRequest.HttpServerRequest): string =>
   request.remoteAddress._tag === "Some" ? request.remoteAddress.value : "unknown"
 
-export const header = (request: HttpServerRequest.HttpServerRequest, ...names: ReadonlyArray<string>): string | undefined => {
+/**
+ * The first of `names` set in `headers` (pass `request.headers` read once: the
+ * server builds a fresh copy of the headers on every read of it).
+ */
+export const header = (headers: Headers.Headers, ...names: ReadonlyArray<string>): string | undefined => {
   for (const name of names) {
-    const value = request.headers[name]
+    const value = headers[name]
     if (value !== undefined && value.trim() !== "") return value.trim()
   }
   return undefined

@@ -8,7 +8,7 @@
  * the header, before any turn starts, rather than a failed model call later.
  */
 import { Effect, Result } from "effect"
-import type { HttpServerRequest } from "effect/http"
+import type { Headers } from "effect/http"
 import { type ModelCatalog, modelCatalogOf } from "../../channels/ChatCommands.ts"
 import { AppConfig } from "../../config/AppConfig.ts"
 import { openAiError, type OpenAiError } from "./OpenAiError.ts"
@@ -16,9 +16,9 @@ import { openAiError, type OpenAiError } from "./OpenAiError.ts"
 export const MODEL_HEADERS = ["x-beamclaw-model", "x-openclaw-model"] as const
 
 /** The header's value and the name it came under (ours wins when both are sent); undefined when neither is set. */
-export const modelHeader = (request: HttpServerRequest.HttpServerRequest): { readonly name: string; readonly value: string } | undefined => {
+export const modelHeader = (headers: Headers.Headers): { readonly name: string; readonly value: string } | undefined => {
   for (const name of MODEL_HEADERS) {
-    const value = request.headers[name]
+    const value = headers[name]
     if (value !== undefined && value.trim() !== "") return { name, value: value.trim() }
   }
   return undefined
@@ -74,9 +74,9 @@ export const resolveModelOverride = (
 }
 
 /** The request's model override for a turn of `agentId`: undefined without the header, a 400 when it cannot be used. */
-export const requestModelOverride = (request: HttpServerRequest.HttpServerRequest, agentId: string) =>
+export const requestModelOverride = (headers: Headers.Headers, agentId: string) =>
   Effect.gen(function*() {
-    const sent = modelHeader(request)
+    const sent = modelHeader(headers)
     if (sent === undefined) return Result.succeed<string | undefined>(undefined)
     const config = yield* (yield* AppConfig).get
     return resolveModelOverride(sent.value, sent.name, modelCatalogOf(config, agentId))

@@ -92,11 +92,12 @@ const chatCompletions = Effect.gen(function*() {
   const agents = yield* AgentDirectory
   const agentIds = yield* agents.agentIds
   const defaultAgentId = yield* agents.defaultAgentId
-  const agent = resolveAgent(chat.model, header(request, "x-beamclaw-agent-id", "x-openclaw-agent-id", "x-openclaw-agent"), { agentIds, defaultAgentId })
+  const headers = request.headers
+  const agent = resolveAgent(chat.model, header(headers, "x-beamclaw-agent-id", "x-openclaw-agent-id", "x-openclaw-agent"), { agentIds, defaultAgentId })
   if (Result.isFailure(agent)) return errorResponse(agent.failure)
   const policy = yield* agents.sessionPolicy
   const session = resolveSession({
-    headerKey: header(request, "x-beamclaw-session-key", "x-openclaw-session-key"),
+    headerKey: header(headers, "x-beamclaw-session-key", "x-openclaw-session-key"),
     user: chat.user,
     agentId: agent.success.agentId,
     agentExplicit: agent.success.explicit,
@@ -104,7 +105,7 @@ const chatCompletions = Effect.gen(function*() {
     mainKey: policy.mainKey
   })
   if (Result.isFailure(session)) return errorResponse(session.failure)
-  const modelOverride = yield* requestModelOverride(request, session.success.agentId)
+  const modelOverride = yield* requestModelOverride(headers, session.success.agentId)
   if (Result.isFailure(modelOverride)) return errorResponse(modelOverride.failure)
   const prompt = buildAgentPrompt(chat.messages)
   if (Result.isFailure(prompt)) return errorResponse(prompt.failure)

@@ -88,10 +88,11 @@ const responses = (responseSessions: ResponseSessions) => Effect.gen(function*()
   const agents = yield* AgentDirectory
   const agentIds = yield* agents.agentIds
   const defaultAgentId = yield* agents.defaultAgentId
-  const agent = resolveAgent(input.model, header(request, "x-beamclaw-agent-id", "x-openclaw-agent-id", "x-openclaw-agent"), { agentIds, defaultAgentId })
+  const headers = request.headers
+  const agent = resolveAgent(input.model, header(headers, "x-beamclaw-agent-id", "x-openclaw-agent-id", "x-openclaw-agent"), { agentIds, defaultAgentId })
   if (Result.isFailure(agent)) return errorResponse(agent.failure)
   const policy = yield* agents.sessionPolicy
-  const headerKey = header(request, "x-beamclaw-session-key", "x-openclaw-session-key")
+  const headerKey = header(headers, "x-beamclaw-session-key", "x-openclaw-session-key")
   const scope: ResponseScope = { agentId: agent.success.agentId, user: input.user, headerKey }
   // Checked as if there were no previous_response_id: a continuation gets no session the request itself would be
   // refused (a session-key header of an agent removed since, or of another agent than an explicitly selected one).
@@ -109,7 +110,7 @@ const responses = (responseSessions: ResponseSessions) => Effect.gen(function*()
   const session: SessionChoice = previous !== undefined
     ? { agentId: previous.sessionAgentId, sessionKey: previous.sessionKey, stateless: false }
     : direct.success
-  const modelOverride = yield* requestModelOverride(request, session.agentId)
+  const modelOverride = yield* requestModelOverride(headers, session.agentId)
   if (Result.isFailure(modelOverride)) return errorResponse(modelOverride.failure)
   const prompt = buildAgentPrompt(input.messages, imageLimits(endpoint), { field: "input", imagePart: "input_image" })
   if (Result.isFailure(prompt)) return errorResponse(prompt.failure)
