@@ -390,7 +390,12 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
       opening.queued = undefined
       throw error
     }
-    opening.ready = open().then(({ handle, keepFirst }) => {
+    // A transcript of this path still opening is let go first, and this open waits for it to be written and
+    // closed: two opens of one file in flight could write their lines in either order.
+    const previous = openTranscripts.get(file)
+    const before = previous === undefined ? undefined : retire(previous)
+    const opened = previous?.handle === undefined && before !== undefined ? before.then(open) : open()
+    opening.ready = opened.then(({ handle, keepFirst }) => {
       try {
         const stat = fsSync.fstatSync(handle.fd)
         opening.handle = handle
@@ -409,8 +414,6 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
     }, forget)
     // A failure reaches whoever waits on `ready`; nobody may be waiting.
     opening.ready.catch(() => undefined)
-    const previous = openTranscripts.get(file)
-    if (previous !== undefined) void retire(previous)
     for (const oldest of openTranscripts.values()) {
       if (openTranscripts.size < maxOpen) break
       if (oldest.handle !== undefined) void retire(oldest)
@@ -500,14 +503,26 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
   // Idle transcripts are closed; with none open this fiber waits for a signal, so an idle store has no timer.
   yield* Effect.gen(function*() {
     while (true) {
-      const oldest = openTranscripts.values().next()
-      if (oldest.done === true) {
+      if (openTranscripts.size === 0) {
         yield* Queue.take(idleSignal)
         continue
       }
-      const wait = oldest.value.lastUsed + idleMs - Date.now()
+      // The least recently used that is open. One still opening (a slow disk) is never closed from here: an
+      // append after that would open the file a second time and could overtake its queued lines.
+      let oldest: OpenTranscript | undefined
+      for (const open of openTranscripts.values()) {
+        if (open.handle !== undefined) {
+          oldest = open
+          break
+        }
+      }
+      if (oldest === undefined) {
+        yield* Effect.sleep(idleMs)
+        continue
+      }
+      const wait = oldest.lastUsed + idleMs - Date.now()
       if (wait > 0) yield* Effect.sleep(wait)
-      else yield* Effect.promise(() => retire(oldest.value))
+      else yield* Effect.promise(() => retire(oldest))
     }
   }).pipe(Effect.forkScoped)
   yield* Effect.addFinalizer(() =>
