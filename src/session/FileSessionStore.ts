@@ -634,9 +634,10 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
 
   const archiveTranscript = Effect.fn("SessionStore.archiveTranscript")(function*(agentId: string, sessionId: string, reason: "reset" | "deleted") {
     const file = yield* transcriptPath(agentId, sessionId)
-    lostWrites.delete(file)
     const target = `${file}.${reason}.${new Date().toISOString().replaceAll(":", "-")}`
     yield* Effect.promise(() => retireFile(file))
+    // After the retire: an open still in flight that fails records its loss, which the archive makes moot.
+    lostWrites.delete(file)
     yield* io("archive", file, () => fs.rename(file, target).catch((error: unknown) => {
       if (!isNotFound(error)) throw error
     }))
