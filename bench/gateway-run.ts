@@ -8,6 +8,7 @@ import { execFileSync } from "node:child_process"
 import * as os from "node:os"
 import { repoRoot } from "./common.ts"
 import { distDir } from "./gateway-common.ts"
+import { floorLatencyTable, runFloorLatency } from "./floor-latency.ts"
 import { latencyDetails, latencyTable, runLatency } from "./gateway-latency.ts"
 import { runThroughput, throughputCpu, throughputTable } from "./gateway-throughput.ts"
 import { runWs, wsTable } from "./gateway-ws.ts"
@@ -26,6 +27,8 @@ const startedAt = new Date()
 const load = os.loadavg().map((l) => l.toFixed(2)).join(" ")
 const fresh = await runLatency(Number(turnsText), 200, "fresh", log)
 const user = await runLatency(Number(turnsText), 200, "user", log)
+log("latency of the floors")
+const floorLatency = await runFloorLatency(Number(turnsText), 500)
 const throughput = await runThroughput(Number(secondsText), Number(roundsText), [16, 64], log)
 const ws = await runWs({ clients: Number(wsClientsText), words: 10, delayMs: 50, warmupClients: 20, deadlineMs: 45_000, fanout: "scoped" }, log)
 const wsAll = await runWs({ clients: Number(wsClientsText), words: 10, delayMs: 50, warmupClients: 20, deadlineMs: 45_000, fanout: "all" }, log)
@@ -36,6 +39,8 @@ console.log(latencyDetails(fresh))
 console.log("")
 console.log(latencyTable(user))
 console.log(latencyDetails(user))
+console.log("")
+console.log(floorLatencyTable(floorLatency))
 console.log("")
 console.log(throughputTable(throughput))
 console.log("")
