@@ -14,22 +14,13 @@
  */
 import * as fs from "node:fs"
 import * as http from "node:http"
-import * as path from "node:path"
+import { transcriptFiles } from "./floor-transcripts.ts"
 
 const [fakeUrl = "", bodyFile = "", dir = ""] = process.argv.slice(2)
 const upstreamBody = fs.readFileSync(bodyFile)
 const upstream = new URL("/v1/messages", fakeUrl)
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 256 })
-const transcripts = new Map<string, number>()
-
-const transcriptOf = (user: string): number => {
-  let fd = transcripts.get(user)
-  if (fd === undefined) {
-    fd = fs.openSync(path.join(dir, `${encodeURIComponent(user)}.jsonl`), "a", 0o600)
-    transcripts.set(user, fd)
-  }
-  return fd
-}
+const transcriptOf = transcriptFiles(dir)
 
 const readAll = (stream: http.IncomingMessage): Promise<string> =>
   new Promise((resolve, reject) => {

@@ -20,7 +20,7 @@ import { Effect, Layer, Schema } from "effect"
 import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
 import * as fs from "node:fs"
 import { createServer } from "node:http"
-import * as path from "node:path"
+import { transcriptFiles } from "./floor-transcripts.ts"
 import { importUndici, makeFetch } from "../src/provider/UndiciFetch.ts"
 
 const [fakeUrl = "", bodyFile = "", dir = ""] = process.argv.slice(2)
@@ -47,15 +47,7 @@ const request: Anthropic.MessageCreateParamsStreaming = {
 const ChatBody = Schema.Struct({ user: Schema.optional(Schema.String) })
 
 const client = new Anthropic({ apiKey: "sk-bench", baseURL: fakeUrl, fetch: makeFetch(await importUndici()), maxRetries: 0 })
-const transcripts = new Map<string, number>()
-const transcriptOf = (user: string): number => {
-  let fd = transcripts.get(user)
-  if (fd === undefined) {
-    fd = fs.openSync(path.join(dir, `${encodeURIComponent(user)}.jsonl`), "a", 0o600)
-    transcripts.set(user, fd)
-  }
-  return fd
-}
+const transcriptOf = transcriptFiles(dir)
 
 const callModel = Effect.tryPromise({
   try: async (signal) => {
