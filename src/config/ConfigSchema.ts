@@ -219,8 +219,10 @@ export const GatewayAuthConfig = Schema.suspend(() =>
 /**
  * POST /v1/responses (OpenResponses), off by default as in OpenClaw. The
  * `files`, `images` and `maxUrlParts` keys are OpenClaw's, accepted so its
- * config loads; of them only `images.maxBytes` and `images.allowedMimes`
- * apply, to base64 images (BeamClaw fetches no URLs and reads no files).
+ * config loads; of them `images.maxBytes` and `images.allowedMimes` apply to
+ * base64 images, `files.maxBytes`, `files.maxChars` and `files.allowedMimes`
+ * (its text types) to base64 files; the URL keys and `files.pdf` do nothing
+ * yet (BeamClaw fetches no URLs and reads no PDFs).
  */
 export const ResponsesEndpointConfig = Schema.suspend(() => {
   // Built with the rest of the schema on the first decode, not when the module loads (start-up).

@@ -6,13 +6,15 @@
  * ignores (max_tool_calls, reasoning, metadata, store, truncation, and any
  * the parser does not know) are accepted and ignored.
  *
- * Not built: `input_file` parts and URL image sources (OpenClaw fetches and
+ * `input_file` parts of user messages are collected (InputFiles.ts reads
+ * them). Not built: files and images by URL or id, PDFs (OpenClaw fetches and
  * extracts them). They are refused with a 400 naming the part.
  */
 import { Predicate, Result } from "effect"
 import type { ChatMessage, ClientTool, Sampling, ToolCall, ToolChoice } from "../openai/ChatRequest.ts"
 import { fail, missing, numberIn, parseToolChoice, parseTools, parseWith, positiveInt, present } from "../openai/FieldChecks.ts"
 import type { OpenAiError } from "../openai/OpenAiError.ts"
+import { type InputFile, parseInputFile } from "./InputFiles.ts"
 
 export interface ResponsesRequest {
   /** The raw `model` string, echoed back; undefined means the default agent. */
@@ -30,6 +32,8 @@ export interface ResponsesRequest {
   readonly metadata: Readonly<Record<string, string>>
   /** The response this one continues: its session is reused when the request is in that response's scope. */
   readonly previousResponseId: string | undefined
+  /** The input_file parts of the user messages, in order: for this turn's system prompt, not its history. */
+  readonly files: ReadonlyArray<InputFile>
 }
 
 
@@ -64,7 +68,8 @@ const imageUrl = (part: Readonly<Record<string, unknown>>, at: string): string =
 const parseContent = (
   content: unknown,
   param: string,
-  allowImages: boolean
+  allowImages: boolean,
+  files: Array<InputFile>
 ): { readonly text: string; readonly imageUrls: ReadonlyArray<string> } => {
   if (!present(content)) return missing(param)
   if (typeof content === "string") return { text: content, imageUrls: [] }
@@ -88,7 +93,9 @@ const parseContent = (
         imageUrls.push(imageUrl(part, at))
         return
       case "input_file":
-        return fail(`${at}.type`, `Invalid '${at}.type': input_file parts are not supported by BeamClaw's /v1/responses; put the file's text in an input_text part.`, "unsupported_content_type")
+        if (!allowImages) return fail(`${at}.type`, `Invalid '${at}.type': input_file parts are only allowed in user messages.`, "invalid_value")
+        files.push(parseInputFile(part, at))
+        return
       default:
         return fail(`${at}.type`, `Invalid '${at}.type': content parts of type ${JSON.stringify(part.type)} are not supported; use 'input_text', 'output_text' or 'input_image'.`, "invalid_value")
     }
@@ -108,7 +115,7 @@ const parseOutput = (output: unknown, param: string): string => {
   }).join("\n")
 }
 
-const parseInput = (value: unknown): ReadonlyArray<ChatMessage> => {
+const parseInput = (value: unknown, files: Array<InputFile>): ReadonlyArray<ChatMessage> => {
   if (!present(value)) return missing("input")
   if (typeof value === "string") {
     if (value.trim() === "") return fail("input", "Invalid 'input': the string is empty.", "invalid_value")
@@ -129,7 +136,7 @@ const parseInput = (value: unknown): ReadonlyArray<ChatMessage> => {
         if (role !== "system" && role !== "developer" && role !== "user" && role !== "assistant") {
           return fail(`${at}.role`, `Invalid '${at}.role': expected one of 'system', 'developer', 'user', 'assistant', got ${JSON.stringify(role)}.`, "invalid_value")
         }
-        const { text, imageUrls } = parseContent(raw.content, `${at}.content`, role === "user")
+        const { text, imageUrls } = parseContent(raw.content, `${at}.content`, role === "user", files)
         messages.push({ role, text, imageUrls, toolCalls: [] })
         return
       }
@@ -164,7 +171,7 @@ const parseInput = (value: unknown): ReadonlyArray<ChatMessage> => {
       case "item_reference":
         return
       case "input_file":
-        return fail(`${at}.type`, `Invalid '${at}.type': input_file is not supported by BeamClaw's /v1/responses.`, "unsupported_content_type")
+        return fail(`${at}.type`, `Invalid '${at}.type': an input_file goes in a user message's content, not directly in 'input'.`, "invalid_value")
       default:
         return fail(`${at}.type`, `Invalid '${at}.type': input items of type ${JSON.stringify(type)} are not supported; use 'message', 'function_call' or 'function_call_output'.`, "invalid_value")
     }
@@ -208,7 +215,8 @@ const parse = (body: unknown): ResponsesRequest => {
   const metadata = parseMetadata(body.metadata)
   const tools = parseTools(body.tools, "flat-or-nested")
   const toolChoice = parseToolChoice(body.tool_choice, tools, "flat-or-nested")
-  const input = parseInput(body.input)
+  const files: Array<InputFile> = []
+  const input = parseInput(body.input, files)
   const system: ReadonlyArray<ChatMessage> = typeof instructions === "string" && instructions.trim() !== ""
     ? [{ role: "system", text: instructions, imageUrls: [], toolCalls: [] }]
     : []
@@ -223,7 +231,8 @@ const parse = (body: unknown): ResponsesRequest => {
     sampling,
     maxOutputTokens,
     metadata,
-    previousResponseId: typeof previous === "string" && previous.trim() !== "" ? previous.trim() : undefined
+    previousResponseId: typeof previous === "string" && previous.trim() !== "" ? previous.trim() : undefined,
+    files
   }
 }
 

@@ -24,6 +24,7 @@ import type { OpenAiTurnInput } from "../openai/OpenAiRoutes.ts"
 import { type AgentPrompt, buildAgentPrompt, defaultImageLimits, type ImageLimits } from "../openai/Prompt.ts"
 import { requestModelOverride } from "../openai/ModelOverride.ts"
 import { resolveAgent, resolveSession, type SessionChoice } from "../openai/Routing.ts"
+import { fileLimits, renderInputFiles } from "./InputFiles.ts"
 import { ResponseSessions, type ResponseScope } from "./ResponseSessions.ts"
 import { parseResponsesRequest, type ResponsesRequest } from "./ResponsesRequest.ts"
 import { ResponseState, type StreamEvent } from "./ResponsesOutput.ts"
@@ -55,10 +56,10 @@ const toolChoiceInstruction = (request: ResponsesRequest): string | undefined =>
   return undefined
 }
 
-const turnInput = (runId: string, request: ResponsesRequest, prompt: AgentPrompt, modelOverride: string | undefined): OpenAiTurnInput => {
+const turnInput = (runId: string, request: ResponsesRequest, prompt: AgentPrompt, files: string | undefined, modelOverride: string | undefined): OpenAiTurnInput => {
   const choice = request.toolChoice
   const pinned = choice._tag === "function" ? choice.name : undefined
-  const system = [prompt.extraSystemPrompt, toolChoiceInstruction(request)].filter((part): part is string => part !== undefined)
+  const system = [prompt.extraSystemPrompt, toolChoiceInstruction(request), files].filter((part): part is string => part !== undefined)
   return {
     runId,
     text: prompt.message,
@@ -112,6 +113,9 @@ const responses = (responseSessions: ResponseSessions) => Effect.gen(function*()
     : direct.success
   const modelOverride = yield* requestModelOverride(headers, session.agentId)
   if (Result.isFailure(modelOverride)) return errorResponse(modelOverride.failure)
+  // Files first: a part that cannot be used is named before the message it came in is judged.
+  const files = renderInputFiles(input.files, fileLimits(endpoint.files))
+  if (Result.isFailure(files)) return errorResponse(files.failure)
   const prompt = buildAgentPrompt(input.messages, imageLimits(endpoint), { field: "input", imagePart: "input_image" })
   if (Result.isFailure(prompt)) return errorResponse(prompt.failure)
 
@@ -133,7 +137,7 @@ const responses = (responseSessions: ResponseSessions) => Effect.gen(function*()
     }
   })
   const sessions = yield* SessionEvents
-  const turn = sessions.send(session.sessionKey, { ...turnInput(runId, input, prompt.success, modelOverride.success), oneShot: session.stateless })
+  const turn = sessions.send(session.sessionKey, { ...turnInput(runId, input, prompt.success, files.success, modelOverride.success), oneShot: session.stateless })
   // Only a response the client received whole can be continued.
   const remember = () =>
     responseSessions.remember(runId, { ...scope, sessionKey: session.sessionKey, sessionAgentId: session.agentId })

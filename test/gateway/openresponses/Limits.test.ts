@@ -9,7 +9,7 @@ import * as path from "node:path"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import OpenAI from "openai"
 import { stringify } from "yaml"
-import { type FakeAnthropicHandle, startFakeAnthropic } from "../../support/FakeAnthropic.ts"
+import { type FakeAnthropicHandle, lastRequestOf, startFakeAnthropic, systemText } from "../../support/FakeAnthropic.ts"
 import { type StartedGateway, startGateway } from "../../support/Gateway.ts"
 import { chunked } from "../../support/ChunkedBody.ts"
 
@@ -67,14 +67,14 @@ describe("switch and limits", () => {
   })
 
   it("turns on with a config edit, without a restart, and serves /v1/models while chat completions stay off", async () => {
-    // OpenClaw's file/image/URL keys load too; of them only images.maxBytes and images.allowedMimes apply.
+    // OpenClaw's file/image/URL keys load too; of them the size, length and type limits apply (no URL is fetched).
     await writeConfig({
       chatCompletions: { enabled: false },
       responses: {
         enabled: true,
         maxBodyBytes: 2048,
         maxUrlParts: 4,
-        files: { allowUrl: false, maxBytes: 1024, pdf: { maxPages: 2 } },
+        files: { allowUrl: false, maxBytes: 1024, maxChars: 40, allowedMimes: ["text/plain", "application/pdf"], pdf: { maxPages: 2 } },
         images: { allowUrl: false, maxBytes: 64, allowedMimes: ["image/png", "image/heic"] }
       }
     })
@@ -104,6 +104,22 @@ describe("switch and limits", () => {
     assert.include(await heic.text(), "image/heic is not allowed")
     const tiny = await post(image("image/png", "iVBORw0KGgo="))
     assert.strictEqual(tiny.status, 200)
+  })
+
+  it("applies files.maxBytes, files.maxChars and files.allowedMimes to base64 files", async () => {
+    const file = (mediaType: string, text: string) =>
+      JSON.stringify({ model: "beamclaw", input: [{ role: "user", content: [{ type: "input_text", text: "read it" }, { type: "input_file", source: { type: "base64", media_type: mediaType, data: Buffer.from(text).toString("base64"), filename: "f" } }] }] })
+    const tooBig = await post(file("text/plain", "x".repeat(1025)))
+    assert.strictEqual(tooBig.status, 400)
+    assert.include(await tooBig.text(), "the limit is 1024 (gateway.http.endpoints.responses.files.maxBytes)")
+    const csv = await post(file("text/csv", "a,b"))
+    assert.strictEqual(csv.status, 400)
+    assert.include(await csv.text(), "files of type text/csv are not allowed here; allowed: text/plain")
+    const long = await post(file("text/plain", `${"a".repeat(40)}BEYOND`))
+    assert.strictEqual(long.status, 200)
+    const system = systemText(lastRequestOf(fake))
+    assert.include(system, `${"a".repeat(40)}\n[truncated: the file has 46 characters; the first 40 are shown]`)
+    assert.notInclude(system, "BEYOND")
   })
 
   it("answers 413 to a declared or a chunked body over responses.maxBodyBytes", async () => {

@@ -4,6 +4,8 @@
  * plain fetch where the client would hide the wire, over the
  * protocol-faithful fake Anthropic.
  */
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import OpenAI from "openai"
 import { type FakeAnthropicHandle, type RecordedAnthropicRequest, lastRequestOf, startFakeAnthropic, systemText, userTexts } from "../../support/FakeAnthropic.ts"
@@ -206,6 +208,41 @@ describe("responses", () => {
 })
 
 describe("sessions", () => {
+  it("gives input_file text to the model in the system prompt, wrapped as untrusted content, and keeps it out of the history", async () => {
+    const notes = "# Notes\nThe launch code is 7-4-1."
+    const response = await client.responses.create({
+      model: "beamclaw",
+      user: "files-1",
+      input: [{ role: "user", content: [{ type: "input_text", text: "what is in my notes?" }, { type: "input_file", filename: "notes.md", file_data: `data:text/markdown;base64,${Buffer.from(notes).toString("base64")}` }] }]
+    })
+    assert.strictEqual(response.status, "completed")
+    const system = systemText(lastRequest())
+    const block = /<<<EXTERNAL_UNTRUSTED_CONTENT id="([0-9a-f]{16})">>>\nSource: External\nFile: notes\.md \(text\/markdown\)\n---\n([\s\S]*?)\n<<<END_EXTERNAL_UNTRUSTED_CONTENT id="\1">>>/.exec(system)
+    assert.isNotNull(block, system)
+    assert.strictEqual(block?.[2], notes)
+    assert.notInclude(JSON.stringify(lastRequest().body?.messages), "launch code", "the file is not in the messages")
+    // The session's transcript has the question, not the file.
+    const sessions = path.join(gateway.home, "agents", "main", "sessions")
+    const transcripts = await Promise.all((await fs.readdir(sessions)).filter((name) => name.endsWith(".jsonl")).map((name) => fs.readFile(path.join(sessions, name), "utf8")))
+    assert.isTrue(transcripts.some((text) => text.includes("what is in my notes?")))
+    assert.isFalse(transcripts.some((text) => text.includes("launch code")))
+  })
+
+  it("reads input_file text in its declared charset, by its byte-order mark, or as Windows-1252 when it is not UTF-8", async () => {
+    const send = async (source: Record<string, unknown>) => {
+      const response = await post({ model: "beamclaw", input: [{ role: "user", content: [{ type: "input_text", text: "read" }, { type: "input_file", source: { type: "base64", ...source } }] }] })
+      assert.strictEqual(response.status, 200, await response.clone().text())
+      return systemText(lastRequest())
+    }
+    const utf16 = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from("naïve façade", "utf16le")]).toString("base64")
+    assert.include(await send({ media_type: "text/plain", data: utf16, filename: "a.txt" }), "naïve façade")
+    const latin = Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x20, 0x80]).toString("base64")
+    assert.include(await send({ media_type: "text/plain", data: latin }), "café €")
+    assert.include(await send({ media_type: "text/csv; charset=utf-16le", data: Buffer.from("a;b", "utf16le").toString("base64") }), "a;b")
+    // No media type: the file name's extension says what it is.
+    assert.include(await send({ data: Buffer.from("{\"k\":1}").toString("base64"), filename: "data.json" }), "File: data.json (application/json)")
+  })
+
   it("keeps a conversation per `user` in agent:<id>:openresponses-user:<user>", async () => {
     const user = `alice-${crypto.randomUUID()}`
     const first = await post({ model: "beamclaw", user, input: "first" })
@@ -582,7 +619,17 @@ describe("errors", () => {
       [{ model: "beamclaw", input: [{ type: "message", role: "wizard", content: "x" }] }, "input[0].role"],
       [{ model: "beamclaw", input: [{ type: "message", role: "user" }] }, "input[0].content"],
       [{ model: "beamclaw", input: [{ type: "message", role: "user", content: [{ type: "input_audio" }] }] }, "input[0].content[0].type"],
-      [{ model: "beamclaw", input: [{ type: "message", role: "user", content: [{ type: "input_file", source: { type: "base64", media_type: "text/plain", data: "aGk=" } }] }] }, "input[0].content[0].type"],
+      [{ model: "beamclaw", input: [{ type: "message", role: "user", content: [{ type: "input_file", source: { type: "url", url: "https://example.com/a.txt" } }] }] }, "input[0].content[0].source"],
+      [{ model: "beamclaw", input: [{ role: "user", content: [{ type: "input_file", file_id: "file-123" }] }] }, "input[0].content[0].file_id"],
+      [{ model: "beamclaw", input: [{ role: "user", content: [{ type: "input_file", file_url: "https://example.com/a.txt" }] }] }, "input[0].content[0].file_url"],
+      [{ model: "beamclaw", input: [{ role: "user", content: [{ type: "input_file", source: { type: "base64", media_type: "text/plain" } }] }] }, "input[0].content[0].source.data"],
+      [{ model: "beamclaw", input: [{ role: "user", content: [{ type: "input_file", source: { type: "base64", media_type: "text/plain", data: "not base64!" } }] }] }, "input[0].content[0]"],
+      [{ model: "beamclaw", input: [{ role: "user", content: [{ type: "input_file", filename: "report.pdf", file_data: "data:application/pdf;base64,JVBERi0=" }] }] }, "input[0].content[0]"],
+      [{ model: "beamclaw", input: [{ role: "user", content: [{ type: "input_file", file_data: `data:image/png;base64,${png}` }] }] }, "input[0].content[0]"],
+      [{ model: "beamclaw", input: [{ role: "user", content: [{ type: "input_file", filename: "blob", file_data: "aGk=" }] }] }, "input[0].content[0]"],
+      [{ model: "beamclaw", input: [{ role: "user", content: [{ type: "input_file", source: { type: "base64", media_type: "text/plain; charset=klingon", data: "aGk=" } }] }] }, "input[0].content[0]"],
+      [{ model: "beamclaw", input: [{ role: "assistant", content: [{ type: "input_file", file_data: "data:text/plain;base64,aGk=" }] }] }, "input[0].content[0].type"],
+      [{ model: "beamclaw", input: [{ type: "input_file", file_data: "data:text/plain;base64,aGk=" }] }, "input[0].type"],
       [{ model: "beamclaw", input: [{ type: "message", role: "user", content: [{ type: "input_image", source: { type: "url", url: "https://example.com/cat.png" } }] }] }, "input[0].content[0].source"],
       [{ model: "beamclaw", input: [{ role: "user", content: [{ type: "input_image", image_url: "https://example.com/cat.png" }] }] }, "input[0].content[0].image_url"],
       [{ model: "beamclaw", input: [{ type: "message", role: "assistant", content: [{ type: "input_image", image_url: `data:image/png;base64,${png}` }] }] }, "input[0].content[0].type"],
@@ -621,7 +668,9 @@ describe("errors", () => {
       assert.strictEqual(error.type, "invalid_request_error", JSON.stringify(body))
     }
     const file = await expectError(await post(cases[7]?.[0] ?? {}), 400)
-    assert.include(String(file.message), "input_file")
+    assert.include(String(file.message), "does not fetch file URLs")
+    const pdf = await expectError(await post(cases[12]?.[0] ?? {}), 400)
+    assert.include(String(pdf.message), "PDF files are not supported")
     const viaSdk = await client.responses.create({ model: "beamclaw", input: [] }).catch((e: unknown) => e)
     assert.instanceOf(viaSdk, OpenAI.BadRequestError)
     assert.strictEqual(viaSdk instanceof OpenAI.APIError ? viaSdk.param : undefined, "input")
