@@ -39,7 +39,8 @@ const TEXT_TYPES: ReadonlySet<string> = new Set(["text/plain", "text/markdown", 
 export const defaultFileLimits: FileLimits = { allowedMimes: TEXT_TYPES, maxBytes: 5 * 1024 * 1024, maxChars: 60_000 }
 
 export const fileLimits = (files: { readonly allowedMimes?: ReadonlyArray<string> | undefined; readonly maxBytes?: number | undefined; readonly maxChars?: number | undefined } | undefined): FileLimits => ({
-  allowedMimes: files?.allowedMimes === undefined
+  // An empty list means the defaults, as in OpenClaw.
+  allowedMimes: files?.allowedMimes === undefined || files.allowedMimes.length === 0
     ? defaultFileLimits.allowedMimes
     : new Set(files.allowedMimes.map((mime) => mime.trim().toLowerCase()).filter((mime) => TEXT_TYPES.has(mime))),
   maxBytes: files?.maxBytes ?? defaultFileLimits.maxBytes,
@@ -63,14 +64,14 @@ export const parseInputFile = (part: Readonly<Record<string, unknown>>, at: stri
     if (fields.type === "url") return notBuilt(`${at}.source`, "file URLs")
     if (fields.type !== "base64") return fail(`${at}.source.type`, `Invalid '${at}.source.type': expected "base64" or "url", got ${JSON.stringify(fields.type)}.`, "invalid_value")
     const data = fields.data
-    if (typeof data !== "string" || data.trim() === "") return missing(`${at}.source.data`)
+    if (typeof data !== "string") return missing(`${at}.source.data`)
     const mediaType = fields.media_type
     if (present(mediaType) && typeof mediaType !== "string") return fail(`${at}.source.media_type`, `Invalid '${at}.source.media_type': expected a string.`, "invalid_type")
     const sourceName = typeof fields.filename === "string" && fields.filename.trim() !== "" ? fields.filename.trim() : name
     return { at, filename: sourceName, mediaType: typeof mediaType === "string" && mediaType.trim() !== "" ? mediaType.trim() : undefined, data }
   }
   const fileData = part.file_data
-  if (typeof fileData === "string" && fileData.trim() !== "") {
+  if (typeof fileData === "string") {
     const uri = DATA_URI.exec(fileData.trim())
     if (uri === null) return { at, filename: name, mediaType: undefined, data: fileData }
     if (uri[2] === undefined) return fail(`${at}.file_data`, `Invalid '${at}.file_data': expected base64 data (a data: URI with ';base64').`, "invalid_value")
@@ -94,26 +95,49 @@ const BY_EXTENSION: ReadonlyMap<string, string> = new Map([
   ["pdf", "application/pdf"]
 ])
 
-const BASE64 = /^[A-Za-z0-9+/\r\n ]*={0,2}[\r\n ]*$/
+/** Checked after white space is taken out: one pass, no backtracking, whatever the size. */
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/
 
 /** `type/subtype` and its charset parameter, from a declared type or the file name's extension. */
 const typeOf = (file: InputFile): { readonly mime: string; readonly charset: string | undefined } | undefined => {
   if (file.mediaType !== undefined) {
     const [mime = "", ...params] = file.mediaType.split(";").map((piece) => piece.trim())
     const charset = params.map((param) => /^charset\s*=\s*"?([^"]+)"?$/i.exec(param)?.[1]).find((value) => value !== undefined)
-    return { mime: mime.toLowerCase(), charset }
+    // A generic binary type says nothing: the name's extension may.
+    if (mime.toLowerCase() !== "application/octet-stream") return { mime: mime.toLowerCase(), charset }
   }
   const extension = file.filename?.split(".").at(-1)?.toLowerCase()
   const mime = extension === undefined ? undefined : BY_EXTENSION.get(extension)
   return mime === undefined ? undefined : { mime, charset: undefined }
 }
 
+/** UTF-16 without a byte-order mark: its ASCII characters put a zero in every other byte. */
+const utf16Without = (bytes: Uint8Array): "utf-16le" | "utf-16be" | undefined => {
+  const length = Math.min(bytes.length, 4096) & ~1
+  if (length < 2) return undefined
+  let zeroEven = 0
+  let zeroOdd = 0
+  for (let i = 0; i < length; i += 2) {
+    if (bytes[i] === 0) zeroEven++
+    if (bytes[i + 1] === 0) zeroOdd++
+  }
+  const pairs = length / 2
+  if (zeroOdd > pairs * 0.3 && zeroEven < pairs * 0.05) return "utf-16le"
+  if (zeroEven > pairs * 0.3 && zeroOdd < pairs * 0.05) return "utf-16be"
+  return undefined
+}
+
 /**
- * The bytes as text: in the declared charset; else by their byte-order mark
- * (UTF-8, UTF-16); else UTF-8 when they are valid UTF-8, Windows-1252 otherwise
- * (what text without a declared encoding usually is when it is not UTF-8).
+ * The bytes as text: by their byte-order mark when they have one (it wins
+ * over a declared UTF-16, whose byte order it is); else in the declared
+ * charset; else UTF-16 when they look like it, UTF-8 when they are valid
+ * UTF-8, Windows-1252 otherwise (what text without a declared encoding
+ * usually is when it is not UTF-8).
  */
 const decodeText = (bytes: Uint8Array, charset: string | undefined, at: string): string => {
+  if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) return new TextDecoder("utf-8").decode(bytes)
+  if (bytes[0] === 0xff && bytes[1] === 0xfe) return new TextDecoder("utf-16le").decode(bytes)
+  if (bytes[0] === 0xfe && bytes[1] === 0xff) return new TextDecoder("utf-16be").decode(bytes)
   if (charset !== undefined) {
     const decoder = (() => {
       try {
@@ -129,14 +153,31 @@ const decodeText = (bytes: Uint8Array, charset: string | undefined, at: string):
       return fail(at, `Invalid '${at}': the file is not valid ${charset}.`, "invalid_value")
     }
   }
-  if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) return new TextDecoder("utf-8").decode(bytes)
-  if (bytes[0] === 0xff && bytes[1] === 0xfe) return new TextDecoder("utf-16le").decode(bytes)
-  if (bytes[0] === 0xfe && bytes[1] === 0xff) return new TextDecoder("utf-16be").decode(bytes)
+  const utf16 = utf16Without(bytes)
+  if (utf16 !== undefined) return new TextDecoder(utf16).decode(bytes)
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(bytes)
   } catch {
     return new TextDecoder("windows-1252").decode(bytes)
   }
+}
+
+/**
+ * Boundary markers inside a file (with or without an id, in any case, with
+ * look-alike angle brackets) are defused, as OpenClaw does: only the block's
+ * own markers may open or close it.
+ */
+const MARKER = /[<\uFF1C\u2039\u3008\u276E]{3}\s*(END_)?EXTERNAL_UNTRUSTED_CONTENT\b[^>\uFF1E\u203A\u3009\u276F]*[>\uFF1E\u203A\u3009\u276F]{3}/giu
+const defuse = (text: string): string => text.replace(MARKER, (_match, end: string | undefined) => end === undefined ? "[[MARKER_SANITIZED]]" : "[[END_MARKER_SANITIZED]]")
+
+/** A file name on one line: control characters (line breaks, tabs) become spaces; markers are defused. */
+const oneLine = (name: string): string => defuse(name.replace(/[\u0000-\u001f\u007f\u2028\u2029]+/g, " ").trim())
+
+/** At most `max` UTF-16 code units, never ending in the first half of a surrogate pair. */
+const truncate = (text: string, max: number): string => {
+  const cut = text.slice(0, max)
+  const last = cut.charCodeAt(cut.length - 1)
+  return last >= 0xd800 && last <= 0xdbff ? cut.slice(0, -1) : cut
 }
 
 const render = (file: InputFile, limits: FileLimits): string => {
@@ -151,22 +192,24 @@ const render = (file: InputFile, limits: FileLimits): string => {
     const allowed = [...limits.allowedMimes].join(", ")
     return fail(file.at, `Invalid '${file.at}': files of type ${type.mime} are not allowed here; allowed: ${allowed === "" ? "none" : allowed} (gateway.http.endpoints.responses.files.allowedMimes).`, "unsupported_file_type")
   }
-  const data = file.data.trim()
+  const data = file.data.replace(/\s+/g, "")
   if (!BASE64.test(data)) return fail(file.at, `Invalid '${file.at}': the file's data is not valid base64.`, "invalid_value")
   const bytes = Buffer.from(data, "base64")
   if (bytes.length > limits.maxBytes) {
     return fail(file.at, `Invalid '${file.at}': the file has ${bytes.length} bytes; the limit is ${limits.maxBytes} (gateway.http.endpoints.responses.files.maxBytes).`, "file_too_large")
   }
   const text = decodeText(bytes, type.charset, file.at)
-  const shown = text.length > limits.maxChars
-    ? `${text.slice(0, limits.maxChars)}\n[truncated: the file has ${text.length} characters; the first ${limits.maxChars} are shown]`
-    : text
+  const shown = text.trim() === ""
+    ? "[No extractable text]"
+    : defuse(text.length > limits.maxChars
+      ? `${truncate(text, limits.maxChars)}\n[truncated: the file has ${text.length} characters; the first ${limits.maxChars} are shown]`
+      : text)
   // A boundary id the file cannot know, so its text cannot close the block early.
   const id = randomBytes(8).toString("hex")
   return [
     `<<<EXTERNAL_UNTRUSTED_CONTENT id="${id}">>>`,
     "Source: External",
-    `File: ${file.filename ?? "(unnamed)"} (${type.mime})`,
+    `File: ${file.filename === undefined ? "(unnamed)" : oneLine(file.filename)} (${type.mime})`,
     "---",
     shown,
     `<<<END_EXTERNAL_UNTRUSTED_CONTENT id="${id}">>>`

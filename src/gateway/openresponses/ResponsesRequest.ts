@@ -32,7 +32,7 @@ export interface ResponsesRequest {
   readonly metadata: Readonly<Record<string, string>>
   /** The response this one continues: its session is reused when the request is in that response's scope. */
   readonly previousResponseId: string | undefined
-  /** The input_file parts of the user messages, in order: for this turn's system prompt, not its history. */
+  /** The input_file parts of the last user message, in order: for this turn's system prompt, not its history. */
   readonly files: ReadonlyArray<InputFile>
 }
 
@@ -136,6 +136,8 @@ const parseInput = (value: unknown, files: Array<InputFile>): ReadonlyArray<Chat
         if (role !== "system" && role !== "developer" && role !== "user" && role !== "assistant") {
           return fail(`${at}.role`, `Invalid '${at}.role': expected one of 'system', 'developer', 'user', 'assistant', got ${JSON.stringify(role)}.`, "invalid_value")
         }
+        // Files are read from the current user message only (as images are, and as OpenClaw does): a newer one replaces them.
+        if (role === "user") files.length = 0
         const { text, imageUrls } = parseContent(raw.content, `${at}.content`, role === "user", files)
         messages.push({ role, text, imageUrls, toolCalls: [] })
         return
