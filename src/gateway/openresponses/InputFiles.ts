@@ -13,6 +13,7 @@
  */
 import { randomBytes } from "node:crypto"
 import { Result } from "effect"
+import { defuseMarkers } from "../ExternalContent.ts"
 import { fail, missing, parseWith, present } from "../openai/FieldChecks.ts"
 import type { OpenAiError } from "../openai/OpenAiError.ts"
 
@@ -162,16 +163,8 @@ const decodeText = (bytes: Uint8Array, charset: string | undefined, at: string):
   }
 }
 
-/**
- * Boundary markers inside a file (with or without an id, in any case, with
- * look-alike angle brackets) are defused, as OpenClaw does: only the block's
- * own markers may open or close it.
- */
-const MARKER = /[<\uFF1C\u2039\u3008\u276E]{3}\s*(END_)?EXTERNAL_UNTRUSTED_CONTENT\b[^>\uFF1E\u203A\u3009\u276F]*[>\uFF1E\u203A\u3009\u276F]{3}/giu
-const defuse = (text: string): string => text.replace(MARKER, (_match, end: string | undefined) => end === undefined ? "[[MARKER_SANITIZED]]" : "[[END_MARKER_SANITIZED]]")
-
 /** A file name on one line: control characters (line breaks, tabs) become spaces; markers are defused. */
-const oneLine = (name: string): string => defuse(name.replace(/[\u0000-\u001f\u007f\u2028\u2029]+/g, " ").trim())
+const oneLine = (name: string): string => defuseMarkers(name.replace(/[\u0000-\u001f\u007f\u2028\u2029]+/g, " ").trim())
 
 /** At most `max` UTF-16 code units, never ending in the first half of a surrogate pair. */
 const truncate = (text: string, max: number): string => {
@@ -201,7 +194,7 @@ const render = (file: InputFile, limits: FileLimits): string => {
   const text = decodeText(bytes, type.charset, file.at)
   const shown = text.trim() === ""
     ? "[No extractable text]"
-    : defuse(text.length > limits.maxChars
+    : defuseMarkers(text.length > limits.maxChars
       ? `${truncate(text, limits.maxChars)}\n[truncated: the file has ${text.length} characters; the first ${limits.maxChars} are shown]`
       : text)
   // A boundary id the file cannot know, so its text cannot close the block early.
