@@ -366,10 +366,11 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
   const lostWrites = new Map<string, StoreError>()
 
   /**
-   * Starts opening `file` (`open` resolves to its handle, or undefined for
-   * "exists already, keep it as it is") and keeps it as the open transcript
-   * of its path at once, with `first` queued; returns before the open is
-   * done. The least recently used transcripts beyond `maxOpen` are closed,
+   * Starts opening `file` (`open` resolves to its handle, and whether `first`
+   * is to be written: not when a new transcript's file existed already, whose
+   * header from before a crash is kept as it is) and keeps it as the open
+   * transcript of its path at once, with `first` queued; returns before the
+   * open is done. The least recently used transcripts beyond `maxOpen` are closed,
    * never one still opening (its queued lines would race a second opening).
    */
   const startOpen = (file: string, open: () => Promise<{ readonly handle: fs.FileHandle; readonly keepFirst: boolean }>, first: string): OpenTranscript => {
@@ -566,7 +567,7 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
     const file = yield* transcriptPath(agentId, sessionId)
     // Lines a background append queued are read with the rest (a turn that failed right after it reloads).
     const opening = openTranscripts.get(file)
-    if (opening?.handle === undefined && opening !== undefined) yield* Effect.promise(() => opening.ready.catch(() => undefined))
+    if (opening !== undefined && opening.handle === undefined) yield* Effect.promise(() => opening.ready.catch(() => undefined))
     lostWrites.delete(file)
     const text = yield* io("read", file, () => fs.readFile(file, "utf8").catch((error: unknown) => {
       if (isNotFound(error)) return undefined
