@@ -67,11 +67,10 @@ export const layer = Layer.effect(SystemPromptSource, Effect.gen(function*() {
   }
   const build = (settings: AgentSettings, session: { readonly key: string; readonly kind: SessionKind }, tools: ReadonlyArray<Tool>) =>
     Effect.gen(function*() {
-      const inputs = JSON.stringify([
-        keyOf(settingsKeys, settings, () => JSON.stringify(settings)),
-        session.kind,
+      // Both parts are JSON, which holds no NUL: the separator keeps the key unambiguous.
+      const inputs = `${keyOf(settingsKeys, settings, () => JSON.stringify(settings))}\u0000${session.kind}\u0000${
         keyOf(toolsKeys, tools, () => JSON.stringify(tools.map((tool) => [tool.name, tool.summary])))
-      ])
+      }`
       const fingerprint = yield* fingerprintOf(settings.workspace)
       const cached = cache.get(inputs)
       if (cached !== undefined && cached.fingerprint === fingerprint) return cached.prompt

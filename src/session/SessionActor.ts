@@ -152,7 +152,8 @@ export const isStale = (entry: SessionEntry, policy: SessionPolicy["reset"], now
   return false
 }
 
-// Untraced, as the run loop: once per turn or new session, and a traced Effect.fn costs a span and a captured stack per call.
+// Untraced, as the run loop and `handle`: each session load (every one-shot OpenAI request has one) would pay
+// a span and a captured stack for a trace nobody collects.
 export const load = Effect.fnUntraced(function*(key: SessionKey.ParsedSessionKey) {
   const store = yield* SessionStore
   const existing = yield* store.getEntry(key.key)

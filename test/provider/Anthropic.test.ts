@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Option, Redacted, Stream } from "effect"
 import type { AssistantMessage, Message } from "../../src/agent/Message.ts"
-import { makeAnthropicProvider, toAnthropicParams } from "../../src/provider/Anthropic.ts"
+import { makeAnthropicProvider, sdkTelemetry, toAnthropicParams } from "../../src/provider/Anthropic.ts"
 import type { ProviderEvent, ProviderRequest } from "../../src/provider/Provider.ts"
 import * as FakeAnthropic from "../support/FakeAnthropic.ts"
 
@@ -101,9 +101,11 @@ describe("Anthropic provider", () => {
       yield* Stream.runCollect(providerFor(fake).stream(baseRequest([user("traced")])))
       assert.deepStrictEqual(started, ["anthropic.messages.create"])
       assert.strictEqual(ended, 1)
+      // The decision itself: the SDK's spans stay on with a provider or its variables, and are off otherwise.
+      assert.isUndefined(sdkTelemetry({}))
       yield* Effect.sync(() => Reflect.deleteProperty(globalThis, globalKey))
-      yield* Stream.runCollect(providerFor(fake).stream(baseRequest([user("not traced")])))
-      assert.deepStrictEqual(started, ["anthropic.messages.create"], "without a tracer provider the SDK starts no span")
+      assert.isFalse(sdkTelemetry({}), "without a tracer provider the SDK is told to start no span")
+      assert.isUndefined(sdkTelemetry({ ANTHROPIC_OPEN_TELEMETRY: "true" }), "the SDK's own variables decide when set")
     })))
 
   it.live("answers with an echo of the last user message when unscripted", () =>
