@@ -108,6 +108,8 @@ const main = async (): Promise<number> => {
     check("sessions.list shows the main session", after.ok && Array.isArray(sessions) && sessions.some((row) => field(row, "key") === "agent:main:main"), after.output)
     const agent = await call("agent", { message: "agent turn", idempotencyKey: `interop-agent-${Date.now()}` }, ["--expect-final", "--timeout", "30000"])
     check("agent --expect-final returns the final result", agent.ok && field(agent.json, "status") === "ok" && JSON.stringify(agent.json).includes("echo: agent turn"), agent.output)
+    const cleanup = await call("sessions.cleanup", { dryRun: true })
+    check("sessions.cleanup reports a maintenance pass", cleanup.ok && field(cleanup.json, "agentId") === "main" && typeof field(cleanup.json, "beforeCount") === "number" && field(cleanup.json, "dryRun") === true, cleanup.output)
     const unknown = await call("no.such.method")
     check("an unknown method is an error", !unknown.ok && unknown.output.includes("unknown method"), unknown.output)
     const bad = await run(cli, ["gateway", "call", "health", "--url", gateway.wsUrl, "--token", "wrong", "--json"], { ...env, HOME: cliHome })

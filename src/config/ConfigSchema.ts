@@ -9,6 +9,7 @@
 import { Effect, Redacted, Result, Schema, SchemaGetter, SchemaTransformation } from "effect"
 import { parseModelRef } from "../provider/ModelRef.ts"
 import { Bindings } from "../channels/Bindings.ts"
+import { byteSize, DURATION_PATTERN, durationMs } from "./Units.ts"
 
 // ---------------------------------------------------------------------------
 // Building blocks
@@ -112,10 +113,30 @@ const NonEmpty = Schema.String.check(Schema.isNonEmpty({ expected: "a non-empty 
 /** A secret string: decodes to `Redacted` so it prints as `<redacted>`. */
 export const Secret = Schema.RedactedFromValue(NonEmpty)
 
-const DURATION = /^\d+(?:\.\d+)?\s*(?:ms|s|m|h|d)$/
 const DurationString = Schema.String.check(
-  Schema.makeFilter((s: string) => DURATION.test(s.trim()), { expected: "a duration like \"30m\", \"90s\", \"2h\"" })
+  Schema.makeFilter((s: string) => DURATION_PATTERN.test(s.trim()), { expected: "a duration like \"30m\", \"90s\", \"2h\"" })
 ).annotate({ expected: "a duration like \"30m\", \"90s\", \"2h\"" })
+
+const isOff = (s: string) => s === "false"
+
+/** A duration above zero, or `false` (also the string, from `${VAR}`) to turn the rule off. */
+const DurationOrOff = (() => {
+  const expected = "a duration like \"30d\", \"12h\" (above zero), or false"
+  return Schema.Union([
+    Schema.String.check(Schema.makeFilter((s: string) => isOff(s) || (durationMs(s) ?? 0) > 0, { expected })),
+    Schema.Literal(false)
+  ]).annotate({ expected })
+})()
+
+/** A size like "500mb", "10gb" or a number of bytes; `false` or 0 turns the budget off (as OpenClaw). */
+const ByteSizeOrOff = (() => {
+  const expected = "a size like \"500mb\", \"10gb\" or a number of bytes, or false"
+  return Schema.Union([
+    Schema.Number.check(Schema.makeFilter((n: number) => byteSize(n) !== undefined, { expected })),
+    Schema.String.check(Schema.makeFilter((s: string) => isOff(s) || byteSize(s) !== undefined, { expected })),
+    Schema.Literal(false)
+  ]).annotate({ expected })
+})()
 
 const ModelRefString = Schema.String.check(
   Schema.makeFilter((s: string) => Result.isSuccess(parseModelRef(s)), {
@@ -381,6 +402,16 @@ export const SessionConfig = Schema.suspend(() =>
       maxRestarts: int(0).pipe(withDefault(5)),
       withinSeconds: int(1).pipe(withDefault(60)),
       backoffMs: int(0).pipe(withDefault(200))
+    }).pipe(withDefault({})),
+    /** OpenClaw's session.maintenance: what bounds the sessions kept on disk (session/SessionMaintenance.ts). */
+    maintenance: Schema.Struct({
+      mode: Schema.Literals(["enforce", "warn"]).pipe(withDefault("enforce")),
+      pruneAfter: DurationOrOff.pipe(withDefault("30d")),
+      maxEntries: int(1).pipe(withDefault(5000)),
+      preserveRecent: Schema.optionalKey(DurationOrOff),
+      resetArchiveRetention: Schema.optionalKey(DurationOrOff),
+      maxDiskBytes: ByteSizeOrOff.pipe(withDefault("10gb")),
+      highWaterBytes: Schema.optionalKey(ByteSizeOrOff)
     }).pipe(withDefault({}))
   })
 )
@@ -557,7 +588,8 @@ export const defaultConfig: BeamclawConfig = {
     resetTriggers: ["/new", "/reset"],
     reset: { mode: "daily", atHour: 4 },
     idle: { passivateAfterSeconds: 300 },
-    supervisor: { maxRestarts: 5, withinSeconds: 60, backoffMs: 200 }
+    supervisor: { maxRestarts: 5, withinSeconds: 60, backoffMs: 200 },
+    maintenance: { mode: "enforce", pruneAfter: "30d", maxEntries: 5000, maxDiskBytes: "10gb" }
   },
   channels: {
     discord: {

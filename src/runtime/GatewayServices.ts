@@ -16,6 +16,7 @@ import { ConfigWriter } from "../config/ConfigWriter.ts"
 import * as GatewayAuthLayer from "../gateway/auth/GatewayAuthLayer.ts"
 import { Readiness } from "../gateway/Readiness.ts"
 import { SessionEvents } from "../gateway/rpc/SessionEvents.ts"
+import { SessionMaintenance } from "../session/SessionMaintenance.ts"
 import * as Routes from "../gateway/Routes.ts"
 import { sessions } from "./App.ts"
 import { DetachedRuns } from "./DetachedRuns.ts"
@@ -50,7 +51,7 @@ const channels = ChannelSupervisor.layer([DiscordChannel.plugin], { onStatus: ch
  */
 export const layer = (options: { readonly readOnly?: boolean | undefined }) =>
   channels.pipe(
-    Layer.provideMerge(Layer.mergeAll(ConfigWriter.layer, DetachedRuns.layer, SessionEvents.layer)),
+    Layer.provideMerge(Layer.mergeAll(ConfigWriter.layer, DetachedRuns.layer, SessionEvents.layer, SessionMaintenance.layer({ readOnly: options.readOnly }))),
     // Auth needs only the config: built beside the sessions, so its files are read and written while the sessions start.
     Layer.provideMerge(Layer.mergeAll(GatewayAuthLayer.layer, sessions(options.readOnly ?? false)))
   )

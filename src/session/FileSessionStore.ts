@@ -10,7 +10,7 @@ import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { Effect, Layer, Queue, Schema, Semaphore } from "effect"
 import { AGENT_ID_PATTERN, isValidSessionId } from "./SessionKey.ts"
-import { type AppendOptions, carriedOverOnReset, emptySessionEntry, SessionEntry, SessionStore, StoreError } from "./SessionStore.ts"
+import { type AppendOptions, carriedOverOnReset, emptySessionEntry, SessionEntry, SessionStore, StoreError, type StoredFile } from "./SessionStore.ts"
 import * as Transcript from "./Transcript.ts"
 import { isErrno } from "../platform/Errno.ts"
 
@@ -99,6 +99,23 @@ interface OpenTranscript {
 }
 
 const errorMessage = (error: unknown): string => error instanceof Error ? error.message : String(error)
+
+const ARCHIVE_NAME = /\.jsonl\.(?:reset|deleted)\.(\d{4}-\d{2}-\d{2})T(\d{2})-(\d{2})-(\d{2}(?:\.\d+)?)Z$/
+const BACKUP_NAME = /\.corrupt-(\d+)$/
+
+/** What a file of a sessions directory is, by the names this store gives them, and when it was set aside. */
+export const classifyStoredFile = (name: string, bytes: number, mtimeMs: number): StoredFile => {
+  const archive = ARCHIVE_NAME.exec(name)
+  if (archive !== null) {
+    const at = Date.parse(`${archive[1]}T${archive[2]}:${archive[3]}:${archive[4]}Z`)
+    return { name, bytes, kind: "archive", at: Number.isFinite(at) ? at : mtimeMs }
+  }
+  const backup = BACKUP_NAME.exec(name)
+  if (backup !== null) return { name, bytes, kind: "backup", at: Number(backup[1]) }
+  if (name === "sessions.json") return { name, bytes, kind: "index", at: mtimeMs }
+  if (name.endsWith(".jsonl") && isValidSessionId(name.slice(0, -".jsonl".length))) return { name, bytes, kind: "transcript", at: mtimeMs }
+  return { name, bytes, kind: "other", at: mtimeMs }
+}
 const isNotFound = (error: unknown): boolean => isErrno(error, "ENOENT")
 
 export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSessionStoreOptions) {
@@ -136,6 +153,7 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
   const indexes = new Map<string, Map<string, SessionEntry>>()
   const dirty = new Set<string>()
   const flushSignal = yield* Queue.sliding<void>(1)
+  const writtenSignal = yield* Queue.sliding<void>(1)
 
   const listSessionsDir = (agentId: string) =>
     sessionsDir(agentId).pipe(Effect.flatMap((dir) => io("list", dir, () => fs.readdir(dir))), Effect.catch(() => Effect.succeed<Array<string>>([])))
@@ -296,6 +314,7 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
         yield* writeAtomic(yield* indexPath(agentId), indexJsonChunks(index))
       }).pipe(Effect.tapError(() => Effect.sync(() => dirty.add(agentId))))
     }
+    if (agents.length > 0) yield* Queue.offer(writtenSignal, undefined)
   })).pipe(Effect.withSpan("FileSessionStore.flush"))
 
   const largestDirtyIndex = () => {
@@ -644,6 +663,55 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
     }))
   })
 
+  const storedAgents = io("list", path.join(options.home, "agents"), () => fs.readdir(path.join(options.home, "agents"))).pipe(
+    Effect.catch(() => Effect.succeed<Array<string>>([])),
+    Effect.map((names) => names.filter((name) => AGENT_ID_PATTERN.test(name)))
+  )
+
+  const storedFiles = Effect.fnUntraced(function*(agentId: string) {
+    const dir = yield* sessionsDir(agentId)
+    return yield* io("list", dir, async () => {
+      const dirents = await fs.readdir(dir, { withFileTypes: true }).catch((error: unknown) => {
+        if (isNotFound(error)) return []
+        throw error
+      })
+      const names = dirents.filter((dirent) => dirent.isFile()).map((dirent) => dirent.name)
+      const files: Array<StoredFile> = []
+      // A few stats at a time: a large directory must not take the whole thread pool from the turns' datasyncs.
+      for (let i = 0; i < names.length; i += 8) {
+        const batch = names.slice(i, i + 8)
+        const stats = await Promise.all(batch.map((name) => fs.stat(path.join(dir, name)).catch(() => undefined)))
+        stats.forEach((stat, j) => {
+          const name = batch[j]
+          if (stat !== undefined && name !== undefined) files.push(classifyStoredFile(name, stat.size, stat.mtimeMs))
+        })
+      }
+      return files
+    })
+  })
+
+  const removeTranscript = Effect.fn("SessionStore.removeTranscript")(function*(agentId: string, sessionId: string) {
+    const file = yield* transcriptPath(agentId, sessionId)
+    yield* Effect.promise(() => retireFile(file))
+    lostWrites.delete(file)
+    yield* io("remove", file, () => fs.unlink(file).catch((error: unknown) => {
+      if (!isNotFound(error)) throw error
+    }))
+  })
+
+  const removeStoredFile = Effect.fn("SessionStore.removeStoredFile")(function*(agentId: string, stored: StoredFile) {
+    const dir = yield* sessionsDir(agentId)
+    // Only what maintenance may erase, named as this store names it: never a live transcript or the index.
+    const known = classifyStoredFile(stored.name, 0, 0)
+    if (path.basename(stored.name) !== stored.name || (known.kind !== "archive" && known.kind !== "backup")) {
+      return yield* new StoreError({ operation: "remove", path: path.join(dir, stored.name), message: "only archived transcripts and repair backups are removed this way" })
+    }
+    const file = path.join(dir, stored.name)
+    yield* io("remove", file, () => fs.unlink(file).catch((error: unknown) => {
+      if (!isNotFound(error)) throw error
+    }))
+  })
+
   return SessionStore.of({
     getEntry: (key) => loadIndex(agentOfKey(key)).pipe(Effect.map((index) => index.get(key))),
     putEntry: (key, entry) =>
@@ -657,11 +725,7 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
         Effect.andThen(markDirty(agentOfKey(key)))
       ),
     listEntries: Effect.fnUntraced(function*(agentId?: string) {
-      const agents = agentId !== undefined
-        ? [agentId]
-        : (yield* io("list", path.join(options.home, "agents"), () => fs.readdir(path.join(options.home, "agents"))).pipe(
-          Effect.catch(() => Effect.succeed<Array<string>>([]))
-        )).filter((name) => AGENT_ID_PATTERN.test(name))
+      const agents = agentId !== undefined ? [agentId] : yield* storedAgents
       const rows: Array<readonly [string, SessionEntry]> = []
       for (const agent of agents) {
         const index = yield* loadIndex(agent)
@@ -673,7 +737,14 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
     loadTranscript,
     append,
     archiveTranscript,
-    flush
+    flush,
+    indexWritten: Queue.take(writtenSignal),
+    entryCounts: Effect.sync(() => [...indexes].map(([agentId, index]) => [agentId, index.size] as const)),
+    storedAgents,
+    indexLocation: indexPath,
+    storedFiles,
+    removeTranscript,
+    removeStoredFile
   })
 })
 

@@ -113,7 +113,35 @@ export class SessionStore extends Context.Service<SessionStore, {
   readonly archiveTranscript: (agentId: string, sessionId: string, reason: "reset" | "deleted") => Effect.Effect<void, StoreError>
   /** Writes pending index changes now. */
   readonly flush: Effect.Effect<void, StoreError>
+  /** Waits for the next write of an index (after changes; none while idle): when maintenance looks at the counts. */
+  readonly indexWritten: Effect.Effect<void>
+  /** Entries per agent, of the indexes loaded so far (an index not loaded has not changed since the start). */
+  readonly entryCounts: Effect.Effect<ReadonlyArray<readonly [agentId: string, entries: number]>>
+  /** The agents that have sessions stored. */
+  readonly storedAgents: Effect.Effect<ReadonlyArray<string>, StoreError>
+  /** Where an agent's index is, for reports. */
+  readonly indexLocation: (agentId: string) => Effect.Effect<string, StoreError>
+  /** What an agent's sessions take on disk, file by file (maintenance's disk budget). */
+  readonly storedFiles: (agentId: string) => Effect.Effect<ReadonlyArray<StoredFile>, StoreError>
+  /** Erases a session's transcript (maintenance of disposable sessions and the disk budget); a missing one is fine. */
+  readonly removeTranscript: (agentId: string, sessionId: string) => Effect.Effect<void, StoreError>
+  /** Erases an archived transcript or a repair's backup copy, by the name `storedFiles` gave it. */
+  readonly removeStoredFile: (agentId: string, file: StoredFile) => Effect.Effect<void, StoreError>
 }>()("beamclaw/session/SessionStore") {}
+
+/** A file of an agent's sessions directory. */
+export interface StoredFile {
+  readonly name: string
+  readonly bytes: number
+  /**
+   * `transcript` a live `<sessionId>.jsonl`; `archive` one moved aside by a
+   * reset or a delete (`.reset.<ts>`, `.deleted.<ts>`); `backup` a copy a
+   * repair kept (`.corrupt-<ts>`); `index` sessions.json; `other` the rest.
+   */
+  readonly kind: "index" | "transcript" | "archive" | "backup" | "other"
+  /** When it was archived or backed up (from its name), else when it was last written. */
+  readonly at: number
+}
 
 /** What a new session id keeps from the old entry: its label and its last route (as OpenClaw's reset). */
 export const carriedOverOnReset = (previous: SessionEntry): Partial<SessionEntry> => ({

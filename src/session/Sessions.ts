@@ -83,6 +83,14 @@ export class Sessions extends Context.Service<Sessions, {
    * (OpenClaw's `/compact [instructions]`), in turn with the session's other mail.
    */
   readonly compact: (key: string, instructions?: string) => Effect.Effect<SessionActor.CompactOutcome, SessionActor.CompactFailure | SessionKey.InvalidSessionKey>
+  /**
+   * Forgets a session that is not live (session maintenance): if its index
+   * entry is still `expected`, its transcript is archived (`.deleted.<ts>`)
+   * or erased and the entry removed; mail for it meanwhile waits, then finds
+   * a fresh session. False, with nothing done, when the session is live or
+   * has changed since `expected` was read.
+   */
+  readonly retireIdle: (key: string, expected: SessionEntry, transcript: "archive" | "erase") => Effect.Effect<boolean, StoreError>
   readonly list: (agentId?: string) => Effect.Effect<ReadonlyArray<SessionRow>, StoreError>
   /** One session's index entry (canonical store key), without listing the others. */
   readonly entry: (key: string) => Effect.Effect<SessionEntry | undefined, StoreError>
@@ -107,6 +115,8 @@ export class Sessions extends Context.Service<Sessions, {
     // Actor fibers run with this layer's context, not with that of whoever sent the mail that started them.
     const runActor = yield* FiberSet.runtime(fibers)<SessionStore | AgentDirectory | Models | ToolRegistry | SystemPromptSource>()
     const actors = new Map<string, ActorHandle>()
+    /** Sessions being retired by maintenance: mail for one waits for its gate, so no actor loads it half-removed. */
+    const retiring = new Map<string, Deferred.Deferred<void>>()
     const counters = { restarts: 0, passivations: 0, gaveUp: 0 }
 
     const parseKey = (key: string) => Effect.gen(function*() {
@@ -259,7 +269,12 @@ export class Sessions extends Context.Service<Sessions, {
      */
     const deliver = (key: SessionKey.ParsedSessionKey, envelope: SessionActor.Envelope) =>
       Effect.gen(function*() {
-        const now = yield* Clock.currentTimeMillis
+        let now = yield* Clock.currentTimeMillis
+        // Checked again after each wait, with no step between the last check and the lookup below.
+        for (let gate = retiring.get(key.key); gate !== undefined; gate = retiring.get(key.key)) {
+          yield* Deferred.await(gate)
+          now = yield* Clock.currentTimeMillis
+        }
         if (closed) return yield* new SessionUnavailable({ sessionKey: key.key, message: "the gateway is shutting down" })
         let handle = actors.get(key.key)
         const created = handle === undefined
@@ -359,6 +374,30 @@ export class Sessions extends Context.Service<Sessions, {
         }),
       compact: (key, instructions) =>
         ask<SessionActor.CompactOutcome, SessionActor.CompactFailure>(key, (reply) => ({ _tag: "Compact", instructions, reply })),
+      retireIdle: (key, expected, transcript) =>
+        Effect.uninterruptible(Effect.gen(function*() {
+          // The check and the gate are one synchronous step, as deliver's lookup and push.
+          const gate = yield* Effect.sync(() => {
+            if (closed || actors.has(key) || retiring.has(key)) return undefined
+            const made = Deferred.makeUnsafe<void>()
+            retiring.set(key, made)
+            return made
+          })
+          if (gate === undefined) return false
+          return yield* Effect.gen(function*() {
+            const entry = yield* store.getEntry(key)
+            if (entry === undefined || entry.sessionId !== expected.sessionId || entry.updatedAt !== expected.updatedAt) return false
+            // The transcript first: a stop in between leaves an entry whose transcript is archived (dropped at the
+            // next load, see FileSessionStore's reconcile) or gone (an old entry, pruned again), never the reverse.
+            if (transcript === "archive") yield* store.archiveTranscript(entry.agentId, entry.sessionId, "deleted")
+            else yield* store.removeTranscript(entry.agentId, entry.sessionId)
+            yield* store.deleteEntry(key)
+            return true
+          }).pipe(Effect.ensuring(Effect.suspend(() => {
+            retiring.delete(key)
+            return Deferred.succeed(gate, undefined)
+          })))
+        })),
       list: (agentId) =>
         store.listEntries(agentId).pipe(Effect.map((rows) => rows.map(([key, entry]) => ({ key, entry, live: actors.has(key) })))),
       entry: (key) => store.getEntry(key),

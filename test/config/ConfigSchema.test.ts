@@ -220,4 +220,19 @@ describe("ConfigSchema", () => {
     assert.deepStrictEqual(issues({ commands: { native: "sometimes" } }).map((issue) => issue.path), ["commands.native"])
     assert.deepStrictEqual(issues({ channels: { discord: { slashCommand: { ephemeral: "yes" } } } }).map((issue) => issue.path), ["channels.discord.slashCommand.ephemeral"])
   })
+
+  it("session.maintenance: OpenClaw's defaults; durations, sizes and false; a bad value or an unknown key is named by its path", () => {
+    assert.deepStrictEqual(decodeOk({}).session.maintenance, { mode: "enforce", pruneAfter: "30d", maxEntries: 5000, maxDiskBytes: "10gb" })
+    const ok = decodeOk({ session: { maintenance: { mode: "warn", pruneAfter: false, maxEntries: "200", preserveRecent: "7d", resetArchiveRetention: "14d", maxDiskBytes: 0, highWaterBytes: "400mb" } } })
+    assert.deepStrictEqual(ok.session.maintenance, { mode: "warn", pruneAfter: false, maxEntries: 200, preserveRecent: "7d", resetArchiveRetention: "14d", maxDiskBytes: 0, highWaterBytes: "400mb" })
+    assert.strictEqual(decodeOk({ session: { maintenance: { maxDiskBytes: "false", pruneAfter: "false" } } }).session.maintenance.pruneAfter, "false", "the string from ${VAR}")
+    assert.deepStrictEqual(issues({ session: { maintenance: { pruneAfter: "thirty days", maxDiskBytes: "lots", maxEntries: 0, mode: "strict", resetArchiveRetention: "0d" } } }), [
+      { path: "session.maintenance.mode", message: "expected one of \"enforce\", \"warn\", got \"strict\"" },
+      { path: "session.maintenance.pruneAfter", message: "expected a duration like \"30d\", \"12h\" (above zero), or false, got \"thirty days\"" },
+      { path: "session.maintenance.maxEntries", message: "expected a positive integer, got 0" },
+      { path: "session.maintenance.resetArchiveRetention", message: "expected a duration like \"30d\", \"12h\" (above zero), or false, got \"0d\"" },
+      { path: "session.maintenance.maxDiskBytes", message: "expected a size like \"500mb\", \"10gb\" or a number of bytes, or false, got \"lots\"" }
+    ])
+    assert.deepStrictEqual(issues({ session: { maintenance: { archiveDashboardAfter: "7d" } } }).map((issue) => issue.path), ["session.maintenance.archiveDashboardAfter"], "OpenClaw keys BeamClaw does not have are refused by name")
+  })
 })

@@ -7,6 +7,7 @@ import type { AgentDirectory } from "../../../agent/AgentDirectory.ts"
 import type { AppConfig } from "../../../config/AppConfig.ts"
 import type { Paths } from "../../../config/Paths.ts"
 import type { Sessions } from "../../../session/Sessions.ts"
+import type { SessionMaintenance } from "../../../session/SessionMaintenance.ts"
 import type { SessionEvents } from "../../rpc/SessionEvents.ts"
 import type { ConfigWriter } from "../../../config/ConfigWriter.ts"
 import * as SessionKey from "../../../session/SessionKey.ts"
@@ -19,7 +20,7 @@ import { type ConnectParams, invalidRequest, type MethodError, strict, unavailab
 import type { Hub } from "../Hub.ts"
 import type { Role } from "../Scopes.ts"
 
-export type WsServices = GatewayAuth | Sessions | SessionEvents | ConfigWriter | AgentDirectory | AppConfig | Paths | Readiness | ChannelSupervisor | ChannelHost
+export type WsServices = GatewayAuth | Sessions | SessionMaintenance | SessionEvents | ConfigWriter | AgentDirectory | AppConfig | Paths | Readiness | ChannelSupervisor | ChannelHost
 
 export interface MethodContext {
   readonly hub: Hub

@@ -1,5 +1,5 @@
 /**
- * sessions.list / get / preview / patch / reset / delete / compact (openclaw-gateway.md §2.12.4).
+ * sessions.list / get / preview / patch / reset / delete / compact / cleanup (openclaw-gateway.md §2.12.4).
  * patch covers what BeamClaw sessions have (label, thinkingLevel, model);
  * OpenClaw's other fields are refused by name rather than dropped.
  */
@@ -11,6 +11,7 @@ import { AppConfig } from "../../../config/AppConfig.ts"
 import { Paths } from "../../../config/Paths.ts"
 import * as SessionKey from "../../../session/SessionKey.ts"
 import { type SessionRow, Sessions } from "../../../session/Sessions.ts"
+import { SessionMaintenance } from "../../../session/SessionMaintenance.ts"
 import { invalidRequest } from "../Frames.ts"
 import type { Hub } from "../Hub.ts"
 import { decodeParams, type Handler, NonEmptyString, PositiveInt, resolveSessionKey, sessionError } from "./Method.ts"
@@ -329,6 +330,51 @@ const messagesUnsubscribe: Handler = (params, context) =>
     return { subscribed: false, key: key.key }
   })
 
+const CleanupParams = Schema.Struct({
+  agent: Schema.optionalKey(NonEmptyString),
+  allAgents: Schema.optionalKey(Schema.Boolean),
+  enforce: Schema.optionalKey(Schema.Boolean),
+  activeKey: Schema.optionalKey(NonEmptyString),
+  fixMissing: Schema.optionalKey(Schema.Boolean),
+  fixDmScope: Schema.optionalKey(Schema.Boolean),
+  /** BeamClaw's addition: report what would be removed without removing it. */
+  dryRun: Schema.optionalKey(Schema.Boolean)
+})
+
+/**
+ * sessions.cleanup: a session maintenance pass now (session/SessionMaintenance.ts),
+ * for one agent (`agent`, else the default one) or all (`allAgents`); the
+ * summary in OpenClaw's shape, one store's alone or `{allAgents, stores}`.
+ */
+const cleanup: Handler = (params, context) =>
+  Effect.gen(function*() {
+    const decoded = yield* decodeParams("sessions.cleanup", CleanupParams, params)
+    if (decoded.fixDmScope === true) {
+      return yield* Effect.fail(invalidRequest("sessions.cleanup: fixDmScope is not supported (BeamClaw keeps no peer-keyed DM rows to retire when dmScope is main)"))
+    }
+    if (decoded.agent !== undefined && decoded.allAgents === true) {
+      return yield* Effect.fail(invalidRequest("sessions.cleanup: give agent or allAgents, not both"))
+    }
+    const agents = yield* AgentDirectory
+    const agentId = decoded.allAgents === true ? undefined : (decoded.agent?.toLowerCase() ?? (yield* agents.defaultAgentId))
+    if (agentId !== undefined && !(yield* agents.agentIds).includes(agentId)) return yield* Effect.fail(invalidRequest(`unknown agent id "${agentId}"`))
+    const activeKey = decoded.activeKey === undefined ? undefined : (yield* resolveSessionKey(decoded.activeKey, agentId)).key
+    const summaries = yield* (yield* SessionMaintenance).run({
+      agentId,
+      enforce: decoded.enforce,
+      dryRun: decoded.dryRun,
+      activeKey,
+      fixMissing: decoded.fixMissing
+    }).pipe(Effect.mapError(sessionError))
+    for (const summary of summaries) {
+      if (summary.wouldMutate && !summary.dryRun) context.hub.broadcast("sessions.changed", { reason: "cleanup", agentId: summary.agentId })
+    }
+    const first = summaries[0]
+    if (decoded.allAgents !== true && first !== undefined) return first
+    const mode = first?.mode ?? (yield* (yield* AppConfig).get).session.maintenance.mode
+    return { allAgents: true, mode, dryRun: first?.dryRun ?? decoded.dryRun === true, stores: summaries }
+  })
+
 export const handlers = (_hub: Hub): Record<string, Handler> => ({
   "sessions.messages.subscribe": messagesSubscribe,
   "sessions.messages.unsubscribe": messagesUnsubscribe,
@@ -338,5 +384,6 @@ export const handlers = (_hub: Hub): Record<string, Handler> => ({
   "sessions.patch": patch,
   "sessions.reset": reset,
   "sessions.delete": remove,
-  "sessions.compact": compact
+  "sessions.compact": compact,
+  "sessions.cleanup": cleanup
 })

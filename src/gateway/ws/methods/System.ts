@@ -9,6 +9,7 @@ import { AppConfig } from "../../../config/AppConfig.ts"
 import { agentModel, defaultAgentId } from "../../../config/ConfigSchema.ts"
 import { Paths } from "../../../config/Paths.ts"
 import { Sessions } from "../../../session/Sessions.ts"
+import { SessionMaintenance } from "../../../session/SessionMaintenance.ts"
 import { type AccountStatus, ChannelSupervisor } from "../../../channels/ChannelSupervisor.ts"
 import { Readiness } from "../../Readiness.ts"
 import { LogRing } from "../LogRing.ts"
@@ -70,6 +71,7 @@ const status: Handler = (params, context) =>
     const rows = yield* sessions.list().pipe(Effect.mapError(sessionError))
     const memory = process.memoryUsage()
     const running = [...context.hub.runs.values()].filter((run) => run.status === "running").length
+    const maintenance = yield* (yield* SessionMaintenance).last
     return {
       ok: true,
       ts: Date.now(),
@@ -80,7 +82,21 @@ const status: Handler = (params, context) =>
       node: process.version,
       defaultAgentId: yield* agents.defaultAgentId,
       authMode: config.gateway.auth.mode,
-      sessions: { count: rows.length, live: stats.live, restarts: stats.restarts, passivations: stats.passivations, gaveUp: stats.gaveUp },
+      sessions: {
+        count: rows.length,
+        live: stats.live,
+        restarts: stats.restarts,
+        passivations: stats.passivations,
+        gaveUp: stats.gaveUp,
+        // The last session maintenance pass (session/SessionMaintenance.ts): when, why, and what it removed.
+        maintenance: maintenance === undefined ? null : {
+          mode: config.session.maintenance.mode,
+          lastPassAt: maintenance.at,
+          trigger: maintenance.trigger,
+          removed: maintenance.summaries.reduce((sum, summary) => sum + (summary.dryRun ? 0 : summary.actions.length), 0),
+          overBudget: maintenance.summaries.some((summary) => summary.diskBudget?.overBudget === true)
+        }
+      },
       // Live session actors are fibers; runs are the gateway-owned fibers draining chat and agent turns.
       fibers: { sessionActors: stats.live, runs: running },
       connections: context.hub.clients.size,
