@@ -18,6 +18,9 @@ import { launchGateway } from "../entry/gateway.ts"
 import * as App from "../runtime/App.ts"
 import * as StateLease from "../runtime/StateLease.ts"
 import { Sessions } from "../session/Sessions.ts"
+import type { CleanupSummary } from "../session/CleanupSummary.ts"
+import { SessionMaintenance } from "../session/SessionMaintenance.ts"
+import { formatBytes } from "../config/Units.ts"
 import { PairingStore } from "../channels/PairingStore.ts"
 import * as SessionKey from "../session/SessionKey.ts"
 import type * as Transcript from "../session/Transcript.ts"
@@ -268,9 +271,68 @@ const sessionsReset = Command.make("reset", { key: keyArgument, agent: agentFlag
   ).pipe(userFacing)
 ).pipe(Command.withDescription("Start a session anew, archiving its transcript"))
 
+class CleanupRefused extends Schema.TaggedError<CleanupRefused>()("CleanupRefused", {
+  message: Schema.String
+}) {}
+
+const describeSummary = (summary: CleanupSummary): ReadonlyArray<string> => {
+  const removed = summary.beforeCount - summary.afterCount
+  const verb = summary.dryRun ? "would remove" : "removed"
+  const parts = [
+    summary.pruned > 0 ? `${summary.pruned} idle past pruneAfter` : "",
+    summary.capped > 0 ? `${summary.capped} over maxEntries` : "",
+    summary.missing > 0 ? `${summary.missing} without a transcript` : "",
+    (summary.diskBudget?.removedSessions ?? 0) > 0 ? `${summary.diskBudget?.removedSessions} for the disk budget` : ""
+  ].filter((part) => part !== "")
+  const disk = summary.diskBudget === null
+    ? ""
+    : `; sessions use ${formatBytes(summary.diskBudget.bytesAfter)} of ${formatBytes(summary.diskBudget.maxBytes)}${summary.diskBudget.overBudget ? " (over budget: the rest is kept)" : ""}`
+  const archives = summary.archivesRemoved + (summary.diskBudget?.removedFiles ?? 0)
+  return [
+    `agent ${summary.agentId} (${summary.mode}${summary.dryRun ? ", not applied" : ""}): ${summary.beforeCount} session(s); ${verb} ${removed}${parts.length > 0 ? ` (${parts.join(", ")})` : ""}` +
+    `${archives > 0 ? `, ${archives} archive(s) or backup(s)` : ""}${disk}`,
+    ...summary.actions.map((action) => `  ${action.key}  ${action.reason}  ${action.transcript === "archive" ? "transcript archived" : "transcript erased"}`)
+  ]
+}
+
+const sessionsCleanup = Command.make("cleanup", {
+  agent: agentFlag,
+  allAgents: Flag.Boolean("all-agents").pipe(Flag.withDescription("Every agent that has sessions"), Flag.withDefault(false)),
+  dryRun: Flag.Boolean("dry-run").pipe(Flag.withDescription("Say what would be removed; remove nothing"), Flag.withDefault(false)),
+  enforce: Flag.Boolean("enforce").pipe(Flag.withDescription("Apply even when session.maintenance.mode is warn"), Flag.withDefault(false)),
+  activeKey: Flag.String("active-key").pipe(Flag.withDescription("A session key to keep whatever the rules say"), Flag.optional),
+  fixMissing: Flag.Boolean("fix-missing").pipe(Flag.withDescription("Also drop entries whose transcript is gone"), Flag.withDefault(false)),
+  json
+}, (input) =>
+  Effect.gen(function*() {
+    if (input.allAgents && Option.isSome(input.agent)) return yield* new CleanupRefused({ message: "give --agent or --all-agents, not both" })
+    const paths = yield* Paths
+    const lease = yield* StateLease.current(paths.home)
+    const options = { dryRun: input.dryRun, enforce: input.enforce, fixMissing: input.fixMissing }
+    const summaries: ReadonlyArray<CleanupSummary> = lease?.holder === "gateway"
+      ? yield* withGatewayRpc(lease, (rpc) =>
+        rpc.CleanupSessions({
+          ...options,
+          ...(input.allAgents ? { allAgents: true } : {}),
+          ...(Option.isSome(input.agent) ? { agentId: input.agent.value } : {}),
+          ...(Option.isSome(input.activeKey) ? { activeKey: input.activeKey.value } : {})
+        }))
+      : yield* withSessions("sessions cleanup")(Effect.gen(function*() {
+        const agents = yield* AgentDirectory
+        const agentId = input.allAgents ? undefined : Option.isSome(input.agent) ? input.agent.value.toLowerCase() : yield* agents.defaultAgentId
+        if (agentId !== undefined) yield* agents.settings(agentId)
+        const activeKey = Option.isSome(input.activeKey) ? yield* resolveKey(input.activeKey, Option.fromUndefinedOr(agentId)) : undefined
+        return yield* (yield* SessionMaintenance).run({ ...options, agentId, activeKey })
+      }).pipe(Effect.provide(SessionMaintenance.layer({ automatic: false }))))
+    if (input.json) return yield* Console.log(JSON.stringify(summaries, null, 2))
+    if (summaries.length === 0) return yield* Console.log("No sessions yet.")
+    for (const summary of summaries) for (const line of describeSummary(summary)) yield* Console.log(line)
+  }).pipe(Effect.provide(Paths.layer), Effect.provide(App.logToStderr), userFacing)
+).pipe(Command.withDescription("Run session maintenance now (session.maintenance: age, count and disk rules)"))
+
 const sessionsCommand = Command.make("sessions").pipe(
-  Command.withDescription("List, show and reset sessions"),
-  Command.withSubcommands([sessionsList, sessionsShow, sessionsReset])
+  Command.withDescription("List, show, reset and clean up sessions"),
+  Command.withSubcommands([sessionsList, sessionsShow, sessionsReset, sessionsCleanup])
 )
 
 const configGet = Command.make("get", {

@@ -1,8 +1,9 @@
 /**
  * A ready client for a running gateway's typed RPC: provide
  * `BeamclawClient.layer({ url, token })` and `yield* BeamclawClient` to call
- * `Send`, `ListSessions`, `History`, `Reset`, `GetConfig`, `PatchConfig`,
- * `Status` and `Subscribe`, each with its typed errors plus
+ * `Send`, `ListSessions`, `History`, `Reset`, `CleanupSessions`, `GetConfig`,
+ * `PatchConfig`, `Status`, `Subscribe`, `ChannelsStatus` and the pairing
+ * procedures, each with its typed errors plus
  * `RpcClientError` for transport problems (gateway down, connection lost).
  *
  * The token goes in the WebSocket upgrade's `Authorization` header, never in

@@ -29,7 +29,10 @@ import type { BeamclawConfig } from "../config/ConfigSchema.ts"
 import { byteSize, durationMs, formatBytes } from "../config/Units.ts"
 import * as SessionKey from "./SessionKey.ts"
 import { Sessions } from "./Sessions.ts"
+import type { CleanupSummary, DiskBudgetReport, RemovalReason } from "./CleanupSummary.ts"
 import { type SessionEntry, SessionStore, type StoreError, type StoredFile } from "./SessionStore.ts"
+
+export type { CleanupSummary, DiskBudgetReport } from "./CleanupSummary.ts"
 
 export interface MaintenancePolicy {
   readonly mode: "enforce" | "warn"
@@ -106,7 +109,7 @@ export interface SessionRowView {
 export interface Removal {
   readonly key: string
   readonly entry: SessionEntry
-  readonly reason: "age" | "cap" | "disk" | "missing"
+  readonly reason: RemovalReason
   readonly transcript: "archive" | "erase"
 }
 
@@ -192,35 +195,6 @@ const LIVE_RECHECK_MS = 5 * 60_000
 const MIN_GAP_MS = 1_000
 const RETRY_AFTER_MS = 60_000
 
-export interface DiskBudgetReport {
-  readonly maxBytes: number
-  readonly highWaterBytes: number
-  readonly bytesBefore: number
-  readonly bytesAfter: number
-  readonly removedFiles: number
-  readonly removedSessions: number
-  /** Still above the budget: what is left is kept (conversations, live sessions) or could not be removed. */
-  readonly overBudget: boolean
-}
-
-/** One agent's pass, in the shape of OpenClaw's cleanup summary plus what BeamClaw reports besides. */
-export interface CleanupSummary {
-  readonly agentId: string
-  readonly storePath: string
-  readonly mode: "enforce" | "warn"
-  readonly dryRun: boolean
-  readonly beforeCount: number
-  readonly afterCount: number
-  readonly missing: number
-  readonly pruned: number
-  readonly capped: number
-  readonly archivesRemoved: number
-  readonly diskBudget: DiskBudgetReport | null
-  readonly wouldMutate: boolean
-  /** What was (or, not applied, would be) removed, session by session. */
-  readonly actions: ReadonlyArray<{ readonly key: string; readonly reason: Removal["reason"]; readonly transcript: Removal["transcript"] }>
-}
-
 export interface RunOptions {
   /** One agent; all agents with stored sessions when absent. */
   readonly agentId?: string | undefined
@@ -242,6 +216,8 @@ export interface LastPass {
 export interface SessionMaintenanceOptions {
   /** The store is read-only: no automatic passes, and a requested one only reports. */
   readonly readOnly?: boolean | undefined
+  /** Passes on their own (the gateway); false for a command that runs one pass on request. Default true. */
+  readonly automatic?: boolean | undefined
   /** The first pass after start. Default 60 s. */
   readonly firstPassAfter?: Duration.Input | undefined
   /** While sessions are written, a full pass (disk budget included) at most this often. Default 30 min. */
@@ -361,7 +337,7 @@ export class SessionMaintenance extends Context.Service<SessionMaintenance, {
         }
         if (apply && done.length > 0) yield* store.flush
 
-        const count = (reason: Removal["reason"]) => done.filter((removal) => removal.reason === reason).length
+        const count = (reason: RemovalReason) => done.filter((removal) => removal.reason === reason).length
         const summary: CleanupSummary = {
           agentId,
           storePath: yield* store.indexLocation(agentId),
@@ -428,19 +404,6 @@ export class SessionMaintenance extends Context.Service<SessionMaintenance, {
             : Effect.logInfo(`session maintenance removed for agent ${summary.agentId}: ${parts.join(", ") || "nothing"}${disk}`)
         }, { discard: true })
 
-      // --- the schedule ----------------------------------------------------
-      const wake = yield* Queue.sliding<"written" | "config">(1)
-      yield* store.indexWritten.pipe(
-        Effect.andThen(Queue.offer(wake, "written")),
-        Effect.forever,
-        Effect.forkScoped
-      )
-      yield* config.watch((c) => c.session.maintenance).pipe(
-        Stream.drop(1),
-        Stream.runForEach(() => Queue.offer(wake, "config")),
-        Effect.forkScoped
-      )
-
       /** An index past its cap by more than a little (OpenClaw's high-water buffer: passes come in batches, not per session). */
       const overCap = Effect.gen(function*() {
         const { policy } = yield* current
@@ -456,7 +419,19 @@ export class SessionMaintenance extends Context.Service<SessionMaintenance, {
           Effect.catchCause((cause) => Effect.logError("session maintenance failed; it tries again in a minute", cause).pipe(Effect.as(false)))
         )
 
-      if (options.readOnly !== true) yield* Effect.gen(function*() {
+      // --- the schedule ----------------------------------------------------
+      const schedule = Effect.gen(function*() {
+        const wake = yield* Queue.sliding<"written" | "config">(1)
+        yield* store.indexWritten.pipe(
+          Effect.andThen(Queue.offer(wake, "written")),
+          Effect.forever,
+          Effect.forkScoped
+        )
+        yield* config.watch((c) => c.session.maintenance).pipe(
+          Stream.drop(1),
+          Stream.runForEach(() => Queue.offer(wake, "config")),
+          Effect.forkScoped
+        )
         // The first pass waits a while after the start; an index past its cap is dealt with at once all the same.
         const startedAt = yield* Clock.currentTimeMillis
         let firstAt: number | undefined = startedAt + Duration.toMillis(firstPassAfter)
@@ -486,7 +461,8 @@ export class SessionMaintenance extends Context.Service<SessionMaintenance, {
           lastFull = at
           written = false
         }
-      }).pipe(Effect.forkScoped)
+      })
+      if (options.readOnly !== true && options.automatic !== false) yield* Effect.forkScoped(schedule)
 
       return SessionMaintenance.of({
         run: (run) => pass("request", run),

@@ -265,4 +265,75 @@ describe("beamclaw sessions", () => {
     const after = await run(["sessions", "show", "main"], env)
     expect(after.stdout).toContain("has no messages")
   })
+
+  /** Sessions as a gateway that ran for a while leaves them: an index and transcripts, `ageDays` old. */
+  const seedSessions = async (seeds: ReadonlyArray<{ readonly key: string; readonly ageDays: number }>) => {
+    await fs.mkdir(sessionsDir(), { recursive: true })
+    const index: Record<string, unknown> = {}
+    for (const seed of seeds) {
+      const at = Date.now() - seed.ageDays * 86_400_000
+      const sessionId = `seed-${seed.key.split(":").slice(2).join("-")}`
+      index[seed.key] = { sessionId, agentId: "main", updatedAt: at, sessionStartedAt: at, inputTokens: 0, outputTokens: 0, cacheRead: 0, cacheWrite: 0, totalTokens: 0, contextTokens: 0, compactionCount: 0, turnCount: 1 }
+      const header = { type: "session", version: 3, id: sessionId, timestamp: new Date(at).toISOString(), cwd: "", key: seed.key, agentId: "main" }
+      await fs.writeFile(path.join(sessionsDir(), `${sessionId}.jsonl`), `${JSON.stringify(header)}\n`)
+    }
+    await fs.writeFile(path.join(sessionsDir(), "sessions.json"), JSON.stringify(index))
+  }
+  const seeds = [
+    { key: "agent:main:main", ageDays: 90 },
+    { key: "agent:main:openai-user:alice", ageDays: 45 },
+    { key: "agent:main:openai:0b7c1f52", ageDays: 40 },
+    { key: "agent:main:openai-user:bob", ageDays: 1 }
+  ]
+
+  it("cleanup runs session maintenance in-process: a dry run says what would go, then it goes; bad flags are refused", async () => {
+    await seedSessions(seeds)
+    const dry = await run(["sessions", "cleanup", "--dry-run", "--json"], env)
+    expect(dry.stderr).toBe("")
+    const [summary] = JSON.parse(dry.stdout) as Array<{ dryRun: boolean; pruned: number; actions: Array<{ key: string; transcript: string }> }>
+    expect(summary).toMatchObject({ dryRun: true, pruned: 2 })
+    expect(summary?.actions).toEqual([
+      { key: "agent:main:openai-user:alice", reason: "age", transcript: "archive" },
+      { key: "agent:main:openai:0b7c1f52", reason: "age", transcript: "erase" }
+    ])
+    expect(Object.keys(await readIndex()).length).toBe(4)
+
+    const applied = await run(["sessions", "cleanup"], env)
+    expect(applied.code).toBe(0)
+    expect(applied.stdout).toContain("agent main (enforce): 4 session(s); removed 2 (2 idle past pruneAfter)")
+    expect(applied.stdout).toContain("agent:main:openai-user:alice  age  transcript archived")
+    expect(applied.stdout).toContain("agent:main:openai:0b7c1f52  age  transcript erased")
+    expect(Object.keys(await readIndex()).sort()).toEqual(["agent:main:main", "agent:main:openai-user:bob"])
+    const names = await fs.readdir(sessionsDir())
+    expect(names.some((name) => name.startsWith("seed-openai-user-alice.jsonl.deleted."))).toBe(true)
+    expect(names.some((name) => name.startsWith("seed-openai-0b7c1f52"))).toBe(false)
+
+    const both = await run(["sessions", "cleanup", "--agent", "main", "--all-agents"], env)
+    expect(both.code).toBe(1)
+    expect(both.stderr).toContain("beamclaw: give --agent or --all-agents, not both")
+    const unknown = await run(["sessions", "cleanup", "--agent", "nobody"], env)
+    expect(unknown.code).toBe(1)
+    expect(unknown.stderr).toContain("unknown agent \"nobody\"")
+  })
+
+  it("cleanup goes through a running gateway (its typed RPC), which stays the one writer", async () => {
+    await seedSessions(seeds)
+    await fs.writeFile(path.join(home, "beamclaw.yaml"), "session:\n  maintenance:\n    mode: warn\n")
+    const port = await freePort()
+    const gateway = start([], { ...env, BEAMCLAW_PORT: String(port) })
+    try {
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/ready`).catch(() => undefined))?.status === 200, "the gateway to be ready")
+      const warn = await run(["sessions", "cleanup", "--json"], env)
+      expect(warn.stderr).toBe("")
+      expect(JSON.parse(warn.stdout)).toMatchObject([{ mode: "warn", dryRun: true, pruned: 2 }])
+      const enforced = await run(["sessions", "cleanup", "--enforce", "--active-key", "openai-user:alice"], env)
+      expect(enforced.code).toBe(0)
+      expect(enforced.stdout).toContain("agent main (warn): 4 session(s); removed 1 (1 idle past pruneAfter)")
+      const listed = await run(["sessions", "list", "--json"], env)
+      expect((JSON.parse(listed.stdout) as Array<{ key: string }>).map((row) => row.key).sort()).toEqual(["agent:main:main", "agent:main:openai-user:alice", "agent:main:openai-user:bob"])
+    } finally {
+      gateway.child.kill("SIGTERM")
+    }
+    expect((await gateway.result).code).toBe(0)
+  })
 })

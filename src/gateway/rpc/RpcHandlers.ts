@@ -12,6 +12,7 @@ import { PairingStore } from "../../channels/PairingStore.ts"
 import { ConfigWriter } from "../../config/ConfigWriter.ts"
 import * as SessionKey from "../../session/SessionKey.ts"
 import { Sessions } from "../../session/Sessions.ts"
+import { SessionMaintenance } from "../../session/SessionMaintenance.ts"
 import * as ConfigPatch from "./ConfigPatch.ts"
 import { BeamclawRpcs, InvalidRequest } from "./Rpcs.ts"
 import { SessionEvents } from "./SessionEvents.ts"
@@ -28,6 +29,7 @@ export const layer = BeamclawRpcs.toLayer(Effect.gen(function*() {
   const configWriter = yield* ConfigWriter
   const channels = yield* ChannelSupervisor
   const pairing = yield* PairingStore
+  const maintenance = yield* SessionMaintenance
   // The process's start, not this layer's: the server layer is rebuilt when the listener moves.
   const startedAt = Math.round(performance.timeOrigin)
 
@@ -75,6 +77,17 @@ export const layer = BeamclawRpcs.toLayer(Effect.gen(function*() {
         const sessionKey = yield* resolve(payload)
         const entry = yield* sessions.reset(sessionKey)
         return { sessionKey, entry }
+      }),
+
+    CleanupSessions: (payload) =>
+      Effect.gen(function*() {
+        if (payload.allAgents === true && payload.agentId !== undefined) {
+          return yield* new InvalidRequest({ message: "give agentId or allAgents, not both" })
+        }
+        const agentId = payload.allAgents === true ? undefined : (payload.agentId ?? (yield* agents.defaultAgentId)).toLowerCase()
+        if (agentId !== undefined) yield* agents.settings(agentId)
+        const activeKey = payload.activeKey === undefined ? undefined : yield* resolve({ sessionKey: payload.activeKey, agentId })
+        return yield* maintenance.run({ agentId, dryRun: payload.dryRun, enforce: payload.enforce, activeKey, fixMissing: payload.fixMissing })
       }),
 
     GetConfig: () => ConfigPatch.snapshot(configWriter),

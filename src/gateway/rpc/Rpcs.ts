@@ -12,6 +12,7 @@ import { ImagePart } from "../../agent/Message.ts"
 import { SessionCrashed, SessionUnavailable, TurnAborted, TurnEvent, TurnTimeout } from "../../agent/TurnEvent.ts"
 import { ProviderError } from "../../provider/Provider.ts"
 import { InvalidSessionKey } from "../../session/SessionKey.ts"
+import { CleanupSummary } from "../../session/CleanupSummary.ts"
 import { SessionEntry, StoreError } from "../../session/SessionStore.ts"
 import { Entry, TranscriptInvariantError } from "../../session/Transcript.ts"
 import { AuthFailed } from "../auth/GatewayAuth.ts"
@@ -21,6 +22,7 @@ import { ConfigConflict, ConfigInvalid, ConfigProblem, ConfigWriteFailed } from 
 
 export {
   AuthFailed,
+  CleanupSummary,
   Entry,
   InvalidSessionKey,
   ProviderError,
@@ -230,6 +232,26 @@ export const GetStatus = Rpc.make("Status", {
   error: StoreError
 })
 
+/**
+ * A session maintenance pass now (OpenClaw's `sessions cleanup`): one agent
+ * (`agentId`, else the default) or every agent with sessions (`allAgents`).
+ * `dryRun` reports without removing; `enforce` applies even in warn mode;
+ * `activeKey` is kept whatever the rules say; `fixMissing` also drops
+ * entries whose transcript is gone. One summary per agent.
+ */
+export const CleanupSessions = Rpc.make("CleanupSessions", {
+  payload: {
+    agentId: Schema.optionalKey(Schema.String),
+    allAgents: Schema.optionalKey(Schema.Boolean),
+    dryRun: Schema.optionalKey(Schema.Boolean),
+    enforce: Schema.optionalKey(Schema.Boolean),
+    activeKey: Schema.optionalKey(Schema.String),
+    fixMissing: Schema.optionalKey(Schema.Boolean)
+  },
+  success: Schema.Array(CleanupSummary),
+  error: Schema.Union([InvalidRequest, InvalidSessionKey, UnknownAgent, StoreError])
+})
+
 /** A session's events from every turn, as they happen, until interrupted. */
 export const Subscribe = Rpc.make("Subscribe", {
   payload: sessionTarget,
@@ -275,6 +297,7 @@ export class BeamclawRpcs extends RpcGroup.make(
   ListSessions,
   GetHistory,
   Reset,
+  CleanupSessions,
   GetConfig,
   PatchConfig,
   GetStatus,

@@ -144,6 +144,31 @@ layer(RpcServer.layer, { excludeTestServices: true, timeout: "20 seconds" })("ty
         assert.strictEqual(failed?._tag === "TurnFailed" ? failed.runId : undefined, "failing-run")
       }).pipe(Effect.provide(authorised)))
 
+    it.effect("CleanupSessions runs a maintenance pass: typed summaries, a dry run that keeps live sessions, typed errors for bad targets", () =>
+      Effect.gen(function*() {
+        const server = yield* RpcTestServer
+        const client = yield* BeamclawClient
+        yield* collect(client.Send({ sessionKey: "rpc-cleanup", text: "hi" }))
+        const rows = yield* client.ListSessions({})
+        // The transcript of a live session vanishes: fixMissing would drop its entry, but a live session is never touched.
+        const row = rows.find((candidate) => candidate.key === "agent:main:rpc-cleanup")
+        yield* Effect.promise(() => fs.rm(`${server.home}/agents/main/sessions/${row?.entry.sessionId ?? "none"}.jsonl`))
+        const [summary, ...more] = yield* client.CleanupSessions({ dryRun: true, fixMissing: true })
+        assert.strictEqual(more.length, 0, "the default agent only")
+        assert.strictEqual(summary?.agentId, "main")
+        assert.strictEqual(summary?.storePath, `${server.home}/agents/main/sessions/sessions.json`)
+        assert.isTrue(summary?.dryRun)
+        assert.strictEqual(summary?.mode, "enforce")
+        assert.strictEqual(summary?.beforeCount, rows.filter((candidate) => candidate.key.startsWith("agent:main:")).length)
+        assert.deepStrictEqual(summary?.actions, [], "nothing old, nothing over the cap, and the live session is kept")
+        assert.isFalse(summary?.diskBudget?.overBudget)
+        const all = yield* client.CleanupSessions({ allAgents: true, dryRun: true })
+        assert.include(all.map((s) => s.agentId), "main")
+        assert.strictEqual((yield* client.CleanupSessions({ agentId: "nobody" }).pipe(Effect.flip))._tag, "UnknownAgent")
+        assert.strictEqual((yield* client.CleanupSessions({ agentId: "main", allAgents: true }).pipe(Effect.flip))._tag, "InvalidRequest")
+        assert.strictEqual((yield* client.CleanupSessions({ activeKey: "agent:main:a::b" }).pipe(Effect.flip))._tag, "InvalidSessionKey")
+      }).pipe(Effect.provide(authorised)))
+
     it.effect("Status reports uptime, sessions, actors and memory", () =>
       Effect.gen(function*() {
         const client = yield* BeamclawClient

@@ -22,6 +22,7 @@ import { SessionEvents } from "../../../src/gateway/rpc/SessionEvents.ts"
 import * as ModelsLayer from "../../../src/provider/ModelsLayer.ts"
 import * as FileSessionStore from "../../../src/session/FileSessionStore.ts"
 import { Sessions } from "../../../src/session/Sessions.ts"
+import { SessionMaintenance } from "../../../src/session/SessionMaintenance.ts"
 import { ChannelSupervisor } from "../../../src/channels/ChannelSupervisor.ts"
 import { PairingStore } from "../../../src/channels/PairingStore.ts"
 import { FakeAnthropic, type FakeAnthropicHandle } from "../../support/FakeAnthropic.ts"
@@ -69,7 +70,7 @@ export const layer = Layer.unwrap(Effect.gen(function*() {
   const server = HttpRouter.serve(RpcRoutes.layer, { disableLogger: true, disableListenLog: true }).pipe(
     Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
     // As App.gateway: the config writer and the session fan-out belong to the gateway, not the listener.
-    Layer.provide(Layer.mergeAll(GatewayAuthLayer.layer, ConfigWriter.layer, SessionEvents.layer, ChannelSupervisor.layer<never>([]))),
+    Layer.provide(Layer.mergeAll(GatewayAuthLayer.layer, ConfigWriter.layer, SessionEvents.layer, ChannelSupervisor.layer<never>([]), SessionMaintenance.layer({ automatic: false }))),
     Layer.provideMerge(PairingStore.layer),
     Layer.provideMerge(core)
   )
