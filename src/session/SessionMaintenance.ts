@@ -6,24 +6,27 @@
  *
  * Rules, per agent, in order:
  * - age: a session untouched for `pruneAfter` (30 d) is removed;
- * - count: beyond `maxEntries` (5,000) sessions, the oldest are removed;
+ * - count: beyond `maxEntries` (5,000) sessions, the oldest disposable ones
+ *   are removed, then the oldest durable ones;
  * - archives: transcripts set aside by a reset or delete are erased after
  *   `resetArchiveRetention` (kept by default);
  * - disk: when the sessions directory passes `maxDiskBytes` (10 GiB), the
- *   oldest archives and repair backups go first, then the oldest sessions,
- *   until it is under `highWaterBytes` (80%).
+ *   oldest archives and repair backups go first, then the oldest disposable
+ *   sessions, until it is under `highWaterBytes` (80%).
  * Conversations a channel points at (the main session, DMs, groups, channels,
  * threads), live sessions and recently active ones (`preserveRecent`) are
- * never removed. A removed session's transcript is archived as
- * `.deleted.<ts>`, as a manual delete; one made for a single request or by
- * automation (cron, hooks, sub-agents) is erased. `mode: warn` only reports.
+ * never removed, nor is a person's conversation erased for space. A removed
+ * session's transcript is archived as `.deleted.<ts>`, as a manual delete;
+ * a disposable one's (made for a single request, or by automation) is
+ * erased. `mode: warn` only reports.
  *
- * When: a minute after start, then at the next age boundary and, while
- * sessions are written, every 30 minutes, or at once when an index passes
- * its cap; an idle gateway holds one timer, for the next boundary. The
- * `sessions.cleanup` method runs a pass on request.
+ * When: a minute after start, then at the next age boundary (in batches),
+ * at the next archive boundary and, while sessions are written, every 30
+ * minutes, or at once when an index passes its cap; an idle gateway holds
+ * one timer, for the next boundary. `sessions.cleanup`, the typed RPC's
+ * `CleanupSessions` and `beamclaw sessions cleanup` run a pass on request.
  */
-import { Clock, Context, Duration, Effect, Layer, Option, Queue, Semaphore, Stream } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Queue, Semaphore, Stream } from "effect"
 import { AppConfig } from "../config/AppConfig.ts"
 import type { BeamclawConfig } from "../config/ConfigSchema.ts"
 import { byteSize, durationMs, formatBytes } from "../config/Units.ts"
@@ -73,14 +76,17 @@ export const resolvePolicy = (config: MaintenanceConfig): MaintenancePolicy => {
 }
 
 /**
- * How maintenance treats a session, by its key: `kept` for conversations a
- * channel points at; `disposable` for sessions made for one request or by
- * automation (their transcript is erased when they go); `durable` for the
- * rest (their transcript is archived).
+ * How maintenance treats a session: `kept` for conversations a channel
+ * points at; `disposable` for sessions made by automation (cron, hooks,
+ * sub-agents) or for one request (an OpenAI or OpenResponses request without
+ * `user`: `openai:<uuid>`, `openresponses:<uuid>`, as long as it has had one
+ * turn; a Responses chain continued with `previous_response_id` is a
+ * conversation); `durable` for the rest. A disposable session's transcript is
+ * erased when it goes, a durable one's archived.
  */
 export type Retention = "kept" | "durable" | "disposable"
 
-export const retentionOf = (key: SessionKey.ParsedSessionKey): Retention => {
+export const retentionOf = (key: SessionKey.ParsedSessionKey, entry: Pick<SessionEntry, "turnCount">): Retention => {
   switch (key.kind) {
     case "main":
     case "direct":
@@ -93,8 +99,7 @@ export const retentionOf = (key: SessionKey.ParsedSessionKey): Retention => {
     case "subagent":
       return "disposable"
     case "openai":
-      // `openai:<uuid>` / `openresponses:<uuid>`: a request without `user`; `openai-user:<user>` is a person's.
-      return key.rest.startsWith("openai:") || key.rest.startsWith("openresponses:") ? "disposable" : "durable"
+      return (key.rest.startsWith("openai:") || key.rest.startsWith("openresponses:")) && entry.turnCount <= 1 ? "disposable" : "durable"
     case "other":
       return "durable"
   }
@@ -120,23 +125,27 @@ export interface PlanOptions {
   readonly activeKey?: string | undefined
 }
 
-/** Whether the rules may remove this session at all, and how its transcript goes. */
-const removable = (row: SessionRowView, policy: MaintenancePolicy, options: PlanOptions): "archive" | "erase" | undefined => {
+/** The retention of a session the rules may remove now, else undefined (kept, live, active, recent, or unreadable). */
+export const removableAs = (row: SessionRowView, policy: MaintenancePolicy, options: PlanOptions): "durable" | "disposable" | undefined => {
   if (row.live || row.key === options.activeKey) return undefined
   const parsed = SessionKey.parse(row.key, { mainKey: options.mainKey })
   // A key this version cannot read is left alone: it is not maintenance's to judge.
   if (parsed._tag === "Failure") return undefined
-  const retention = retentionOf(parsed.success)
+  const retention = retentionOf(parsed.success, row.entry)
   if (retention === "kept") return undefined
   if (retention === "durable" && options.now - row.entry.updatedAt < (policy.preserveRecentMs ?? 0)) return undefined
-  return retention === "disposable" ? "erase" : "archive"
+  return retention
 }
 
+const transcriptOf = (retention: "durable" | "disposable"): Removal["transcript"] => retention === "disposable" ? "erase" : "archive"
+
 /**
- * The sessions the age and count rules remove, oldest first: every session
- * older than `pruneAfter`, then the oldest others while more than
- * `maxEntries` remain. Kept sessions count toward the cap, so an agent with
- * more of them than the cap stays above it.
+ * The sessions the age and count rules remove: every session older than
+ * `pruneAfter`, oldest first; then, while more than `maxEntries` remain, the
+ * oldest disposable sessions, then the oldest durable ones (a flood of
+ * one-request sessions does not push out a person's conversation while
+ * throwaway ones are left). Kept sessions count toward the cap, so an agent
+ * with more of them than the cap stays above it.
  */
 export const planRemovals = (
   rows: ReadonlyArray<SessionRowView>,
@@ -149,20 +158,21 @@ export const planRemovals = (
   if (policy.pruneAfterMs !== undefined) {
     for (const row of oldestFirst) {
       if (options.now - row.entry.updatedAt <= policy.pruneAfterMs) break
-      const transcript = removable(row, policy, options)
-      if (transcript === undefined) continue
-      removals.push({ key: row.key, entry: row.entry, reason: "age", transcript })
+      const retention = removableAs(row, policy, options)
+      if (retention === undefined) continue
+      removals.push({ key: row.key, entry: row.entry, reason: "age", transcript: transcriptOf(retention) })
       removedKeys.add(row.key)
     }
   }
   let remaining = rows.length - removals.length
-  for (const row of oldestFirst) {
-    if (remaining <= policy.maxEntries) break
-    if (removedKeys.has(row.key)) continue
-    const transcript = removable(row, policy, options)
-    if (transcript === undefined) continue
-    removals.push({ key: row.key, entry: row.entry, reason: "cap", transcript })
-    remaining--
+  for (const wanted of ["disposable", "durable"] as const) {
+    for (const row of oldestFirst) {
+      if (remaining <= policy.maxEntries) break
+      if (removedKeys.has(row.key) || removableAs(row, policy, options) !== wanted) continue
+      removals.push({ key: row.key, entry: row.entry, reason: "cap", transcript: transcriptOf(wanted) })
+      removedKeys.add(row.key)
+      remaining--
+    }
   }
   return removals
 }
@@ -170,28 +180,36 @@ export const planRemovals = (
 /**
  * When the age rule next has something to do: the soonest time a session
  * that is not kept passes `pruneAfter` (and `preserveRecent`). A write only
- * moves a session's time later, so this holds until the next pass.
+ * moves a session's time later, so this holds until the next pass. A live
+ * session past its time is looked at again `liveRecheckMs` on, when it may
+ * have been passivated.
  */
 export const nextAgeBoundary = (
   rows: ReadonlyArray<SessionRowView>,
   policy: MaintenancePolicy,
-  options: PlanOptions
+  options: PlanOptions & { readonly liveRecheckMs: number }
 ): number | undefined => {
   const pruneAfter = policy.pruneAfterMs
   if (pruneAfter === undefined) return undefined
   let soonest: number | undefined
   for (const row of rows) {
-    let due = row.entry.updatedAt + Math.max(pruneAfter, policy.preserveRecentMs ?? 0) + 1
-    if (soonest !== undefined && due >= soonest) continue
-    if (removable({ ...row, live: false }, policy, { ...options, now: due }) === undefined) continue
-    // A live session past its time is looked at again once it may have been passivated.
-    if (row.live && due <= options.now) due = options.now + LIVE_RECHECK_MS
+    const retention = removableAs({ ...row, live: false }, policy, { ...options, now: Infinity })
+    if (retention === undefined) continue
+    let due = row.entry.updatedAt + Math.max(pruneAfter, retention === "durable" ? policy.preserveRecentMs ?? 0 : 0) + 1
+    if (row.live && due <= options.now) due = options.now + options.liveRecheckMs
     if (soonest === undefined || due < soonest) soonest = due
   }
   return soonest
 }
 
-const LIVE_RECHECK_MS = 5 * 60_000
+/**
+ * How far apart passes for the age rule are at least: a hundredth of
+ * `pruneAfter`, within 1 s and 1 h. Sessions then expire in batches (with
+ * the default 30 days, at most one pass an hour) instead of one pass each.
+ */
+export const ageGranularityMs = (policy: MaintenancePolicy): number =>
+  Math.min(3_600_000, Math.max(1_000, Math.floor((policy.pruneAfterMs ?? 0) / 100)))
+
 const MIN_GAP_MS = 1_000
 const RETRY_AFTER_MS = 60_000
 
@@ -203,7 +221,7 @@ export interface RunOptions {
   /** Report only. */
   readonly dryRun?: boolean | undefined
   readonly activeKey?: string | undefined
-  /** Also remove entries whose transcript is missing (not live, not the main session). */
+  /** Also remove entries whose transcript is missing (sessions the rules may remove only: never a kept one). */
   readonly fixMissing?: boolean | undefined
 }
 
@@ -224,6 +242,12 @@ export interface SessionMaintenanceOptions {
   readonly recheckEvery?: Duration.Input | undefined
 }
 
+/**
+ * What a pass reads: `full` the index and the files (archives, the disk
+ * budget); `index` the index only (the age and count rules).
+ */
+type PassScope = "full" | "index"
+
 export class SessionMaintenance extends Context.Service<SessionMaintenance, {
   /** A pass now (OpenClaw's `sessions.cleanup`), after any pass in progress. */
   readonly run: (options: RunOptions) => Effect.Effect<ReadonlyArray<CleanupSummary>, StoreError>
@@ -239,16 +263,27 @@ export class SessionMaintenance extends Context.Service<SessionMaintenance, {
       const recheckMs = Duration.toMillis(Duration.fromInputUnsafe(options.recheckEvery ?? "30 minutes"))
       const lock = yield* Semaphore.make(1)
       let last: LastPass | undefined
-      /** Per agent: when the age or archive rules next have work. */
-      const boundaries = new Map<string, number>()
+      /** Per agent: when the age rule, and the archive rule, next have work. */
+      const ageBoundaries = new Map<string, number>()
       const archiveBoundaries = new Map<string, number>()
-      /** Per agent: the sessions its last pass left. */
+      /** Per agent: the sessions its last pass left (what the rules keep can hold an index over its cap). */
       const leftAfterPass = new Map<string, number>()
 
-      const current = config.get.pipe(Effect.map((c) => ({ policy: resolvePolicy(c.session.maintenance), mainKey: c.session.mainKey })))
+      const current = config.get.pipe(Effect.map((c) => ({
+        policy: resolvePolicy(c.session.maintenance),
+        mainKey: c.session.mainKey,
+        // A live session is looked at again once it may have been passivated.
+        liveRecheckMs: c.session.idle.passivateAfterSeconds * 1000 + 60_000
+      })))
 
-      /** `full`: the files too (archives, disk budget); a pass for the cap alone looks at the index only. */
-      const passAgent = Effect.fnUntraced(function*(agentId: string, run: RunOptions, policy: MaintenancePolicy, mainKey: string, full: boolean) {
+      const passAgent = Effect.fnUntraced(function*(
+        agentId: string,
+        run: RunOptions,
+        settings: Effect.Success<typeof current>,
+        scope: PassScope
+      ) {
+        const { liveRecheckMs, mainKey, policy } = settings
+        const full = scope === "full"
         const now = yield* Clock.currentTimeMillis
         const apply = options.readOnly !== true && run.dryRun !== true && (policy.mode === "enforce" || run.enforce === true)
         const rows = yield* sessions.list(agentId)
@@ -259,18 +294,25 @@ export class SessionMaintenance extends Context.Service<SessionMaintenance, {
           const transcripts = new Set(files.filter((file) => file.kind === "transcript").map((file) => file.name))
           const planned = new Set(removals.map((removal) => removal.key))
           for (const row of rows) {
-            if (row.live || planned.has(row.key) || row.key === run.activeKey || row.key === SessionKey.mainKey(agentId, mainKey)) continue
-            if (!transcripts.has(`${row.entry.sessionId}.jsonl`)) removals.push({ key: row.key, entry: row.entry, reason: "missing", transcript: "erase" })
+            if (planned.has(row.key) || transcripts.has(`${row.entry.sessionId}.jsonl`)) continue
+            // Only what the rules may remove: a DM or group entry keeps its last route even without a transcript.
+            if (removableAs(row, { ...policy, preserveRecentMs: undefined }, planOptions) === undefined) continue
+            removals.push({ key: row.key, entry: row.entry, reason: "missing", transcript: "erase" })
           }
         }
         const done: Array<Removal> = []
+        const failed: Array<string> = []
+        // One session that cannot be removed (a file the process may not touch, a broken entry) is skipped and
+        // reported; the pass goes on, so the rest of the index stays bounded.
         const retire = (removal: Removal) =>
           Effect.gen(function*() {
             if (!apply) {
               done.push(removal)
               return true
             }
-            const removed = yield* sessions.retireIdle(removal.key, removal.entry, removal.transcript)
+            const removed = yield* sessions.retireIdle(removal.key, removal.entry, removal.transcript).pipe(
+              Effect.catch((error) => Effect.sync(() => failed.push(`${removal.key}: ${error.message}`)).pipe(Effect.as(false)))
+            )
             if (removed) done.push(removal)
             return removed
           })
@@ -279,16 +321,22 @@ export class SessionMaintenance extends Context.Service<SessionMaintenance, {
         let archivesRemoved = 0
         const removeFile = (file: StoredFile) =>
           Effect.gen(function*() {
-            if (apply) yield* store.removeStoredFile(agentId, file)
+            if (apply) {
+              const removed = yield* store.removeStoredFile(agentId, file).pipe(
+                Effect.as(true),
+                Effect.catch((error) => Effect.sync(() => failed.push(`${file.name}: ${error.message}`)).pipe(Effect.as(false)))
+              )
+              if (!removed) return false
+            }
             archivesRemoved += file.kind === "archive" ? 1 : 0
+            return true
           })
-        const retention = full ? policy.archiveRetentionMs : undefined
+        const retention = policy.archiveRetentionMs
         const gone = new Set<string>()
-        if (retention !== undefined) {
+        if (full && retention !== undefined) {
           for (const file of files) {
             if (file.kind !== "archive" || now - file.at <= retention) continue
-            yield* removeFile(file)
-            gone.add(file.name)
+            if (yield* removeFile(file)) gone.add(file.name)
           }
         }
 
@@ -306,18 +354,20 @@ export class SessionMaintenance extends Context.Service<SessionMaintenance, {
             const setAside = files.filter((file) => file.kind === "archive" || file.kind === "backup").sort((a, b) => a.at - b.at)
             for (const file of setAside) {
               if (bytes <= target) break
-              yield* removeFile(file)
+              if (!(yield* removeFile(file))) continue
+              gone.add(file.name)
               bytes -= file.bytes
               removedFiles++
             }
+            // Then sessions made by automation or for one request, oldest first. A person's conversations are
+            // bounded by the age and count rules, never erased for space (as OpenClaw's budget).
             if (bytes > target) {
               const transcriptBytes = new Map(files.filter((file) => file.kind === "transcript").map((file) => [file.name, file.bytes]))
               const removedKeys = new Set(done.map((removal) => removal.key))
               const candidates = [...rows].filter((row) => !removedKeys.has(row.key)).sort((a, b) => a.entry.updatedAt - b.entry.updatedAt)
               for (const row of candidates) {
                 if (bytes <= target) break
-                if (removable(row, policy, planOptions) === undefined) continue
-                // The space is wanted back, so the transcript is erased rather than archived.
+                if (removableAs(row, policy, planOptions) !== "disposable") continue
                 if (yield* retire({ key: row.key, entry: row.entry, reason: "disk", transcript: "erase" })) {
                   bytes -= transcriptBytes.get(`${row.entry.sessionId}.jsonl`) ?? 0
                   removedSessions++
@@ -336,6 +386,9 @@ export class SessionMaintenance extends Context.Service<SessionMaintenance, {
           }
         }
         if (apply && done.length > 0) yield* store.flush
+        if (failed.length > 0) {
+          yield* Effect.logWarning(`session maintenance skipped ${failed.length} item(s) of agent ${agentId} it could not remove (tried again at the next pass): ${failed.slice(0, 5).join("; ")}${failed.length > 5 ? "; …" : ""}`)
+        }
 
         const count = (reason: RemovalReason) => done.filter((removal) => removal.reason === reason).length
         const summary: CleanupSummary = {
@@ -354,38 +407,39 @@ export class SessionMaintenance extends Context.Service<SessionMaintenance, {
           actions: done.map((removal) => ({ key: removal.key, reason: removal.reason, transcript: removal.transcript }))
         }
 
-        // The next time the age or archive rules have work, from what is left.
-        // Not applied (warn mode, a dry run): what was reported is reported again at the next full pass, not at once.
+        // When the rules next have work, from what is left. Not applied (warn mode, a dry run): what was reported
+        // is reported again at the next full pass, not at once.
         const reported = new Set(done.map((removal) => removal.key))
         const left = rows.filter((row) => !reported.has(row.key))
-        const ageAt = nextAgeBoundary(left, policy, planOptions)
-        const archiveAt = retention === undefined
-          ? (full ? undefined : archiveBoundaries.get(agentId))
-          : files.filter((file) => file.kind === "archive" && !gone.has(file.name)).reduce<number | undefined>(
-            (soonest, file) => Math.min(soonest ?? Infinity, file.at + retention + 1),
-            undefined
-          )
-        if (apply) leftAfterPass.set(agentId, summary.afterCount)
-        if (archiveAt === undefined) archiveBoundaries.delete(agentId)
-        else archiveBoundaries.set(agentId, archiveAt)
-        const next = Math.min(ageAt ?? Infinity, archiveAt ?? Infinity)
-        if (Number.isFinite(next)) boundaries.set(agentId, next)
-        else boundaries.delete(agentId)
+        leftAfterPass.set(agentId, apply ? summary.afterCount : summary.beforeCount)
+        const ageAt = nextAgeBoundary(left, policy, { ...planOptions, liveRecheckMs })
+        if (ageAt === undefined) ageBoundaries.delete(agentId)
+        else ageBoundaries.set(agentId, ageAt)
+        if (full) {
+          const archiveAt = retention === undefined
+            ? undefined
+            : files.filter((file) => file.kind === "archive" && !gone.has(file.name)).reduce<number | undefined>(
+              (soonest, file) => Math.min(soonest ?? Infinity, file.at + retention + 1),
+              undefined
+            )
+          if (archiveAt === undefined) archiveBoundaries.delete(agentId)
+          else archiveBoundaries.set(agentId, archiveAt)
+        }
         return summary
       })
 
-      const pass = (trigger: LastPass["trigger"], run: RunOptions, full = true) =>
+      const pass = (trigger: LastPass["trigger"], run: RunOptions, scope: PassScope = "full") =>
         lock.withPermits(1)(Effect.gen(function*() {
-          const { mainKey, policy } = yield* current
+          const settings = yield* current
           const agents = run.agentId !== undefined ? [run.agentId] : yield* store.storedAgents
           const summaries: Array<CleanupSummary> = []
-          for (const agentId of agents) summaries.push(yield* passAgent(agentId, run, policy, mainKey, full))
+          for (const agentId of agents) summaries.push(yield* passAgent(agentId, run, settings, scope))
           last = { at: yield* Clock.currentTimeMillis, trigger, summaries }
-          yield* report(trigger, summaries)
+          if (trigger !== "request") yield* report(summaries)
           return summaries
         }))
 
-      const report = (trigger: LastPass["trigger"], summaries: ReadonlyArray<CleanupSummary>) =>
+      const report = (summaries: ReadonlyArray<CleanupSummary>) =>
         Effect.forEach(summaries, (summary) => {
           if (!summary.wouldMutate && summary.diskBudget?.overBudget !== true) return Effect.void
           const parts = [
@@ -398,68 +452,104 @@ export class SessionMaintenance extends Context.Service<SessionMaintenance, {
           const disk = summary.diskBudget === null
             ? ""
             : `; sessions use ${formatBytes(summary.diskBudget.bytesAfter)} of ${formatBytes(summary.diskBudget.maxBytes)}${summary.diskBudget.overBudget ? " (over budget: the rest is kept)" : ""}`
-          if (trigger === "request") return Effect.void
           return summary.dryRun
             ? Effect.logWarning(`session maintenance (warn mode) would remove for agent ${summary.agentId}: ${parts.join(", ") || "nothing"}${disk}; set session.maintenance.mode to enforce to apply`)
             : Effect.logInfo(`session maintenance removed for agent ${summary.agentId}: ${parts.join(", ") || "nothing"}${disk}`)
         }, { discard: true })
 
-      /** An index past its cap by more than a little (OpenClaw's high-water buffer: passes come in batches, not per session). */
+      /**
+       * An index past its cap by more than a little (OpenClaw's high-water
+       * buffer: passes come in batches, not per session) and past what the
+       * last pass left. Only when enforcing: warn mode reports at full passes.
+       */
       const overCap = Effect.gen(function*() {
         const { policy } = yield* current
+        if (policy.mode !== "enforce") return false
         const slack = policy.maxEntries >= 100 ? Math.ceil(policy.maxEntries / 20) : 0
-        // Above what the last pass left, too: sessions the rules keep can hold an index over its cap.
         return (yield* store.entryCounts).some(([agentId, entries]) => entries > Math.max(policy.maxEntries, leftAfterPass.get(agentId) ?? 0) + slack)
       })
 
       /** True when the pass ran; a failure is logged, and the next timed pass waits a minute. */
-      const automatic = (trigger: LastPass["trigger"]) =>
-        pass(trigger, {}, trigger !== "cap").pipe(
+      const automatic = (trigger: LastPass["trigger"], scope: PassScope) =>
+        pass(trigger, {}, scope).pipe(
           Effect.as(true),
           Effect.catchCause((cause) => Effect.logError("session maintenance failed; it tries again in a minute", cause).pipe(Effect.as(false)))
         )
 
       // --- the schedule ----------------------------------------------------
       const schedule = Effect.gen(function*() {
-        const wake = yield* Queue.sliding<"written" | "config">(1)
+        const wake = yield* Queue.sliding<void>(1)
+        // Flags, not the queue's item: a config change and an index write that come together are both seen.
+        let written = false
+        let configChanged = false
         yield* store.indexWritten.pipe(
-          Effect.andThen(Queue.offer(wake, "written")),
+          Effect.andThen(Effect.sync(() => {
+            written = true
+          })),
+          Effect.andThen(Queue.offer(wake, undefined)),
           Effect.forever,
           Effect.forkScoped
         )
         yield* config.watch((c) => c.session.maintenance).pipe(
           Stream.drop(1),
-          Stream.runForEach(() => Queue.offer(wake, "config")),
+          Stream.runForEach(() => Effect.sync(() => {
+            configChanged = true
+          }).pipe(Effect.andThen(Queue.offer(wake, undefined)))),
           Effect.forkScoped
         )
         // The first pass waits a while after the start; an index past its cap is dealt with at once all the same.
         const startedAt = yield* Clock.currentTimeMillis
         let firstAt: number | undefined = startedAt + Duration.toMillis(firstPassAfter)
         let lastFull = startedAt
+        let lastAgePass = 0
         // Timed passes keep a gap (a boundary a pass could not clear must not make it run back to back).
         let notBefore = 0
-        let written = false
+        // Written since the last full pass: the 30-minute recheck is armed.
+        let dirty = false
         while (true) {
-          const now = yield* Clock.currentTimeMillis
-          const boundary = Math.min(...boundaries.values())
-          const recheckAt = written ? lastFull + recheckMs : Infinity
-          const dueAt = Math.max(notBefore, Math.min(firstAt ?? Infinity, boundary, recheckAt))
-          const signal = Number.isFinite(dueAt)
-            ? yield* Queue.take(wake).pipe(Effect.timeoutOption(Math.max(0, dueAt - now)))
-            : Option.some(yield* Queue.take(wake))
-          if (Option.isSome(signal) && signal.value === "written") {
-            written = true
-            if (yield* overCap) yield* automatic("cap")
+          if (configChanged) {
+            configChanged = false
+            written = false
+            const at = yield* Clock.currentTimeMillis
+            if (yield* automatic("config", "full")) {
+              firstAt = undefined
+              lastFull = at
+              dirty = false
+            }
             continue
           }
-          const at = yield* Clock.currentTimeMillis
-          const trigger = Option.isSome(signal) ? "config" : firstAt !== undefined && at >= firstAt ? "start" : at >= boundary ? "boundary" : "recheck"
-          const ran = yield* automatic(trigger)
-          notBefore = at + (ran ? MIN_GAP_MS : RETRY_AFTER_MS)
+          if (written) {
+            written = false
+            dirty = true
+            if (yield* overCap) yield* automatic("cap", "index")
+            continue
+          }
+          const { policy } = yield* current
+          const now = yield* Clock.currentTimeMillis
+          const ageAt = Math.max(Math.min(...ageBoundaries.values()), lastAgePass + ageGranularityMs(policy))
+          const archiveAt = Math.min(...archiveBoundaries.values())
+          const recheckAt = dirty ? lastFull + recheckMs : Infinity
+          const fullAt = Math.min(firstAt ?? Infinity, archiveAt, recheckAt)
+          const dueAt = Math.max(notBefore, Math.min(fullAt, ageAt))
+          if (Number.isFinite(dueAt) && dueAt > now) {
+            yield* Queue.take(wake).pipe(Effect.timeoutOption(dueAt - now))
+            continue
+          }
+          if (!Number.isFinite(dueAt)) {
+            yield* Queue.take(wake)
+            continue
+          }
+          const scope: PassScope = fullAt <= now ? "full" : "index"
+          const trigger = firstAt !== undefined && now >= firstAt ? "start" : scope === "full" && recheckAt <= now ? "recheck" : "boundary"
+          const ran = yield* automatic(trigger, scope)
+          notBefore = now + (ran ? MIN_GAP_MS : RETRY_AFTER_MS)
           if (!ran) continue
-          firstAt = undefined
-          lastFull = at
-          written = false
+          lastAgePass = now
+          if (scope === "full") {
+            firstAt = undefined
+            lastFull = now
+            dirty = false
+          }
         }
       })
       if (options.readOnly !== true && options.automatic !== false) yield* Effect.forkScoped(schedule)

@@ -387,10 +387,12 @@ export class Sessions extends Context.Service<Sessions, {
           return yield* Effect.gen(function*() {
             const entry = yield* store.getEntry(key)
             if (entry === undefined || entry.sessionId !== expected.sessionId || entry.updatedAt !== expected.updatedAt) return false
+            // The key's agent names the directory, as when the session loads (an entry's own agentId is not trusted).
+            const agentId = key.split(":")[1] ?? entry.agentId
             // The transcript first: a stop in between leaves an entry whose transcript is archived (dropped at the
             // next load, see FileSessionStore's reconcile) or gone (an old entry, pruned again), never the reverse.
-            if (transcript === "archive") yield* store.archiveTranscript(entry.agentId, entry.sessionId, "deleted")
-            else yield* store.removeTranscript(entry.agentId, entry.sessionId)
+            if (transcript === "archive") yield* store.archiveTranscript(agentId, entry.sessionId, "deleted")
+            else yield* store.removeTranscript(agentId, entry.sessionId)
             yield* store.deleteEntry(key)
             return true
           }).pipe(Effect.ensuring(Effect.suspend(() => {
