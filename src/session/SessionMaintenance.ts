@@ -26,7 +26,7 @@
  * one timer, for the next boundary. `sessions.cleanup`, the typed RPC's
  * `CleanupSessions` and `beamclaw sessions cleanup` run a pass on request.
  */
-import { Clock, Context, Duration, Effect, Layer, Queue, Semaphore, Stream } from "effect"
+import { Clock, Context, Duration, Effect, Layer, PubSub, Queue, Semaphore, Stream } from "effect"
 import { AppConfig } from "../config/AppConfig.ts"
 import type { BeamclawConfig } from "../config/ConfigSchema.ts"
 import { byteSize, durationMs, formatBytes } from "../config/Units.ts"
@@ -253,6 +253,8 @@ export class SessionMaintenance extends Context.Service<SessionMaintenance, {
   readonly run: (options: RunOptions) => Effect.Effect<ReadonlyArray<CleanupSummary>, StoreError>
   /** The last automatic or requested pass. */
   readonly last: Effect.Effect<LastPass | undefined>
+  /** Each pass as it ends, automatic or requested (the gateway tells its operators which sessions went). */
+  readonly passes: Stream.Stream<LastPass>
 }>()("beamclaw/session/SessionMaintenance") {
   static readonly layer = (options: SessionMaintenanceOptions = {}) =>
     Layer.effect(SessionMaintenance, Effect.gen(function*() {
@@ -263,6 +265,7 @@ export class SessionMaintenance extends Context.Service<SessionMaintenance, {
       const recheckMs = Duration.toMillis(Duration.fromInputUnsafe(options.recheckEvery ?? "30 minutes"))
       const lock = yield* Semaphore.make(1)
       let last: LastPass | undefined
+      const finished = yield* PubSub.sliding<LastPass>(16)
       /** Per agent: when the age rule, and the archive rule, next have work. */
       const ageBoundaries = new Map<string, number>()
       const archiveBoundaries = new Map<string, number>()
@@ -435,6 +438,7 @@ export class SessionMaintenance extends Context.Service<SessionMaintenance, {
           const summaries: Array<CleanupSummary> = []
           for (const agentId of agents) summaries.push(yield* passAgent(agentId, run, settings, scope))
           last = { at: yield* Clock.currentTimeMillis, trigger, summaries }
+          yield* PubSub.publish(finished, last)
           if (trigger !== "request") yield* report(summaries)
           return summaries
         }))
@@ -556,7 +560,8 @@ export class SessionMaintenance extends Context.Service<SessionMaintenance, {
 
       return SessionMaintenance.of({
         run: (run) => pass("request", run),
-        last: Effect.sync(() => last)
+        last: Effect.sync(() => last),
+        passes: Stream.fromPubSub(finished)
       })
     }))
 }

@@ -9,6 +9,7 @@ import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequ
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { VERSION } from "../../Version.ts"
 import { GatewayAuth } from "../auth/GatewayAuth.ts"
+import { SessionMaintenance } from "../../session/SessionMaintenance.ts"
 import * as Connection from "./Connection.ts"
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_TICK_INTERVAL_MS } from "./Frames.ts"
 import * as Hub from "./Hub.ts"
@@ -81,6 +82,16 @@ export class WsHub extends Context.Service<WsHub, Hub.Hub>()("beamclaw/gateway/w
     const auth = yield* GatewayAuth
     yield* Effect.forkScoped(
       auth.pairing.events.pipe(Stream.runForEach((event) => Effect.sync(() => hub.broadcast(event.event, event.payload, { dropIfSlow: true }))))
+    )
+    // Sessions removed by maintenance (a pass on its own or asked for) leave the operators' session lists.
+    const maintenance = yield* SessionMaintenance
+    yield* Effect.forkScoped(
+      maintenance.passes.pipe(Stream.runForEach((pass) => Effect.sync(() => {
+        for (const summary of pass.summaries) {
+          if (summary.dryRun || summary.actions.length === 0) continue
+          hub.broadcast("sessions.changed", { reason: "cleanup", agentId: summary.agentId, removed: summary.actions.length })
+        }
+      })))
     )
     return hub
   }))

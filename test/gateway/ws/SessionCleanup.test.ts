@@ -65,7 +65,7 @@ describe("sessions.cleanup", () => {
     assert.strictEqual(at(applied, "payload", "dryRun"), false)
     assert.strictEqual(at(applied, "payload", "capped"), 2)
     const changed = await client.waitFor((frame) => frame.event === "sessions.changed" && at(frame, "payload", "reason") === "cleanup")
-    assert.strictEqual(at(changed, "payload", "agentId"), "main")
+    assert.deepStrictEqual(at(changed, "payload"), { reason: "cleanup", agentId: "main", removed: 2 })
     const after = await sessionKeys(client)
     assert.deepStrictEqual(after.sort(), before.slice(0, 2).sort(), "the newest two are kept")
     assert.strictEqual((await transcripts()).length, 2, "one-request sessions' transcripts are erased")
@@ -95,6 +95,8 @@ describe("sessions.cleanup", () => {
     const patched = await client.request("config.patch", { raw: JSON.stringify({ session: { maintenance: { mode: "enforce" } } }), baseHash: at(got, "payload", "hash") })
     assert.strictEqual(at(patched, "payload", "ok"), true)
     await waitFor(async () => (await sessionKeys(client)).length === 2, "the config change's pass")
+    const changed = await client.waitFor((frame) => frame.event === "sessions.changed" && at(frame, "payload", "reason") === "cleanup")
+    assert.deepStrictEqual(at(changed, "payload"), { reason: "cleanup", agentId: "main", removed: 2 }, "a pass of its own tells the operators too")
 
     await oneRequestSessions(3)
     await waitFor(async () => (await sessionKeys(client)).length === 2, "the cap after the index was written")

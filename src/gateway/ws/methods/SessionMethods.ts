@@ -346,7 +346,7 @@ const CleanupParams = Schema.Struct({
  * for one agent (`agent`, else the default one) or all (`allAgents`); the
  * summary in OpenClaw's shape, one store's alone or `{allAgents, stores}`.
  */
-const cleanup: Handler = (params, context) =>
+const cleanup: Handler = (params) =>
   Effect.gen(function*() {
     const decoded = yield* decodeParams("sessions.cleanup", CleanupParams, params)
     if (decoded.fixDmScope === true) {
@@ -366,9 +366,7 @@ const cleanup: Handler = (params, context) =>
       activeKey,
       fixMissing: decoded.fixMissing
     }).pipe(Effect.mapError(sessionError))
-    for (const summary of summaries) {
-      if (summary.wouldMutate && !summary.dryRun) context.hub.broadcast("sessions.changed", { reason: "cleanup", agentId: summary.agentId })
-    }
+    // sessions.changed goes out from the hub, for this pass as for automatic ones (WsRoutes.ts).
     const first = summaries[0]
     if (decoded.allAgents !== true && first !== undefined) return first
     const mode = first?.mode ?? (yield* (yield* AppConfig).get).session.maintenance.mode
