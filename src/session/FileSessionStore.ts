@@ -663,9 +663,10 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
     }))
   })
 
-  const storedAgents = io("list", path.join(options.home, "agents"), () => fs.readdir(path.join(options.home, "agents"))).pipe(
-    Effect.catch(() => Effect.succeed<Array<string>>([])),
-    Effect.map((names) => names.filter((name) => AGENT_ID_PATTERN.test(name)))
+  // Directories only: a stray file under agents/ is no agent.
+  const storedAgents = io("list", path.join(options.home, "agents"), () => fs.readdir(path.join(options.home, "agents"), { withFileTypes: true })).pipe(
+    Effect.map((dirents) => dirents.filter((dirent) => dirent.isDirectory() && AGENT_ID_PATTERN.test(dirent.name)).map((dirent) => dirent.name)),
+    Effect.catch(() => Effect.succeed<Array<string>>([]))
   )
 
   const storedFiles = Effect.fnUntraced(function*(agentId: string) {

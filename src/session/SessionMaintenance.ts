@@ -279,11 +279,13 @@ export class SessionMaintenance extends Context.Service<SessionMaintenance, {
         liveRecheckMs: c.session.idle.passivateAfterSeconds * 1000 + 60_000
       })))
 
+      /** `schedules`: an automatic pass, whose result sets when the next ones run (a request's never does). */
       const passAgent = Effect.fnUntraced(function*(
         agentId: string,
         run: RunOptions,
         settings: Effect.Success<typeof current>,
-        scope: PassScope
+        scope: PassScope,
+        schedules: boolean
       ) {
         const { liveRecheckMs, mainKey, policy } = settings
         const full = scope === "full"
@@ -410,21 +412,24 @@ export class SessionMaintenance extends Context.Service<SessionMaintenance, {
           actions: done.map((removal) => ({ key: removal.key, reason: removal.reason, transcript: removal.transcript }))
         }
 
-        // When the rules next have work, from what is left. Not applied (warn mode, a dry run): what was reported
-        // is reported again at the next full pass, not at once.
+        if (!schedules) return summary
+        // When the rules next have work, from what is left. Not applied (warn mode): what was reported is reported
+        // again at the next full pass, not at once. A time already past means something could not be removed
+        // (a session that changed meanwhile, a file the process may not touch): it is tried again a minute on.
         const reported = new Set(done.map((removal) => removal.key))
         const left = rows.filter((row) => !reported.has(row.key))
+        const notPast = (at: number | undefined) => at === undefined || at > now ? at : now + RETRY_AFTER_MS
         leftAfterPass.set(agentId, apply ? summary.afterCount : summary.beforeCount)
-        const ageAt = nextAgeBoundary(left, policy, { ...planOptions, liveRecheckMs })
+        const ageAt = notPast(nextAgeBoundary(left, policy, { ...planOptions, liveRecheckMs }))
         if (ageAt === undefined) ageBoundaries.delete(agentId)
         else ageBoundaries.set(agentId, ageAt)
         if (full) {
           const archiveAt = retention === undefined
             ? undefined
-            : files.filter((file) => file.kind === "archive" && !gone.has(file.name)).reduce<number | undefined>(
+            : notPast(files.filter((file) => file.kind === "archive" && !gone.has(file.name)).reduce<number | undefined>(
               (soonest, file) => Math.min(soonest ?? Infinity, file.at + retention + 1),
               undefined
-            )
+            ))
           if (archiveAt === undefined) archiveBoundaries.delete(agentId)
           else archiveBoundaries.set(agentId, archiveAt)
         }
@@ -434,14 +439,37 @@ export class SessionMaintenance extends Context.Service<SessionMaintenance, {
       const pass = (trigger: LastPass["trigger"], run: RunOptions, scope: PassScope = "full") =>
         lock.withPermits(1)(Effect.gen(function*() {
           const settings = yield* current
-          const agents = run.agentId !== undefined ? [run.agentId] : yield* store.storedAgents
+          const schedules = trigger !== "request"
+          if (run.agentId !== undefined) {
+            const summary = yield* passAgent(run.agentId, run, settings, scope, schedules)
+            return yield* finish(trigger, scope, [summary])
+          }
+          const agents = yield* store.storedAgents
+          if (schedules) {
+            // Agents whose sessions are gone leave the schedule with them.
+            for (const map of [ageBoundaries, archiveBoundaries, leftAfterPass]) {
+              for (const agentId of map.keys()) if (!agents.includes(agentId)) map.delete(agentId)
+            }
+          }
           const summaries: Array<CleanupSummary> = []
-          for (const agentId of agents) summaries.push(yield* passAgent(agentId, run, settings, scope))
+          for (const agentId of agents) {
+            // One agent's store that cannot be read (a directory the process may not enter) does not stop the others.
+            const summary = yield* passAgent(agentId, run, settings, scope, schedules).pipe(
+              Effect.catch((error) => Effect.logWarning(`session maintenance skipped agent ${agentId}: ${error.message}`).pipe(Effect.as(undefined)))
+            )
+            if (summary !== undefined) summaries.push(summary)
+          }
+          return yield* finish(trigger, scope, summaries)
+        }))
+
+      const finish = (trigger: LastPass["trigger"], scope: PassScope, summaries: ReadonlyArray<CleanupSummary>) =>
+        Effect.gen(function*() {
           last = { at: yield* Clock.currentTimeMillis, trigger, summaries }
           yield* PubSub.publish(finished, last)
-          if (trigger !== "request") yield* report(summaries)
+          // Warn mode reports at its full passes; a pass that applied something always says what.
+          if (trigger !== "request") yield* report(summaries.filter((summary) => !summary.dryRun || scope === "full"))
           return summaries
-        }))
+        })
 
       const report = (summaries: ReadonlyArray<CleanupSummary>) =>
         Effect.forEach(summaries, (summary) => {
@@ -506,48 +534,46 @@ export class SessionMaintenance extends Context.Service<SessionMaintenance, {
         let firstAt: number | undefined = startedAt + Duration.toMillis(firstPassAfter)
         let lastFull = startedAt
         let lastAgePass = 0
-        // Timed passes keep a gap (a boundary a pass could not clear must not make it run back to back).
+        // Passes keep a gap, a minute after a failed one: nothing can make them run back to back.
         let notBefore = 0
         // Written since the last full pass: the 30-minute recheck is armed.
         let dirty = false
+        // An index was written and its count is still to be looked at (at once, or once the gap is over).
+        let capCheck = false
         while (true) {
-          if (configChanged) {
-            configChanged = false
-            written = false
-            const at = yield* Clock.currentTimeMillis
-            if (yield* automatic("config", "full")) {
-              firstAt = undefined
-              lastFull = at
-              dirty = false
-            }
-            continue
-          }
+          const now = yield* Clock.currentTimeMillis
           if (written) {
             written = false
             dirty = true
-            if (yield* overCap) yield* automatic("cap", "index")
+            capCheck = true
+          }
+          if (capCheck && now >= notBefore) {
+            capCheck = false
+            if ((yield* overCap) && !(yield* automatic("cap", "index"))) notBefore = now + RETRY_AFTER_MS
             continue
           }
           const { policy } = yield* current
-          const now = yield* Clock.currentTimeMillis
           const ageAt = Math.max(Math.min(...ageBoundaries.values()), lastAgePass + ageGranularityMs(policy))
           const archiveAt = Math.min(...archiveBoundaries.values())
           const recheckAt = dirty ? lastFull + recheckMs : Infinity
-          const fullAt = Math.min(firstAt ?? Infinity, archiveAt, recheckAt)
-          const dueAt = Math.max(notBefore, Math.min(fullAt, ageAt))
-          if (Number.isFinite(dueAt) && dueAt > now) {
-            yield* Queue.take(wake).pipe(Effect.timeoutOption(dueAt - now))
-            continue
-          }
-          if (!Number.isFinite(dueAt)) {
-            yield* Queue.take(wake)
+          const fullAt = Math.min(configChanged ? now : Infinity, firstAt ?? Infinity, archiveAt, recheckAt)
+          const dueAt = Math.max(notBefore, Math.min(fullAt, ageAt, capCheck ? notBefore : Infinity))
+          if (dueAt > now) {
+            if (Number.isFinite(dueAt)) yield* Queue.take(wake).pipe(Effect.timeoutOption(dueAt - now))
+            else yield* Queue.take(wake)
             continue
           }
           const scope: PassScope = fullAt <= now ? "full" : "index"
-          const trigger = firstAt !== undefined && now >= firstAt ? "start" : scope === "full" && recheckAt <= now ? "recheck" : "boundary"
+          const trigger = configChanged ? "config" : firstAt !== undefined && now >= firstAt ? "start" : scope === "full" && recheckAt <= now ? "recheck" : "boundary"
+          // Cleared before the pass: a change made while it runs is seen after it.
+          const wasConfig = configChanged
+          if (scope === "full") configChanged = false
           const ran = yield* automatic(trigger, scope)
           notBefore = now + (ran ? MIN_GAP_MS : RETRY_AFTER_MS)
-          if (!ran) continue
+          if (!ran) {
+            if (wasConfig) configChanged = true
+            continue
+          }
           lastAgePass = now
           if (scope === "full") {
             firstAt = undefined

@@ -465,4 +465,31 @@ describe("SessionMaintenance", () => {
         assert.isNull(pass?.summaries[0]?.diskBudget ?? null)
       }))
     })))
+
+  it.live("a requested dry run leaves the schedule alone: the session it reported is still pruned at its time", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const fake = yield* FakeAnthropic.make()
+      yield* seed(home, [{ key: "agent:main:main", ageDays: 0, transcriptBytes: 10 }, { key: "agent:main:openai-user:x", ageDays: 0, transcriptBytes: 10 }], Date.now() - 1500)
+      yield* withMaintenance(home, fake.url, { session: { maintenance: { pruneAfter: "2s" } } }, { firstPassAfter: "10 millis" }, Effect.gen(function*() {
+        yield* firstPassDone
+        const sessions = yield* Sessions
+        yield* Effect.sleep("600 millis")
+        const [report] = yield* (yield* SessionMaintenance).run({ dryRun: true })
+        assert.strictEqual(report?.pruned, 1, "x is past its time now")
+        yield* waitUntil(sessions.list().pipe(Effect.map((rows) => !rows.some((r) => r.key === "agent:main:openai-user:x")), Effect.orDie), "x to be pruned by the schedule")
+      }))
+    })))
+
+  it.live("a stray file under agents/ is no agent and stops no pass", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const fake = yield* FakeAnthropic.make()
+      yield* seed(home, [{ key: "agent:main:openai-user:old", ageDays: 40, transcriptBytes: 10 }])
+      yield* Effect.promise(() => fs.writeFile(path.join(home, "agents", "backup"), "not a directory"))
+      yield* withMaintenance(home, fake.url, {}, { firstPassAfter: "1 hour" }, Effect.gen(function*() {
+        const summaries = yield* (yield* SessionMaintenance).run({})
+        assert.deepStrictEqual(summaries.map((summary) => [summary.agentId, summary.pruned]), [["main", 1]])
+      }))
+    })))
 })
