@@ -110,6 +110,15 @@ const main = async (): Promise<number> => {
     check("agent --expect-final returns the final result", agent.ok && field(agent.json, "status") === "ok" && JSON.stringify(agent.json).includes("echo: agent turn"), agent.output)
     const cleanup = await call("sessions.cleanup", { dryRun: true })
     check("sessions.cleanup reports a maintenance pass", cleanup.ok && field(cleanup.json, "agentId") === "main" && typeof field(cleanup.json, "beforeCount") === "number" && field(cleanup.json, "dryRun") === true, cleanup.output)
+    // OpenClaw's own `sessions cleanup` hands the pass to a reachable gateway and prints its summary.
+    const cleanupCli = await run(cli, ["sessions", "cleanup", "--enforce"], {
+      ...env,
+      HOME: cliHome,
+      OPENCLAW_STATE_DIR: path.join(cliHome, ".openclaw"),
+      OPENCLAW_GATEWAY_URL: gateway.wsUrl,
+      OPENCLAW_GATEWAY_TOKEN: gateway.token
+    })
+    check("openclaw sessions cleanup --enforce runs the pass on the gateway", cleanupCli.status === 0 && cleanupCli.stdout.includes("Applied maintenance. Current entries: 1"), `${cleanupCli.stdout}${cleanupCli.stderr}`)
     const unknown = await call("no.such.method")
     check("an unknown method is an error", !unknown.ok && unknown.output.includes("unknown method"), unknown.output)
     const bad = await run(cli, ["gateway", "call", "health", "--url", gateway.wsUrl, "--token", "wrong", "--json"], { ...env, HOME: cliHome })

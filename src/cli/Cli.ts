@@ -282,11 +282,11 @@ const describeSummary = (summary: CleanupSummary): ReadonlyArray<string> => {
     summary.pruned > 0 ? `${summary.pruned} idle past pruneAfter` : "",
     summary.capped > 0 ? `${summary.capped} over maxEntries` : "",
     summary.missing > 0 ? `${summary.missing} without a transcript` : "",
-    (summary.diskBudget?.removedSessions ?? 0) > 0 ? `${summary.diskBudget?.removedSessions} for the disk budget` : ""
+    (summary.diskBudget?.removedEntries ?? 0) > 0 ? `${summary.diskBudget?.removedEntries} for the disk budget` : ""
   ].filter((part) => part !== "")
   const disk = summary.diskBudget === null
     ? ""
-    : `; sessions use ${formatBytes(summary.diskBudget.bytesAfter)} of ${formatBytes(summary.diskBudget.maxBytes)}${summary.diskBudget.overBudget ? " (over budget: the rest is kept)" : ""}`
+    : `; sessions use ${formatBytes(summary.diskBudget.totalBytesAfter)} of ${formatBytes(summary.diskBudget.maxBytes)}${summary.diskBudget.overBudget ? " (over budget: the rest is kept)" : ""}`
   const archives = summary.archivesRemoved + (summary.diskBudget?.removedFiles ?? 0)
   return [
     `agent ${summary.agentId} (${summary.mode}${summary.dryRun ? ", not applied" : ""}): ${summary.beforeCount} session(s); ${verb} ${removed}${parts.length > 0 ? ` (${parts.join(", ")})` : ""}` +

@@ -338,10 +338,16 @@ export class SessionMaintenance extends Context.Service<SessionMaintenance, {
           })
         const retention = policy.archiveRetentionMs
         const gone = new Set<string>()
+        const artifacts = { scannedFiles: 0, removedFiles: 0, freedBytes: 0, olderThanMs: retention ?? null }
         if (full && retention !== undefined) {
           for (const file of files) {
-            if (file.kind !== "archive" || now - file.at <= retention) continue
-            if (yield* removeFile(file)) gone.add(file.name)
+            if (file.kind !== "archive") continue
+            artifacts.scannedFiles++
+            if (now - file.at <= retention) continue
+            if (!(yield* removeFile(file))) continue
+            gone.add(file.name)
+            artifacts.removedFiles++
+            artifacts.freedBytes += file.bytes
           }
         }
 
@@ -350,10 +356,10 @@ export class SessionMaintenance extends Context.Service<SessionMaintenance, {
           // Measured again when something was removed: an archive made by the removals counts, an erased transcript does not.
           if (apply && (done.length > 0 || gone.size > 0)) files = yield* store.storedFiles(agentId)
           else files = files.filter((file) => !gone.has(file.name))
-          const bytesBefore = files.reduce((sum, file) => sum + file.bytes, 0)
-          let bytes = bytesBefore
+          const totalBytesBefore = files.reduce((sum, file) => sum + file.bytes, 0)
+          let bytes = totalBytesBefore
           let removedFiles = 0
-          let removedSessions = 0
+          let removedEntries = 0
           if (bytes > policy.maxDiskBytes) {
             const target = policy.highWaterBytes
             const setAside = files.filter((file) => file.kind === "archive" || file.kind === "backup").sort((a, b) => a.at - b.at)
@@ -375,7 +381,7 @@ export class SessionMaintenance extends Context.Service<SessionMaintenance, {
                 if (removableAs(row, policy, planOptions) !== "disposable") continue
                 if (yield* retire({ key: row.key, entry: row.entry, reason: "disk", transcript: "erase" })) {
                   bytes -= transcriptBytes.get(`${row.entry.sessionId}.jsonl`) ?? 0
-                  removedSessions++
+                  removedEntries++
                 }
               }
             }
@@ -383,10 +389,11 @@ export class SessionMaintenance extends Context.Service<SessionMaintenance, {
           diskBudget = {
             maxBytes: policy.maxDiskBytes,
             highWaterBytes: policy.highWaterBytes,
-            bytesBefore,
-            bytesAfter: bytes,
+            totalBytesBefore,
+            totalBytesAfter: bytes,
             removedFiles,
-            removedSessions,
+            removedEntries,
+            freedBytes: totalBytesBefore - bytes,
             overBudget: bytes > policy.maxDiskBytes
           }
         }
@@ -404,11 +411,15 @@ export class SessionMaintenance extends Context.Service<SessionMaintenance, {
           beforeCount: rows.length,
           afterCount: rows.length - done.length,
           missing: count("missing"),
+          dmScopeRetired: 0,
+          modelRunPruned: 0,
           pruned: count("age"),
           capped: count("cap"),
+          unreferencedArtifacts: artifacts,
           archivesRemoved,
           diskBudget,
           wouldMutate: done.length > 0 || archivesRemoved > 0 || (diskBudget?.removedFiles ?? 0) > 0,
+          ...(apply ? { applied: true, appliedCount: rows.length - done.length } : {}),
           actions: done.map((removal) => ({ key: removal.key, reason: removal.reason, transcript: removal.transcript }))
         }
 
@@ -479,11 +490,11 @@ export class SessionMaintenance extends Context.Service<SessionMaintenance, {
             summary.capped > 0 ? `${summary.capped} over maxEntries` : "",
             summary.missing > 0 ? `${summary.missing} without a transcript` : "",
             summary.archivesRemoved > 0 ? `${summary.archivesRemoved} archived transcript(s)` : "",
-            (summary.diskBudget?.removedSessions ?? 0) > 0 ? `${summary.diskBudget?.removedSessions} session(s) for the disk budget` : ""
+            (summary.diskBudget?.removedEntries ?? 0) > 0 ? `${summary.diskBudget?.removedEntries} session(s) for the disk budget` : ""
           ].filter((part) => part !== "")
           const disk = summary.diskBudget === null
             ? ""
-            : `; sessions use ${formatBytes(summary.diskBudget.bytesAfter)} of ${formatBytes(summary.diskBudget.maxBytes)}${summary.diskBudget.overBudget ? " (over budget: the rest is kept)" : ""}`
+            : `; sessions use ${formatBytes(summary.diskBudget.totalBytesAfter)} of ${formatBytes(summary.diskBudget.maxBytes)}${summary.diskBudget.overBudget ? " (over budget: the rest is kept)" : ""}`
           return summary.dryRun
             ? Effect.logWarning(`session maintenance (warn mode) would remove for agent ${summary.agentId}: ${parts.join(", ") || "nothing"}${disk}; set session.maintenance.mode to enforce to apply`)
             : Effect.logInfo(`session maintenance removed for agent ${summary.agentId}: ${parts.join(", ") || "nothing"}${disk}`)

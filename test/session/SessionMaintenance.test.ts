@@ -325,10 +325,10 @@ describe("SessionMaintenance", () => {
         const [summary] = yield* (yield* SessionMaintenance).run({})
         const budget = summary?.diskBudget
         assert.isNotNull(budget ?? null)
-        assert.isAbove(budget?.bytesBefore ?? 0, 18_000)
+        assert.isAbove(budget?.totalBytesBefore ?? 0, 18_000)
         assert.strictEqual(budget?.removedFiles, 3)
-        assert.strictEqual(budget?.removedSessions, 1)
-        assert.isAtMost(budget?.bytesAfter ?? Infinity, 11_000)
+        assert.strictEqual(budget?.removedEntries, 1)
+        assert.isAtMost(budget?.totalBytesAfter ?? Infinity, 11_000)
         assert.isFalse(budget?.overBudget)
         assert.deepStrictEqual(summary?.actions, [{ key: "agent:main:openai:aaa", reason: "disk", transcript: "erase" }])
         const names = yield* listDir(home)
@@ -357,7 +357,7 @@ describe("SessionMaintenance", () => {
       yield* withMaintenance(home, fake.url, { session: { maintenance: { maxDiskBytes: 2000 } } }, { firstPassAfter: "1 hour" }, Effect.gen(function*() {
         const [summary] = yield* (yield* SessionMaintenance).run({})
         assert.isTrue(summary?.diskBudget?.overBudget)
-        assert.strictEqual(summary?.diskBudget?.removedSessions, 0)
+        assert.strictEqual(summary?.diskBudget?.removedEntries, 0)
         assert.strictEqual(summary?.afterCount, 3)
       }))
     })))

@@ -58,12 +58,17 @@ describe("sessions.cleanup", () => {
       assert.strictEqual(at(report, "payload", "storePath"), path.join(env.gateway.home, "agents", "main", "sessions", "sessions.json"))
       assert.deepStrictEqual(list(at(report, "payload", "actions")).map((action) => String(at(action, "key"))).sort(), oldest)
       assert.strictEqual(at(report, "payload", "diskBudget", "overBudget"), false)
+      assert.strictEqual(at(report, "payload", "dmScopeRetired"), 0, "OpenClaw's summary fields, for its clients")
+      assert.strictEqual(at(report, "payload", "modelRunPruned"), 0)
+      assert.isUndefined(at(report, "payload", "applied"), "nothing applied")
     }
     assert.strictEqual((await sessionKeys(client)).length, 4, "a report changes nothing")
 
     const applied = await client.request("sessions.cleanup", { enforce: true })
     assert.strictEqual(at(applied, "payload", "dryRun"), false)
     assert.strictEqual(at(applied, "payload", "capped"), 2)
+    assert.strictEqual(at(applied, "payload", "applied"), true)
+    assert.strictEqual(at(applied, "payload", "appliedCount"), 2)
     const changed = await client.waitFor((frame) => frame.event === "sessions.changed" && at(frame, "payload", "reason") === "cleanup")
     assert.deepStrictEqual(at(changed, "payload"), { reason: "cleanup", agentId: "main", removed: 2 })
     const after = await sessionKeys(client)
