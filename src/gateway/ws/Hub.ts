@@ -6,7 +6,7 @@
  * leaves, so they live here, not in a connection).
  */
 import * as Os from "node:os"
-import { Deferred, Effect, type Scope } from "effect"
+import { Deferred, Effect, Latch, type Scope } from "effect"
 import { DetachedRuns } from "../../runtime/DetachedRuns.ts"
 import * as PreauthBudget from "./PreauthBudget.ts"
 import { eventAllowed, type Role } from "./Scopes.ts"
@@ -95,6 +95,8 @@ const FINISHED_RUN_TTL_MS = 5 * 60_000
 
 export const make = Effect.fnUntraced(function*(options: HubOptions) {
   const clients = new Map<string, HubClient>()
+  /** Open while any client is connected: the periodic broadcasts wait on it, so a gateway without clients runs no timer for them. */
+  const connected = Latch.makeUnsafe(false)
   const presence = new Map<string, PresenceEntry>()
   const stateVersion = { presence: 0, health: 0 }
   const startedAt = Date.now()
@@ -189,6 +191,7 @@ export const make = Effect.fnUntraced(function*(options: HubOptions) {
 
   const register = (client: HubClient, entry: PresenceEntry | undefined): void => {
     clients.set(client.connId, client)
+    connected.openUnsafe()
     if (!client.sessionScoped) unscoped.add(client)
     if (entry !== undefined) {
       presence.set(client.connId, entry)
@@ -204,6 +207,7 @@ export const make = Effect.fnUntraced(function*(options: HubOptions) {
       unscoped.delete(client)
     }
     clients.delete(connId)
+    if (clients.size === 0) connected.closeUnsafe()
     if (presence.delete(connId)) {
       stateVersion.presence += 1
       broadcast("presence", { presence: presenceList() }, { dropIfSlow: true, stateVersion: true })
@@ -280,6 +284,7 @@ export const make = Effect.fnUntraced(function*(options: HubOptions) {
     startedAt,
     stateVersion,
     clients,
+    whileConnected: connected.await,
     runs,
     presenceList,
     broadcast,

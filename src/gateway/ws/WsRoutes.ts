@@ -4,7 +4,7 @@
  * One hub per listener (WsHub): ticks, health broadcasts, pairing events and
  * the shutdown notice live there; each connection is Connection.run.
  */
-import { Config, Context, Duration, Effect, Layer, Option, Schedule, Stream } from "effect"
+import { Config, Context, Duration, Effect, Layer, Option, Stream } from "effect"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { VERSION } from "../../Version.ts"
@@ -61,21 +61,26 @@ export class WsHub extends Context.Service<WsHub, Hub.Hub>()("beamclaw/gateway/w
     const maxPreauthConnectionsPerIp = yield* positiveInt("BEAMCLAW_MAX_PREAUTH_CONNECTIONS_PER_IP", DEFAULT_MAX_PREAUTH_CONNECTIONS_PER_IP)
     const hub = yield* Hub.make({ version: SERVER_VERSION, tickIntervalMs, handshakeTimeoutMs, maxPreauthConnectionsPerIp })
 
+    // Ticks and health go out only while someone is connected: without clients these fibers wait on the hub's
+    // latch, so an idle gateway runs no timer for them.
     yield* Effect.forkScoped(
-      Effect.sync(() => hub.broadcast("tick", { ts: Date.now() }, { dropIfSlow: true })).pipe(
-        Effect.delay(Duration.millis(tickIntervalMs)),
+      hub.whileConnected.pipe(
+        Effect.andThen(Effect.sleep(Duration.millis(tickIntervalMs))),
+        Effect.andThen(Effect.sync(() => hub.broadcast("tick", { ts: Date.now() }, { dropIfSlow: true }))),
         Effect.forever
       )
     )
     yield* Effect.forkScoped(
-      SystemMethods.healthSummary.pipe(
+      hub.whileConnected.pipe(
+        Effect.andThen(Effect.sleep(Duration.millis(HEALTH_BROADCAST_INTERVAL_MS))),
+        Effect.andThen(SystemMethods.healthSummary),
         Effect.tap((summary) => Effect.sync(() => {
           if (hub.clients.size === 0) return
           hub.bumpHealth()
           hub.broadcast("health", summary, { dropIfSlow: true, stateVersion: true })
         })),
         Effect.ignore,
-        Effect.repeat(Schedule.spaced(Duration.millis(HEALTH_BROADCAST_INTERVAL_MS)))
+        Effect.forever
       )
     )
     // Pairing requests and decisions reach the operators who can act on them (Scopes.eventAllowed).
