@@ -10,6 +10,7 @@ import * as path from "node:path"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
 import { WsClient, connectParams } from "../gateway/ws/WsClient.ts"
 import { freePort, start, waitFor } from "../support/Cli.ts"
+import { startFakeAnthropic } from "../support/FakeAnthropic.ts"
 
 let home: string
 beforeEach(async () => {
@@ -59,4 +60,31 @@ describe.runIf(process.platform === "linux")("an idle gateway", () => {
       await gateway.result
     }
   })
+
+  it("goes quiet again after work: sessions passivated, transcripts closed, nothing left polling", async () => {
+    const fake = await startFakeAnthropic()
+    const port = await freePort()
+    const token = "idle-token"
+    await fs.writeFile(path.join(home, "beamclaw.yaml"), `session:\n  idle:\n    passivateAfterSeconds: 1\nmodels:\n  providers:\n    anthropic:\n      baseUrl: ${fake.url}\n      apiKey: sk-test\n`)
+    const gateway = start([], { BEAMCLAW_HOME: home, BEAMCLAW_PORT: String(port), BEAMCLAW_GATEWAY_TOKEN: token })
+    const pid = gateway.child.pid ?? 0
+    try {
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/ready`).catch(() => undefined))?.status === 200, "the gateway to be ready")
+      for (const user of ["ann", "bob", undefined]) {
+        const response = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+          body: JSON.stringify({ model: "beamclaw", ...(user === undefined ? {} : { user }), messages: [{ role: "user", content: "hello" }] })
+        })
+        expect(response.status).toBe(200)
+      }
+      // Sessions passivate after 1 s, open transcripts close after 10 s idle, the heap is looked at 5 s after the last turn.
+      await new Promise((resolve) => setTimeout(resolve, 11_500))
+      expect(await quietSecond(pid)).toBeLessThan(10)
+    } finally {
+      gateway.child.kill("SIGTERM")
+      await gateway.result
+      await fake.close()
+    }
+  }, 30_000)
 })
