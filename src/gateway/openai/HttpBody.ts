@@ -17,7 +17,30 @@ export type JsonRead =
   | { readonly _tag: "Unreadable"; readonly message: string }
   | { readonly _tag: "Malformed"; readonly message: string }
 
-const decoder = new TextDecoder()
+// Fatal: bytes that are not UTF-8 are refused, never turned into U+FFFD and passed on as if they were text.
+const decoder = new TextDecoder("utf-8", { fatal: true })
+
+/**
+ * How deep a request's JSON may nest. Real requests (messages, content
+ * parts, tool schemas) stay within a few dozen levels; far deeper values
+ * would overflow the stack of whatever walks them recursively later
+ * (validation, error messages, the provider's serialisation).
+ */
+export const MAX_JSON_DEPTH = 128
+
+/** Whether `value` nests deeper than `limit` (walked with an explicit stack, so the check itself cannot overflow). */
+export const nestsDeeperThan = (value: unknown, limit: number): boolean => {
+  const stack: Array<{ readonly value: unknown; readonly depth: number }> = [{ value, depth: 0 }]
+  while (stack.length > 0) {
+    const top = stack.pop()
+    if (top === undefined || typeof top.value !== "object" || top.value === null) continue
+    if (top.depth >= limit) return true
+    for (const child of Object.values(top.value)) {
+      if (typeof child === "object" && child !== null) stack.push({ value: child, depth: top.depth + 1 })
+    }
+  }
+  return false
+}
 
 export const readBody = (request: HttpServerRequest.HttpServerRequest, limit: number): Effect.Effect<BodyRead> =>
   Effect.gen(function*() {
@@ -45,7 +68,11 @@ export const readBody = (request: HttpServerRequest.HttpServerRequest, limit: nu
       bytes.set(chunk, offset)
       offset += chunk.length
     }
-    return { _tag: "Ok", text: decoder.decode(bytes) } as const
+    try {
+      return { _tag: "Ok", text: decoder.decode(bytes) } as const
+    } catch {
+      return { _tag: "Unreadable", message: "the request body is not valid UTF-8" } as const
+    }
   })
 
 /** An empty body reads as `emptyAs` (the webhooks treat it as `{}`). */
@@ -53,12 +80,14 @@ export const readJson = (request: HttpServerRequest.HttpServerRequest, limit: nu
   readBody(request, limit).pipe(Effect.map((body): JsonRead => {
     if (body._tag !== "Ok") return body
     if (emptyAs !== undefined && body.text.trim() === "") return { _tag: "Ok", json: emptyAs }
+    let json: unknown
     try {
-      const json: unknown = JSON.parse(body.text)
-      return { _tag: "Ok", json }
+      json = JSON.parse(body.text)
     } catch (error) {
       return { _tag: "Malformed", message: error instanceof Error ? error.message : String(error) }
     }
+    if (nestsDeeperThan(json, MAX_JSON_DEPTH)) return { _tag: "Malformed", message: `it nests more than ${MAX_JSON_DEPTH} levels deep` }
+    return { _tag: "Ok", json }
   }))
 
 export const clientAddress = (request: HttpServerRequest.HttpServerRequest): string =>

@@ -91,14 +91,16 @@ export const resolveSession = (
   if (headerKey !== undefined) {
     const lower = headerKey.toLowerCase()
     const rest = lower.startsWith("agent:") ? lower.split(":").slice(2).join(":") : lower
-    if (RESERVED.some((prefix) => rest.startsWith(prefix) || rest.includes(`:${prefix}`))) {
-      return Result.fail(openAiError(400, `Invalid session key ${JSON.stringify(headerKey)}: the ${RESERVED.join(", ")} namespaces are reserved for the gateway's own runs.`, { param: "x-beamclaw-session-key", code: "reserved_session_key" }))
-    }
+    const reserved = openAiError(400, `Invalid session key ${JSON.stringify(headerKey)}: the ${RESERVED.join(", ")} namespaces are reserved for the gateway's own runs.`, { param: "x-beamclaw-session-key", code: "reserved_session_key" })
+    if (RESERVED.some((prefix) => rest.startsWith(prefix) || rest.includes(`:${prefix}`))) return Result.fail(reserved)
     const parsed = SessionKey.toStoreKey(headerKey, { agentId, mainKey: options.mainKey })
     if (Result.isFailure(parsed)) {
       return Result.fail(openAiError(400, parsed.failure.message, { param: "x-beamclaw-session-key", code: "invalid_session_key" }))
     }
     const key = parsed.success
+    // However it is spelled (`subagent` as any segment, a bare `cron`): a key the session layer would take for a
+    // sub-agent's or a cron run's is theirs (their prompt, their retention), never a client's.
+    if (key.kind === "subagent" || key.kind === "cron" || key.rest.split(":").includes("acp")) return Result.fail(reserved)
     if (key.agentId !== agentId) {
       if (options.agentExplicit) {
         return Result.fail(openAiError(400, `The session key ${JSON.stringify(headerKey)} belongs to agent ${JSON.stringify(key.agentId)}, but the request selects agent ${JSON.stringify(agentId)}.`, { param: "x-beamclaw-session-key", code: "agent_mismatch" }))

@@ -166,11 +166,31 @@ describe("sessions", () => {
   })
 
   it("refuses the reserved session namespaces and bad keys", async () => {
-    for (const key of ["cron:nightly", "subagent:x", "acp:y", "agent:main:cron:z"]) {
+    // Also every spelling the session layer would take for a sub-agent's or a cron run's key.
+    for (const key of ["cron:nightly", "subagent:x", "acp:y", "agent:main:cron:z", "subagent", "work:subagent", "agent:main:x:subagent", "cron", "x:acp"]) {
       const error = await expectError(await post({ model: "beamclaw", messages: [{ role: "user", content: "x" }] }, { "x-openclaw-session-key": key }), 400)
       assert.strictEqual(error.code, "reserved_session_key")
     }
     await expectError(await post({ model: "beamclaw", messages: [{ role: "user", content: "x" }] }, { "x-beamclaw-session-key": "has space" }), 400, "x-beamclaw-session-key")
+  })
+
+  it("refuses JSON nested deeper than 128 levels and bodies that are not UTF-8, with a 400 naming why", async () => {
+    const deep = (levels: number) => `${"{\"a\":".repeat(levels)}1${"}".repeat(levels)}`
+    for (const field of ["temperature", "metadata"]) {
+      const body = `{"model":"beamclaw","messages":[{"role":"user","content":"x"}],"${field}":${deep(5000)}}`
+      const error = await expectError(await post(body), 400)
+      assert.strictEqual(error.code, "invalid_json")
+      assert.include(String(error.message), "nests more than 128 levels deep")
+    }
+    const schema = await expectError(await post(`{"model":"beamclaw","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":${deep(20000)}}}]}`), 400)
+    assert.strictEqual(schema.code, "invalid_json")
+    // A real tool schema of ordinary depth is fine.
+    const ordinary = await post({ model: "beamclaw", messages: [{ role: "user", content: "x" }], tools: [{ type: "function", function: { name: "f", parameters: JSON.parse(deep(20)) } }] })
+    assert.strictEqual(ordinary.status, 200)
+    const bytes = Buffer.concat([Buffer.from('{"model":"beamclaw","messages":[{"role":"user","content":"caf'), Buffer.from([0xe9, 0xff]), Buffer.from('"}]}')])
+    const notUtf8 = await expectError(await fetch(`${gateway.url}/v1/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${gateway.token}`, "content-type": "application/json" }, body: bytes }), 400)
+    assert.strictEqual(notUtf8.code, "unreadable_body")
+    assert.strictEqual(notUtf8.message, "the request body is not valid UTF-8")
   })
 
   it("refuses an unknown agent in the agent-id header", async () => {
