@@ -11,7 +11,7 @@ import { ToolRegistry, type Tool } from "./Tool.ts"
 import { TurnTimeout, type TurnEvent } from "./TurnEvent.ts"
 import * as Compaction from "./Compaction.ts"
 import { Models } from "../provider/Models.ts"
-import type { ProviderError } from "../provider/Provider.ts"
+import type { ProviderError, ToolChoice } from "../provider/Provider.ts"
 import type { AppendOptions, StoreError } from "../session/SessionStore.ts"
 import type { SessionKind } from "../session/SessionKey.ts"
 import * as Transcript from "../session/Transcript.ts"
@@ -27,6 +27,12 @@ export interface TurnInput {
   readonly extraSystemPrompt?: string | undefined
   /** Tools the client runs itself: a call to one ends the turn and is handed back to the client. */
   readonly clientTools?: ReadonlyArray<ClientToolSpec> | undefined
+  /**
+   * The turn's first model call must call a tool, or this one (a client's
+   * `tool_choice` "required" or a named function); later calls of the turn
+   * choose freely, so a tool loop can end.
+   */
+  readonly forceToolCall?: ToolChoice | undefined
   /**
    * Start a fresh session (archive the transcript, new session id) before this
    * turn, in the same envelope, so nothing can run between the reset and the
@@ -159,7 +165,8 @@ export const runTurn = Effect.fnUntraced(function*(
         thinking: settings.thinking,
         temperature: input.sampling?.temperature,
         topP: input.sampling?.topP,
-        stopSequences: input.sampling?.stop
+        stopSequences: input.sampling?.stop,
+        toolChoice: call === 0 ? input.forceToolCall : undefined
       }).pipe(
         Stream.runForEach((event) => {
           switch (event._tag) {

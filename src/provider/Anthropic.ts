@@ -302,7 +302,11 @@ export const toAnthropicParams = (request: ProviderRequest): MessageCreateParams
     // request.temperature and topP are not sent: the Messages API deprecated
     // sampling parameters and SDK 1.x no longer has fields for them.
     ...(request.stopSequences !== undefined && request.stopSequences.length > 0 ? { stop_sequences: [...request.stopSequences] } : {}),
-    ...(thinking !== undefined ? { thinking } : {})
+    ...(thinking !== undefined ? { thinking } : {}),
+    // The API refuses a forced tool call while extended thinking is on; the turn's instructions still ask for it then.
+    ...(request.toolChoice !== undefined && thinking === undefined && request.tools.length > 0
+      ? { tool_choice: request.toolChoice._tag === "any" ? { type: "any" } : { type: "tool", name: request.toolChoice.name } }
+      : {})
   }
 }
 

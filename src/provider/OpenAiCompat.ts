@@ -127,6 +127,9 @@ export const toChatCompletionsBody = (request: ProviderRequest): Record<string, 
   ...(request.stopSequences !== undefined && request.stopSequences.length > 0 ? { stop: [...request.stopSequences] } : {}),
   ...(request.thinking !== undefined && request.thinking !== "off"
     ? { reasoning_effort: reasoningEffort[request.thinking] }
+    : {}),
+  ...(request.toolChoice !== undefined && request.tools.length > 0
+    ? { tool_choice: request.toolChoice._tag === "any" ? "required" : { type: "function", function: { name: request.toolChoice.name } } }
     : {})
 })
 

@@ -26,7 +26,11 @@ export interface ProviderRequest {
   readonly temperature?: number | undefined
   readonly topP?: number | undefined
   readonly stopSequences?: ReadonlyArray<string> | undefined
+  /** The model must call a tool (`any`) or this one (`tool`), as a client's `tool_choice` asks; by default it chooses. */
+  readonly toolChoice?: ToolChoice | undefined
 }
+
+export type ToolChoice = { readonly _tag: "any" } | { readonly _tag: "tool"; readonly name: string }
 
 /** What a provider streams while a model call runs; `Done` closes every successful stream. */
 export type ProviderEvent =

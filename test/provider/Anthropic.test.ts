@@ -183,6 +183,15 @@ describe("Anthropic provider", () => {
     assert.notProperty(toAnthropicParams(baseRequest([user("x")], { temperature: 0.3 })), "temperature")
   })
 
+  it("forces a tool as the API spells it, never with extended thinking (the API refuses both at once) or without tools", () => {
+    const tools = [{ name: "get_weather", description: "d", inputSchema: { type: "object" } }]
+    assert.deepStrictEqual(toAnthropicParams(baseRequest([user("x")], { tools, toolChoice: { _tag: "any" } })).tool_choice, { type: "any" })
+    assert.deepStrictEqual(toAnthropicParams(baseRequest([user("x")], { tools, toolChoice: { _tag: "tool", name: "get_weather" } })).tool_choice, { type: "tool", name: "get_weather" })
+    assert.notProperty(toAnthropicParams(baseRequest([user("x")], { tools, toolChoice: { _tag: "any" }, thinking: "low", maxTokens: 4000 })), "tool_choice")
+    assert.notProperty(toAnthropicParams(baseRequest([user("x")], { toolChoice: { _tag: "any" } })), "tool_choice")
+    assert.notProperty(toAnthropicParams(baseRequest([user("x")], { tools })), "tool_choice")
+  })
+
   it.live("streams a tool_use turn, then sends the toolResult follow-up in the API's shape", () =>
     Effect.gen(function*() {
       const fake = yield* FakeAnthropic.make([

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Option, Redacted, Stream } from "effect"
 import type { AssistantMessage, Message } from "../../src/agent/Message.ts"
-import { makeOpenAiCompatProvider } from "../../src/provider/OpenAiCompat.ts"
+import { makeOpenAiCompatProvider, toChatCompletionsBody } from "../../src/provider/OpenAiCompat.ts"
 import type { ProviderEvent, ProviderRequest } from "../../src/provider/Provider.ts"
 import * as FakeOpenAi from "../support/FakeOpenAi.ts"
 
@@ -48,6 +48,14 @@ const failureOf = (fake: FakeOpenAi.FakeOpenAiHandle) =>
   Stream.runCollect(providerFor(fake).stream(baseRequest([user("hi")]))).pipe(Effect.flip)
 
 describe("OpenAI-compatible provider", () => {
+  it("forces a tool as the chat completions API spells it, and only with tools", () => {
+    const base = { model: "m", system: "", messages: [], maxTokens: 10, tools: [{ name: "get_weather", description: "d", inputSchema: { type: "object" } }] }
+    assert.strictEqual(toChatCompletionsBody({ ...base, toolChoice: { _tag: "any" } })["tool_choice"], "required")
+    assert.deepStrictEqual(toChatCompletionsBody({ ...base, toolChoice: { _tag: "tool", name: "get_weather" } })["tool_choice"], { type: "function", function: { name: "get_weather" } })
+    assert.notProperty(toChatCompletionsBody({ ...base, tools: [], toolChoice: { _tag: "any" } }), "tool_choice")
+    assert.notProperty(toChatCompletionsBody(base), "tool_choice")
+  })
+
   it.live("streams text and maps usage, keeping cached prompt tokens apart", () =>
     Effect.gen(function*() {
       const fake = yield* FakeOpenAi.make([{

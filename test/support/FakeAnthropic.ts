@@ -113,7 +113,11 @@ export const AnthropicRequestBody = Schema.Struct({
   thinking: Schema.optionalKey(Schema.Struct({
     type: Schema.String,
     budget_tokens: Schema.optionalKey(Schema.Number)
-  }))
+  })),
+  tool_choice: Schema.optionalKey(Schema.Union([
+    Schema.Struct({ type: Schema.Literals(["auto", "any", "none"]), disable_parallel_tool_use: Schema.optionalKey(Schema.Boolean) }),
+    Schema.Struct({ type: Schema.Literal("tool"), name: Schema.String, disable_parallel_tool_use: Schema.optionalKey(Schema.Boolean) })
+  ]))
 })
 export type AnthropicRequestBody = typeof AnthropicRequestBody.Type
 
@@ -161,6 +165,14 @@ const validate = (body: AnthropicRequestBody): string | undefined => {
         }
       }
     }
+  }
+  const choice = body.tool_choice
+  if (choice !== undefined && (choice.type === "any" || choice.type === "tool")) {
+    if ((body.tools ?? []).length === 0) return "tool_choice: a forced tool choice needs `tools`"
+    if (choice.type === "tool" && !(body.tools ?? []).some((tool) => tool.name === choice.name)) {
+      return `tool_choice.name: tool ${JSON.stringify(choice.name)} is not in \`tools\``
+    }
+    if (body.thinking?.type === "enabled") return "Thinking may not be enabled when tool_choice forces tool use."
   }
   if (body.thinking?.type === "enabled") {
     const budget = body.thinking.budget_tokens ?? 0
@@ -265,7 +277,12 @@ export const startFakeAnthropic = async (script?: FakeAnthropicScript): Promise<
 
   const nextReply = (request: RecordedAnthropicRequest): FakeAnthropicReply => {
     const scripted = scriptFn?.(request) ?? queue.shift()
-    return scripted ?? textReply(echoText(request.body))
+    if (scripted !== undefined) return scripted
+    // Unscripted, the fake answers as a model must when tool_choice forces a call: with a call (empty input).
+    const choice = request.body?.tool_choice
+    const forced = choice?.type === "tool" ? choice.name : choice?.type === "any" ? request.body?.tools?.[0]?.name : undefined
+    if (forced !== undefined) return { kind: "message", content: [{ type: "tool_use", name: forced, input: {} }], stopReason: "tool_use" }
+    return textReply(echoText(request.body))
   }
 
   const sendError = (res: ServerResponse, status: number, type: string, message: string, headers?: Record<string, string>) => {

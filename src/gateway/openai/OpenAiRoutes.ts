@@ -18,6 +18,7 @@ import { AppConfig } from "../../config/AppConfig.ts"
 import { SessionEvents } from "../rpc/SessionEvents.ts"
 import { authorize, methodNotAllowed, notFound, sseHeaders, unreadableBody } from "./Guards.ts"
 import { type ChatRequest, type ClientTool, parseChatRequest, type Sampling, type ToolChoice } from "./ChatRequest.ts"
+import { forcedToolCall, toolChoiceInstruction } from "./ForcedToolCall.ts"
 import { CompletionState, turnFailure } from "./ChatCompletion.ts"
 import { header, readJson } from "./HttpBody.ts"
 import { requestModelOverride } from "./ModelOverride.ts"
@@ -60,16 +61,19 @@ const turnInput = (
   prompt: { readonly message: string; readonly extraSystemPrompt: string | undefined; readonly images: TurnInput["images"] },
   modelOverride: string | undefined
 ): OpenAiTurnInput => {
-  const inline = !RUN_LOOP_READS_EXTRA_SYSTEM_PROMPT && prompt.extraSystemPrompt !== undefined
   const choice = chat.toolChoice
+  const instructions = [prompt.extraSystemPrompt, toolChoiceInstruction(choice)].filter((part): part is string => part !== undefined)
+  const extraSystemPrompt = instructions.length > 0 ? instructions.join("\n\n") : undefined
+  const inline = !RUN_LOOP_READS_EXTRA_SYSTEM_PROMPT && extraSystemPrompt !== undefined
   const pinned = choice._tag === "function" ? choice.name : undefined
   return {
     runId,
-    text: inline ? `[Instructions from the client's system message]\n${prompt.extraSystemPrompt}\n\n${prompt.message}` : prompt.message,
+    text: inline ? `[Instructions from the client's system message]\n${extraSystemPrompt}\n\n${prompt.message}` : prompt.message,
     images: prompt.images !== undefined && prompt.images.length > 0 ? prompt.images : undefined,
-    extraSystemPrompt: inline ? undefined : prompt.extraSystemPrompt,
+    extraSystemPrompt: inline ? undefined : extraSystemPrompt,
     clientTools: choice._tag === "none" ? [] : pinned !== undefined ? chat.tools.filter((tool) => tool.name === pinned) : chat.tools,
     toolChoice: chat.toolChoice,
+    forceToolCall: forcedToolCall(choice),
     sampling: chat.sampling,
     modelOverride
   }

@@ -28,6 +28,7 @@ import { fileLimits, renderInputFiles } from "./InputFiles.ts"
 import { ResponseSessions, type ResponseScope } from "./ResponseSessions.ts"
 import { parseResponsesRequest, type ResponsesRequest } from "./ResponsesRequest.ts"
 import { ResponseState, type StreamEvent } from "./ResponsesOutput.ts"
+import { forcedToolCall, toolChoiceInstruction } from "../openai/ForcedToolCall.ts"
 
 type EndpointConfig = BeamclawConfig["gateway"]["http"]["endpoints"]["responses"]
 
@@ -48,18 +49,10 @@ const imageLimits = (endpoint: EndpointConfig): ImageLimits => {
   }
 }
 
-/** OpenClaw's nudge for a required or pinned client tool, added to the turn's instructions. */
-const toolChoiceInstruction = (request: ResponsesRequest): string | undefined => {
-  const choice = request.toolChoice
-  if (choice._tag === "required") return "You must call one of the available tools before responding."
-  if (choice._tag === "function") return `You must call the ${choice.name} tool before responding.`
-  return undefined
-}
-
 const turnInput = (runId: string, request: ResponsesRequest, prompt: AgentPrompt, files: string | undefined, modelOverride: string | undefined): OpenAiTurnInput => {
   const choice = request.toolChoice
   const pinned = choice._tag === "function" ? choice.name : undefined
-  const system = [prompt.extraSystemPrompt, toolChoiceInstruction(request), files].filter((part): part is string => part !== undefined)
+  const system = [prompt.extraSystemPrompt, toolChoiceInstruction(choice), files].filter((part): part is string => part !== undefined)
   return {
     runId,
     text: prompt.message,
@@ -67,6 +60,7 @@ const turnInput = (runId: string, request: ResponsesRequest, prompt: AgentPrompt
     extraSystemPrompt: system.length > 0 ? system.join("\n\n") : undefined,
     clientTools: choice._tag === "none" ? [] : pinned !== undefined ? request.tools.filter((tool) => tool.name === pinned) : request.tools,
     toolChoice: choice,
+    forceToolCall: forcedToolCall(choice),
     sampling: request.sampling,
     modelOverride
   }

@@ -7,7 +7,7 @@ import { spawn } from "node:child_process"
 import { existsSync } from "node:fs"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import OpenAI from "openai"
-import { type FakeAnthropicHandle, type RecordedAnthropicRequest, lastRequestOf, startFakeAnthropic, userTexts } from "../../support/FakeAnthropic.ts"
+import { type FakeAnthropicHandle, type RecordedAnthropicRequest, lastRequestOf, startFakeAnthropic, systemText, userTexts } from "../../support/FakeAnthropic.ts"
 import { type StartedGateway, startGateway } from "../../support/Gateway.ts"
 import { at, connect } from "../ws/WsClient.ts"
 
@@ -322,9 +322,29 @@ describe("client tools", () => {
     assert.deepStrictEqual(JSON.parse(calls[0]?.function?.arguments ?? "null"), { city: "Oslo" })
     assert.strictEqual(chunks.find((c) => c.choices[0]?.finish_reason)?.choices[0]?.finish_reason, "tool_calls")
     assert.deepStrictEqual(chunks.at(-1)?.choices, [])
+    // The pinned function is forced on the model, and named in the turn's instructions.
+    assert.deepStrictEqual(lastRequest().body?.tool_choice, { type: "tool", name: "get_weather" })
+    assert.include(systemText(lastRequest()), "You must call the get_weather tool before responding.")
   })
 
-  it("fails a required tool choice the agent did not honour", async () => {
+  it("forces a required tool choice on the model: the client gets a call, and the turn's later model calls choose freely", async () => {
+    const answer = await client.chat.completions.create({
+      model: "beamclaw",
+      messages: [{ role: "user", content: "Weather somewhere?" }],
+      tools: [weatherTool],
+      tool_choice: "required"
+    })
+    assert.deepStrictEqual(lastRequest().body?.tool_choice, { type: "any" })
+    assert.include(systemText(lastRequest()), "You must call one of the available tools before responding.")
+    assert.strictEqual(answer.choices[0]?.finish_reason, "tool_calls")
+    assert.strictEqual(answer.choices[0]?.message.tool_calls?.[0]?.type === "function" ? answer.choices[0].message.tool_calls[0].function.name : undefined, "get_weather")
+    // Without a forcing choice nothing is forced.
+    await client.chat.completions.create({ model: "beamclaw", messages: [{ role: "user", content: "x" }], tools: [weatherTool] })
+    assert.isUndefined(lastRequest().body?.tool_choice)
+  })
+
+  it("fails a required tool choice the agent did not honour (a model that answers in prose all the same)", async () => {
+    fake.push({ kind: "message", content: [{ type: "text", text: "just talking" }] })
     const error = await expectError(await post({
       model: "beamclaw",
       messages: [{ role: "user", content: "just talk" }],

@@ -556,6 +556,7 @@ describe("client tools", () => {
     assert.strictEqual(output[1]?.call_id, "toolu_weather_2")
     assert.deepStrictEqual(JSON.parse(output[1]?.arguments ?? "null"), { city: "Oslo" })
     assert.include(systemText(lastRequest()), "You must call the get_weather tool before responding.")
+    assert.deepStrictEqual(lastRequest().body?.tool_choice, { type: "tool", name: "get_weather" }, "and forced on the model")
     assert.deepStrictEqual((lastRequest().body?.tools ?? []).filter((t) => t.name === "get_weather").length, 1)
   })
 
@@ -573,6 +574,8 @@ describe("client tools", () => {
   })
 
   it("fails a required tool choice the agent did not honour: 502, or response.failed when streaming", async () => {
+    fake.push({ kind: "message", content: [{ type: "text", text: "just talking" }] })
+    fake.push({ kind: "message", content: [{ type: "text", text: "just talking" }] })
     const error = await expectError(await post({ model: "beamclaw", input: "just talk", tools: [weatherTool], tool_choice: "required" }), 502)
     assert.strictEqual(error.code, "tool_call_missing")
     const { frames, done } = await readFrames(await post({ model: "beamclaw", input: "just talk", tools: [weatherTool], tool_choice: "required", stream: true }))
