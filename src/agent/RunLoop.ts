@@ -5,7 +5,7 @@
  * gone) still leaves a transcript the provider will accept.
  */
 import { Cause, Context, Duration, Effect, Stream } from "effect"
-import { type AssistantMessage, addUsage, emptyUsage, type ImagePart, type Message, type TextPart, type ToolResultMessage, toolCallsOf, type Usage } from "./Message.ts"
+import { type AssistantMessage, addUsage, emptyUsage, type ImagePart, type Message, type TextPart, type ToolResultMessage, toolCallsOf, type Usage, type UserMessage } from "./Message.ts"
 import type { AgentSettings } from "./AgentSettings.ts"
 import { ToolRegistry, type Tool } from "./Tool.ts"
 import { TurnTimeout, type TurnEvent } from "./TurnEvent.ts"
@@ -112,6 +112,11 @@ const summaryPreamble = (summary: string): Message => ({
   timestamp: 0
 })
 
+const sameContent = (a: UserMessage["content"], b: UserMessage["content"]): boolean =>
+  typeof a === "string" || typeof b === "string"
+    ? a === b
+    : a.length === b.length && a.every((part, i) => JSON.stringify(part) === JSON.stringify(b[i]))
+
 const renderToolOutput = (content: ReadonlyArray<TextPart | ImagePart>) =>
   content.map((part) => part.type === "text" ? part.text : `[image ${part.mimeType}]`).join("\n")
 
@@ -132,9 +137,13 @@ export const runTurn = Effect.fnUntraced(function*(
     const userContent: Message = input.images !== undefined && input.images.length > 0
       ? { role: "user", content: [{ type: "text", text: input.text }, ...input.images], timestamp: Date.now() }
       : { role: "user", content: input.text, timestamp: Date.now() }
+    // The same message again right after it went unanswered (a turn that failed, retried by the client, as the
+    // OpenAI SDK does on a 5xx) is that message, not a second one: the history keeps it once.
+    const previous = entries.at(-1)
+    const retried = previous?.type === "message" && previous.message.role === "user" && sameContent(previous.message.content, userContent.content)
     // In the background: a transcript that is not open yet (a new session, or one idle for a while) is
     // opened while the model is called, and the turn's last message, written durably, waits for it.
-    yield* session.persist([Transcript.messageEntry(userContent, lastId(entries))], { background: true })
+    if (!retried) yield* session.persist([Transcript.messageEntry(userContent, lastId(entries))], { background: true })
 
     const system = withExtraSystemPrompt(yield* prompts.build(settings, { key: session.key, kind: session.kind }, registry.list), input.extraSystemPrompt)
     // Our own tools win a name clash: a client cannot shadow them.

@@ -6,7 +6,7 @@ import { type Tool, ToolError } from "../../src/agent/Tool.ts"
 import type { TurnEvent } from "../../src/agent/TurnEvent.ts"
 import { Sessions } from "../../src/session/Sessions.ts"
 import * as Transcript from "../../src/session/Transcript.ts"
-import { errorReply, FakeAnthropic, messagesJson, type RecordedAnthropicRequest, systemText } from "../support/FakeAnthropic.ts"
+import { errorReply, FakeAnthropic, messagesJson, type RecordedAnthropicRequest, lastRequestOf, systemText, userTexts } from "../support/FakeAnthropic.ts"
 import { FakeOpenAi } from "../support/FakeOpenAi.ts"
 import * as TestApp from "../support/TestApp.ts"
 import { waitUntil } from "../support/WaitUntil.ts"
@@ -380,6 +380,27 @@ describe("failures outside the model call", () => {
         assert.deepStrictEqual((yield* sessions.history("agent:main:fresh")).map((e) => e.type === "message" ? e.message.content : e.type), ["first"])
         assert.include(completed(yield* collect(sessions.send("agent:main:fresh", turn("second"))))?.text, "second")
         assert.include(messagesJson(fake.requests.at(-1)), "first", "the second turn's request carries the first message")
+      }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url })))
+    })))
+
+  it.live("the same message sent again after its turn failed (a client's retry) is kept once", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      let failures = 2
+      const fake = yield* FakeAnthropic.make(() => failures-- > 0 ? errorReply(400, "invalid_request_error", "prompt is too long") : undefined)
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions
+        for (let attempt = 0; attempt < 2; attempt++) yield* collect(sessions.send("agent:main:retry", turn("hello"))).pipe(Effect.flip)
+        assert.include(completed(yield* collect(sessions.send("agent:main:retry", turn("hello"))))?.text, "hello")
+        const contents = (yield* sessions.history("agent:main:retry")).map((e) => e.type === "message" ? `${e.message.role}: ${typeof e.message.content === "string" ? e.message.content : "…"}` : e.type)
+        assert.deepStrictEqual(contents.filter((line) => line.startsWith("user")), ["user: hello"])
+        assert.deepStrictEqual(userTexts(lastRequestOf(fake)), ["hello"], "the model sees it once")
+        // A different message after a failure is a new one, and the unanswered one stays (nothing accepted is lost).
+        failures = 1
+        yield* collect(sessions.send("agent:main:retry", turn("again"))).pipe(Effect.flip)
+        yield* collect(sessions.send("agent:main:retry", turn("and again")))
+        const users = (yield* sessions.history("agent:main:retry")).flatMap((e) => e.type === "message" && e.message.role === "user" && typeof e.message.content === "string" ? [e.message.content] : [])
+        assert.deepStrictEqual(users, ["hello", "again", "and again"])
       }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url })))
     })))
 
