@@ -202,7 +202,8 @@ export const ProviderConfig = Schema.suspend(() =>
     baseUrl: NonEmpty,
     apiKey: Schema.optionalKey(Secret),
     api: ProviderApi.pipe(withDefault("anthropic-messages")),
-    headers: Schema.Record(Schema.String, Schema.String).pipe(withDefault({})),
+    /** Extra request headers; secret like the key (an `Authorization` or `x-api-key` often goes here), so redacted wherever printed. */
+    headers: Schema.Record(Schema.String, Secret).pipe(withDefault({})),
     models: Schema.Array(ProviderModel).pipe(withDefault([]))
   })
 )

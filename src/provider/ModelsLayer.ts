@@ -21,6 +21,10 @@ export interface ProviderEnv {
   readonly openaiApiKey: Redacted.Redacted<string> | undefined
 }
 
+/** Header values are secrets in the config; the provider sends them as they are. */
+const revealHeaders = (headers: Readonly<Record<string, Redacted.Redacted<string>>>): Record<string, string> =>
+  Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, Redacted.value(value)]))
+
 export const buildProviders = (models: BeamclawConfig["models"], env: ProviderEnv): ReadonlyMap<string, Provider> => {
   const providers = new Map<string, Provider>()
   providers.set("anthropic", makeAnthropicProvider({ id: "anthropic", apiKey: env.anthropicApiKey, baseUrl: env.anthropicBaseUrl }))
@@ -28,8 +32,8 @@ export const buildProviders = (models: BeamclawConfig["models"], env: ProviderEn
   for (const [id, entry] of Object.entries(models.providers)) {
     const key = id.toLowerCase()
     const provider = entry.api === "openai-completions"
-      ? makeOpenAiCompatProvider({ id: key, apiKey: entry.apiKey ?? (key === "openai" ? env.openaiApiKey : undefined), baseUrl: entry.baseUrl, headers: entry.headers })
-      : makeAnthropicProvider({ id: key, apiKey: entry.apiKey ?? (key === "anthropic" ? env.anthropicApiKey : undefined), baseUrl: entry.baseUrl, headers: entry.headers })
+      ? makeOpenAiCompatProvider({ id: key, apiKey: entry.apiKey ?? (key === "openai" ? env.openaiApiKey : undefined), baseUrl: entry.baseUrl, headers: revealHeaders(entry.headers) })
+      : makeAnthropicProvider({ id: key, apiKey: entry.apiKey ?? (key === "anthropic" ? env.anthropicApiKey : undefined), baseUrl: entry.baseUrl, headers: revealHeaders(entry.headers) })
     providers.set(key, provider)
   }
   return providers

@@ -125,7 +125,7 @@ describe("ConfigSchema", () => {
   it("decodes secrets to Redacted values that never print", () => {
     const config = decodeOk({
       gateway: { auth: { token: "gw-secret" } },
-      models: { providers: { anthropic: { baseUrl: "https://api.anthropic.com", apiKey: "sk-secret" } } }
+      models: { providers: { anthropic: { baseUrl: "https://api.anthropic.com", apiKey: "sk-secret", headers: { authorization: "Bearer hdr-secret" } } } }
     })
     const token = config.gateway.auth.token
     assert.isTrue(token !== undefined && Redacted.isRedacted(token))
@@ -133,6 +133,7 @@ describe("ConfigSchema", () => {
     const printed = `${String(token)} ${JSON.stringify(config)} ${Effect.runSync(Effect.succeed(config).pipe(Effect.map(String)))}`
     assert.notInclude(printed, "gw-secret")
     assert.notInclude(printed, "sk-secret")
+    assert.notInclude(printed, "hdr-secret", "provider headers are secrets too (an Authorization often goes there)")
     assert.include(String(config.models.providers["anthropic"]?.apiKey), "<redacted>")
   })
 

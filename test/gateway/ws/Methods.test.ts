@@ -368,6 +368,22 @@ describe("config", () => {
   })
 })
 
+describe("config secrets", () => {
+  it("provider headers are secrets: config.get redacts them, and the model call still sends them", async () => {
+    const { client } = await connect(env.gateway.wsUrl, env.gateway.token)
+    const got = await client.request("config.get")
+    const patched = await client.request("config.patch", { raw: JSON.stringify({ models: { providers: { anthropic: { headers: { "x-team-secret": "hdr-secret" } } } } }), baseHash: at(got, "payload", "hash") })
+    assert.strictEqual(at(patched, "payload", "ok"), true)
+    const reread = await client.request("config.get")
+    assert.strictEqual(at(reread, "payload", "config", "models", "providers", "anthropic", "headers", "x-team-secret"), "<redacted>")
+    assert.notInclude(JSON.stringify(reread), "hdr-secret")
+    await client.request("chat.send", { sessionKey: "secret-headers", message: "hi", idempotencyKey: "run-secret-headers" })
+    await client.waitFor((frame) => frame.event === "chat" && at(frame, "payload", "runId") === "run-secret-headers" && at(frame, "payload", "state") === "final")
+    assert.strictEqual(env.fake.requests.at(-1)?.headers["x-team-secret"], "hdr-secret")
+    await client.close()
+  })
+})
+
 describe("system", () => {
   it("status, models.list, agents.list, channels.status, system-presence, last-heartbeat, logs.tail", async () => {
     const { client } = await connect(env.gateway.wsUrl, env.gateway.token)
