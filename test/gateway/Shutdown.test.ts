@@ -1,4 +1,6 @@
 import * as fs from "node:fs/promises"
+import * as net from "node:net"
+import { randomBytes } from "node:crypto"
 import * as path from "node:path"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
 import * as Transcript from "../../src/session/Transcript.ts"
@@ -74,4 +76,48 @@ describe("graceful shutdown", () => {
       await fs.rm(gateway.home, { recursive: true, force: true })
     }
   })
+
+  it("drops WebSocket clients that never answer the close handshake, so shutdown does not wait for them", async () => {
+    const gateway = await startGateway({ anthropicUrl: fake.url })
+    // Raw sockets that upgrade and then never read or answer anything: one that never connects (no hello), and one
+    // that completes connect (a ws client would answer the close frame; these cannot).
+    const upgrade = () =>
+      new Promise<net.Socket>((resolve, reject) => {
+        const socket = net.connect(gateway.port, "127.0.0.1", () => {
+          socket.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString("base64")}\r\nSec-WebSocket-Version: 13\r\n\r\n`)
+        })
+        socket.once("data", (chunk) => chunk.toString("latin1").startsWith("HTTP/1.1 101") ? resolve(socket) : reject(new Error(chunk.toString("latin1"))))
+        socket.once("error", reject)
+      })
+    const silent = await upgrade()
+    silent.pause()
+    const authenticated = await connect(gateway.wsUrl, gateway.token)
+    // The ws client would answer the close frame: take its socket away from it.
+    const raw = await upgrade()
+    raw.pause()
+    const started = Date.now()
+    const result = await gateway.stop()
+    expect(result.code).toBe(0)
+    expect(Date.now() - started).toBeLessThan(4000)
+    silent.destroy()
+    raw.destroy()
+    await authenticated.client.close()
+  }, 20_000)
+
+  it("drops a socket whose handshake was refused once the close grace is over, even if it never answers the close", async () => {
+    const gateway = await startGateway({ anthropicUrl: fake.url, env: { BEAMCLAW_HANDSHAKE_TIMEOUT_MS: "200" } })
+    try {
+      const socket = net.connect(gateway.port, "127.0.0.1", () => {
+        socket.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString("base64")}\r\nSec-WebSocket-Version: 13\r\n\r\n`)
+      })
+      const started = Date.now()
+      // Reads what comes (the challenge, then the close frame) and never answers.
+      socket.on("data", () => {})
+      await new Promise<void>((resolve) => socket.once("close", () => resolve()))
+      // The handshake timeout (200 ms), then 1 s for a close answer that never comes; not the WebSocket library's 30 s.
+      expect(Date.now() - started).toBeLessThan(4000)
+    } finally {
+      await gateway.stop()
+    }
+  }, 20_000)
 })

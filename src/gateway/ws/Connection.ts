@@ -78,10 +78,11 @@ export interface Peer {
   readonly releasePreauth?: (() => void) | undefined
 }
 
-/** The byte stream under the WebSocket, corked while a batch of frames is written. */
+/** The byte stream under the WebSocket, corked while a batch of frames is written, and dropped when the connection is done. */
 export interface Transport {
   readonly cork: () => void
   readonly uncork: () => void
+  readonly destroy: () => void
 }
 
 export const run = (socket: Socket.Socket, peer: Peer, hub: Hub, methods: Record<string, Handler>, transport?: Transport) =>
@@ -151,6 +152,8 @@ export const run = (socket: Socket.Socket, peer: Peer, hub: Hub, methods: Record
     ))
 
     let client: (HubClient & { readonly context: Omit<MethodContext, "respondInterim" | "afterResponse"> }) | undefined
+    // Until it registers, the hub knows this socket only here: a shutdown's close-all reaches it through this.
+    const untrackPending = hub.trackPending(close)
 
     // Handshake deadline: no valid connect in time closes the socket.
     yield* Effect.forkScoped(Effect.sleep(Duration.millis(hub.options.handshakeTimeoutMs)).pipe(
@@ -274,6 +277,7 @@ export const run = (socket: Socket.Socket, peer: Peer, hub: Hub, methods: Record
         client = self
         peer.releasePreauth?.()
         hub.register(self, presence)
+        untrackPending()
       })
 
     const dispatch = (frame: RequestFrame, connected: NonNullable<typeof client>) =>
@@ -355,6 +359,10 @@ export const run = (socket: Socket.Socket, peer: Peer, hub: Hub, methods: Record
     ).pipe(Effect.onInterrupt(() => goingAway), Effect.ensuring(Effect.sync(() => {
       closing = true
       peer.releasePreauth?.()
+      untrackPending()
       hub.unregister(connId)
+      // The close handshake had its grace: a client that has not answered is cut off now, instead of holding its
+      // socket (and the server's shutdown) for the WebSocket library's own 30 s close timeout.
+      transport?.destroy()
     })))
   })

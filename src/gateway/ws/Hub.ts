@@ -255,8 +255,18 @@ export const make = Effect.fnUntraced(function*(options: HubOptions) {
   /** Forks a run into the gateway's own fiber set (it outlives the requesting connection). */
   const fork = <A, E>(effect: Effect.Effect<A, E>) => detached.fork(effect)
 
+  /** Sockets still in their handshake (not registered yet): a shutdown closes them too, not only the clients. */
+  const pending = new Set<(code: number, reason: string) => void>()
+  const trackPending = (close: (code: number, reason: string) => void): (() => void) => {
+    pending.add(close)
+    return () => {
+      pending.delete(close)
+    }
+  }
+
   const closeAll = (code: number, reason: string): void => {
     for (const client of clients.values()) client.close(code, reason)
+    for (const close of [...pending]) close(code, reason)
   }
 
   // Bumped by closeDevice. A connect reads it before its credentials are checked and re-checks it just before
@@ -293,6 +303,7 @@ export const make = Effect.fnUntraced(function*(options: HubOptions) {
     sendTo,
     register,
     unregister,
+    trackPending,
     newRun,
     runEnded,
     fork,
