@@ -50,6 +50,12 @@ export class ListenError extends Schema.TaggedError<ListenError>()("ListenError"
 }) {}
 
 /** The reason a listen failed, from the node error under the ServeError (which has no message of its own). */
+/**
+ * The WebSocket protocol's largest frame (gateway/ws/Frames.ts MAX_PAYLOAD_BYTES, as OpenClaw's 25 MiB), given
+ * to the `ws` server; a copy, not an import, so the start-up path does not load the protocol's module.
+ */
+export const WEBSOCKET_MAX_PAYLOAD_BYTES = 25 * 1024 * 1024
+
 const listenFailure = (cause: Cause.Cause<unknown>): string => {
   let error: unknown = Cause.squash(cause)
   for (let depth = 0; depth < 4 && typeof error === "object" && error !== null; depth++) {
@@ -89,7 +95,13 @@ const serverLayer = (address: ListenAddress, table: Deferred.Deferred<RouteTable
   ).pipe(
     // NodeHttpServer.layer without its NodeServices (see Base.ts `platform`).
     Layer.provideMerge(Layer.mergeAll(
-      NodeHttpServer.layerServer(createServer, { port: address.port, host: address.host, gracefulShutdownTimeout: "5 seconds" }),
+      NodeHttpServer.layerServer(createServer, {
+        port: address.port,
+        host: address.host,
+        gracefulShutdownTimeout: "5 seconds",
+        // A WebSocket frame over the protocol's limit is refused (1009) as it arrives, not buffered whole first.
+        websocket: { maxPayload: WEBSOCKET_MAX_PAYLOAD_BYTES }
+      }),
       NodeHttpPlatform.layer,
       Etag.layerWeak
     ))
