@@ -83,6 +83,8 @@ export interface Transport {
   readonly cork: () => void
   readonly uncork: () => void
   readonly destroy: () => void
+  /** Bytes written to the socket that the kernel has not taken yet: what a client that does not read leaves behind. */
+  readonly writableLength: number
 }
 
 export const run = (socket: Socket.Socket, peer: Peer, hub: Hub, methods: Record<string, Handler>, transport?: Transport) =>
@@ -100,10 +102,15 @@ export const run = (socket: Socket.Socket, peer: Peer, hub: Hub, methods: Record
     let closing = false
     let queuedBytes = 0
 
-    /** Queues a frame; false when the client is too far behind. */
+    /**
+     * Queues a frame; false when the client is too far behind: what waits in
+     * the queue and what sits unsent in the socket's buffer (the writer hands
+     * frames to the socket at once, so a client that stops reading shows only
+     * there), as OpenClaw's check of the socket's buffered amount.
+     */
     const offer = (frame: string): boolean => {
       if (closing) return true
-      if (queuedBytes + frame.length > MAX_BUFFERED_BYTES) return false
+      if (queuedBytes + (transport?.writableLength ?? 0) + frame.length > MAX_BUFFERED_BYTES) return false
       if (!Queue.offerUnsafe(outbound, frame)) return false
       queuedBytes += frame.length
       return true
