@@ -224,8 +224,17 @@ export interface DevicePairing {
 
 export class GatewayAuth extends Context.Service<GatewayAuth, {
   readonly mode: Effect.Effect<AuthMode>
-  /** Checks credentials presented from an address: constant-time, rate-limited per address. */
-  readonly check: (presented: PresentedCredentials, clientAddress: string) => Effect.Effect<Principal, AuthFailed>
+  /**
+   * Checks credentials presented from an address: constant-time, rate-limited
+   * per address. With `deviceFallback` (a connect that also carries a device
+   * token) a mismatch is not counted yet: the caller counts it with
+   * `recordSharedSecretFailure` only if the device token fails too, as
+   * OpenClaw, so a paired device reconnecting with its own token does not
+   * lock itself out.
+   */
+  readonly check: (presented: PresentedCredentials, clientAddress: string, options?: { readonly deviceFallback?: boolean }) => Effect.Effect<Principal, AuthFailed>
+  /** Counts a shared-secret mismatch whose counting `check` deferred (`deviceFallback`). */
+  readonly recordSharedSecretFailure: (clientAddress: string) => Effect.Effect<void>
   /** `Authorization: Bearer <token or password>` on an HTTP request. */
   readonly checkBearer: (authorization: string | undefined, clientAddress: string) => Effect.Effect<Principal, AuthFailed>
   /**

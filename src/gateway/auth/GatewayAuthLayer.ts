@@ -99,18 +99,18 @@ export const make = Effect.gen(function*() {
 
   const rateLimited = (retryAfterMs: number) => new AuthFailed({ reason: "rate_limited", message: RATE_LIMITED_MESSAGE, retryAfterMs })
 
-  /** Runs a secret comparison behind the limiter: a mismatch counts, a success resets. */
-  const limited = (scope: RateLimiter.RateLimitScope, clientAddress: string, attempt: Effect.Effect<Principal, AuthFailed>) =>
+  /** Runs a secret comparison behind the limiter: a mismatch counts (unless the caller counts it later), a success resets. */
+  const limited = (scope: RateLimiter.RateLimitScope, clientAddress: string, attempt: Effect.Effect<Principal, AuthFailed>, countMismatch = true) =>
     Effect.gen(function*() {
       const decision = yield* limiter.check(scope, clientAddress)
       if (!decision.allowed) return yield* rateLimited(decision.retryAfterMs)
       return yield* attempt.pipe(
         Effect.tap(() => limiter.reset(scope, clientAddress)),
-        Effect.tapError((failure) => failure.reason === "mismatch" ? limiter.recordFailure(scope, clientAddress) : Effect.void)
+        Effect.tapError((failure) => failure.reason === "mismatch" && countMismatch ? limiter.recordFailure(scope, clientAddress) : Effect.void)
       )
     })
 
-  const check = (presented: PresentedCredentials, clientAddress: string): Effect.Effect<Principal, AuthFailed> =>
+  const check = (presented: PresentedCredentials, clientAddress: string, options?: { readonly deviceFallback?: boolean }): Effect.Effect<Principal, AuthFailed> =>
     Effect.gen(function*() {
       const config = yield* appConfig.get
       const auth = config.gateway.auth
@@ -142,7 +142,7 @@ export const make = Effect.gen(function*() {
         if (given === undefined || given === "") return Effect.fail(new AuthFailed({ reason: "missing", message: `gateway ${mode} missing` }))
         if (!safeEqual(given, expected)) return Effect.fail(new AuthFailed({ reason: "mismatch", message: `gateway ${mode} mismatch` }))
         return Effect.succeed<Principal>({ method: mode, clientAddress, loopback })
-      }))
+      }), options?.deviceFallback !== true)
     })
 
   const checkDeviceToken = (
@@ -250,6 +250,7 @@ export const make = Effect.gen(function*() {
   return GatewayAuth.of({
     mode: appConfig.get.pipe(Effect.map((c) => c.gateway.auth.mode)),
     check,
+    recordSharedSecretFailure: (clientAddress) => limiter.recordFailure("shared-secret", clientAddress),
     checkBearer: (authorization, clientAddress) => {
       const match = /^Bearer\s+(.+)$/i.exec(authorization?.trim() ?? "")
       const secret = match?.[1]?.trim()

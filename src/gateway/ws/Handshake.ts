@@ -104,12 +104,16 @@ export const admit = (params: ConnectParams, context: HandshakeContext) =>
     const auth = yield* GatewayAuth
     const mode = yield* auth.mode
     const deviceTokenPresented = params.auth?.deviceToken ?? params.auth?.token
-    const principal = yield* auth.check({ token: params.auth?.token, password: params.auth?.password }, context.clientAddress).pipe(
+    const deviceFallback = device !== undefined && deviceTokenPresented !== undefined && deviceTokenPresented !== ""
+    const principal = yield* auth.check({ token: params.auth?.token, password: params.auth?.password }, context.clientAddress, { deviceFallback }).pipe(
       Effect.catch((failure) =>
-        // OpenClaw's fallback: a paired device may present its own token instead of the shared secret.
-        device === undefined || deviceTokenPresented === undefined || deviceTokenPresented === "" || failure.reason === "rate_limited"
+        // OpenClaw's fallback: a paired device may present its own token instead of the shared secret. The shared
+        // secret's mismatch counts only if the device token fails too, and its lockout does not stop the device
+        // token (rate-limited in its own bucket).
+        !deviceFallback || device === undefined || deviceTokenPresented === undefined
           ? Effect.fail(authRejection(mode, failure, false))
           : auth.checkDeviceToken({ deviceId: device.id, role, scopes, token: deviceTokenPresented }, context.clientAddress).pipe(
+            Effect.tapError(() => failure.reason === "mismatch" ? auth.recordSharedSecretFailure(context.clientAddress) : Effect.void),
             Effect.mapError((deviceFailure) => authRejection(mode, deviceFailure, true))
           )
       )
