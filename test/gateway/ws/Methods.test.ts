@@ -166,6 +166,8 @@ describe("agent", () => {
     const wait = await client.request("agent.wait", { runId: "run-agent" })
     assert.strictEqual(at(wait, "payload", "status"), "ok")
     assert.isNumber(at(wait, "payload", "endedAt"))
+    const otherSession = await client.request("agent", { message: "run as agent", sessionKey: "another-session", idempotencyKey: "run-agent" })
+    assert.strictEqual(otherSession.error?.message, "idempotencyKey already used for another session", "a run of another session is not that run")
     const unknown = await client.request("agent.wait", { runId: "never-started", timeoutMs: 50 })
     assert.deepStrictEqual(unknown.payload, { runId: "never-started", status: "timeout" })
     const noTarget = await client.request("agent", { message: "x", deliver: true, idempotencyKey: "run-deliver" })

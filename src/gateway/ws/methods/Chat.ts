@@ -303,6 +303,8 @@ const agent: Handler = (params, context) =>
     if (text.trim() === "" && images.length === 0) return yield* Effect.fail(invalidRequest("message or attachment required"))
     const runId = decoded.idempotencyKey
     const existing = context.hub.runs.get(runId)
+    // As chat.send: a key already used by a run of another session is not that run.
+    if (existing !== undefined && existing.sessionKey !== key.key) return yield* Effect.fail(invalidRequest("idempotencyKey already used for another session"))
     const run = existing ?? (yield* Runs.start(context.hub, { runId, sessionKey: key.key, text, images: images.length > 0 ? images : undefined, kind: "agent" }))
     if (existing === undefined && delivery !== undefined) {
       // Owned by the gateway like the run, so the answer is delivered even if this client leaves.
