@@ -5,7 +5,7 @@
  * as OpenClaw does, because common clients always send some of them.
  */
 import { Predicate, Result } from "effect"
-import { fail, numberIn, parseToolChoice, parseTools, parseWith, positiveInt, present } from "./FieldChecks.ts"
+import { fail, numberIn, parseToolChoice, parseTools, parseWith, positiveInt, present, shown } from "./FieldChecks.ts"
 import type { OpenAiError } from "./OpenAiError.ts"
 
 export interface ClientTool {
@@ -94,7 +94,7 @@ const parseContent = (
       imageUrls.push(url.trim())
       return
     }
-    return fail(`${at}.type`, `Invalid '${at}.type': content parts of type ${JSON.stringify(type)} are not supported; use 'text' or 'image_url'.`, "invalid_value")
+    return fail(`${at}.type`, `Invalid '${at}.type': content parts of type ${shown(type)} are not supported; use 'text' or 'image_url'.`, "invalid_value")
   })
   return { text: texts.join("\n"), imageUrls }
 }
@@ -125,7 +125,7 @@ const parseMessages = (value: unknown): ReadonlyArray<ChatMessage> => {
     if (!Predicate.isObject(raw)) return fail(at, `Invalid '${at}': expected an object.`, "invalid_type")
     const role = raw.role
     if (typeof role !== "string" || !ROLES.has(role)) {
-      return fail(`${at}.role`, `Invalid '${at}.role': expected one of 'system', 'developer', 'user', 'assistant', 'tool', got ${JSON.stringify(role)}.`, "invalid_value")
+      return fail(`${at}.role`, `Invalid '${at}.role': expected one of 'system', 'developer', 'user', 'assistant', 'tool', got ${shown(role)}.`, "invalid_value")
     }
     const name = typeof raw.name === "string" && raw.name.trim() !== "" ? raw.name.trim() : undefined
     switch (role) {
@@ -153,7 +153,7 @@ const parseMessages = (value: unknown): ReadonlyArray<ChatMessage> => {
             return fail(`${at}.tool_call_id`, `Missing required parameter: '${at}.tool_call_id'.`, "missing_required_parameter")
           }
           if (!calls.has(toolCallId)) {
-            return fail(`${at}.tool_call_id`, `Invalid '${at}.tool_call_id': ${JSON.stringify(toolCallId)} does not answer a tool call of an earlier assistant message. Messages with role 'tool' must follow an assistant message with 'tool_calls'.`, "invalid_value")
+            return fail(`${at}.tool_call_id`, `Invalid '${at}.tool_call_id': ${shown(toolCallId)} does not answer a tool call of an earlier assistant message. Messages with role 'tool' must follow an assistant message with 'tool_calls'.`, "invalid_value")
           }
         } else if (name === undefined) {
           return fail(`${at}.name`, `Missing required parameter: '${at}.name' (a 'function' message names the function it answers).`, "missing_required_parameter")
@@ -190,11 +190,11 @@ const parse = (body: unknown): ChatRequest => {
     }
   }
   const n = body.n
-  if (present(n) && n !== 1) return fail("n", `Invalid 'n': only n=1 is supported (one agent, one answer), got ${JSON.stringify(n)}.`, "invalid_value")
+  if (present(n) && n !== 1) return fail("n", `Invalid 'n': only n=1 is supported (one agent, one answer), got ${shown(n)}.`, "invalid_value")
   const user = body.user
   if (present(user) && typeof user !== "string") return fail("user", "Invalid 'user': expected a string.", "invalid_type")
   const seed = body.seed
-  if (present(seed) && (typeof seed !== "number" || !Number.isSafeInteger(seed))) return fail("seed", `Invalid 'seed': expected an integer, got ${JSON.stringify(seed)}.`, "invalid_type")
+  if (present(seed) && (typeof seed !== "number" || !Number.isSafeInteger(seed))) return fail("seed", `Invalid 'seed': expected an integer, got ${shown(seed)}.`, "invalid_type")
   const maxCompletion = positiveInt(body, "max_completion_tokens")
   const maxTokens = positiveInt(body, "max_tokens")
   const sampling: Sampling = {

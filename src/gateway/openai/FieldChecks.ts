@@ -20,6 +20,12 @@ class Invalid {
   }
 }
 
+/** A client's value as an error message shows it: JSON, cut at 200 characters (the value may be megabytes). */
+export const shown = (value: unknown): string => {
+  const text = JSON.stringify(value) ?? String(value)
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text
+}
+
 export const fail = (param: string, message: string, code?: string): never => {
   throw new Invalid(invalidField(param, message, code))
 }
@@ -27,7 +33,7 @@ export const fail = (param: string, message: string, code?: string): never => {
 export const numberIn = (body: Readonly<Record<string, unknown>>, key: string, min: number, max: number): number | undefined => {
   const value = body[key]
   if (!present(value)) return undefined
-  if (typeof value !== "number" || !Number.isFinite(value)) return fail(key, `Invalid '${key}': expected a number, got ${JSON.stringify(value)}.`, "invalid_type")
+  if (typeof value !== "number" || !Number.isFinite(value)) return fail(key, `Invalid '${key}': expected a number, got ${shown(value)}.`, "invalid_type")
   if (value < min) return fail(key, `Invalid '${key}': decimal below minimum value. Expected a value >= ${min}, but got ${value} instead.`, "decimal_below_min_value")
   if (value > max) return fail(key, `Invalid '${key}': decimal above maximum value. Expected a value <= ${max}, but got ${value} instead.`, "decimal_above_max_value")
   return value
@@ -37,7 +43,7 @@ export const positiveInt = (body: Readonly<Record<string, unknown>>, key: string
   const value = body[key]
   if (!present(value)) return undefined
   if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1) {
-    return fail(key, `Invalid '${key}': expected a positive integer, got ${JSON.stringify(value)}.`, "invalid_value")
+    return fail(key, `Invalid '${key}': expected a positive integer, got ${shown(value)}.`, "invalid_value")
   }
   return value
 }
@@ -68,15 +74,15 @@ export const parseTools = (value: unknown, shape: ToolShape): ReadonlyArray<Clie
   return value.map((tool: unknown, i): ClientTool => {
     const at = `tools[${i}]`
     if (!Predicate.isObject(tool)) return fail(at, `Invalid '${at}': expected an object.`, "invalid_type")
-    if (tool.type !== "function") return fail(`${at}.type`, `Invalid '${at}.type': only "function" tools are supported, got ${JSON.stringify(tool.type)}.`, "invalid_value")
+    if (tool.type !== "function") return fail(`${at}.type`, `Invalid '${at}.type': only "function" tools are supported, got ${shown(tool.type)}.`, "invalid_value")
     const nested = Predicate.isObject(tool.function)
     if (!nested && shape === "nested") return missing(`${at}.function`)
     const fn = Predicate.isObject(tool.function) ? tool.function : tool
     const base = nested ? `${at}.function` : at
     const name = fn.name
     if (typeof name !== "string" || name === "") return missing(`${base}.name`)
-    if (!TOOL_NAME.test(name)) return fail(`${base}.name`, `Invalid '${base}.name': ${JSON.stringify(name)} must match ${TOOL_NAME}.`, "invalid_value")
-    if (names.has(name)) return fail(`${base}.name`, `Invalid '${base}.name': ${JSON.stringify(name)} is declared twice.`, "invalid_value")
+    if (!TOOL_NAME.test(name)) return fail(`${base}.name`, `Invalid '${base}.name': ${shown(name)} must match ${TOOL_NAME}.`, "invalid_value")
+    if (names.has(name)) return fail(`${base}.name`, `Invalid '${base}.name': ${shown(name)} is declared twice.`, "invalid_value")
     names.add(name)
     if (present(fn.description) && typeof fn.description !== "string") return fail(`${base}.description`, `Invalid '${base}.description': expected a string.`, "invalid_type")
     if (present(fn.parameters) && !Predicate.isObject(fn.parameters)) return fail(`${base}.parameters`, `Invalid '${base}.parameters': expected a JSON Schema object.`, "invalid_type")
@@ -100,10 +106,10 @@ export const parseToolChoice = (value: unknown, tools: ReadonlyArray<ClientTool>
     const name = Predicate.isObject(value.function) ? value.function.name : nested ? undefined : value.name
     const param = nested ? "tool_choice.function.name" : "tool_choice.name"
     if (typeof name !== "string" || name === "") return missing(param)
-    if (!tools.some((tool) => tool.name === name)) return fail(param, `Invalid '${param}': ${JSON.stringify(name)} is not one of the tools in 'tools'.`, "invalid_value")
+    if (!tools.some((tool) => tool.name === name)) return fail(param, `Invalid '${param}': ${shown(name)} is not one of the tools in 'tools'.`, "invalid_value")
     return { _tag: "function", name }
   }
-  const variant = Predicate.isObject(value) ? JSON.stringify(value.type) : JSON.stringify(value)
+  const variant = Predicate.isObject(value) ? shown(value.type) : shown(value)
   const example = shape === "nested" ? `{"type":"function","function":{"name":...}}` : `{"type":"function","name":...}`
   return fail("tool_choice", `Invalid 'tool_choice': ${variant} is not supported; use "auto", "none", "required" or ${example}.`, "invalid_value")
 }

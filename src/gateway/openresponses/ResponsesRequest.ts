@@ -12,7 +12,7 @@
  */
 import { Predicate, Result } from "effect"
 import type { ChatMessage, ClientTool, Sampling, ToolCall, ToolChoice } from "../openai/ChatRequest.ts"
-import { fail, missing, numberIn, parseToolChoice, parseTools, parseWith, positiveInt, present } from "../openai/FieldChecks.ts"
+import { fail, missing, numberIn, parseToolChoice, parseTools, parseWith, positiveInt, present, shown } from "../openai/FieldChecks.ts"
 import type { OpenAiError } from "../openai/OpenAiError.ts"
 import { type InputFile, parseInputFile } from "./InputFiles.ts"
 
@@ -49,7 +49,7 @@ const imageUrl = (part: Readonly<Record<string, unknown>>, at: string): string =
   if (present(source)) {
     if (!Predicate.isObject(source)) return fail(`${at}.source`, `Invalid '${at}.source': expected an object.`, "invalid_type")
     if (source.type === "url") return noUrls(`${at}.source`)
-    if (source.type !== "base64") return fail(`${at}.source.type`, `Invalid '${at}.source.type': expected "base64" or "url", got ${JSON.stringify(source.type)}.`, "invalid_value")
+    if (source.type !== "base64") return fail(`${at}.source.type`, `Invalid '${at}.source.type': expected "base64" or "url", got ${shown(source.type)}.`, "invalid_value")
     const mediaType = source.media_type
     const data = source.data
     if (typeof mediaType !== "string" || mediaType.trim() === "") return missing(`${at}.source.media_type`)
@@ -97,7 +97,7 @@ const parseContent = (
         files.push(parseInputFile(part, at))
         return
       default:
-        return fail(`${at}.type`, `Invalid '${at}.type': content parts of type ${JSON.stringify(part.type)} are not supported; use 'input_text', 'output_text' or 'input_image'.`, "invalid_value")
+        return fail(`${at}.type`, `Invalid '${at}.type': content parts of type ${shown(part.type)} are not supported; use 'input_text', 'output_text' or 'input_image'.`, "invalid_value")
     }
   })
   return { text: texts.join("\n"), imageUrls }
@@ -110,7 +110,7 @@ const parseOutput = (output: unknown, param: string): string => {
   return output.map((part: unknown, j) => {
     const at = `${param}[${j}]`
     if (!Predicate.isObject(part)) return fail(at, `Invalid '${at}': expected an object.`, "invalid_type")
-    if (part.type !== "input_text") return fail(`${at}.type`, `Invalid '${at}.type': only input_text parts are supported in a function_call_output, got ${JSON.stringify(part.type)}.`, "invalid_value")
+    if (part.type !== "input_text") return fail(`${at}.type`, `Invalid '${at}.type': only input_text parts are supported in a function_call_output, got ${shown(part.type)}.`, "invalid_value")
     return string(part.text, `${at}.text`)
   }).join("\n")
 }
@@ -134,7 +134,7 @@ const parseInput = (value: unknown, files: Array<InputFile>): ReadonlyArray<Chat
       case "message": {
         const role = raw.role
         if (role !== "system" && role !== "developer" && role !== "user" && role !== "assistant") {
-          return fail(`${at}.role`, `Invalid '${at}.role': expected one of 'system', 'developer', 'user', 'assistant', got ${JSON.stringify(role)}.`, "invalid_value")
+          return fail(`${at}.role`, `Invalid '${at}.role': expected one of 'system', 'developer', 'user', 'assistant', got ${shown(role)}.`, "invalid_value")
         }
         // Files are read from the current user message only (as images are, and as OpenClaw does): a newer one replaces them.
         if (role === "user") files.length = 0
@@ -175,7 +175,7 @@ const parseInput = (value: unknown, files: Array<InputFile>): ReadonlyArray<Chat
       case "input_file":
         return fail(`${at}.type`, `Invalid '${at}.type': an input_file goes in a user message's content, not directly in 'input'.`, "invalid_value")
       default:
-        return fail(`${at}.type`, `Invalid '${at}.type': input items of type ${JSON.stringify(type)} are not supported; use 'message', 'function_call' or 'function_call_output'.`, "invalid_value")
+        return fail(`${at}.type`, `Invalid '${at}.type': input items of type ${shown(type)} are not supported; use 'message', 'function_call' or 'function_call_output'.`, "invalid_value")
     }
   })
   return messages

@@ -182,6 +182,8 @@ describe("sessions", () => {
       assert.strictEqual(error.code, "invalid_json")
       assert.include(String(error.message), "nests more than 128 levels deep")
     }
+    const huge = await expectError(await post({ model: "beamclaw", messages: [{ role: "user", content: "x" }], temperature: "t".repeat(100_000) }), 400, "temperature")
+    assert.isBelow(String(huge.message).length, 400, "the error shows the start of a huge value, not all of it")
     const schema = await expectError(await post(`{"model":"beamclaw","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":${deep(20000)}}}]}`), 400)
     assert.strictEqual(schema.code, "invalid_json")
     // A real tool schema of ordinary depth is fine.
