@@ -37,6 +37,9 @@ const formatIssue = SchemaIssue.makeFormatterDefault()
 const decodeRequest = Schema.decodeUnknownResult(RequestFrame)
 const decodeConnect = Schema.decodeUnknownResult(ConnectParams)
 
+/** Requests one connection may have in flight at once; more are answered UNAVAILABLE (retryable) at once. */
+export const MAX_IN_FLIGHT_REQUESTS = 1024
+
 /** At most this many frames per corked write. */
 const WRITE_BATCH_FRAMES = 512
 
@@ -101,6 +104,7 @@ export const run = (socket: Socket.Socket, peer: Peer, hub: Hub, methods: Record
     const requests = yield* FiberSet.make()
     let closing = false
     let queuedBytes = 0
+    let inFlight = 0
 
     /**
      * Queues a frame; false when the client is too far behind: what waits in
@@ -338,8 +342,15 @@ export const run = (socket: Socket.Socket, peer: Peer, hub: Hub, methods: Record
         if (Result.isFailure(frame)) {
           return send(responseError(idOf(parsed.success) ?? "invalid", { code: "INVALID_REQUEST", message: `invalid request frame: ${formatIssue(frame.failure.issue)}` }))
         }
-        // Requests run concurrently; responses may come back out of order, as in OpenClaw.
-        yield* FiberSet.run(requests, dispatch(frame.success, connected))
+        // Requests run concurrently; responses may come back out of order, as in OpenClaw. Bounded per connection,
+        // as OpenClaw's start queue: one client cannot park an unbounded number of fibers (agent.wait, say).
+        if (inFlight >= MAX_IN_FLIGHT_REQUESTS) {
+          return send(responseError(frame.success.id, { code: "UNAVAILABLE", message: `too many requests in flight on this connection (at most ${MAX_IN_FLIGHT_REQUESTS}); wait for answers before sending more`, retryable: true }))
+        }
+        inFlight++
+        yield* FiberSet.run(requests, dispatch(frame.success, connected).pipe(Effect.ensuring(Effect.sync(() => {
+          inFlight--
+        }))))
       })
 
     const readLoop = Effect.gen(function*() {

@@ -169,6 +169,19 @@ describe("after the handshake", () => {
     await client.close()
   })
 
+  it("at most 1,024 requests in flight per connection; the rest are answered UNAVAILABLE at once, and the connection lives on", async () => {
+    const { client } = await connect(env.gateway.wsUrl, env.gateway.token)
+    for (let i = 0; i < 1100; i++) client.sendRaw(JSON.stringify({ type: "req", id: `w${i}`, method: "agent.wait", params: { runId: `never-${i}`, timeoutMs: 1500 } }))
+    await client.waitFor((frame) => frame.type === "res" && frame.id === "w1099")
+    const refused = client.frames.filter((frame) => frame.type === "res" && frame.error?.code === "UNAVAILABLE")
+    assert.strictEqual(refused.length, 1100 - 1024)
+    assert.match(refused[0]?.error?.message ?? "", /too many requests in flight on this connection \(at most 1024\)/)
+    // Once the waits end, the connection takes requests again.
+    await client.waitFor((frame) => frame.type === "res" && frame.id === "w1023", 10_000)
+    assert.strictEqual((await client.request("health")).ok, true)
+    await client.close()
+  })
+
   it("a frame over maxPayload closes 1009, refused by the WebSocket server as it arrives (not buffered whole first)", async () => {
     assert.strictEqual(WEBSOCKET_MAX_PAYLOAD_BYTES, MAX_PAYLOAD_BYTES, "the ws server's limit is the protocol's")
     const { client } = await connect(env.gateway.wsUrl, env.gateway.token)
