@@ -205,13 +205,20 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
     for (const entry of index.values()) known.add(`${entry.sessionId}.jsonl`)
     const orphans = names.filter((name) => name.endsWith(".jsonl") && !known.has(name))
     const deleted = new Set<string>()
+    const reset = new Set<string>()
     for (const name of names) {
-      const at = name.indexOf(".jsonl.deleted.")
-      if (at > 0) deleted.add(name.slice(0, at + ".jsonl".length))
+      const deletedAt = name.indexOf(".jsonl.deleted.")
+      if (deletedAt > 0) deleted.add(name.slice(0, deletedAt + ".jsonl".length))
+      const resetAt = name.indexOf(".jsonl.reset.")
+      if (resetAt > 0) reset.add(name.slice(0, resetAt + ".jsonl".length))
     }
     const wasDeleted = (entry: SessionEntry) => {
       const file = `${entry.sessionId}.jsonl`
       return !present.has(file) && deleted.has(file)
+    }
+    const wasReset = (entry: SessionEntry) => {
+      const file = `${entry.sessionId}.jsonl`
+      return !present.has(file) && !deleted.has(file) && reset.has(file)
     }
     const changes: Array<string> = []
     if (orphans.length > 0) {
@@ -228,6 +235,13 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
       if (wasDeleted(entry)) {
         index.delete(key)
         changes.push(`${key} dropped (its transcript was archived as deleted)`)
+      } else if (wasReset(entry)) {
+        // Reset before the index caught up (its new session had no transcript yet): the key starts its fresh
+        // session now, never the archived one's id again (a turn would write a second file of that id).
+        const now = Date.now()
+        const fresh: SessionEntry = { ...emptySessionEntry(crypto.randomUUID(), agentId, now), ...carriedOverOnReset(entry) }
+        index.set(key, fresh)
+        changes.push(`${key} moved to a fresh session ${fresh.sessionId} (its transcript was archived by a reset)`)
       }
     }
     if (changes.length === 0) return
@@ -268,8 +282,10 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
       else {
         for (const [key, raw] of Object.entries(decoded.success)) {
           const entry = decodeEntry(raw)
-          if (entry._tag === "Success") index.set(key, entry.success)
-          else problems.push(`${key}: ${entry.failure.message.split("\n")[0]}`)
+          if (entry._tag === "Failure") problems.push(`${key}: ${entry.failure.message.split("\n")[0]}`)
+          // An id that cannot name a transcript file (an index edited by hand) would leave the key unusable.
+          else if (!isValidSessionId(entry.success.sessionId)) problems.push(`${key}: session id ${JSON.stringify(entry.success.sessionId)} cannot name a transcript file`)
+          else index.set(key, entry.success)
         }
       }
       if (problems.length === 0) yield* reconcile(agentId, index)

@@ -143,11 +143,13 @@ describe("FileSessionStore against hand-edited state", () => {
       const indexFile = path.join(home, "agents", "main", "sessions", "sessions.json")
       yield* Effect.promise(() => fs.writeFile(indexFile, JSON.stringify({
         "agent:main:labelled": { ...entryFor("kept"), label: "keep me" },
-        "agent:main:main": { sessionId: 42 }
+        "agent:main:main": { sessionId: 42 },
+        "agent:main:spaced": { ...entryFor("kept"), sessionId: "my session" }
       })))
       const rows = new Map(yield* store.listEntries("main"))
       assert.strictEqual(rows.get("agent:main:labelled")?.label, "keep me")
       assert.strictEqual(rows.get("agent:main:main")?.sessionId, "s6", "rebuilt from the transcript header")
+      assert.isFalse(rows.has("agent:main:spaced"), "an id that cannot name a transcript file is a bad entry, not a key stuck for good")
     })))
 
   it.live("skips an unreadable transcript while rebuilding the index", () =>

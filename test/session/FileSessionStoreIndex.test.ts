@@ -196,6 +196,24 @@ describe("FileSessionStore index", () => {
         assert.isUndefined(rows.get("agent:main:a")?.lastTo)
       })))
 
+    it.live("a session reset after the last write, whose new session had no transcript yet, moves to a fresh id (never the archived one's again)", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const home = yield* tempHome
+        yield* crashed(
+          home,
+          [["agent:main:r", "s-r-1", 1]],
+          [["s-r-1", "reset"]],
+          [withEntry("agent:main:r", "s-r-1", 1, { label: "keep me", turnCount: 7, outputTokens: 99 })]
+        )
+        const rows = yield* reload(home)
+        const row = rows.get("agent:main:r")
+        assert.isDefined(row)
+        assert.notStrictEqual(row?.sessionId, "s-r-1", "the archived session's id is not used again")
+        assert.strictEqual(row?.label, "keep me", "what a reset keeps")
+        assert.strictEqual(row?.turnCount, 0, "a fresh session's counters")
+        assert.strictEqual(row?.outputTokens, 0)
+      })))
+
     it.live("read-only, a stale index is shown completed but nothing is written", () =>
       Effect.scoped(Effect.gen(function*() {
         const home = yield* tempHome

@@ -247,7 +247,12 @@ describe("SessionMaintenance", () => {
           yield* Stream.runDrain(sessions.send(key, { runId: crypto.randomUUID(), text: `hello ${i}`, oneShot: true }))
           yield* Effect.sleep("5 millis")
         }
-        yield* waitUntil(sessions.list().pipe(Effect.map((rows) => rows.length === 3), Effect.orDie), "the cap to be applied")
+        const maintenance = yield* SessionMaintenance
+        // The pass is over when it is the last one recorded (the list shrinks while it still runs).
+        yield* waitUntil(
+          Effect.all([sessions.list(), maintenance.last]).pipe(Effect.map(([rows, pass]) => rows.length === 3 && pass !== undefined), Effect.orDie),
+          "the cap to be applied"
+        )
         assert.deepStrictEqual((yield* sessions.list()).map((r) => r.key).sort(), keys.slice(2).sort(), "the newest three are kept")
         const pass = yield* lastPass
         assert.strictEqual(pass?.trigger, "cap")
@@ -413,23 +418,18 @@ describe("SessionMaintenance", () => {
     Effect.scoped(Effect.gen(function*() {
       const home = yield* TestApp.tempDir()
       const fake = yield* FakeAnthropic.make()
+      // A one-request session whose transcript cannot be erased: a directory stands where the file would be.
       yield* seed(home, [
         { key: "agent:main:openai:one", ageDays: 40, transcriptBytes: 10 },
         { key: "agent:main:openai:two", ageDays: 41, transcriptBytes: 10 },
-        { key: "agent:main:openai-user:three", ageDays: 42, transcriptBytes: 10 }
+        { key: "agent:main:openai-user:three", ageDays: 42, transcriptBytes: 10 },
+        { key: "agent:main:openai:broken", ageDays: 50 }
       ])
-      // An entry whose session id cannot name a file (an index edited by hand, say).
-      yield* Effect.promise(async () => {
-        const file = path.join(sessionsDir(home), "sessions.json")
-        const index = JSON.parse(await fs.readFile(file, "utf8")) as Record<string, SessionEntry>
-        const at = Date.now() - 50 * DAY
-        index["agent:main:openai-user:broken"] = { ...emptySessionEntry("bad id", "main", at), updatedAt: at }
-        await fs.writeFile(file, JSON.stringify(index))
-      })
+      yield* Effect.promise(() => fs.mkdir(path.join(sessionsDir(home), `${sessionIdOf("agent:main:openai:broken")}.jsonl`, "inside"), { recursive: true }))
       yield* withMaintenance(home, fake.url, {}, { firstPassAfter: "1 hour" }, Effect.gen(function*() {
         const [summary] = yield* (yield* SessionMaintenance).run({})
         assert.strictEqual(summary?.pruned, 3)
-        assert.deepStrictEqual((yield* (yield* Sessions).list()).map((r) => r.key), ["agent:main:openai-user:broken"])
+        assert.deepStrictEqual((yield* (yield* Sessions).list()).map((r) => r.key), ["agent:main:openai:broken"])
       }))
     })))
 
