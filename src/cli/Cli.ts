@@ -27,6 +27,7 @@ import type * as Transcript from "../session/Transcript.ts"
 import type { BeamclawRpcClient } from "../client/BeamclawClient.ts"
 import * as Spinner from "./Spinner.ts"
 import { tokenFile } from "../gateway/auth/TokenFile.ts"
+import { exposureProblem } from "../gateway/auth/Exposure.ts"
 
 class GatewayUnreachable extends Schema.TaggedError<GatewayUnreachable>()("GatewayUnreachable", {
   message: Schema.String
@@ -271,6 +272,10 @@ const sessionsReset = Command.make("reset", { key: keyArgument, agent: agentFlag
   ).pipe(userFacing)
 ).pipe(Command.withDescription("Start a session anew, archiving its transcript"))
 
+class ConfigNotStartable extends Schema.TaggedError<ConfigNotStartable>()("ConfigNotStartable", {
+  message: Schema.String
+}) {}
+
 class CleanupRefused extends Schema.TaggedError<CleanupRefused>()("CleanupRefused", {
   message: Schema.String
 }) {}
@@ -356,6 +361,12 @@ const configValidate = Command.make("validate", { json }, (input) =>
     const paths = yield* Paths
     const result = yield* Effect.result(loadConfig({ file: paths.configFile, setBy: paths.configFileSetBy }))
     if (result._tag === "Success") {
+      // What the gateway would refuse to start on is not valid either.
+      const exposure = exposureProblem(result.success)
+      if (exposure !== undefined) {
+        if (input.json) yield* Console.log(JSON.stringify({ ok: false, file: paths.configFile, issues: [{ path: "gateway", message: exposure }] }, null, 2))
+        return yield* new ConfigNotStartable({ message: `${paths.configFile}: the gateway would not start: ${exposure}` })
+      }
       return yield* Console.log(input.json ? JSON.stringify({ ok: true, file: paths.configFile, issues: [] }) : `${paths.configFile}: valid`)
     }
     if (input.json) yield* Console.log(JSON.stringify({ ok: false, file: paths.configFile, issues: result.failure.issues }, null, 2))

@@ -20,6 +20,7 @@ import { ConfigConflict, ConfigInvalid, ConfigWriteFailed } from "./ConfigErrors
 import { AppConfig } from "./AppConfig.ts"
 import { type BeamclawConfigEncodedValue, type ConfigError, decodeConfigText, encodeConfig, formatIssueLine, parseConfigText, REDACTED_TEXT } from "./ConfigLoader.ts"
 import { Paths } from "./Paths.ts"
+import { exposureProblem } from "../gateway/auth/Exposure.ts"
 import { isErrno } from "../platform/Errno.ts"
 
 export { ConfigConflict, ConfigInvalid, ConfigWriteFailed }
@@ -154,6 +155,24 @@ export const restoreRedacted = (next: unknown, previous: unknown): unknown => {
   return next
 }
 
+/** Where a `<redacted>` placeholder is left in a config to be written (nothing to restore there), or undefined. */
+const redactedPlaceholderPath = (value: unknown, path: ReadonlyArray<string> = []): string | undefined => {
+  if (value === REDACTED_TEXT) return pathKey(path)
+  if (Array.isArray(value)) {
+    for (const [index, item] of value.entries()) {
+      const found = redactedPlaceholderPath(item, [...path, `[${index}]`])
+      if (found !== undefined) return found
+    }
+    return undefined
+  }
+  if (!Predicate.isObject(value)) return undefined
+  for (const [key, item] of Object.entries(value)) {
+    const found = redactedPlaceholderPath(item, [...path, key])
+    if (found !== undefined) return found
+  }
+  return undefined
+}
+
 /** The first key a patch must not use, or undefined. */
 const forbiddenKey = (value: unknown, path: ReadonlyArray<string> = []): string | undefined => {
   if (Array.isArray(value)) {
@@ -286,7 +305,16 @@ export const make = Effect.gen(function*() {
       const text = current?.text ?? ""
       const raw = yield* parseConfigText(text, file).pipe(Effect.mapError(invalid("invalid config; fix before patching")))
       const rendered = next({ text, raw }, yaml)
-      yield* decodeConfigText(rendered, file).pipe(Effect.mapError(invalid("invalid config")))
+      const decoded = yield* decodeConfigText(rendered, file).pipe(Effect.mapError(invalid("invalid config")))
+      // What the gateway would refuse to start on (password mode without a password, auth none off loopback) is
+      // refused here too: written, it would lock every client out, the one that could undo it included.
+      const exposure = exposureProblem(decoded)
+      if (exposure !== undefined) return yield* new ConfigInvalid({ message: `invalid config: ${exposure}`, issues: [{ path: "gateway", message: exposure }] })
+      const placeholder = redactedPlaceholderPath(yield* parseConfigText(rendered, file).pipe(Effect.mapError(invalid("invalid config"))))
+      if (placeholder !== undefined) {
+        const message = `${placeholder} is the ${REDACTED_TEXT} placeholder, but there is no secret in the file to keep there (it comes from the environment or a flag): give the value itself, or leave the key out`
+        return yield* new ConfigInvalid({ message: `invalid config: ${message}`, issues: [{ path: placeholder, message }] })
+      }
       yield* writeAtomically(file, rendered)
       const { changed } = yield* appConfig.reload.pipe(Effect.mapError(invalid("the written config did not load")))
       return { path: file, changed, hash: hashOf(rendered), config: encodeConfig(yield* appConfig.get) }

@@ -142,6 +142,15 @@ describe("beamclaw config", () => {
     expect((JSON.parse(validate.stdout) as { issues: Array<unknown> }).issues).toHaveLength(3)
   })
 
+  it("validate also refuses what the gateway would not start on (auth none off loopback)", async () => {
+    await fs.writeFile(path.join(home, "beamclaw.yaml"), "gateway:\n  bind: lan\n  auth:\n    mode: none\n")
+    const validate = await run(["config", "validate"], env)
+    expect(validate.code).toBe(1)
+    expect(validate.stderr).toContain("the gateway would not start: gateway.auth.mode is none, which is only allowed when the gateway binds to loopback")
+    const json = await run(["config", "validate", "--json"], env)
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, issues: [{ path: "gateway" }] })
+  })
+
   it("reports broken YAML with its line and column", async () => {
     await fs.writeFile(path.join(home, "beamclaw.yaml"), "gateway:\n  port: [1\nagents: {}\n")
     const result = await run(["config", "validate"], env)
