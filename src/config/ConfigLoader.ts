@@ -496,6 +496,9 @@ export const loadConfigFile = Effect.fn("ConfigLoader.loadConfigFile")(
       // The defaults, which is what an empty file decodes to (the usual first start has no file).
       return defaultConfig
     }
+    // An emptied file while running is an editor mid-save (truncate, then write) far more often than a wish for
+    // every default: a reload keeps the config it has, as for a deleted file.
+    if (options.mustExist === true && text.value.trim() === "") return yield* fileProblem(file, `config file ${file} is empty; the current config stays until it has content`)
     return yield* decodeConfigText(text.value, file)
   }
 )

@@ -67,6 +67,21 @@ describe("AppConfig", () => {
     }).pipe(Effect.provide(layer), Effect.ensuring(Effect.sync(() => NodeFs.rmSync(home, { recursive: true, force: true }))))
   })
 
+  it.live("a file emptied while running (an editor mid-save) keeps the config; its content applies when it comes", () => {
+    const home = tempHome()
+    const file = NodePath.join(home, "beamclaw.yaml")
+    NodeFs.writeFileSync(file, "gateway:\n  port: 1000\n")
+    const { layer, logs } = setup(home)
+    return Effect.gen(function*() {
+      const app = yield* AppConfig
+      NodeFs.writeFileSync(file, "")
+      yield* eventually("the empty-file warning", Effect.sync(() => logs.some((l) => l.includes("is empty; the current config stays"))))
+      assert.strictEqual((yield* app.get).gateway.port, 1000, "not the default 18789")
+      NodeFs.writeFileSync(file, "gateway:\n  port: 2000\n")
+      yield* eventually("port 2000", Effect.map(app.get, (c) => c.gateway.port === 2000))
+    }).pipe(Effect.provide(layer), Effect.ensuring(Effect.sync(() => NodeFs.rmSync(home, { recursive: true, force: true }))))
+  })
+
   it.live("follows editors that replace the file by rename, and a file created later", () => {
     const home = tempHome()
     const file = NodePath.join(home, "beamclaw.yaml")
