@@ -50,7 +50,10 @@ const resolveKey = (session: Option.Option<string>, agent: Option.Option<string>
     yield* agents.settings(agentId)
     const policy = yield* agents.sessionPolicy
     const parsed = SessionKey.toStoreKey(Option.getOrUndefined(session), { agentId, mainKey: policy.mainKey })
-    return parsed._tag === "Success" ? parsed.success.key : yield* parsed.failure
+    if (parsed._tag === "Failure") return yield* parsed.failure
+    // A key can name another agent (`agent:other:main`): that agent must exist too, as through the gateway.
+    if (parsed.success.agentId !== agentId) yield* agents.settings(parsed.success.agentId)
+    return parsed.success.key
   })
 
 /**
@@ -129,15 +132,24 @@ interface Target {
   readonly agent: Option.Option<string>
 }
 
+/** The credential the running gateway's auth mode asks for: none, its password, or its token (configured, else generated). */
 const gatewayToken = (lease: StateLease.Lease) =>
   Effect.gen(function*() {
     const paths = yield* Paths
     const config = yield* loadConfig({ file: paths.configFile, setBy: paths.configFileSetBy })
-    const configured = config.gateway.auth.token ?? config.gateway.auth.password
-    if (configured !== undefined) return Redacted.value(configured)
+    const auth = config.gateway.auth
+    if (auth.mode === "none") return undefined
+    if (auth.mode === "password") {
+      if (auth.password !== undefined) return Redacted.value(auth.password)
+      return yield* new GatewayUnreachable({ message: `a gateway is running (pid ${lease.pid}) in password mode, but gateway.auth.password is not set in ${paths.configFile}` })
+    }
+    if (auth.token !== undefined) return Redacted.value(auth.token)
     return yield* Effect.tryPromise({
       try: () => fs.readFile(tokenFile(paths.home), "utf8").then((text) => text.trim()),
-      catch: () => new GatewayUnreachable({ message: `a gateway is running (pid ${lease.pid}) but its token is not configured and ${tokenFile(paths.home)} cannot be read` })
+      catch: () =>
+        new GatewayUnreachable({
+          message: `a gateway is running (pid ${lease.pid}) but its token is not configured and ${tokenFile(paths.home)} cannot be read; if it was started with --token, set BEAMCLAW_GATEWAY_TOKEN to that token here too`
+        })
     })
   })
 

@@ -345,4 +345,28 @@ describe("beamclaw sessions", () => {
     }
     expect((await gateway.result).code).toBe(0)
   })
+
+  it("a key naming an agent that does not exist is refused in-process, as through the gateway", async () => {
+    const reset = await run(["sessions", "reset", "agent:other:main"], env)
+    expect(reset.code).toBe(1)
+    expect(reset.stderr).toContain("unknown agent \"other\"")
+    await expect(fs.access(path.join(home, "agents", "other"))).rejects.toThrow()
+  })
+
+  it("goes through a gateway in auth mode none (no credential), and one in password mode (its password)", async () => {
+    for (const auth of ["  auth:\n    mode: none\n", "  auth:\n    mode: password\n    password: pw-123\n    token: stale-token\n"]) {
+      await fs.writeFile(path.join(home, "beamclaw.yaml"), `gateway:\n${auth}`)
+      const port = await freePort()
+      const gateway = start([], { ...env, BEAMCLAW_PORT: String(port) })
+      try {
+        await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/ready`).catch(() => undefined))?.status === 200, "the gateway to be ready")
+        const shown = await run(["sessions", "show", "main"], env)
+        expect(shown.stderr).toBe("")
+        expect(shown.code).toBe(0)
+      } finally {
+        gateway.child.kill("SIGTERM")
+        await gateway.result
+      }
+    }
+  })
 })
