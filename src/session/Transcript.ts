@@ -183,17 +183,25 @@ export const repair = (entries: ReadonlyArray<Entry>): Repair => {
     }
     pending = new Map()
   }
-  const seen = new Set<string>()
+  const seen = new Map<string, Entry>()
   for (const original of entries) {
     let entry = original
-    if (seen.has(entry.id)) {
-      // Two entries with one id make parent links and compaction points ambiguous.
+    const earlier = seen.get(entry.id)
+    if (earlier !== undefined) {
+      // The same line twice (a copy, a replayed write) is one entry: kept twice, a tool call in it would reach
+      // the provider twice under one id, which it refuses on every later turn.
+      if (encodeLine(earlier) === encodeLine(entry)) {
+        dropped.push(entry)
+        actions.push(`dropped a repeated copy of entry ${entry.id}`)
+        continue
+      }
+      // Two different entries with one id make parent links and compaction points ambiguous.
       let id = newEntryId()
       while (seen.has(id)) id = newEntryId()
       actions.push(`gave the second entry with id ${entry.id} the new id ${id}`)
       entry = { ...entry, id }
     }
-    seen.add(entry.id)
+    seen.set(entry.id, entry)
     if (entry.type === "message" && entry.message.role === "toolResult") {
       const id = entry.message.toolCallId
       if (pending.has(id)) {

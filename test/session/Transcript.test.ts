@@ -152,4 +152,17 @@ describe("Transcript.repair ids", () => {
     expect(new Set(repaired.entries.map((e) => e.id)).size).toBe(2)
     expect(repaired.actions[0]).toContain(`id ${a.id}`)
   })
+
+  it("drops a line repeated whole (a copy of an answered tool call), instead of sending its call twice", () => {
+    const question = entry(user("weather?"))
+    const call = entry(assistant("checking", [{ id: "toolu_1", name: "weather" }]))
+    const answer = entry(result("toolu_1"))
+    // Read back from disk, as a load sees it: the repeated line right after the first.
+    const parsed = Transcript.parse(file(header, question, call, call, answer)).entries
+    const repaired = Transcript.repair(parsed)
+    expect(repaired.entries.map((e) => e.id)).toEqual([question.id, call.id, answer.id])
+    expect(repaired.actions).toEqual([`dropped a repeated copy of entry ${call.id}`])
+    // No synthetic result for a call that was answered.
+    expect(repaired.appended).toEqual([])
+  })
 })

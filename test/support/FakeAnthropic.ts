@@ -166,6 +166,9 @@ const validate = (body: AnthropicRequestBody): string | undefined => {
       }
     }
   }
+  const toolUseIds = body.messages.flatMap((message) => blocksOf(message.content).filter((b) => b.type === "tool_use").map((b) => String(b.id)))
+  const repeated = toolUseIds.find((id, i) => toolUseIds.indexOf(id) !== i)
+  if (repeated !== undefined) return `messages: \`tool_use\` ids must be unique (${repeated} appears more than once)`
   const choice = body.tool_choice
   if (choice !== undefined && (choice.type === "any" || choice.type === "tool")) {
     if ((body.tools ?? []).length === 0) return "tool_choice: a forced tool choice needs `tools`"
