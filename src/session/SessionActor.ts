@@ -168,6 +168,14 @@ export const load = Effect.fnUntraced(function*(key: SessionKey.ParsedSessionKey
     entry = { ...existing, agentId: key.agentId }
   }
   const loaded = yield* store.loadTranscript(entry.agentId, entry.sessionId, key.key)
+  if (loaded.exists && loaded.header.key !== undefined && loaded.header.key !== key.key) {
+    // The transcript is another session's (an index edited by hand, two keys naming one session id): reading it
+    // would hand that conversation to this one, and both would write one file. This key starts afresh.
+    const fresh: SessionEntry = { ...freshEntry(key.agentId, now), ...carriedOverOnReset(entry) }
+    yield* Effect.logWarning(`the index entry of ${key.key} names session ${entry.sessionId}, whose transcript belongs to ${loaded.header.key}; ${key.key} starts a fresh session ${fresh.sessionId}`)
+    yield* store.putEntry(key.key, fresh)
+    return { key, entry: fresh, entries: [], ids: new Set(), headerWritten: false } satisfies SessionState
+  }
   if (!loaded.exists && entry.turnCount > 0) {
     yield* Effect.logWarning(`transcript ${entry.sessionId}.jsonl of ${key.key} is missing although the index counts ${entry.turnCount} turns; the session continues without that history`)
   }

@@ -404,6 +404,32 @@ describe("failures outside the model call", () => {
       }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url })))
     })))
 
+  it.live("an index entry naming another session's transcript (edited by hand) starts a fresh session, never reads or writes the other's", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const fake = yield* FakeAnthropic.make()
+      const aliceId = yield* Effect.gen(function*() {
+        const sessions = yield* Sessions
+        yield* collect(sessions.send("agent:main:dm-alice", turn("my PIN is 4711")))
+        return (yield* sessions.entry("agent:main:dm-alice"))?.sessionId ?? ""
+      }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url })))
+      const indexFile = path.join(home, "agents", "main", "sessions", "sessions.json")
+      yield* Effect.promise(async () => {
+        const index = JSON.parse(await fs.readFile(indexFile, "utf8")) as Record<string, unknown>
+        index["agent:main:dm-bob"] = index["agent:main:dm-alice"]
+        await fs.writeFile(indexFile, JSON.stringify(index))
+      })
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions
+        yield* collect(sessions.send("agent:main:dm-bob", turn("hello")))
+        assert.notInclude(messagesJson(lastRequestOf(fake)), "4711", "bob never sees alice's conversation")
+        const bob = yield* sessions.entry("agent:main:dm-bob")
+        assert.notStrictEqual(bob?.sessionId, aliceId)
+        const alice = yield* readTranscript(home, aliceId)
+        assert.deepStrictEqual(alice.entries.map((e) => e.type === "message" ? e.message.content : e.type).filter((c) => typeof c === "string"), ["my PIN is 4711"], "alice's file has only her messages")
+      }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url })))
+    })))
+
   it.live("a transcript that cannot be read fails the turn at once with the reason", () =>
     Effect.scoped(Effect.gen(function*() {
       const home = yield* TestApp.tempDir()
