@@ -11,12 +11,20 @@
  * The client address for rate limiting comes from the upgrade request: the
  * route tags each connection with a random id header and keeps the address
  * here, so a client cannot claim another address.
+ *
+ * Until one of its requests has authenticated, a socket holds a slot of a
+ * per-address budget (OpenClaw's 32 unauthenticated sockets, as on `/`; over
+ * it the upgrade gets 503) and must authenticate within the handshake
+ * timeout (15 s, `BEAMCLAW_HANDSHAKE_TIMEOUT_MS`), or it is closed: a client
+ * without the token cannot hold sockets open.
  */
 import { randomUUID } from "node:crypto"
-import { Effect, Layer, Option } from "effect"
+import { Config, Deferred, Duration, Effect, Layer, Option } from "effect"
 import { Headers, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { RpcSerialization, RpcServer } from "effect/rpc"
 import { AuthFailed, GatewayAuth } from "../auth/GatewayAuth.ts"
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS } from "../ws/Frames.ts"
+import * as PreauthBudget from "../ws/PreauthBudget.ts"
 import * as RpcHandlers from "./RpcHandlers.ts"
 import { BeamclawRpcs, RpcAuth } from "./Rpcs.ts"
 
@@ -26,6 +34,10 @@ const CONNECTION_HEADER = "x-beamclaw-rpc-connection"
 
 interface Peer {
   readonly clientAddress: string
+  /** Done once a request of this socket has authenticated. */
+  readonly authenticated: Deferred.Deferred<void>
+  /** Gives back the socket's slot of the unauthenticated budget (idempotent). */
+  readonly release: () => void
 }
 
 const refuse = (status: number, message: string, headers: Record<string, string> = {}) =>
@@ -34,6 +46,9 @@ const refuse = (status: number, message: string, headers: Record<string, string>
 const server = Layer.effectDiscard(Effect.gen(function*() {
   const auth = yield* GatewayAuth
   const peers = new Map<string, Peer>()
+  const budget = PreauthBudget.make(PreauthBudget.DEFAULT_MAX_PREAUTH_CONNECTIONS_PER_IP)
+  const configured = yield* Config.option(Config.Int("BEAMCLAW_HANDSHAKE_TIMEOUT_MS")).pipe(Effect.orElseSucceed(() => Option.none<number>()))
+  const authTimeout = Duration.millis(Option.isSome(configured) && configured.value > 0 ? configured.value : DEFAULT_HANDSHAKE_TIMEOUT_MS)
   const { protocol, httpEffect } = yield* RpcServer.makeProtocolWithHttpEffectWebsocket
 
   const upgrade = Effect.gen(function*() {
@@ -42,13 +57,32 @@ const server = Layer.effectDiscard(Effect.gen(function*() {
     if ((request.headers["upgrade"] ?? "").toLowerCase() !== "websocket") {
       return refuse(426, `${PATH} speaks effect/rpc over WebSocket; connect with beamclaw/client`, { upgrade: "websocket" })
     }
+    const clientAddress = Option.getOrElse(request.remoteAddress, () => "unknown")
+    const release = budget.acquire(clientAddress)
+    if (release === undefined) return HttpServerResponse.text(PreauthBudget.OVER_BUDGET_MESSAGE, { status: 503, headers: { connection: "close" } })
     const id = randomUUID()
-    peers.set(id, { clientAddress: Option.getOrElse(request.remoteAddress, () => "unknown") })
+    const authenticated = Deferred.makeUnsafe<void>()
+    peers.set(id, { clientAddress, authenticated, release })
+    // Credentials on the upgrade itself (as BeamclawClient sends them) authenticate the socket at once.
+    if (request.headers["authorization"] !== undefined) {
+      const upfront = yield* Effect.exit(auth.checkBearer(request.headers["authorization"], clientAddress))
+      if (upfront._tag === "Success") {
+        release()
+        Deferred.doneUnsafe(authenticated, Effect.void)
+      }
+    }
     const headers = Headers.set(Headers.remove(request.headers, CONNECTION_HEADER), CONNECTION_HEADER, id)
-    return yield* httpEffect.pipe(
-      Effect.provideService(HttpServerRequest.HttpServerRequest, request.modify({ headers })),
-      Effect.ensuring(Effect.sync(() => peers.delete(id)))
+    // A socket that has not authenticated in time is closed (the race interrupts its protocol fiber).
+    const deadline = Effect.sleep(authTimeout).pipe(
+      Effect.andThen(Effect.suspend(() => Deferred.isDoneUnsafe(authenticated) ? Effect.never : Effect.succeed(HttpServerResponse.empty())))
     )
+    return yield* Effect.raceFirst(
+      httpEffect.pipe(Effect.provideService(HttpServerRequest.HttpServerRequest, request.modify({ headers }))),
+      deadline
+    ).pipe(Effect.ensuring(Effect.sync(() => {
+      peers.delete(id)
+      release()
+    })))
   })
   const router = yield* HttpRouter.HttpRouter
   yield* router.add("*", PATH, upgrade)
@@ -59,6 +93,9 @@ const server = Layer.effectDiscard(Effect.gen(function*() {
       // Only a request that overrode the connection header per message gets here.
       if (peer === undefined) return yield* new AuthFailed({ reason: "not_allowed", message: "unknown RPC connection" })
       yield* auth.checkBearer(headers["authorization"], peer.clientAddress)
+      // Authenticated: the socket leaves the unauthenticated budget and its deadline.
+      peer.release()
+      Deferred.doneUnsafe(peer.authenticated, Effect.void)
       return yield* effect
     })
   )
