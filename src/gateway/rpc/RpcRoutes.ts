@@ -46,9 +46,14 @@ const refuse = (status: number, message: string, headers: Record<string, string>
 const server = Layer.effectDiscard(Effect.gen(function*() {
   const auth = yield* GatewayAuth
   const peers = new Map<string, Peer>()
-  const budget = PreauthBudget.make(PreauthBudget.DEFAULT_MAX_PREAUTH_CONNECTIONS_PER_IP)
-  const configured = yield* Config.option(Config.Int("BEAMCLAW_HANDSHAKE_TIMEOUT_MS")).pipe(Effect.orElseSucceed(() => Option.none<number>()))
-  const authTimeout = Duration.millis(Option.isSome(configured) && configured.value > 0 ? configured.value : DEFAULT_HANDSHAKE_TIMEOUT_MS)
+  // The same settings as the WebSocket protocol's route (ws/WsRoutes.ts).
+  const positive = (name: string, fallback: number) =>
+    Config.option(Config.Int(name)).pipe(
+      Effect.orElseSucceed(() => Option.none<number>()),
+      Effect.map((value) => Option.isSome(value) && value.value > 0 ? value.value : fallback)
+    )
+  const budget = PreauthBudget.make(yield* positive("BEAMCLAW_MAX_PREAUTH_CONNECTIONS_PER_IP", PreauthBudget.DEFAULT_MAX_PREAUTH_CONNECTIONS_PER_IP))
+  const authTimeout = Duration.millis(yield* positive("BEAMCLAW_HANDSHAKE_TIMEOUT_MS", DEFAULT_HANDSHAKE_TIMEOUT_MS))
   const { protocol, httpEffect } = yield* RpcServer.makeProtocolWithHttpEffectWebsocket
 
   const upgrade = Effect.gen(function*() {
