@@ -188,6 +188,35 @@ export const load = Effect.fnUntraced(function*(key: SessionKey.ParsedSessionKey
   } satisfies SessionState
 })
 
+/**
+ * Reset or Delete of a session that cannot be loaded (a transcript too large
+ * to read, one the process may not read): done from the index alone, so the
+ * key is never stuck. The transcript is set aside unread, as these always do.
+ */
+export const withoutLoading = Effect.fnUntraced(function*(key: SessionKey.ParsedSessionKey, envelope: Extract<Envelope, { readonly _tag: "Reset" | "Delete" }>) {
+  const store = yield* SessionStore
+  const setAside = (reason: "reset" | "deleted") =>
+    Effect.gen(function*() {
+      const entry = yield* store.getEntry(key.key)
+      if (entry !== undefined) yield* store.archiveTranscript(key.agentId, entry.sessionId, reason)
+      return entry
+    })
+  if (envelope._tag === "Delete") {
+    return yield* Deferred.complete(envelope.reply, Effect.gen(function*() {
+      const entry = yield* setAside("deleted")
+      yield* store.deleteEntry(key.key)
+      return { deleted: entry !== undefined }
+    }))
+  }
+  return yield* Deferred.complete(envelope.reply, Effect.gen(function*() {
+    const entry = yield* setAside("reset")
+    const fresh: SessionEntry = { ...freshEntry(key.agentId, yield* Clock.currentTimeMillis), ...(entry === undefined ? {} : carriedOverOnReset(entry)) }
+    yield* store.putEntry(key.key, fresh)
+    yield* Effect.logInfo(`session ${key.key} started anew (reset) without loading its transcript, which was archived unread`)
+    return fresh
+  }))
+})
+
 const startNewSession = Effect.fnUntraced(function*(state: SessionState, reason: "reset" | "stale") {
   const store = yield* SessionStore
   const previous = state.entry

@@ -186,6 +186,14 @@ export class Sessions extends Context.Service<Sessions, {
                 // The session could not be loaded (an unreadable transcript, say).
                 // Retrying will not help; callers get the reason, and the next message tries afresh.
                 yield* Effect.logError(`session ${handle.key.key} could not be loaded: ${error.success.message}`)
+                // A reset or delete needs no history: done from the index, so the key is never stuck behind its file.
+                const rescued = handle.mailbox.filter((envelope) => envelope._tag === "Reset" || envelope._tag === "Delete")
+                handle.mailbox = handle.mailbox.filter((envelope) => envelope._tag !== "Reset" && envelope._tag !== "Delete")
+                for (const envelope of rescued) {
+                  if (envelope._tag === "Reset" || envelope._tag === "Delete") yield* SessionActor.withoutLoading(handle.key, envelope)
+                }
+                // After a reset or delete the session loads afresh: mail that came meanwhile is served, not refused.
+                if (rescued.length > 0) continue
                 return yield* retire(handle, `the session could not be loaded: ${error.success.message}`)
               }
               if (Cause.hasInterruptsOnly(loaded.cause)) {

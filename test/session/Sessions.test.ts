@@ -430,6 +430,33 @@ describe("failures outside the model call", () => {
       }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url })))
     })))
 
+  it.live("a session whose transcript cannot be read can still be reset or deleted, without reading it", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const fake = yield* FakeAnthropic.make()
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions
+        for (const key of ["agent:main:stuck-reset", "agent:main:stuck-delete"]) yield* collect(sessions.send(key, turn("hi")))
+        yield* waitUntil(sessions.stats.pipe(Effect.map((s) => s.live === 0)), "passivation")
+        // Unreadable: a directory where each transcript was.
+        for (const key of ["agent:main:stuck-reset", "agent:main:stuck-delete"]) {
+          const id = (yield* sessions.entry(key).pipe(Effect.orDie))?.sessionId ?? ""
+          const file = path.join(home, "agents", "main", "sessions", `${id}.jsonl`)
+          yield* Effect.promise(async () => {
+            await fs.rm(file)
+            await fs.mkdir(file)
+          })
+        }
+        assert.strictEqual((yield* collect(sessions.send("agent:main:stuck-reset", turn("again"))).pipe(Effect.flip))._tag, "SessionUnavailable")
+        const before = (yield* sessions.entry("agent:main:stuck-reset").pipe(Effect.orDie))?.sessionId
+        const fresh = yield* sessions.reset("agent:main:stuck-reset")
+        assert.notStrictEqual(fresh.sessionId, before)
+        assert.include(completed(yield* collect(sessions.send("agent:main:stuck-reset", turn("after reset"))))?.text, "after reset")
+        assert.deepStrictEqual(yield* sessions.delete("agent:main:stuck-delete"), { deleted: true })
+        assert.isUndefined(yield* sessions.entry("agent:main:stuck-delete").pipe(Effect.orDie))
+      }).pipe(Effect.provide(TestApp.layer({ home, anthropicUrl: fake.url, config: { session: { idle: { passivateAfterSeconds: 1 } } } })))
+    })))
+
   it.live("a transcript that cannot be read fails the turn at once with the reason", () =>
     Effect.scoped(Effect.gen(function*() {
       const home = yield* TestApp.tempDir()
