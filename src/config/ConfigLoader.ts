@@ -100,9 +100,10 @@ export const parsePath = (text: string): Array<string | number> | undefined => {
 
 const SECRET_KEYS = new Set(["token", "password", "apiKey"])
 
+/** A secret's place: its key, or anything under a provider's `headers` (an Authorization goes there). */
 const isSecretPath = (path: ReadonlyArray<PropertyKey>): boolean => {
   const last = path[path.length - 1]
-  return typeof last === "string" && SECRET_KEYS.has(last)
+  return (typeof last === "string" && SECRET_KEYS.has(last)) || path.includes("headers")
 }
 
 const describeValue = (value: unknown, path: ReadonlyArray<PropertyKey>): string => {
@@ -291,8 +292,10 @@ const lineColumnAt = (text: string, offset: number): { line: number; column: num
 }
 
 const parseJson = (text: string, file: string): Result.Result<unknown, ConfigError> => {
+  // A byte-order mark (some Windows editors write one) is not part of the JSON; YAML skips it too.
+  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text
   try {
-    const parsed: unknown = JSON.parse(text)
+    const parsed: unknown = JSON.parse(body)
     return Result.succeed(parsed)
   } catch (cause) {
     const message = cause instanceof Error ? cause.message : String(cause)
@@ -300,10 +303,20 @@ const parseJson = (text: string, file: string): Result.Result<unknown, ConfigErr
     const position = /position (\d+)/.exec(message)
     const where = explicit !== null
       ? { line: Number(explicit[1]), column: Number(explicit[2]) }
-      : lineColumnAt(text, position !== null ? Number(position[1]) : text.length)
-    const reason = message.replace(/\s*\(line \d+ column \d+\)/, "").replace(/ in JSON at position \d+/, "")
+      : position !== null
+      ? lineColumnAt(body, Number(position[1]))
+      : undefined
+    // V8 quotes the text around the error (`Unexpected token 's', "{"token": sk-li"... is not valid JSON`): that
+    // text may be a secret, so only the kind of error is kept.
+    const reason = message
+      .replace(/\s*\(line \d+ column \d+\)/, "")
+      .replace(/ in JSON at position \d+/, "")
+      .replace(/^(Unexpected token) '.*?', .* is not valid JSON$/s, "$1")
+      .replace(/, (\.\.\.)?".*" is not valid JSON$/s, "")
     return Result.fail(
-      fileProblem(file, `JSON syntax error at line ${where.line}, column ${where.column}: ${reason}`)
+      fileProblem(file, where === undefined
+        ? `JSON syntax error: ${reason} (check the quotes and commas; strings such as tokens need double quotes)`
+        : `JSON syntax error at line ${where.line}, column ${where.column}: ${reason}`)
     )
   }
 }
@@ -467,8 +480,32 @@ export const decodeConfig = (raw: unknown, file: string): Effect.Effect<Beamclaw
 export const decodeConfigText = Effect.fn("ConfigLoader.decodeConfigText")(function*(text: string, file: string) {
   const parsed = yield* parseConfigText(text, file)
   const substituted = yield* resolveEnvVars(parsed, file)
-  return yield* decodeConfig(substituted, file)
+  return yield* decodeConfig(substituted, file).pipe(Effect.mapError((error) => hideEnvValues(error, parsed)))
 })
+
+/**
+ * A value that came from `${VAR}` is often a secret in a place the schema
+ * does not know as one (`other: ${OTHER_KEY}`, a header): a problem with it
+ * names the variable, never the value.
+ */
+const hideEnvValues = (error: ConfigError, raw: unknown): ConfigError => {
+  const references = new Map<string, string>()
+  const collect = (node: unknown, path: ReadonlyArray<PropertyKey>): void => {
+    if (typeof node === "string" && node.includes("${")) references.set(formatPath(path), node)
+    else if (Array.isArray(node)) node.forEach((item, index) => collect(item, [...path, index]))
+    else if (typeof node === "object" && node !== null) for (const [key, item] of Object.entries(node)) collect(item, [...path, key])
+  }
+  collect(raw, [])
+  if (references.size === 0) return error
+  return new ConfigError({
+    file: error.file,
+    issues: error.issues.map((issue) => {
+      const written = references.get(issue.path)
+      const at = issue.message.indexOf(", got ")
+      return written === undefined || at < 0 ? issue : { ...issue, message: `${issue.message.slice(0, at)}, got the value of ${written} (not shown)` }
+    })
+  })
+}
 
 export interface MissingFileOptions {
   /**

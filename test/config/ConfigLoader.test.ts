@@ -142,6 +142,20 @@ describe("ConfigLoader", () => {
       assert.match(error.issues[0]?.message ?? "", /^JSON syntax error at line 2, column 25: /)
     }).pipe(Effect.provide(env({}))))
 
+  it.effect("config problems never show a secret: an unquoted token in JSON, a value from ${VAR}, a provider header; a JSON BOM is fine", () =>
+    Effect.gen(function*() {
+      const json = yield* configError(loadConfigFile(writeTemp("beamclaw.json", "{\n  \"gateway\": {\n    \"auth\": {\"token\": sk-live-TOKEN123}\n  }\n}")))
+      assert.notInclude(JSON.stringify(json.issues), "sk-live")
+      assert.match(json.issues[0]?.message ?? "", /^JSON syntax error: Unexpected token \(check the quotes and commas/)
+      const env = yield* configError(loadConfigFile(writeTemp("beamclaw.yaml", "gateway:\n  port: ${OTHER_KEY}\nmodels:\n  providers:\n    x:\n      baseUrl: http://h\n      headers: Bearer sk-HEADER-SECRET\n")))
+      const text = JSON.stringify(env.issues)
+      assert.notInclude(text, "sk-ENV-SECRET")
+      assert.notInclude(text, "sk-HEADER-SECRET")
+      assert.include(text, "got the value of ${OTHER_KEY} (not shown)")
+      const bom = yield* loadConfigFile(writeTemp("beamclaw.json", "\ufeff{\"gateway\": {\"port\": 19002}}"))
+      assert.strictEqual(bom.gateway.port, 19002)
+    }).pipe(Effect.provide(env({ OTHER_KEY: "sk-ENV-SECRET" }))))
+
   it.effect("a file that is not a mapping is rejected", () =>
     Effect.gen(function*() {
       const error = yield* configError(loadConfigFile(writeTemp("beamclaw.yaml", "- a\n- b\n")))
@@ -269,7 +283,7 @@ describe("ConfigLoader", () => {
         assert.strictEqual(Redacted.value(config.gateway.auth.token ?? Redacted.make("")), "5678")
       }).pipe(Effect.provide(env({ P: "1234", CC: "false", CRON: "true", RUNS: "3", GW_TOKEN: "5678" }))))
 
-    it.effect("a substituted value that is not a literal keeps the usual message", () =>
+    it.effect("a substituted value that is not a literal keeps the usual message, naming the variable instead of its value", () =>
       Effect.gen(function*() {
         const error = yield* configError(
           decodeConfigText("gateway:\n  port: ${P}\n  bind: lan\ncron:\n  enabled: ${CRON}\n", "c.yaml")
@@ -278,8 +292,8 @@ describe("ConfigLoader", () => {
           error.message,
           [
             "Invalid config c.yaml (2 problems):",
-            "  gateway.port: expected an integer 1..65535, got \"abc\"",
-            "  cron.enabled: expected true or false, got \"on\""
+            "  gateway.port: expected an integer 1..65535, got the value of ${P} (not shown)",
+            "  cron.enabled: expected true or false, got the value of ${CRON} (not shown)"
           ].join("\n")
         )
       }).pipe(Effect.provide(env({ P: "abc", CRON: "on" }))))
