@@ -102,6 +102,7 @@ const errorMessage = (error: unknown): string => error instanceof Error ? error.
 
 const ARCHIVE_NAME = /\.jsonl\.(?:reset|deleted)\.(\d{4}-\d{2}-\d{2})T(\d{2})-(\d{2})-(\d{2}(?:\.\d+)?)Z$/
 const BACKUP_NAME = /\.corrupt-(\d+)$/
+const TEMPORARY_NAME = /\.\d+\.[0-9a-f]+\.tmp$/
 
 /** What a file of a sessions directory is, by the names this store gives them, and when it was set aside. */
 export const classifyStoredFile = (name: string, bytes: number, mtimeMs: number): StoredFile => {
@@ -113,6 +114,7 @@ export const classifyStoredFile = (name: string, bytes: number, mtimeMs: number)
   const backup = BACKUP_NAME.exec(name)
   if (backup !== null) return { name, bytes, kind: "backup", at: Number(backup[1]) }
   if (name === "sessions.json") return { name, bytes, kind: "index", at: mtimeMs }
+  if (TEMPORARY_NAME.test(name)) return { name, bytes, kind: "temporary", at: mtimeMs }
   if (name.endsWith(".jsonl") && isValidSessionId(name.slice(0, -".jsonl".length))) return { name, bytes, kind: "transcript", at: mtimeMs }
   return { name, bytes, kind: "other", at: mtimeMs }
 }
@@ -720,8 +722,8 @@ export const make = Effect.fn("FileSessionStore.make")(function*(options: FileSe
     const dir = yield* sessionsDir(agentId)
     // Only what maintenance may erase, named as this store names it: never a live transcript or the index.
     const known = classifyStoredFile(stored.name, 0, 0)
-    if (path.basename(stored.name) !== stored.name || (known.kind !== "archive" && known.kind !== "backup")) {
-      return yield* new StoreError({ operation: "remove", path: path.join(dir, stored.name), message: "only archived transcripts and repair backups are removed this way" })
+    if (path.basename(stored.name) !== stored.name || (known.kind !== "archive" && known.kind !== "backup" && known.kind !== "temporary")) {
+      return yield* new StoreError({ operation: "remove", path: path.join(dir, stored.name), message: "only archived transcripts, repair backups and leftover temporary files are removed this way" })
     }
     const file = path.join(dir, stored.name)
     yield* io("remove", file, () => fs.unlink(file).catch((error: unknown) => {

@@ -211,6 +211,7 @@ export const ageGranularityMs = (policy: MaintenancePolicy): number =>
   Math.min(3_600_000, Math.max(1_000, Math.floor((policy.pruneAfterMs ?? 0) / 100)))
 
 const MIN_GAP_MS = 1_000
+const TEMPORARY_FILE_AGE_MS = 3_600_000
 const RETRY_AFTER_MS = 60_000
 
 export interface RunOptions {
@@ -336,8 +337,15 @@ export class SessionMaintenance extends Context.Service<SessionMaintenance, {
             archivesRemoved += file.kind === "archive" ? 1 : 0
             return true
           })
-        const retention = policy.archiveRetentionMs
         const gone = new Set<string>()
+        // What an atomic write leaves when the process is killed in the middle (no write takes an hour).
+        if (full) {
+          for (const file of files) {
+            if (file.kind !== "temporary" || now - file.at < TEMPORARY_FILE_AGE_MS) continue
+            if (yield* removeFile(file)) gone.add(file.name)
+          }
+        }
+        const retention = policy.archiveRetentionMs
         const artifacts = { scannedFiles: 0, removedFiles: 0, freedBytes: 0, olderThanMs: retention ?? null }
         if (full && retention !== undefined) {
           for (const file of files) {

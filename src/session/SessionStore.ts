@@ -136,9 +136,10 @@ export interface StoredFile {
   /**
    * `transcript` a live `<sessionId>.jsonl`; `archive` one moved aside by a
    * reset or a delete (`.reset.<ts>`, `.deleted.<ts>`); `backup` a copy a
-   * repair kept (`.corrupt-<ts>`); `index` sessions.json; `other` the rest.
+   * repair kept (`.corrupt-<ts>`); `index` sessions.json; `temporary` an
+   * atomic write's `.<pid>.<n>.tmp` (left behind by a kill); `other` the rest.
    */
-  readonly kind: "index" | "transcript" | "archive" | "backup" | "other"
+  readonly kind: "index" | "transcript" | "archive" | "backup" | "temporary" | "other"
   /** When it was archived or backed up (from its name), else when it was last written. */
   readonly at: number
 }

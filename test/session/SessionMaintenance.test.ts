@@ -132,7 +132,9 @@ describe("SessionMaintenance rules", () => {
     assert.deepStrictEqual(classifyStoredFile("abc.jsonl.corrupt-1700000000000", 1, 5), { name: "abc.jsonl.corrupt-1700000000000", bytes: 1, kind: "backup", at: 1700000000000 })
     assert.strictEqual(classifyStoredFile("sessions.json", 1, 1).kind, "index")
     assert.strictEqual(classifyStoredFile("abc.jsonl", 1, 1).kind, "transcript")
-    assert.strictEqual(classifyStoredFile("sessions.json.123.4.tmp", 1, 1).kind, "other")
+    assert.strictEqual(classifyStoredFile("sessions.json.123.4.tmp", 1, 1).kind, "temporary")
+    assert.strictEqual(classifyStoredFile("s1.jsonl.4242.9f3a01bc.tmp", 1, 1).kind, "temporary")
+    assert.strictEqual(classifyStoredFile("notes.tmp", 1, 1).kind, "other")
     assert.strictEqual(classifyStoredFile("../x.jsonl.deleted.2026-10-01T08-30-00.000Zjunk", 1, 1).kind, "other")
   })
 })
@@ -364,6 +366,27 @@ describe("SessionMaintenance", () => {
         assert.isTrue(summary?.diskBudget?.overBudget)
         assert.strictEqual(summary?.diskBudget?.removedEntries, 0)
         assert.strictEqual(summary?.afterCount, 3)
+      }))
+    })))
+
+  it.live("a full pass erases temporary files a killed write left behind more than an hour ago, and no others", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const home = yield* TestApp.tempDir()
+      const fake = yield* FakeAnthropic.make()
+      yield* seed(home, [{ key: "agent:main:main", ageDays: 0, transcriptBytes: 10 }])
+      const dir = sessionsDir(home)
+      const old = "sessions.json.4242.7.tmp"
+      const recent = "sessions.json.4242.8.tmp"
+      yield* Effect.promise(async () => {
+        for (const name of [old, recent]) await fs.writeFile(path.join(dir, name), "{}")
+        const twoHoursAgo = new Date(Date.now() - 2 * 3_600_000)
+        await fs.utimes(path.join(dir, old), twoHoursAgo, twoHoursAgo)
+      })
+      yield* withMaintenance(home, fake.url, {}, { firstPassAfter: "1 hour" }, Effect.gen(function*() {
+        yield* (yield* SessionMaintenance).run({})
+        const names = yield* listDir(home)
+        assert.notInclude(names, old)
+        assert.include(names, recent, "a write may still be in flight")
       }))
     })))
 
