@@ -4,7 +4,7 @@
  * gateway uses, after checking that no gateway owns the state directory.
  */
 import * as fs from "node:fs/promises"
-import { Console, Effect, Option, Redacted, Schema, Stream } from "effect"
+import { Console, Effect, Option, Predicate, Redacted, Schema, Stream } from "effect"
 import { Argument, CliError, Command, Flag } from "effect/cli"
 import * as Terminal from "effect/Terminal"
 import { textOf } from "../agent/Message.ts"
@@ -163,7 +163,15 @@ const withGatewayRpc = <A, E, R>(lease: StateLease.Lease, use: (rpc: BeamclawRpc
       catch: (error) => new GatewayUnreachable({ message: `cannot load the RPC client: ${String(error)}` })
     })
     const url = `ws://${lease.host === "0.0.0.0" || lease.host === undefined ? "127.0.0.1" : lease.host}:${lease.port ?? 18789}/rpc`
-    return yield* Effect.flatMap(client.BeamclawClient, use).pipe(Effect.provide(client.BeamclawClient.layer({ url, token })))
+    // A transport failure says where the gateway was expected and what to do, not only the socket's error.
+    const unreachable = (error: { readonly message: string }) =>
+      new GatewayUnreachable({
+        message: `the gateway that holds this state directory (pid ${lease.pid}) did not answer at ${url}: ${error.message}. If it is starting, try again; if it hangs, stop it (kill ${lease.pid}) and run the command again`
+      })
+    return yield* Effect.flatMap(client.BeamclawClient, use).pipe(
+      Effect.provide(client.BeamclawClient.layer({ url, token })),
+      Effect.mapError((error) => Predicate.isTagged(error, "RpcClientError") && "message" in error && typeof error.message === "string" ? unreachable({ message: error.message }) : error)
+    )
   })
 
 const viaGateway = <A, E, R>(lease: StateLease.Lease, target: Target, use: (access: SessionAccess) => Effect.Effect<A, E, R>) => {

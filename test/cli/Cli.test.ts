@@ -369,4 +369,15 @@ describe("beamclaw sessions", () => {
       }
     }
   })
+
+  it("says where the gateway was expected and what to do when the one holding the state directory does not answer", async () => {
+    const port = await freePort()
+    // This test process stands for a live gateway that holds the lease and does not answer.
+    await fs.writeFile(path.join(home, "gateway.lease.json"), JSON.stringify({ pid: process.pid, holder: "gateway", host: "127.0.0.1", port, startedAt: new Date().toISOString() }))
+    await fs.writeFile(path.join(home, "gateway.token"), "some-token")
+    const shown = await run(["sessions", "show", "main"], env)
+    expect(shown.code).toBe(1)
+    expect(shown.stderr).toContain(`the gateway that holds this state directory (pid ${process.pid}) did not answer at ws://127.0.0.1:${port}/rpc`)
+    expect(shown.stderr).toContain(`kill ${process.pid}`)
+  })
 })
