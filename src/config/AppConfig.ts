@@ -81,24 +81,36 @@ const makeShape = Effect.fnUntraced(function*(
 /**
  * Events for `file`, from a watch on its directory: editors that save by
  * writing a temp file and renaming it replace the inode, which a watch on
- * the file itself would lose. Starts with one tick, so a file created while
- * the watch was (re)starting is not missed.
+ * the file itself would lose. A config that is a symlink (into a dotfiles
+ * repository, say) is watched where it points too, where its edits happen.
+ * Starts with one tick, so a file created while the watch was (re)starting
+ * is not missed.
  */
 const fileEvents = (file: string): Stream.Stream<void, Error> =>
   Stream.callback<void, Error>((queue) =>
     Effect.acquireRelease(
       Effect.try({
         try: () => {
-          const watcher = NodeFs.watch(NodePath.dirname(file), { persistent: false }, (_event, name) => {
-            if (name === null || name === NodePath.basename(file)) Queue.offerUnsafe(queue, undefined)
+          const places = [file]
+          try {
+            const target = NodeFs.realpathSync(file)
+            if (target !== file) places.push(target)
+          } catch {
+            // Not there yet: its directory is watched for it.
+          }
+          const watchers = places.map((place) => {
+            const watcher = NodeFs.watch(NodePath.dirname(place), { persistent: false }, (_event, name) => {
+              if (name === null || name === NodePath.basename(place)) Queue.offerUnsafe(queue, undefined)
+            })
+            watcher.on("error", (error) => Queue.failCauseUnsafe(queue, Cause.fail(error)))
+            return watcher
           })
-          watcher.on("error", (error) => Queue.failCauseUnsafe(queue, Cause.fail(error)))
           Queue.offerUnsafe(queue, undefined)
-          return watcher
+          return watchers
         },
         catch: (cause) => cause instanceof Error ? cause : new Error(String(cause))
       }),
-      (watcher) => Effect.sync(() => watcher.close())
+      (watchers) => Effect.sync(() => watchers.forEach((watcher) => watcher.close()))
     ), { bufferSize: 16, strategy: "sliding" })
 
 const fileExists = (file: string): Effect.Effect<boolean> => Effect.sync(() => NodeFs.existsSync(file))

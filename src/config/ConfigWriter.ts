@@ -260,9 +260,12 @@ const renderWhole = (yaml: typeof Yaml, file: string, value: unknown): string =>
 const writeAtomically = (file: string, text: string) =>
   Effect.tryPromise({
     try: async () => {
+      // A config that is a symlink is written where it points: renaming over the link would turn it into a
+      // plain file and leave the real one (in a dotfiles repository, say) behind.
+      const target = await NodeFs.realpath(file).catch(() => file)
       // The config keeps the mode its owner gave it.
-      const mode = await NodeFs.stat(file).then((stats) => stats.mode & 0o777, () => 0o600)
-      await writeFileAtomic(file, text, { mode, directoryMode: 0o755 })
+      const mode = await NodeFs.stat(target).then((stats) => stats.mode & 0o777, () => 0o600)
+      await writeFileAtomic(target, text, { mode, directoryMode: 0o755 })
     },
     catch: (cause) => new ConfigWriteFailed({ path: file, message: `cannot write the config file: ${describe(cause)}` })
   })

@@ -82,6 +82,24 @@ describe("AppConfig", () => {
     }).pipe(Effect.provide(layer), Effect.ensuring(Effect.sync(() => NodeFs.rmSync(home, { recursive: true, force: true }))))
   })
 
+  it.live("a config that is a symlink follows edits where it points (a dotfiles repository)", () => {
+    const home = tempHome()
+    const dotfiles = NodeFs.mkdtempSync(NodePath.join(Os.tmpdir(), "beamclaw-dotfiles-"))
+    const target = NodePath.join(dotfiles, "beamclaw.yaml")
+    NodeFs.writeFileSync(target, "gateway:\n  port: 1000\n")
+    NodeFs.symlinkSync(target, NodePath.join(home, "beamclaw.yaml"))
+    const { layer } = setup(home)
+    return Effect.gen(function*() {
+      const app = yield* AppConfig
+      assert.strictEqual((yield* app.get).gateway.port, 1000)
+      NodeFs.writeFileSync(target, "gateway:\n  port: 2000\n")
+      yield* eventually("port 2000", Effect.map(app.get, (c) => c.gateway.port === 2000))
+    }).pipe(Effect.provide(layer), Effect.ensuring(Effect.sync(() => {
+      NodeFs.rmSync(home, { recursive: true, force: true })
+      NodeFs.rmSync(dotfiles, { recursive: true, force: true })
+    })))
+  })
+
   it.live("follows editors that replace the file by rename, and a file created later", () => {
     const home = tempHome()
     const file = NodePath.join(home, "beamclaw.yaml")

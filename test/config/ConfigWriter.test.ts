@@ -222,4 +222,20 @@ describe("ConfigWriter", () => {
       assert.isString(kept.hash)
     }).pipe(Effect.provide(layer))
   })
+
+  it.live("a config that is a symlink is written where it points, and stays a symlink", () => {
+    const dotfiles = NodeFs.mkdtempSync(NodePath.join(Os.tmpdir(), "beamclaw-dotfiles-"))
+    created.push(dotfiles)
+    const target = NodePath.join(dotfiles, "beamclaw.yaml")
+    NodeFs.writeFileSync(target, INITIAL)
+    const { file, layer } = setup()
+    NodeFs.symlinkSync(target, file)
+    return Effect.gen(function*() {
+      const writer = yield* ConfigWriter
+      yield* writer.patch({ patch: { logging: { level: "debug" } }, baseHash: sha256(INITIAL) })
+      assert.isTrue(NodeFs.lstatSync(file).isSymbolicLink(), "the link is kept")
+      assert.include(NodeFs.readFileSync(target, "utf8"), "level: debug")
+      assert.include(NodeFs.readFileSync(target, "utf8"), COMMENT)
+    }).pipe(Effect.provide(layer))
+  })
 })
