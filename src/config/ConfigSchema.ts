@@ -203,7 +203,7 @@ export const ProviderConfig = Schema.suspend(() =>
     apiKey: Schema.optionalKey(Secret),
     api: ProviderApi.pipe(withDefault("anthropic-messages")),
     /** Extra request headers; secret like the key (an `Authorization` or `x-api-key` often goes here), so redacted wherever printed. */
-    headers: Schema.Record(Schema.String, Secret).pipe(withDefault({})),
+    headers: Schema.Record(Schema.String, Schema.RedactedFromValue(Schema.String)).pipe(withDefault({})),
     models: Schema.Array(ProviderModel).pipe(withDefault([]))
   })
 )

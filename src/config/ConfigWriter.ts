@@ -142,7 +142,8 @@ export const mergePatch = (
  * stays as written, and validation decides.
  */
 export const restoreRedacted = (next: unknown, previous: unknown): unknown => {
-  if (next === REDACTED_TEXT) return previous === undefined ? next : previous
+  // With nothing in the file to keep (the secret comes from the environment or a flag), the key is left out.
+  if (next === REDACTED_TEXT) return previous
   if (Array.isArray(next)) {
     const before = Array.isArray(previous) ? previous : []
     return next.map((item, index) =>

@@ -134,6 +134,7 @@ describe("ConfigSchema", () => {
     assert.notInclude(printed, "gw-secret")
     assert.notInclude(printed, "sk-secret")
     assert.notInclude(printed, "hdr-secret", "provider headers are secrets too (an Authorization often goes there)")
+    assert.isTrue(Result.isSuccess(decode({ models: { providers: { x: { baseUrl: "http://h", headers: { "x-empty": "" } } } } })), "an empty header value is still accepted, as OpenClaw")
     assert.include(String(config.models.providers["anthropic"]?.apiKey), "<redacted>")
   })
 

@@ -38,6 +38,8 @@ interface Peer {
   readonly authenticated: Deferred.Deferred<void>
   /** Gives back the socket's slot of the unauthenticated budget (idempotent). */
   readonly release: () => void
+  /** The upgrade's `Authorization` and why it was refused, already counted toward the rate limit. */
+  readonly refused: { readonly authorization: string; readonly failure: AuthFailed } | undefined
 }
 
 const refuse = (status: number, message: string, headers: Record<string, string> = {}) =>
@@ -63,19 +65,23 @@ const server = Layer.effectDiscard(Effect.gen(function*() {
       return refuse(426, `${PATH} speaks effect/rpc over WebSocket; connect with beamclaw/client`, { upgrade: "websocket" })
     }
     const clientAddress = Option.getOrElse(request.remoteAddress, () => "unknown")
-    const release = budget.acquire(clientAddress)
-    if (release === undefined) return HttpServerResponse.text(PreauthBudget.OVER_BUDGET_MESSAGE, { status: 503, headers: { connection: "close" } })
-    const id = randomUUID()
-    const authenticated = Deferred.makeUnsafe<void>()
-    peers.set(id, { clientAddress, authenticated, release })
     // Credentials on the upgrade itself (as BeamclawClient sends them) authenticate the socket at once.
-    if (request.headers["authorization"] !== undefined) {
-      const upfront = yield* Effect.exit(auth.checkBearer(request.headers["authorization"], clientAddress))
-      if (upfront._tag === "Success") {
-        release()
-        Deferred.doneUnsafe(authenticated, Effect.void)
-      }
+    // A wrong one counts here, since whether the socket outlives the handshake deadline tells a guesser
+    // the answer; the socket's requests carrying the same header do not count it again.
+    const authorization = request.headers["authorization"]
+    const upfront = authorization === undefined ? undefined : yield* Effect.result(auth.checkBearer(authorization, clientAddress))
+    const authenticated = Deferred.makeUnsafe<void>()
+    let release = () => {}
+    if (upfront?._tag === "Success") {
+      Deferred.doneUnsafe(authenticated, Effect.void)
+    } else {
+      const acquired = budget.acquire(clientAddress)
+      if (acquired === undefined) return HttpServerResponse.text(PreauthBudget.OVER_BUDGET_MESSAGE, { status: 503, headers: { connection: "close" } })
+      release = acquired
     }
+    const id = randomUUID()
+    const refused = authorization !== undefined && upfront?._tag === "Failure" ? { authorization, failure: upfront.failure } : undefined
+    peers.set(id, { clientAddress, authenticated, release, refused })
     const headers = Headers.set(Headers.remove(request.headers, CONNECTION_HEADER), CONNECTION_HEADER, id)
     // A socket that has not authenticated in time is closed (the race interrupts its protocol fiber).
     const deadline = Effect.sleep(authTimeout).pipe(
@@ -97,7 +103,10 @@ const server = Layer.effectDiscard(Effect.gen(function*() {
       const peer = peers.get(headers[CONNECTION_HEADER] ?? "")
       // Only a request that overrode the connection header per message gets here.
       if (peer === undefined) return yield* new AuthFailed({ reason: "not_allowed", message: "unknown RPC connection" })
-      yield* auth.checkBearer(headers["authorization"], peer.clientAddress)
+      const authorization = headers["authorization"]
+      // The upgrade's own credentials, refused there: the same answer, not a second count.
+      if (peer.refused !== undefined && authorization === peer.refused.authorization) return yield* peer.refused.failure
+      yield* auth.checkBearer(authorization, peer.clientAddress)
       // Authenticated: the socket leaves the unauthenticated budget and its deadline.
       peer.release()
       Deferred.doneUnsafe(peer.authenticated, Effect.void)
