@@ -238,26 +238,39 @@ export const GatewayAuthConfig = Schema.suspend(() =>
   })
 )
 
+/** OpenClaw's limits for an image or a file a client gives by URL (`images.*`, `files.*` of the compatibility endpoints). */
+const urlSourceFields = () => ({
+  allowUrl: Schema.optionalKey(Bool),
+  urlAllowlist: Schema.optionalKey(Schema.Array(NonEmpty)),
+  allowedMimes: Schema.optionalKey(Schema.Array(NonEmpty)),
+  maxBytes: Schema.optionalKey(int(1)),
+  maxRedirects: Schema.optionalKey(int(0)),
+  timeoutMs: Schema.optionalKey(int(1))
+})
+
+/** OpenClaw's shared SSRF policy shape (its webhooks and browser take it), for URL fetches that must reach a private network. */
+const SsrfPolicyConfig = Schema.suspend(() =>
+  Schema.Struct({
+    /** Private, loopback, link-local and other special-use addresses may be fetched from. */
+    dangerouslyAllowPrivateNetwork: Schema.optionalKey(Bool),
+    /** Hosts whose addresses are not checked (the URL allowlists still apply). */
+    allowedHostnames: Schema.optionalKey(Schema.Array(NonEmpty))
+  })
+)
+
 /**
  * POST /v1/responses (OpenResponses), off by default as in OpenClaw. The
- * `files`, `images` and `maxUrlParts` keys are OpenClaw's, accepted so its
- * config loads; of them `images.maxBytes` and `images.allowedMimes` apply to
- * base64 images, `files.maxBytes`, `files.maxChars` and `files.allowedMimes`
- * (its text types) to base64 files; the URL keys and `files.pdf` do nothing
- * yet (BeamClaw fetches no URLs and reads no PDFs).
+ * `files`, `images` and `maxUrlParts` keys are OpenClaw's and mean what they
+ * mean there (images by URL and files by URL are fetched through the SSRF
+ * guard, src/platform/GuardedFetch.ts), except `files.pdf`, accepted so
+ * OpenClaw's config loads (BeamClaw reads no PDFs yet), and image types
+ * without a converter (HEIC, HEIF), which stay refused. `ssrfPolicy` is
+ * OpenClaw's shared SSRF policy shape, for URL fetches that must reach a
+ * private network.
  */
 export const ResponsesEndpointConfig = Schema.suspend(() => {
   // Built with the rest of the schema on the first decode, not when the module loads (start-up).
-  const StringList = Schema.Array(NonEmpty)
-  // What files and images share: where they may be fetched from, which types, how large, how long.
-  const fetchLimits = {
-    allowUrl: Schema.optionalKey(Bool),
-    urlAllowlist: Schema.optionalKey(StringList),
-    allowedMimes: Schema.optionalKey(StringList),
-    maxBytes: Schema.optionalKey(int(1)),
-    maxRedirects: Schema.optionalKey(int(0)),
-    timeoutMs: Schema.optionalKey(int(1))
-  }
+  const fetchLimits = urlSourceFields()
   return Schema.Struct({
     enabled: Bool.pipe(withDefault(false)),
     maxBodyBytes: int(1).pipe(withDefault(20 * 1024 * 1024)),
@@ -271,7 +284,8 @@ export const ResponsesEndpointConfig = Schema.suspend(() => {
         minTextChars: Schema.optionalKey(int(0))
       }))
     })),
-    images: Schema.optionalKey(Schema.Struct(fetchLimits))
+    images: Schema.optionalKey(Schema.Struct(fetchLimits)),
+    ssrfPolicy: Schema.optionalKey(SsrfPolicyConfig)
   })
 })
 
@@ -285,7 +299,10 @@ export const GatewayConfig = Schema.suspend(() =>
       endpoints: Schema.Struct({
         chatCompletions: Schema.Struct({
           enabled: Bool.pipe(withDefault(true)),
-          maxBodyBytes: int(1).pipe(withDefault(20 * 1024 * 1024))
+          maxBodyBytes: int(1).pipe(withDefault(20 * 1024 * 1024)),
+          // OpenClaw's: `images.allowUrl` is off by default here; maxBytes and allowedMimes apply to inline images too.
+          images: Schema.optionalKey(Schema.Struct(urlSourceFields())),
+          ssrfPolicy: Schema.optionalKey(SsrfPolicyConfig)
         }).pipe(withDefault({})),
         responses: ResponsesEndpointConfig.pipe(withDefault({}))
       }).pipe(withDefault({}))

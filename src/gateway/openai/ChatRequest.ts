@@ -42,6 +42,8 @@ export interface ChatMessage {
   readonly role: ChatRole
   readonly text: string
   readonly imageUrls: ReadonlyArray<string>
+  /** Where each of `imageUrls` sits in the request body, to name it in an error (an image by URL that cannot be fetched). */
+  readonly imageParams?: ReadonlyArray<string> | undefined
   readonly toolCalls: ReadonlyArray<ToolCall>
   /** For tool results: the call they answer and the tool's name (resolved from the call). */
   readonly toolCallId?: string | undefined
@@ -68,14 +70,15 @@ const parseContent = (
   content: unknown,
   param: string,
   options: { readonly allowImages: boolean; readonly allowNull: boolean }
-): { readonly text: string; readonly imageUrls: ReadonlyArray<string> } => {
+): { readonly text: string; readonly imageUrls: ReadonlyArray<string>; readonly imageParams: ReadonlyArray<string> } => {
   if (content === undefined || content === null) {
-    return options.allowNull ? { text: "", imageUrls: [] } : fail(param, `Missing required parameter: '${param}'.`, "missing_required_parameter")
+    return options.allowNull ? { text: "", imageUrls: [], imageParams: [] } : fail(param, `Missing required parameter: '${param}'.`, "missing_required_parameter")
   }
-  if (typeof content === "string") return { text: content, imageUrls: [] }
+  if (typeof content === "string") return { text: content, imageUrls: [], imageParams: [] }
   if (!Array.isArray(content)) return fail(param, `Invalid '${param}': expected a string or an array of content parts.`, "invalid_type")
   const texts: Array<string> = []
   const imageUrls: Array<string> = []
+  const imageParams: Array<string> = []
   content.forEach((part: unknown, j) => {
     const at = `${param}[${j}]`
     if (!Predicate.isObject(part)) return fail(at, `Invalid '${at}': expected an object.`, "invalid_type")
@@ -92,11 +95,12 @@ const parseContent = (
       const url = typeof image === "string" ? image : Predicate.isObject(image) && typeof image.url === "string" ? image.url : undefined
       if (url === undefined || url.trim() === "") return fail(`${at}.image_url.url`, `Invalid '${at}.image_url': expected an object with a non-empty 'url'.`, "invalid_value")
       imageUrls.push(url.trim())
+      imageParams.push(typeof image === "string" ? `${at}.image_url` : `${at}.image_url.url`)
       return
     }
     return fail(`${at}.type`, `Invalid '${at}.type': content parts of type ${shown(type)} are not supported; use 'text' or 'image_url'.`, "invalid_value")
   })
-  return { text: texts.join("\n"), imageUrls }
+  return { text: texts.join("\n"), imageUrls, imageParams }
 }
 
 const parseToolCalls = (value: unknown, param: string): ReadonlyArray<ToolCall> => {
@@ -135,8 +139,8 @@ const parseMessages = (value: unknown): ReadonlyArray<ChatMessage> => {
         return { role, text, imageUrls: [], toolCalls: [] }
       }
       case "user": {
-        const { text, imageUrls } = parseContent(raw.content, `${at}.content`, { allowImages: true, allowNull: false })
-        return { role, text, imageUrls, toolCalls: [], name }
+        const { text, imageUrls, imageParams } = parseContent(raw.content, `${at}.content`, { allowImages: true, allowNull: false })
+        return { role, text, imageUrls, imageParams, toolCalls: [], name }
       }
       case "assistant": {
         const toolCalls = parseToolCalls(raw.tool_calls, `${at}.tool_calls`)

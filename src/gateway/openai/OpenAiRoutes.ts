@@ -7,7 +7,8 @@
  * Every request is one agent turn through Sessions.send; a client that goes
  * away interrupts the request fiber, which cancels the turn. The
  * x-openclaw-model / x-beamclaw-model header picks the backend model for that
- * turn only (ModelOverride.ts).
+ * turn only (ModelOverride.ts). Images by URL are fetched before the turn
+ * when `images.allowUrl` is on (UrlImages.ts), refused otherwise.
  */
 import { randomUUID } from "node:crypto"
 import { Effect, Layer, Result, Stream } from "effect"
@@ -22,8 +23,9 @@ import { forcedToolCall, toolChoiceInstruction } from "./ForcedToolCall.ts"
 import { CompletionState, turnFailure } from "./ChatCompletion.ts"
 import { header, readJson } from "./HttpBody.ts"
 import { requestModelOverride } from "./ModelOverride.ts"
-import { errorBody, errorResponse, openAiError } from "./OpenAiError.ts"
-import { buildAgentPrompt } from "./Prompt.ts"
+import { errorBody, errorResponse, invalidField, openAiError } from "./OpenAiError.ts"
+import { buildAgentPrompt, imageLimitsOf } from "./Prompt.ts"
+import { fetchPolicyOf, fetchUrlImages, urlImagesOf } from "./UrlImages.ts"
 import { agentOfModel, modelIds, resolveAgent, resolveSession } from "./Routing.ts"
 
 /**
@@ -111,7 +113,20 @@ const chatCompletions = Effect.gen(function*() {
   if (Result.isFailure(session)) return errorResponse(session.failure)
   const modelOverride = yield* requestModelOverride(headers, session.success.agentId)
   if (Result.isFailure(modelOverride)) return errorResponse(modelOverride.failure)
-  const prompt = buildAgentPrompt(chat.messages)
+  const imageLimits = imageLimitsOf(endpoint.images)
+  const urlImages = urlImagesOf(chat.messages, "messages")
+  let messages = chat.messages
+  // More images than the cap is the prompt builder's refusal, made before anything is downloaded.
+  const first = urlImages[0]
+  if (first !== undefined && (chat.messages[first.messageIndex]?.imageUrls.length ?? 0) <= imageLimits.maxParts) {
+    if (endpoint.images?.allowUrl !== true) {
+      return errorResponse(invalidField(first.at, `Invalid '${first.at}': images by URL are off for this endpoint (gateway.http.endpoints.chatCompletions.images.allowUrl); send the image inline as a base64 data: URI.`, "url_not_allowed"))
+    }
+    const fetched = yield* fetchUrlImages(messages, urlImages, fetchPolicyOf(endpoint.images, endpoint.ssrfPolicy, imageLimits.maxBytesPerImage))
+    if (Result.isFailure(fetched)) return errorResponse(fetched.failure)
+    messages = fetched.success
+  }
+  const prompt = buildAgentPrompt(messages, imageLimits)
   if (Result.isFailure(prompt)) return errorResponse(prompt.failure)
 
   const runId = `chatcmpl_${randomUUID()}`

@@ -30,6 +30,18 @@ export const defaultImageLimits: ImageLimits = {
   allowedMimes: new Set(["image/jpeg", "image/png", "image/gif", "image/webp"])
 }
 
+/** The caps with an endpoint's `images.maxBytes` and `images.allowedMimes` where set (only types that can be delivered). */
+export const imageLimitsOf = (images: { readonly maxBytes?: number | undefined; readonly allowedMimes?: ReadonlyArray<string> | undefined } | undefined): ImageLimits => {
+  const mimes = images?.allowedMimes
+  return {
+    ...defaultImageLimits,
+    maxBytesPerImage: images?.maxBytes ?? defaultImageLimits.maxBytesPerImage,
+    allowedMimes: mimes === undefined
+      ? defaultImageLimits.allowedMimes
+      : new Set(mimes.map((mime) => mime.trim().toLowerCase()).filter((mime) => defaultImageLimits.allowedMimes.has(mime)))
+  }
+}
+
 export interface AgentPrompt {
   readonly message: string
   readonly extraSystemPrompt: string | undefined
@@ -57,7 +69,7 @@ const decodeImage = (url: string, index: number, limits: ImageLimits): ImagePart
   const match = /^data:([^,]*?),(.*)$/is.exec(url)
   if (match === null) {
     return url.startsWith("http:") || url.startsWith("https:")
-      ? `image ${index + 1}: URL images are not fetched; send the image inline as a base64 data: URI`
+      ? `image ${index + 1}: an image by URL that was not fetched; send the image inline as a base64 data: URI`
       : `image ${index + 1}: expected a data: URI`
   }
   const meta = (match[1] ?? "").split(";").map((part) => part.trim().toLowerCase()).filter((part) => part !== "")
@@ -84,19 +96,21 @@ const chatLabels: PromptLabels = { field: "messages", imagePart: "image_url" }
 const invalidImages = (reason: string, labels: PromptLabels): OpenAiError =>
   openAiError(400, `Invalid ${labels.imagePart} content in \`${labels.field}\`: ${reason}.`, { param: labels.field, code: "invalid_image" })
 
+/** The message the turn answers: the last user or tool message (-1 when there is none); only its images are sent. */
+export const activeMessageIndex = (messages: ReadonlyArray<ChatMessage>): number => {
+  for (let i = messages.length - 1; i >= 0; i--) {
+    const role = messages[i]?.role
+    if (role === "user" || role === "tool") return i
+  }
+  return -1
+}
+
 export const buildAgentPrompt = (
   messages: ReadonlyArray<ChatMessage>,
   limits: ImageLimits = defaultImageLimits,
   labels: PromptLabels = chatLabels
 ): Result.Result<AgentPrompt, OpenAiError> => {
-  let activeIndex = -1
-  for (let i = messages.length - 1; i >= 0; i--) {
-    const role = messages[i]?.role
-    if (role === "user" || role === "tool") {
-      activeIndex = i
-      break
-    }
-  }
+  const activeIndex = activeMessageIndex(messages)
   const active = messages[activeIndex]
   const imageUrls = active?.role === "user" ? active.imageUrls : []
 

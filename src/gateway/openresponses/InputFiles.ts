@@ -6,10 +6,14 @@
  * external content, so it is data rather than instructions and stays out of
  * the session's history.
  *
+ * A file by URL (`source` {type: "url", url} or OpenAI's `file_url`) is
+ * fetched by the route before the turn, through the SSRF guard
+ * (UrlSources.ts), and read the same way.
+ *
  * Text files only: the types of `gateway.http.endpoints.responses.files.allowedMimes`
  * (OpenClaw's default list) that are text. Not built: PDFs (OpenClaw extracts
- * their text with a PDF engine), files by URL or by file id. Each is refused
- * with a 400 naming the part.
+ * their text with a PDF engine) and files by id. Each is refused with a 400
+ * naming the part.
  */
 import { randomBytes } from "node:crypto"
 import { Result } from "effect"
@@ -17,14 +21,19 @@ import { defuseMarkers } from "../ExternalContent.ts"
 import { fail, missing, parseWith, present } from "../openai/FieldChecks.ts"
 import type { OpenAiError } from "../openai/OpenAiError.ts"
 
+/** Where an input_file's bytes are: inline (base64), at a URL still to fetch, or fetched. */
+export type FileContent =
+  | { readonly _tag: "Base64"; readonly data: string }
+  | { readonly _tag: "Url"; readonly url: string }
+  | { readonly _tag: "Bytes"; readonly bytes: Uint8Array }
+
 /** An input_file part as sent, checked for shape only; `at` is its parameter path. */
 export interface InputFile {
   readonly at: string
   readonly filename: string | undefined
-  /** As declared (`media_type`, or the data: URI's), parameters included; undefined when neither says. */
+  /** As declared (`media_type`, the data: URI's, or a fetched file's Content-Type), parameters included; undefined when none says. */
   readonly mediaType: string | undefined
-  /** Base64. */
-  readonly data: string
+  readonly content: FileContent
 }
 
 export interface FileLimits {
@@ -48,8 +57,15 @@ export const fileLimits = (files: { readonly allowedMimes?: ReadonlyArray<string
   maxChars: files?.maxChars ?? defaultFileLimits.maxChars
 })
 
-const notBuilt = (at: string, what: string): never =>
-  fail(at, `Invalid '${at}': BeamClaw does not fetch ${what}; send the file inline as base64 (source {type: "base64", media_type, data, filename} or a data: URI in 'file_data').`, "unsupported_file_source")
+/** An http(s) URL a client gave for a part, or a 400 naming the part. */
+export const partUrl = (value: unknown, at: string): string => {
+  if (typeof value !== "string" || value.trim() === "") return missing(at)
+  const url = URL.parse(value.trim())
+  if (url === null || (url.protocol !== "http:" && url.protocol !== "https:")) {
+    return fail(at, `Invalid '${at}': expected an http or https URL.`, "invalid_value")
+  }
+  return url.href
+}
 
 const DATA_URI = /^data:([^,]*?)(;base64)?,(.*)$/is
 
@@ -62,25 +78,30 @@ export const parseInputFile = (part: Readonly<Record<string, unknown>>, at: stri
   if (present(source)) {
     if (typeof source !== "object" || source === null || Array.isArray(source)) return fail(`${at}.source`, `Invalid '${at}.source': expected an object.`, "invalid_type")
     const fields: Readonly<Record<string, unknown>> = Object.fromEntries(Object.entries(source))
-    if (fields.type === "url") return notBuilt(`${at}.source`, "file URLs")
+    if (fields.type === "url") {
+      const sourceName = typeof fields.filename === "string" && fields.filename.trim() !== "" ? fields.filename.trim() : name
+      return { at: `${at}.source.url`, filename: sourceName, mediaType: undefined, content: { _tag: "Url", url: partUrl(fields.url, `${at}.source.url`) } }
+    }
     if (fields.type !== "base64") return fail(`${at}.source.type`, `Invalid '${at}.source.type': expected "base64" or "url", got ${JSON.stringify(fields.type)}.`, "invalid_value")
     const data = fields.data
     if (typeof data !== "string") return missing(`${at}.source.data`)
     const mediaType = fields.media_type
     if (present(mediaType) && typeof mediaType !== "string") return fail(`${at}.source.media_type`, `Invalid '${at}.source.media_type': expected a string.`, "invalid_type")
     const sourceName = typeof fields.filename === "string" && fields.filename.trim() !== "" ? fields.filename.trim() : name
-    return { at, filename: sourceName, mediaType: typeof mediaType === "string" && mediaType.trim() !== "" ? mediaType.trim() : undefined, data }
+    return { at, filename: sourceName, mediaType: typeof mediaType === "string" && mediaType.trim() !== "" ? mediaType.trim() : undefined, content: { _tag: "Base64", data } }
   }
   const fileData = part.file_data
   if (typeof fileData === "string") {
     const uri = DATA_URI.exec(fileData.trim())
-    if (uri === null) return { at, filename: name, mediaType: undefined, data: fileData }
+    if (uri === null) return { at, filename: name, mediaType: undefined, content: { _tag: "Base64", data: fileData } }
     if (uri[2] === undefined) return fail(`${at}.file_data`, `Invalid '${at}.file_data': expected base64 data (a data: URI with ';base64').`, "invalid_value")
-    return { at, filename: name, mediaType: uri[1] !== undefined && uri[1].trim() !== "" ? uri[1].trim() : undefined, data: uri[3] ?? "" }
+    return { at, filename: name, mediaType: uri[1] !== undefined && uri[1].trim() !== "" ? uri[1].trim() : undefined, content: { _tag: "Base64", data: uri[3] ?? "" } }
   }
-  if (present(part.file_url)) return notBuilt(`${at}.file_url`, "file URLs")
-  if (present(part.file_id)) return notBuilt(`${at}.file_id`, "uploaded files by id")
-  return fail(at, `Invalid '${at}': an input_file needs a 'source' {type: "base64", media_type, data} or base64 'file_data'.`, "missing_required_parameter")
+  if (present(part.file_url)) return { at: `${at}.file_url`, filename: name, mediaType: undefined, content: { _tag: "Url", url: partUrl(part.file_url, `${at}.file_url`) } }
+  if (present(part.file_id)) {
+    return fail(`${at}.file_id`, `Invalid '${at}.file_id': BeamClaw keeps no uploaded files; send the file inline as base64 (source {type: "base64", media_type, data, filename} or a data: URI in 'file_data') or by URL (source {type: "url", url}).`, "unsupported_file_source")
+  }
+  return fail(at, `Invalid '${at}': an input_file needs a 'source' ({type: "base64", media_type, data} or {type: "url", url}), base64 'file_data' or a 'file_url'.`, "missing_required_parameter")
 }
 
 const BY_EXTENSION: ReadonlyMap<string, string> = new Map([
@@ -173,6 +194,21 @@ const truncate = (text: string, max: number): string => {
   return last >= 0xd800 && last <= 0xdbff ? cut.slice(0, -1) : cut
 }
 
+const fileBytes = (file: InputFile): Uint8Array => {
+  switch (file.content._tag) {
+    case "Bytes":
+      return file.content.bytes
+    case "Url":
+      // The route fetches every URL before the files are read.
+      return fail(file.at, `Invalid '${file.at}': the file at ${file.content.url} was not fetched.`, "invalid_value")
+    case "Base64": {
+      const data = file.content.data.replace(/\s+/g, "")
+      if (!BASE64.test(data)) return fail(file.at, `Invalid '${file.at}': the file's data is not valid base64.`, "invalid_value")
+      return Buffer.from(data, "base64")
+    }
+  }
+}
+
 const render = (file: InputFile, limits: FileLimits): string => {
   const type = typeOf(file)
   if (type === undefined) {
@@ -185,9 +221,7 @@ const render = (file: InputFile, limits: FileLimits): string => {
     const allowed = [...limits.allowedMimes].join(", ")
     return fail(file.at, `Invalid '${file.at}': files of type ${type.mime} are not allowed here; allowed: ${allowed === "" ? "none" : allowed} (gateway.http.endpoints.responses.files.allowedMimes).`, "unsupported_file_type")
   }
-  const data = file.data.replace(/\s+/g, "")
-  if (!BASE64.test(data)) return fail(file.at, `Invalid '${file.at}': the file's data is not valid base64.`, "invalid_value")
-  const bytes = Buffer.from(data, "base64")
+  const bytes = fileBytes(file)
   if (bytes.length > limits.maxBytes) {
     return fail(file.at, `Invalid '${file.at}': the file has ${bytes.length} bytes; the limit is ${limits.maxBytes} (gateway.http.endpoints.responses.files.maxBytes).`, "file_too_large")
   }

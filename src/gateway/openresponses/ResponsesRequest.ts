@@ -7,14 +7,15 @@
  * the parser does not know) are accepted and ignored.
  *
  * `input_file` parts of user messages are collected (InputFiles.ts reads
- * them). Not built: files and images by URL or id, PDFs (OpenClaw fetches and
+ * them). Files and images by URL are kept as URLs here, for the route to
+ * fetch (UrlSources.ts). Not built: files and images by id, PDFs (OpenClaw
  * extracts them). They are refused with a 400 naming the part.
  */
 import { Predicate, Result } from "effect"
 import type { ChatMessage, ClientTool, Sampling, ToolCall, ToolChoice } from "../openai/ChatRequest.ts"
 import { fail, missing, numberIn, parseToolChoice, parseTools, parseWith, positiveInt, present, shown } from "../openai/FieldChecks.ts"
 import type { OpenAiError } from "../openai/OpenAiError.ts"
-import { type InputFile, parseInputFile } from "./InputFiles.ts"
+import { type InputFile, parseInputFile, partUrl } from "./InputFiles.ts"
 
 export interface ResponsesRequest {
   /** The raw `model` string, echoed back; undefined means the default agent. */
@@ -40,28 +41,30 @@ export interface ResponsesRequest {
 
 const string = (value: unknown, param: string): string => typeof value === "string" ? value : fail(param, `Invalid '${param}': expected a string.`, "invalid_type")
 
-const noUrls = (at: string): never =>
-  fail(at, `Invalid '${at}': BeamClaw does not fetch image URLs or file ids; send the image inline as base64 (source {type: "base64", media_type, data} or a data: URI).`, "unsupported_image_source")
-
-/** An input_image part as a data: URI; OpenResponses' `source` and OpenAI's `image_url` spellings both work. */
-const imageUrl = (part: Readonly<Record<string, unknown>>, at: string): string => {
+/**
+ * An input_image part as a data: URI or an http(s) URL to fetch, with where it
+ * sits in the body; OpenResponses' `source` and OpenAI's `image_url` spellings both work.
+ */
+const imageUrl = (part: Readonly<Record<string, unknown>>, at: string): { readonly at: string; readonly url: string } => {
   const source = part.source
   if (present(source)) {
     if (!Predicate.isObject(source)) return fail(`${at}.source`, `Invalid '${at}.source': expected an object.`, "invalid_type")
-    if (source.type === "url") return noUrls(`${at}.source`)
+    if (source.type === "url") return { at: `${at}.source.url`, url: partUrl(source.url, `${at}.source.url`) }
     if (source.type !== "base64") return fail(`${at}.source.type`, `Invalid '${at}.source.type': expected "base64" or "url", got ${shown(source.type)}.`, "invalid_value")
     const mediaType = source.media_type
     const data = source.data
     if (typeof mediaType !== "string" || mediaType.trim() === "") return missing(`${at}.source.media_type`)
     if (typeof data !== "string" || data.trim() === "") return missing(`${at}.source.data`)
-    return `data:${mediaType.trim()};base64,${data}`
+    return { at, url: `data:${mediaType.trim()};base64,${data}` }
   }
   const url = part.image_url
   if (typeof url === "string" && url.trim() !== "") {
-    return /^data:/i.test(url.trim()) ? url.trim() : noUrls(`${at}.image_url`)
+    return { at: `${at}.image_url`, url: /^data:/i.test(url.trim()) ? url.trim() : partUrl(url, `${at}.image_url`) }
   }
-  if (present(part.file_id)) return noUrls(`${at}.file_id`)
-  return fail(at, `Invalid '${at}': an input_image needs a 'source' {type: "base64", media_type, data} or a data: URI in 'image_url'.`, "missing_required_parameter")
+  if (present(part.file_id)) {
+    return fail(`${at}.file_id`, `Invalid '${at}.file_id': BeamClaw keeps no uploaded files; send the image inline as base64 (source {type: "base64", media_type, data} or a data: URI) or by URL.`, "unsupported_image_source")
+  }
+  return fail(at, `Invalid '${at}': an input_image needs a 'source' ({type: "base64", media_type, data} or {type: "url", url}) or a data: or http(s) URL in 'image_url'.`, "missing_required_parameter")
 }
 
 /** Text of a message's content, with the data: URIs of its images (user messages only). */
@@ -70,12 +73,13 @@ const parseContent = (
   param: string,
   allowImages: boolean,
   files: Array<InputFile>
-): { readonly text: string; readonly imageUrls: ReadonlyArray<string> } => {
+): { readonly text: string; readonly imageUrls: ReadonlyArray<string>; readonly imageParams: ReadonlyArray<string> } => {
   if (!present(content)) return missing(param)
-  if (typeof content === "string") return { text: content, imageUrls: [] }
+  if (typeof content === "string") return { text: content, imageUrls: [], imageParams: [] }
   if (!Array.isArray(content)) return fail(param, `Invalid '${param}': expected a string or an array of content parts.`, "invalid_type")
   const texts: Array<string> = []
   const imageUrls: Array<string> = []
+  const imageParams: Array<string> = []
   content.forEach((part: unknown, j) => {
     const at = `${param}[${j}]`
     if (!Predicate.isObject(part)) return fail(at, `Invalid '${at}': expected an object.`, "invalid_type")
@@ -90,7 +94,11 @@ const parseContent = (
         return
       case "input_image":
         if (!allowImages) return fail(`${at}.type`, `Invalid '${at}.type': input_image parts are only allowed in user messages.`, "invalid_value")
-        imageUrls.push(imageUrl(part, at))
+        {
+          const image = imageUrl(part, at)
+          imageUrls.push(image.url)
+          imageParams.push(image.at)
+        }
         return
       case "input_file":
         if (!allowImages) return fail(`${at}.type`, `Invalid '${at}.type': input_file parts are only allowed in user messages.`, "invalid_value")
@@ -100,7 +108,7 @@ const parseContent = (
         return fail(`${at}.type`, `Invalid '${at}.type': content parts of type ${shown(part.type)} are not supported; use 'input_text', 'output_text' or 'input_image'.`, "invalid_value")
     }
   })
-  return { text: texts.join("\n"), imageUrls }
+  return { text: texts.join("\n"), imageUrls, imageParams }
 }
 
 /** A function_call_output's `output`: a string, or input_text parts. */
@@ -138,8 +146,8 @@ const parseInput = (value: unknown, files: Array<InputFile>): ReadonlyArray<Chat
         }
         // Files are read from the current user message only (as images are, and as OpenClaw does): a newer one replaces them.
         if (role === "user") files.length = 0
-        const { text, imageUrls } = parseContent(raw.content, `${at}.content`, role === "user", files)
-        messages.push({ role, text, imageUrls, toolCalls: [] })
+        const { text, imageUrls, imageParams } = parseContent(raw.content, `${at}.content`, role === "user", files)
+        messages.push({ role, text, imageUrls, imageParams, toolCalls: [] })
         return
       }
       case "function_call": {

@@ -6,48 +6,35 @@
  * through Sessions.send, in `agent:<id>:openresponses-user:<user>` for a
  * `user`, else a fresh `agent:<id>:openresponses:<uuid>`, unless
  * `previous_response_id` names a response of the same scope, whose session
- * it continues (ResponseSessions). A client that goes away interrupts the
- * request fiber, which cancels the turn.
+ * it continues (ResponseSessions). Images and files given by URL are
+ * fetched before the turn (UrlSources). A client that goes away interrupts
+ * the request fiber, which cancels a download in flight or the turn.
  */
 import { randomUUID } from "node:crypto"
 import { Effect, Layer, Result, Stream } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { AgentDirectory } from "../../agent/AgentDirectory.ts"
 import { AppConfig } from "../../config/AppConfig.ts"
-import type { BeamclawConfig } from "../../config/ConfigSchema.ts"
 import { SessionEvents } from "../rpc/SessionEvents.ts"
 import { turnFailure } from "../openai/ChatCompletion.ts"
 import { header, readJson } from "../openai/HttpBody.ts"
 import { errorResponse } from "../openai/OpenAiError.ts"
 import { authorize, methodNotAllowed, notFound, sseHeaders, unreadableBody } from "../openai/Guards.ts"
 import type { OpenAiTurnInput } from "../openai/OpenAiRoutes.ts"
-import { type AgentPrompt, buildAgentPrompt, defaultImageLimits, type ImageLimits } from "../openai/Prompt.ts"
+import { type AgentPrompt, buildAgentPrompt, imageLimitsOf } from "../openai/Prompt.ts"
 import { requestModelOverride } from "../openai/ModelOverride.ts"
 import { resolveAgent, resolveSession, type SessionChoice } from "../openai/Routing.ts"
 import { fileLimits, renderInputFiles } from "./InputFiles.ts"
 import { ResponseSessions, type ResponseScope } from "./ResponseSessions.ts"
 import { parseResponsesRequest, type ResponsesRequest } from "./ResponsesRequest.ts"
+import { fetchUrlParts } from "./UrlSources.ts"
 import { ResponseState, type StreamEvent } from "./ResponsesOutput.ts"
 import { forcedToolCall, toolChoiceInstruction } from "../openai/ForcedToolCall.ts"
 
-type EndpointConfig = BeamclawConfig["gateway"]["http"]["endpoints"]["responses"]
 
 /** OpenResponses frames: the event type on its own line, then the JSON. */
 const sse = (event: StreamEvent): string => `event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`
 const DONE = "data: [DONE]\n\n"
-
-/** The chat endpoint's caps, with OpenClaw's `images.maxBytes` and `images.allowedMimes` where set (only types we can deliver). */
-const imageLimits = (endpoint: EndpointConfig): ImageLimits => {
-  const images = endpoint.images
-  const mimes = images?.allowedMimes
-  return {
-    ...defaultImageLimits,
-    maxBytesPerImage: images?.maxBytes ?? defaultImageLimits.maxBytesPerImage,
-    allowedMimes: mimes === undefined
-      ? defaultImageLimits.allowedMimes
-      : new Set(mimes.map((mime) => mime.trim().toLowerCase()).filter((mime) => defaultImageLimits.allowedMimes.has(mime)))
-  }
-}
 
 const turnInput = (runId: string, request: ResponsesRequest, prompt: AgentPrompt, files: string | undefined, modelOverride: string | undefined): OpenAiTurnInput => {
   const choice = request.toolChoice
@@ -78,7 +65,7 @@ const responses = (responseSessions: ResponseSessions) => Effect.gen(function*()
   if (body._tag !== "Ok") return errorResponse(unreadableBody(body, "responses"))
   const parsed = parseResponsesRequest(body.json)
   if (Result.isFailure(parsed)) return errorResponse(parsed.failure)
-  const input = parsed.success
+  let input = parsed.success
 
   const agents = yield* AgentDirectory
   const agentIds = yield* agents.agentIds
@@ -107,10 +94,14 @@ const responses = (responseSessions: ResponseSessions) => Effect.gen(function*()
     : direct.success
   const modelOverride = yield* requestModelOverride(headers, session.agentId)
   if (Result.isFailure(modelOverride)) return errorResponse(modelOverride.failure)
+  // URL parts are fetched last, once everything that could refuse the request without a download has been checked.
+  const fetched = yield* fetchUrlParts(input, endpoint)
+  if (Result.isFailure(fetched)) return errorResponse(fetched.failure)
+  input = fetched.success
   // Files first: a part that cannot be used is named before the message it came in is judged.
   const files = renderInputFiles(input.files, fileLimits(endpoint.files))
   if (Result.isFailure(files)) return errorResponse(files.failure)
-  const prompt = buildAgentPrompt(input.messages, imageLimits(endpoint), { field: "input", imagePart: "input_image" })
+  const prompt = buildAgentPrompt(input.messages, imageLimitsOf(endpoint.images), { field: "input", imagePart: "input_image" })
   if (Result.isFailure(prompt)) return errorResponse(prompt.failure)
 
   const runId = `resp_${randomUUID()}`

@@ -443,8 +443,11 @@ describe("errors", () => {
     const part = { type: "image_url", image_url: { url: `data:image/png;base64,${png}` } }
     const nine = await expectError(await post({ model: "beamclaw", messages: [{ role: "user", content: Array.from({ length: 9 }, () => part) }] }), 400)
     assert.include(String(nine.message), "limit is 8")
-    const url = await expectError(await post({ model: "beamclaw", messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "https://example.com/cat.png" } }] }] }), 400)
-    assert.include(String(url.message), "URL images are not fetched")
+    // images.allowUrl is off by default (as in OpenClaw): refused before any connection, naming the part.
+    const url = await expectError(await post({ model: "beamclaw", messages: [{ role: "user", content: [{ type: "text", text: "see" }, { type: "image_url", image_url: { url: "https://example.com/cat.png" } }] }] }), 400)
+    assert.include(String(url.message), "images.allowUrl")
+    assert.strictEqual(url.param, "messages[0].content[1].image_url.url")
+    assert.strictEqual(url.code, "url_not_allowed")
     const svg = await expectError(await post({ model: "beamclaw", messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "data:image/svg+xml;base64,PHN2Zz4=" } }] }] }), 400)
     assert.include(String(svg.message), "not allowed")
     const huge = `data:image/png;base64,${"A".repeat(Math.ceil(10.5 * 1024 * 1024 / 3) * 4)}`

@@ -622,9 +622,10 @@ describe("errors", () => {
       [{ model: "beamclaw", input: [{ type: "message", role: "wizard", content: "x" }] }, "input[0].role"],
       [{ model: "beamclaw", input: [{ type: "message", role: "user" }] }, "input[0].content"],
       [{ model: "beamclaw", input: [{ type: "message", role: "user", content: [{ type: "input_audio" }] }] }, "input[0].content[0].type"],
-      [{ model: "beamclaw", input: [{ type: "message", role: "user", content: [{ type: "input_file", source: { type: "url", url: "https://example.com/a.txt" } }] }] }, "input[0].content[0].source"],
+      [{ model: "beamclaw", input: [{ type: "message", role: "user", content: [{ type: "input_file", source: { type: "url", url: "http://127.0.0.1:9/a.txt" } }] }] }, "input[0].content[0].source.url"],
       [{ model: "beamclaw", input: [{ role: "user", content: [{ type: "input_file", file_id: "file-123" }] }] }, "input[0].content[0].file_id"],
-      [{ model: "beamclaw", input: [{ role: "user", content: [{ type: "input_file", file_url: "https://example.com/a.txt" }] }] }, "input[0].content[0].file_url"],
+      [{ model: "beamclaw", input: [{ role: "user", content: [{ type: "input_file", file_url: "http://localhost:9/a.txt" }] }] }, "input[0].content[0].file_url"],
+      [{ model: "beamclaw", input: [{ role: "user", content: [{ type: "input_file", file_url: "ftp://files.example.com/a.txt" }] }] }, "input[0].content[0].file_url"],
       [{ model: "beamclaw", input: [{ role: "user", content: [{ type: "input_file", source: { type: "base64", media_type: "text/plain" } }] }] }, "input[0].content[0].source.data"],
       [{ model: "beamclaw", input: [{ role: "user", content: [{ type: "input_file", source: { type: "base64", media_type: "text/plain", data: "not base64!" } }] }] }, "input[0].content[0]"],
       [{ model: "beamclaw", input: [{ role: "user", content: [{ type: "input_file", filename: "report.pdf", file_data: "data:application/pdf;base64,JVBERi0=" }] }] }, "input[0].content[0]"],
@@ -633,8 +634,9 @@ describe("errors", () => {
       [{ model: "beamclaw", input: [{ role: "user", content: [{ type: "input_file", source: { type: "base64", media_type: "text/plain; charset=klingon", data: "aGk=" } }] }] }, "input[0].content[0]"],
       [{ model: "beamclaw", input: [{ role: "assistant", content: [{ type: "input_file", file_data: "data:text/plain;base64,aGk=" }] }] }, "input[0].content[0].type"],
       [{ model: "beamclaw", input: [{ type: "input_file", file_data: "data:text/plain;base64,aGk=" }] }, "input[0].type"],
-      [{ model: "beamclaw", input: [{ type: "message", role: "user", content: [{ type: "input_image", source: { type: "url", url: "https://example.com/cat.png" } }] }] }, "input[0].content[0].source"],
-      [{ model: "beamclaw", input: [{ role: "user", content: [{ type: "input_image", image_url: "https://example.com/cat.png" }] }] }, "input[0].content[0].image_url"],
+      [{ model: "beamclaw", input: [{ type: "message", role: "user", content: [{ type: "input_image", source: { type: "url", url: "http://10.0.0.1/cat.png" } }] }] }, "input[0].content[0].source.url"],
+      [{ model: "beamclaw", input: [{ role: "user", content: [{ type: "input_image", image_url: "http://[::1]:9/cat.png" }] }] }, "input[0].content[0].image_url"],
+      [{ model: "beamclaw", input: [{ role: "user", content: [{ type: "input_image", source: { type: "url", url: "not a url" } }] }] }, "input[0].content[0].source.url"],
       [{ model: "beamclaw", input: [{ type: "message", role: "assistant", content: [{ type: "input_image", image_url: `data:image/png;base64,${png}` }] }] }, "input[0].content[0].type"],
       [{ model: "beamclaw", input: [{ type: "function_call_output", output: "x" }] }, "input[0].call_id"],
       [{ model: "beamclaw", input: [{ type: "function_call", call_id: "c", arguments: "{}" }] }, "input[0].name"],
@@ -670,9 +672,11 @@ describe("errors", () => {
       const error = await expectError(await post(body), 400, param)
       assert.strictEqual(error.type, "invalid_request_error", JSON.stringify(body))
     }
+    // URLs on loopback or a private network are refused before any connection (no ssrfPolicy in this config).
     const file = await expectError(await post(cases[7]?.[0] ?? {}), 400)
-    assert.include(String(file.message), "does not fetch file URLs")
-    const pdf = await expectError(await post(cases[12]?.[0] ?? {}), 400)
+    assert.include(String(file.message), "could not fetch http://127.0.0.1:9/a.txt")
+    assert.strictEqual(file.code, "url_not_allowed")
+    const pdf = await expectError(await post(cases[13]?.[0] ?? {}), 400)
     assert.include(String(pdf.message), "PDF files are not supported")
     const viaSdk = await client.responses.create({ model: "beamclaw", input: [] }).catch((e: unknown) => e)
     assert.instanceOf(viaSdk, OpenAI.BadRequestError)
