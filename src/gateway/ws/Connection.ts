@@ -26,7 +26,7 @@ import {
   truncateCloseReason
 } from "./Frames.ts"
 import * as Handshake from "./Handshake.ts"
-import { type Hub, type HubClient, type PresenceEntry, SESSION_SCOPED_EVENTS_CAP } from "./Hub.ts"
+import { type FrameKind, type Hub, type HubClient, type PresenceEntry, SESSION_SCOPED_EVENTS_CAP } from "./Hub.ts"
 import type { Handler, MethodContext } from "./methods/Method.ts"
 import { healthSummary } from "./methods/System.ts"
 import { missingScope, parseRole, requiredScope } from "./Scopes.ts"
@@ -55,8 +55,22 @@ const deviceTokenMismatch = (message: string): ErrorShape => ({
   details: { code: "AUTH_DEVICE_TOKEN_MISMATCH", authReason: "mismatch", canRetryWithDeviceToken: false, recommendedNextStep: "update_auth_credentials" }
 })
 
-/** After a close frame is sent, how long the client gets to answer it before the socket is dropped. */
+/**
+ * After a close frame is sent, how long the client gets to answer it before the socket is dropped; while output
+ * sent before it is still leaving, how long that output may stand still (a client that reads nothing).
+ */
 const CLOSE_GRACE_MS = 1000
+
+/**
+ * After a close frame, how often the unsent output is looked at, and how long in all a client still reading it
+ * (the output keeps falling) may take: a large answer, or a rotated device token, must not be cut off on a slow
+ * link, nor a socket be held without end.
+ */
+const CLOSE_DRAIN_CHECK_MS = 200
+const CLOSE_DRAIN_MAX_MS = 30_000
+
+/** Backlog past which a response is refused: twice an event's, since the client asked for it (see FrameKind). */
+const MAX_BUFFERED_BYTES_BEFORE_RESPONSE = 2 * MAX_BUFFERED_BYTES
 
 const byteLength = (data: string | Uint8Array): number => typeof data === "string" ? Buffer.byteLength(data, "utf8") : data.byteLength
 const asText = (data: string | Uint8Array): string => typeof data === "string" ? data : Buffer.from(data).toString("utf8")
@@ -88,6 +102,11 @@ export interface Transport {
   readonly destroy: () => void
   /** Bytes written to the socket that the kernel has not taken yet: what a client that does not read leaves behind. */
   readonly writableLength: number
+  /**
+   * Of the writes under way, the bytes the kernel has not taken yet, where the platform shows it: it falls as a
+   * client reads, where writableLength falls only once a whole write is done (on a slow link, seconds apart).
+   */
+  readonly writeQueueSize: number | undefined
 }
 
 export const run = (socket: Socket.Socket, peer: Peer, hub: Hub, methods: Record<string, Handler>, transport?: Transport) =>
@@ -107,21 +126,25 @@ export const run = (socket: Socket.Socket, peer: Peer, hub: Hub, methods: Record
     let inFlight = 0
 
     /**
-     * Queues a frame; false when the client is too far behind: what waits in
-     * the queue and what sits unsent in the socket's buffer (the writer hands
-     * frames to the socket at once, so a client that stops reading shows only
-     * there), as OpenClaw's check of the socket's buffered amount.
+     * Queues a frame; false when the client is already too far behind for a
+     * frame of this kind: what waits in the queue and what sits unsent in the
+     * socket's buffer (the writer hands frames to the socket at once, so a
+     * client that stops reading shows only there), as OpenClaw's check of the
+     * socket's buffered amount. The frame itself does not count, so one large
+     * answer to a client that keeps up is never refused.
      */
-    const offer = (frame: string): boolean => {
+    const offer = (frame: string, kind: FrameKind): boolean => {
       if (closing) return true
-      if (queuedBytes + (transport?.writableLength ?? 0) + frame.length > MAX_BUFFERED_BYTES) return false
+      const backlog = queuedBytes + (transport?.writableLength ?? 0)
+      if (backlog > (kind === "event" ? MAX_BUFFERED_BYTES : MAX_BUFFERED_BYTES_BEFORE_RESPONSE)) return false
       if (!Queue.offerUnsafe(outbound, frame)) return false
       queuedBytes += frame.length
       return true
     }
-    const send = (value: unknown): void => {
-      if (!offer(JSON.stringify(value))) close(1008, "slow consumer")
+    const send = (value: unknown, kind: FrameKind): void => {
+      if (!offer(JSON.stringify(value), kind)) close(1008, "slow consumer")
     }
+    const respond = (value: unknown): void => send(value, "response")
     /** Closes after the frames already queued (a rejection's response goes out first). */
     const close = (code: number, reason: string): void => {
       if (closing) return
@@ -173,10 +196,10 @@ export const run = (socket: Socket.Socket, peer: Peer, hub: Hub, methods: Record
       }))
     ))
 
-    send({ type: "event", event: "connect.challenge", payload: { nonce, ts: Date.now() } })
+    send({ type: "event", event: "connect.challenge", payload: { nonce, ts: Date.now() } }, "event")
 
     const rejectHandshake = (id: string | undefined, error: ErrorShape, closeCode: number, closeReason: string) => {
-      if (id !== undefined) send(responseError(id, error))
+      if (id !== undefined) respond(responseError(id, error))
       close(closeCode, closeReason)
     }
 
@@ -265,7 +288,7 @@ export const run = (socket: Socket.Socket, peer: Peer, hub: Hub, methods: Record
         if (generation !== undefined && admitted.success.deviceId !== undefined && hub.deviceGeneration(admitted.success.deviceId, role) !== generation) {
           return rejectHandshake(id, { code: "UNAVAILABLE", message: DEVICE_CHANGED_MESSAGE, retryable: true }, DEVICE_CHANGED_CLOSE_CODE, DEVICE_CHANGED_CLOSE_REASON)
         }
-        send(responseOk(id, {
+        respond(responseOk(id, {
           type: "hello-ok",
           protocol,
           server: { version: hub.options.version, connId },
@@ -294,38 +317,38 @@ export const run = (socket: Socket.Socket, peer: Peer, hub: Hub, methods: Record
     const dispatch = (frame: RequestFrame, connected: NonNullable<typeof client>) =>
       Effect.gen(function*() {
         const { id, method } = frame
-        if (method === "connect") return send(responseError(id, { code: "INVALID_REQUEST", message: "connect is only valid as the first request" }))
-        if (connected.role !== "operator") return send(responseError(id, { code: "INVALID_REQUEST", message: `unauthorized role: ${connected.role}` }))
+        if (method === "connect") return respond(responseError(id, { code: "INVALID_REQUEST", message: "connect is only valid as the first request" }))
+        if (connected.role !== "operator") return respond(responseError(id, { code: "INVALID_REQUEST", message: `unauthorized role: ${connected.role}` }))
         const missing = missingScope(method, connected.scopes)
         if (missing !== undefined) {
-          return send(responseError(id, {
+          return respond(responseError(id, {
             code: "FORBIDDEN",
             message: `missing scope: ${missing}`,
             details: { code: "MISSING_SCOPE", missingScope: missing, requiredScopes: [requiredScope(method)] }
           }))
         }
         const handler = methods[method]
-        if (handler === undefined) return send(responseError(id, { code: "INVALID_REQUEST", message: `unknown method: ${method}` }))
+        if (handler === undefined) return respond(responseError(id, { code: "INVALID_REQUEST", message: `unknown method: ${method}` }))
         const afterResponse: Array<() => void> = []
         const context: MethodContext = {
           ...connected.context,
-          respondInterim: (payload) => send(responseOk(id, payload)),
+          respondInterim: (payload) => respond(responseOk(id, payload)),
           afterResponse: (action) => {
             afterResponse.push(action)
           }
         }
         const exit = yield* Effect.exit(handler(frame.params, context))
         if (exit._tag === "Success") {
-          send(responseOk(id, exit.value))
+          respond(responseOk(id, exit.value))
           for (const action of afterResponse) action()
           return
         }
         if (Cause.hasInterruptsOnly(exit.cause)) return
         const failure = Cause.findError(exit.cause)
-        if (failure._tag === "Success" && failure.success instanceof MethodError) return send(responseError(id, errorShapeOf(failure.success)))
+        if (failure._tag === "Success" && failure.success instanceof MethodError) return respond(responseError(id, errorShapeOf(failure.success)))
         yield* Effect.logError(`ws method ${method} failed`, exit.cause)
         const squashed = Cause.squash(exit.cause)
-        send(responseError(id, { code: "UNAVAILABLE", message: squashed instanceof Error ? squashed.message : String(squashed) }))
+        respond(responseError(id, { code: "UNAVAILABLE", message: squashed instanceof Error ? squashed.message : String(squashed) }))
       })
 
     const message = (data: string | Uint8Array) =>
@@ -336,16 +359,16 @@ export const run = (socket: Socket.Socket, peer: Peer, hub: Hub, methods: Record
         if (byteLength(data) > MAX_PAYLOAD_BYTES) return close(1009, "payload too large")
         const parsed = parseJson(asText(data))
         if (Result.isFailure(parsed)) {
-          return send(responseError("invalid", { code: "INVALID_REQUEST", message: `invalid request frame: malformed JSON (${parsed.failure})` }))
+          return respond(responseError("invalid", { code: "INVALID_REQUEST", message: `invalid request frame: malformed JSON (${parsed.failure})` }))
         }
         const frame = decodeRequest(parsed.success, strict)
         if (Result.isFailure(frame)) {
-          return send(responseError(idOf(parsed.success) ?? "invalid", { code: "INVALID_REQUEST", message: `invalid request frame: ${formatIssue(frame.failure.issue)}` }))
+          return respond(responseError(idOf(parsed.success) ?? "invalid", { code: "INVALID_REQUEST", message: `invalid request frame: ${formatIssue(frame.failure.issue)}` }))
         }
         // Requests run concurrently; responses may come back out of order, as in OpenClaw. Bounded per connection,
         // as OpenClaw's start queue: one client cannot park an unbounded number of fibers (agent.wait, say).
         if (inFlight >= MAX_IN_FLIGHT_REQUESTS) {
-          return send(responseError(frame.success.id, { code: "UNAVAILABLE", message: `too many requests in flight on this connection (at most ${MAX_IN_FLIGHT_REQUESTS}); wait for answers before sending more`, retryable: true }))
+          return respond(responseError(frame.success.id, { code: "UNAVAILABLE", message: `too many requests in flight on this connection (at most ${MAX_IN_FLIGHT_REQUESTS}); wait for answers before sending more`, retryable: true }))
         }
         inFlight++
         yield* FiberSet.run(requests, dispatch(frame.success, connected).pipe(Effect.ensuring(Effect.sync(() => {
@@ -371,16 +394,34 @@ export const run = (socket: Socket.Socket, peer: Peer, hub: Hub, methods: Record
       )
     })
 
+    // After the close frame, what was sent before it may still sit unsent in the socket's buffer (a large answer on a
+    // slow link): the socket stays while that keeps falling, and goes once it has stood still for the grace (a client
+    // that reads nothing, or has read everything and not answered the close), or after CLOSE_DRAIN_MAX_MS in all.
+    const lingerAfterClose = Effect.gen(function*() {
+      let unsent = transport?.writableLength ?? 0
+      let queued = transport?.writeQueueSize ?? 0
+      let stillMs = 0
+      for (let waitedMs = 0; stillMs < CLOSE_GRACE_MS && waitedMs < CLOSE_DRAIN_MAX_MS; waitedMs += CLOSE_DRAIN_CHECK_MS) {
+        yield* Effect.sleep(Duration.millis(CLOSE_DRAIN_CHECK_MS))
+        const nowUnsent = transport?.writableLength ?? 0
+        const nowQueued = transport?.writeQueueSize ?? 0
+        // A write done (writableLength falls) or the kernel taking part of one (the write queue falls) is progress.
+        stillMs = nowUnsent < unsent || nowQueued < queued ? 0 : stillMs + CLOSE_DRAIN_CHECK_MS
+        unsent = nowUnsent
+        queued = nowQueued
+      }
+    })
+
     yield* Effect.raceFirst(
       readLoop,
-      Deferred.await(closeSent).pipe(Effect.andThen(Effect.sleep(Duration.millis(CLOSE_GRACE_MS))))
+      Deferred.await(closeSent).pipe(Effect.andThen(lingerAfterClose))
     ).pipe(Effect.onInterrupt(() => goingAway), Effect.ensuring(Effect.sync(() => {
       closing = true
       peer.releasePreauth?.()
       untrackPending()
       hub.unregister(connId)
       // The close handshake had its grace: a client that has not answered is cut off now, instead of holding its
-      // socket (and the server's shutdown) for the WebSocket library's own 30 s close timeout.
+      // socket for the WebSocket library's own 30 s close timeout (a shutdown interrupts the wait sooner).
       transport?.destroy()
     })))
   })

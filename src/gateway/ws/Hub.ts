@@ -28,6 +28,14 @@ export interface PresenceEntry {
   readonly instanceId?: string
 }
 
+/**
+ * What a frame is to the client, for the slow-consumer limit: an event is
+ * broadcast to it (refused once the client is maxBufferedBytes behind); a
+ * response answers its own request (refused only at twice that: it asked for
+ * the answer, and refusing one closes the connection).
+ */
+export type FrameKind = "event" | "response"
+
 /** What the hub needs from a connection to reach it. */
 export interface HubClient {
   readonly connId: string
@@ -43,8 +51,8 @@ export interface HubClient {
   readonly sessionScoped: boolean
   /** Store keys of the sessions this connection subscribed to (kept by the hub: subscribe / unsubscribe). */
   readonly subscriptions: Set<string>
-  /** Queues a frame; false when the client's queue is full. */
-  readonly offer: (frame: string) => boolean
+  /** Queues a frame; false when the client is too far behind for a frame of this kind (see FrameKind). */
+  readonly offer: (frame: string, kind: FrameKind) => boolean
   /** Closes the connection (slow consumer, shutdown). */
   readonly close: (code: number, reason: string) => void
   seq: number
@@ -146,7 +154,7 @@ export const make = Effect.fnUntraced(function*(options: HubOptions) {
   const deliver = (client: HubClient, event: string, payloadJson: string, opts: BroadcastOptions): void => {
     if (!allows(client, event)) return
     client.seq += 1
-    if (!client.offer(eventFrame(event, payloadJson, client.seq, opts.stateVersion === true))) {
+    if (!client.offer(eventFrame(event, payloadJson, client.seq, opts.stateVersion === true), "event")) {
       if (opts.dropIfSlow !== true) client.close(1008, "slow consumer")
     }
   }
@@ -186,7 +194,7 @@ export const make = Effect.fnUntraced(function*(options: HubOptions) {
   const sendTo = (connId: string, event: string, payload: unknown): void => {
     const client = clients.get(connId)
     if (client === undefined) return
-    if (!client.offer(eventFrame(event, JSON.stringify(payload ?? null), undefined, false))) client.close(1008, "slow consumer")
+    if (!client.offer(eventFrame(event, JSON.stringify(payload ?? null), undefined, false), "event")) client.close(1008, "slow consumer")
   }
 
   const register = (client: HubClient, entry: PresenceEntry | undefined): void => {

@@ -4,6 +4,7 @@
  * One hub per listener (WsHub): ticks, health broadcasts, pairing events and
  * the shutdown notice live there; each connection is Connection.run.
  */
+import type * as Net from "node:net"
 import { Config, Context, Duration, Effect, Layer, Option, Stream } from "effect"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
@@ -128,9 +129,33 @@ export const shutdownNotice = Layer.effectDiscard(Effect.gen(function*() {
 const hasProxyHeaders = (headers: Readonly<Record<string, string | undefined>>): boolean =>
   ["forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip"].some((name) => (headers[name] ?? "") !== "")
 
+/**
+ * libuv's count of the bytes of the socket's pending writes the kernel has not taken yet. Node does not document
+ * it, hence the care; writableLength, which it does, falls only once a whole write (a batch of frames) is done.
+ */
+const libuvWriteQueueSize = (socket: Net.Socket): number | undefined => {
+  const handle: unknown = Reflect.get(socket, "_handle")
+  if (typeof handle !== "object" || handle === null) return undefined
+  const size: unknown = Reflect.get(handle, "writeQueueSize")
+  return typeof size === "number" ? size : undefined
+}
+
 /** The TCP socket under the upgraded request, corked while the connection writes a batch of frames. */
-const transportOf = (request: HttpServerRequest.HttpServerRequest): Connection.Transport | undefined =>
-  NodeHttpServerRequest.toIncomingMessage(request).socket ?? undefined
+const transportOf = (request: HttpServerRequest.HttpServerRequest): Connection.Transport | undefined => {
+  const socket: Net.Socket | null | undefined = NodeHttpServerRequest.toIncomingMessage(request).socket
+  if (socket === null || socket === undefined) return undefined
+  return {
+    cork: () => socket.cork(),
+    uncork: () => socket.uncork(),
+    destroy: () => socket.destroy(),
+    get writableLength() {
+      return socket.writableLength
+    },
+    get writeQueueSize() {
+      return libuvWriteQueueSize(socket)
+    }
+  }
+}
 
 const route = (hub: Hub.Hub) => {
   const methods = methodTable(hub)

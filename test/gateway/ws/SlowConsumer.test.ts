@@ -1,83 +1,94 @@
 /**
- * A client that stops reading must not make the gateway hold its answers
- * without limit: past hello-ok's maxBufferedBytes (50 MiB) of output waiting
- * for it, in the gateway's queue or in the socket's own buffer, it is
- * dropped. The client here speaks WebSocket on a raw TCP socket so that it
- * can stop reading (Node's WebSocket always reads).
+ * A client that stops reading must not make the gateway hold output for it
+ * without limit. What it is behind by counts what waits in the gateway's
+ * queue and what sits unsent in the socket's own buffer. Events (broadcast to
+ * it) stop at hello-ok's maxBufferedBytes (50 MiB): past that, one closes it
+ * (1008 "slow consumer"). Answers to its own requests stop only at twice
+ * that, so a client that asks for a few large answers and reads them late is
+ * not cut off for it. The client here speaks WebSocket on a raw TCP socket so
+ * that it can stop reading (Node's WebSocket always reads).
  */
-import { randomBytes } from "node:crypto"
-import * as net from "node:net"
-import { assert, describe, it } from "@effect/vitest"
+import { assert, beforeAll, describe, it } from "@effect/vitest"
 import { gatewayForFile } from "../../support/Gateway.ts"
-import { connectParams, connect } from "./WsClient.ts"
+import { connectRawOperator, fillHistory, type RawWsClient, wholeHistory } from "./RawWsClient.ts"
+import { connect } from "./WsClient.ts"
 
 const env = gatewayForFile()
 
-/** A masked client text frame (RFC 6455 §5.2). */
-const textFrame = (text: string): Buffer => {
-  const payload = Buffer.from(text, "utf8")
-  const mask = randomBytes(4)
-  const length = payload.length
-  const header = length < 126
-    ? Buffer.from([0x81, 0x80 | length])
-    : length < 65536
-    ? Buffer.concat([Buffer.from([0x81, 0x80 | 126]), Buffer.from([length >> 8, length & 0xff])])
-    : (() => {
-      const extended = Buffer.alloc(8)
-      extended.writeBigUInt64BE(BigInt(length))
-      return Buffer.concat([Buffer.from([0x81, 0x80 | 127]), extended])
-    })()
-  const masked = Buffer.alloc(length)
-  for (let i = 0; i < length; i++) masked[i] = (payload[i] ?? 0) ^ (mask[i % 4] ?? 0)
-  return Buffer.concat([header, mask, masked])
+const SESSION = "big-history"
+/** chat.history of SESSION is about 5.5 MB: an answer bigger than this came whole. */
+const HISTORY_BYTES = 5_000_000
+const MiB = 1024 * 1024
+
+beforeAll(() => fillHistory(env.gateway.wsUrl, env.gateway.token, SESSION))
+
+/** Asks for `count` whole histories without reading them, one at a time, so each answer has left the gateway's queue for the socket's buffer before the next. */
+const askWithoutReading = async (client: RawWsClient, count: number): Promise<ReadonlyArray<string>> => {
+  client.pause()
+  const ids: Array<string> = []
+  for (let i = 0; i < count; i++) {
+    if (client.socket.destroyed) break
+    ids.push(client.request("chat.history", wholeHistory(SESSION)))
+    await new Promise((resolve) => setTimeout(resolve, 150))
+  }
+  await new Promise((resolve) => setTimeout(resolve, 1000))
+  return ids
+}
+
+const answeredWhole = (client: RawWsClient, ids: ReadonlyArray<string>): number =>
+  ids.filter((id) => client.responses(id).some(({ frame, bytes }) => frame.ok === true && bytes > HISTORY_BYTES)).length
+
+/** Whether the gateway ended the connection within `ms`. */
+const endsWithin = (client: RawWsClient, ms: number): Promise<boolean> =>
+  Promise.race([client.ended.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms))])
+
+/** The gateway is fine for everyone else. */
+const assertHealthy = async () => {
+  const after = await connect(env.gateway.wsUrl, env.gateway.token)
+  assert.strictEqual((await after.client.request("health")).ok, true)
+  await after.client.close()
 }
 
 describe("a client that stops reading", () => {
-  it("is dropped once 50 MiB of answers wait for it, instead of the gateway holding them all", async () => {
-    // A session whose history answer is about 5.5 MB (messages under chat.history's 128 KiB each, 6 MiB in all).
-    const { client } = await connect(env.gateway.wsUrl, env.gateway.token)
-    const note = "n".repeat(100_000)
-    for (let i = 0; i < 55; i++) {
-      const injected = await client.request("chat.inject", { sessionKey: "big-history", message: `${i} ${note}` })
-      assert.isUndefined(injected.error)
-    }
-    await client.close()
+  it("is not closed for answers it asked for while it is less than twice maxBufferedBytes behind", async () => {
+    const { client } = await connectRawOperator(env.gateway.port, env.gateway.token)
+    // About 82 MB: well past 50 MiB, short of 100 MiB even before the kernel's buffers take their share.
+    const ids = await askWithoutReading(client, 15)
+    client.resume()
+    const health = client.request("health")
+    await client.waitFor((frame) => frame.type === "res" && frame.id === health, 30_000)
+    assert.strictEqual(answeredWhole(client, ids), 15)
+    assert.isUndefined(client.closeFrame)
+    assert.isFalse(client.socket.destroyed)
+    client.destroy()
+  }, 60_000)
 
-    const socket = net.connect(env.gateway.port, "127.0.0.1")
-    await new Promise<void>((resolve, reject) => {
-      socket.once("connect", () => resolve())
-      socket.once("error", reject)
-    })
-    socket.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString("base64")}\r\nSec-WebSocket-Version: 13\r\n\r\n`)
-    await new Promise<void>((resolve) => socket.once("data", () => resolve()))
-    // Watched from the start: the gateway may drop the socket while the requests are still going out.
-    socket.on("error", () => {})
-    const ended = new Promise<boolean>((resolve) => {
-      socket.once("close", () => resolve(true))
-      setTimeout(() => resolve(false), 30_000)
-    })
-    // From here on nothing is read, while twenty 5.5 MB answers (110 MB) are asked for.
-    socket.pause()
-    socket.write(textFrame(JSON.stringify({ type: "req", id: "c", method: "connect", params: connectParams(env.gateway.token) })))
-    // One at a time, so each answer has left the gateway's own queue (for the socket's buffer) before the next.
-    for (let i = 0; i < 20; i++) {
-      if (socket.destroyed) break
-      socket.write(textFrame(JSON.stringify({ type: "req", id: `h${i}`, method: "chat.history", params: { sessionKey: "big-history", limit: 1000, maxChars: 120_000 } })))
-      await new Promise((resolve) => setTimeout(resolve, 150))
-    }
-    await new Promise((resolve) => setTimeout(resolve, 1000))
+  it("is closed as slow by an event once it is more than maxBufferedBytes behind, after what it was sent", async () => {
+    const { client } = await connectRawOperator(env.gateway.port, env.gateway.token)
+    // About 66 MB asked for: past 50 MiB behind, even with what the kernel's buffers took.
+    const ids = await askWithoutReading(client, 12)
+    // A chat note is an event every operator receives, and not one a slow client may just miss.
+    const other = await connect(env.gateway.wsUrl, env.gateway.token)
+    const injected = await other.client.request("chat.inject", { sessionKey: "elsewhere", message: "hello" })
+    assert.strictEqual(injected.ok, true, JSON.stringify(injected.error))
+    await other.client.close()
+    client.resume()
+    assert.isTrue(await endsWithin(client, 30_000), "the gateway closed the connection")
+    assert.deepStrictEqual(client.closeFrame, { code: 1008, reason: "slow consumer" })
+    assert.strictEqual(answeredWhole(client, ids), 12, "every answer queued before the event went out first")
+    assert.isFalse(client.received.some(({ frame }) => frame.type === "event" && frame.event === "chat"), "the event that did not fit was not sent")
+    await assertHealthy()
+  }, 60_000)
 
-    let received = 0
-    socket.on("data", (chunk: Buffer) => {
-      received += chunk.length
-    })
-    socket.resume()
-    assert.isTrue(await ended, "the gateway dropped the connection")
-    assert.isBelow(received, 90 * 1024 * 1024, `it did not send all 110 MB (${received} bytes came)`)
-    socket.destroy()
-    // The gateway is fine for everyone else.
-    const after = await connect(env.gateway.wsUrl, env.gateway.token)
-    assert.strictEqual((await after.client.request("health")).ok, true)
-    await after.client.close()
+  it("is dropped past twice maxBufferedBytes of its own answers, instead of the gateway holding them all", async () => {
+    const { client } = await connectRawOperator(env.gateway.port, env.gateway.token)
+    // About 137 MB asked for, never read: the answer asked for past 100 MiB behind closes it, and as it reads
+    // nothing it is cut off a second later, with what the gateway still held for it.
+    const ids = await askWithoutReading(client, 25)
+    client.resume()
+    assert.isTrue(await endsWithin(client, 30_000), "the gateway dropped the connection")
+    assert.isBelow(answeredWhole(client, ids), ids.length)
+    assert.isBelow(client.bytesRead, 110 * MiB, `it was not sent every answer (${client.bytesRead} bytes came)`)
+    await assertHealthy()
   }, 60_000)
 })
