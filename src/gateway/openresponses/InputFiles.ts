@@ -10,22 +10,24 @@
  * fetched by the route before the turn, through the SSRF guard
  * (UrlSources.ts), and read the same way.
  *
- * Text files only: the types of `gateway.http.endpoints.responses.files.allowedMimes`
- * (OpenClaw's default list) that are text. Not built: PDFs (OpenClaw extracts
- * their text with a PDF engine) and files by id. Each is refused with a 400
- * naming the part.
+ * Text files and PDFs (their text, read with PDF.js through unpdf): the
+ * types of `gateway.http.endpoints.responses.files.allowedMimes` (OpenClaw's
+ * default list) that BeamClaw can read. Not built: rendering the pages of a
+ * PDF with little text as images, and files by id (refused with a 400
+ * naming the part).
  */
 import { randomBytes } from "node:crypto"
-import { Result } from "effect"
+import { Effect, Result } from "effect"
 import { defuseMarkers } from "../ExternalContent.ts"
 import { fail, missing, parseWith, present } from "../openai/FieldChecks.ts"
-import type { OpenAiError } from "../openai/OpenAiError.ts"
+import { invalidField, type OpenAiError } from "../openai/OpenAiError.ts"
 
-/** Where an input_file's bytes are: inline (base64), at a URL still to fetch, or fetched. */
+/** Where an input_file's content is: inline (base64), at a URL still to fetch, fetched, or already text (a PDF's). */
 export type FileContent =
   | { readonly _tag: "Base64"; readonly data: string }
   | { readonly _tag: "Url"; readonly url: string }
   | { readonly _tag: "Bytes"; readonly bytes: Uint8Array }
+  | { readonly _tag: "Text"; readonly text: string }
 
 /** An input_file part as sent, checked for shape only; `at` is its parameter path. */
 export interface InputFile {
@@ -40,21 +42,31 @@ export interface FileLimits {
   readonly allowedMimes: ReadonlySet<string>
   readonly maxBytes: number
   readonly maxChars: number
+  /** PDFs: the text of the first `maxPages` pages is read. */
+  readonly pdfMaxPages: number
 }
 
-/** The types this endpoint can read as text. */
-const TEXT_TYPES: ReadonlySet<string> = new Set(["text/plain", "text/markdown", "text/html", "text/csv", "application/json"])
+const PDF = "application/pdf"
 
-/** OpenClaw's defaults: its MIME list (of which the text types apply), 5 MB, 60,000 characters. */
-export const defaultFileLimits: FileLimits = { allowedMimes: TEXT_TYPES, maxBytes: 5 * 1024 * 1024, maxChars: 60_000 }
+/** The types this endpoint can read: text, and PDFs (their text). */
+const READABLE_TYPES: ReadonlySet<string> = new Set(["text/plain", "text/markdown", "text/html", "text/csv", "application/json", PDF])
 
-export const fileLimits = (files: { readonly allowedMimes?: ReadonlyArray<string> | undefined; readonly maxBytes?: number | undefined; readonly maxChars?: number | undefined } | undefined): FileLimits => ({
+/** OpenClaw's defaults: its MIME list, 5 MB, 60,000 characters, 4 PDF pages. */
+export const defaultFileLimits: FileLimits = { allowedMimes: READABLE_TYPES, maxBytes: 5 * 1024 * 1024, maxChars: 60_000, pdfMaxPages: 4 }
+
+export const fileLimits = (files: {
+  readonly allowedMimes?: ReadonlyArray<string> | undefined
+  readonly maxBytes?: number | undefined
+  readonly maxChars?: number | undefined
+  readonly pdf?: { readonly maxPages?: number | undefined } | undefined
+} | undefined): FileLimits => ({
   // An empty list means the defaults, as in OpenClaw.
   allowedMimes: files?.allowedMimes === undefined || files.allowedMimes.length === 0
     ? defaultFileLimits.allowedMimes
-    : new Set(files.allowedMimes.map((mime) => mime.trim().toLowerCase()).filter((mime) => TEXT_TYPES.has(mime))),
+    : new Set(files.allowedMimes.map((mime) => mime.trim().toLowerCase()).filter((mime) => READABLE_TYPES.has(mime))),
   maxBytes: files?.maxBytes ?? defaultFileLimits.maxBytes,
-  maxChars: files?.maxChars ?? defaultFileLimits.maxChars
+  maxChars: files?.maxChars ?? defaultFileLimits.maxChars,
+  pdfMaxPages: files?.pdf?.maxPages ?? defaultFileLimits.pdfMaxPages
 })
 
 /** An http(s) URL a client gave for a part, or a 400 naming the part. */
@@ -198,6 +210,8 @@ const fileBytes = (file: InputFile): Uint8Array => {
   switch (file.content._tag) {
     case "Bytes":
       return file.content.bytes
+    case "Text":
+      return Buffer.from(file.content.text, "utf8")
     case "Url":
       // The route fetches every URL before the files are read.
       return fail(file.at, `Invalid '${file.at}': the file at ${file.content.url} was not fetched.`, "invalid_value")
@@ -209,23 +223,34 @@ const fileBytes = (file: InputFile): Uint8Array => {
   }
 }
 
+const notAllowed = (file: InputFile, mime: string, limits: FileLimits): never => {
+  const allowed = [...limits.allowedMimes].join(", ")
+  return fail(file.at, `Invalid '${file.at}': files of type ${mime} are not allowed here; allowed: ${allowed === "" ? "none" : allowed} (gateway.http.endpoints.responses.files.allowedMimes).`, "unsupported_file_type")
+}
+
+const checkedBytes = (file: InputFile, limits: FileLimits): Uint8Array => {
+  const bytes = fileBytes(file)
+  if (bytes.length > limits.maxBytes) {
+    return fail(file.at, `Invalid '${file.at}': the file has ${bytes.length} bytes; the limit is ${limits.maxBytes} (gateway.http.endpoints.responses.files.maxBytes).`, "file_too_large")
+  }
+  return bytes
+}
+
 const render = (file: InputFile, limits: FileLimits): string => {
   const type = typeOf(file)
   if (type === undefined) {
     return fail(file.at, `Invalid '${file.at}': the file's type is unknown; give its media_type (or a file name with a known extension).`, "missing_required_parameter")
   }
-  if (type.mime === "application/pdf") {
-    return fail(file.at, `Invalid '${file.at}': PDF files are not supported by BeamClaw's /v1/responses yet; send the document's text in an input_text part or a text/plain file.`, "unsupported_file_type")
+  if (!limits.allowedMimes.has(type.mime)) return notAllowed(file, type.mime, limits)
+  let text: string
+  if (file.content._tag === "Text") {
+    text = file.content.text
+  } else if (type.mime === PDF) {
+    // readPdfs turns every PDF into its text before the files are rendered.
+    return fail(file.at, `Invalid '${file.at}': the PDF was not read.`, "invalid_value")
+  } else {
+    text = decodeText(checkedBytes(file, limits), type.charset, file.at)
   }
-  if (!limits.allowedMimes.has(type.mime)) {
-    const allowed = [...limits.allowedMimes].join(", ")
-    return fail(file.at, `Invalid '${file.at}': files of type ${type.mime} are not allowed here; allowed: ${allowed === "" ? "none" : allowed} (gateway.http.endpoints.responses.files.allowedMimes).`, "unsupported_file_type")
-  }
-  const bytes = fileBytes(file)
-  if (bytes.length > limits.maxBytes) {
-    return fail(file.at, `Invalid '${file.at}': the file has ${bytes.length} bytes; the limit is ${limits.maxBytes} (gateway.http.endpoints.responses.files.maxBytes).`, "file_too_large")
-  }
-  const text = decodeText(bytes, type.charset, file.at)
   const shown = text.trim() === ""
     ? "[No extractable text]"
     : defuseMarkers(text.length > limits.maxChars
@@ -242,6 +267,55 @@ const render = (file: InputFile, limits: FileLimits): string => {
     `<<<END_EXTERNAL_UNTRUSTED_CONTENT id="${id}">>>`
   ].join("\n")
 }
+
+interface PdfPage {
+  readonly getTextContent: () => Promise<{ readonly items: ReadonlyArray<object> }>
+}
+
+/** The text of the first `maxPages` pages, a line per text run that ends one, pages apart by a blank line. */
+const pdfText = async (bytes: Uint8Array, maxPages: number): Promise<string> => {
+  // Loaded on the first PDF: PDF.js is large, and most gateways never see one.
+  const { getDocumentProxy } = await import("unpdf")
+  const document = await getDocumentProxy(new Uint8Array(bytes), { verbosity: 0, useSystemFonts: false, disableFontFace: true })
+  try {
+    const pages: Array<string> = []
+    for (let number = 1; number <= Math.min(document.numPages, maxPages); number++) {
+      const page: PdfPage = await document.getPage(number)
+      const { items } = await page.getTextContent()
+      pages.push(items.map((item) => "str" in item && typeof item.str === "string" ? item.str + ("hasEOL" in item && item.hasEOL === true ? "\n" : "") : "").join(""))
+    }
+    const more = document.numPages > maxPages ? `\n[the PDF has ${document.numPages} pages; the first ${maxPages} are read (gateway.http.endpoints.responses.files.pdf.maxPages)]` : ""
+    return pages.map((page) => page.trim()).filter((page) => page !== "").join("\n\n") + more
+  } finally {
+    await document.loadingTask.destroy()
+  }
+}
+
+/**
+ * Reads the PDFs among the files (an allowed type, within files.maxBytes)
+ * into their text, as OpenClaw does; other files are left as they are. A
+ * PDF that cannot be read is a 400 naming its part. Pages are not rendered
+ * as images when there is little text (OpenClaw does, with a canvas engine).
+ */
+export const readPdfs = Effect.fnUntraced(function*(files: ReadonlyArray<InputFile>, limits: FileLimits) {
+  const out: Array<InputFile> = []
+  for (const file of files) {
+    const type = typeOf(file)
+    if (type?.mime !== PDF || !limits.allowedMimes.has(PDF) || file.content._tag === "Text") {
+      out.push(file)
+      continue
+    }
+    const bytes = parseWith(() => checkedBytes(file, limits))
+    if (Result.isFailure(bytes)) return Result.fail(bytes.failure)
+    const text = yield* Effect.result(Effect.tryPromise({
+      try: () => pdfText(bytes.success, limits.pdfMaxPages),
+      catch: (error) => invalidField(file.at, `Invalid '${file.at}': the file is not a readable PDF (${error instanceof Error ? error.message : String(error)}).`, "invalid_file")
+    }))
+    if (Result.isFailure(text)) return Result.fail(text.failure)
+    out.push({ ...file, content: { _tag: "Text", text: text.success } })
+  }
+  return Result.succeed<ReadonlyArray<InputFile>>(out)
+})
 
 /**
  * The files' text for the turn's system prompt (undefined without files), or

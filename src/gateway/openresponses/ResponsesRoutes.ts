@@ -24,7 +24,7 @@ import type { OpenAiTurnInput } from "../openai/OpenAiRoutes.ts"
 import { type AgentPrompt, buildAgentPrompt, imageLimitsOf } from "../openai/Prompt.ts"
 import { requestModelOverride } from "../openai/ModelOverride.ts"
 import { resolveAgent, resolveSession, type SessionChoice } from "../openai/Routing.ts"
-import { fileLimits, renderInputFiles } from "./InputFiles.ts"
+import { fileLimits, readPdfs, renderInputFiles } from "./InputFiles.ts"
 import { ResponseSessions, type ResponseScope } from "./ResponseSessions.ts"
 import { parseResponsesRequest, type ResponsesRequest } from "./ResponsesRequest.ts"
 import { fetchUrlParts } from "./UrlSources.ts"
@@ -99,7 +99,10 @@ const responses = (responseSessions: ResponseSessions) => Effect.gen(function*()
   if (Result.isFailure(fetched)) return errorResponse(fetched.failure)
   input = fetched.success
   // Files first: a part that cannot be used is named before the message it came in is judged.
-  const files = renderInputFiles(input.files, fileLimits(endpoint.files))
+  const limits = fileLimits(endpoint.files)
+  const read = yield* readPdfs(input.files, limits)
+  if (Result.isFailure(read)) return errorResponse(read.failure)
+  const files = renderInputFiles(read.success, limits)
   if (Result.isFailure(files)) return errorResponse(files.failure)
   const prompt = buildAgentPrompt(input.messages, imageLimitsOf(endpoint.images), { field: "input", imagePart: "input_image" })
   if (Result.isFailure(prompt)) return errorResponse(prompt.failure)

@@ -73,7 +73,7 @@ describe("input_file: what OpenClaw also accepts", () => {
 
   it("reads an empty files.allowedMimes as the defaults", () => {
     assert.deepStrictEqual([...fileLimits({ allowedMimes: [] }).allowedMimes], [...defaultFileLimits.allowedMimes])
-    assert.deepStrictEqual([...fileLimits({ allowedMimes: ["text/plain", "application/pdf"] }).allowedMimes], ["text/plain"], "only the text types apply")
+    assert.deepStrictEqual([...fileLimits({ allowedMimes: ["text/plain", "application/pdf", "image/png"] }).allowedMimes], ["text/plain", "application/pdf"], "only the types BeamClaw reads apply")
   })
 })
 

@@ -10,6 +10,7 @@ import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import OpenAI from "openai"
 import { type FakeAnthropicHandle, type RecordedAnthropicRequest, lastRequestOf, startFakeAnthropic, systemText, userTexts } from "../../support/FakeAnthropic.ts"
 import { type StartedGateway, startGateway } from "../../support/Gateway.ts"
+import { makePdf } from "../../support/Pdf.ts"
 
 let fake: FakeAnthropicHandle
 let gateway: StartedGateway
@@ -226,6 +227,22 @@ describe("sessions", () => {
     const transcripts = await Promise.all((await fs.readdir(sessions)).filter((name) => name.endsWith(".jsonl")).map((name) => fs.readFile(path.join(sessions, name), "utf8")))
     assert.isTrue(transcripts.some((text) => text.includes("what is in my notes?")))
     assert.isFalse(transcripts.some((text) => text.includes("launch code")))
+  })
+
+  it("reads the text of a PDF input_file, its first files.pdf.maxPages pages (4 by default)", async () => {
+    const pages = Array.from({ length: 6 }, (_, i) => [`Page ${i + 1} heading`, `Body of page ${i + 1} (with parentheses)`])
+    const response = await client.responses.create({
+      model: "beamclaw",
+      input: [{ role: "user", content: [{ type: "input_text", text: "summarise the report" }, { type: "input_file", filename: "report.pdf", file_data: `data:application/pdf;base64,${makePdf(pages).toString("base64")}` }] }]
+    })
+    assert.strictEqual(response.status, "completed")
+    const system = systemText(lastRequest())
+    assert.include(system, "File: report.pdf (application/pdf)")
+    assert.include(system, "Page 1 heading\nBody of page 1 (with parentheses)")
+    assert.include(system, "Body of page 4")
+    assert.notInclude(system, "Page 5 heading")
+    assert.include(system, "the PDF has 6 pages; the first 4 are read")
+    assert.notInclude(JSON.stringify(lastRequest().body?.messages), "Page 1 heading", "the PDF is not in the messages")
   })
 
   it("reads input_file text in its declared charset, by its byte-order mark, or as Windows-1252 when it is not UTF-8", async () => {
@@ -677,7 +694,7 @@ describe("errors", () => {
     assert.include(String(file.message), "could not fetch http://127.0.0.1:9/a.txt")
     assert.strictEqual(file.code, "url_not_allowed")
     const pdf = await expectError(await post(cases[13]?.[0] ?? {}), 400)
-    assert.include(String(pdf.message), "PDF files are not supported")
+    assert.include(String(pdf.message), "not a readable PDF")
     const viaSdk = await client.responses.create({ model: "beamclaw", input: [] }).catch((e: unknown) => e)
     assert.instanceOf(viaSdk, OpenAI.BadRequestError)
     assert.strictEqual(viaSdk instanceof OpenAI.APIError ? viaSdk.param : undefined, "input")
