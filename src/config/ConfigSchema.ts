@@ -262,8 +262,9 @@ const SsrfPolicyConfig = Schema.suspend(() =>
  * POST /v1/responses (OpenResponses), off by default as in OpenClaw. The
  * `files`, `images` and `maxUrlParts` keys are OpenClaw's and mean what they
  * mean there (images by URL and files by URL are fetched through the SSRF
- * guard, src/platform/GuardedFetch.ts), except `files.pdf`, accepted so
- * OpenClaw's config loads (BeamClaw reads no PDFs yet), and image types
+ * guard, src/platform/GuardedFetch.ts; PDFs are read for their text), except
+ * `files.pdf.maxPixels` and `files.pdf.minTextChars`, accepted so OpenClaw's
+ * config loads (BeamClaw renders no PDF pages as images), and image types
  * without a converter (HEIC, HEIF), which stay refused. `ssrfPolicy` is
  * OpenClaw's shared SSRF policy shape, for URL fetches that must reach a
  * private network.
