@@ -11,8 +11,10 @@
  * - every address the name resolves to must be a public unicast address
  *   (ipaddr.js's classification: loopback, private, link-local, carrier-grade
  *   NAT, unique-local, multicast, reserved, NAT64, 6to4, Teredo and the like
- *   are refused), and the connection is made to those checked addresses
- *   only, so a second DNS answer cannot point it elsewhere (DNS rebinding);
+ *   are refused, as is IPv6 outside its global unicast block 2000::/3, where
+ *   IPv4-compatible ::127.0.0.1 lies), and the connection is made to those
+ *   checked addresses only, so a second DNS answer cannot point it elsewhere
+ *   (DNS rebinding); the refusal of a name does not say which address it had;
  * - redirects followed by hand, each target checked as the first, up to a cap;
  * - one deadline for the whole fetch, the body included, and a byte limit
  *   enforced while the body streams in (a Content-Length over it is refused
@@ -77,11 +79,19 @@ export const hostnameAllowed = (hostname: string, allowlist: ReadonlyArray<strin
   )
 }
 
+/** IPv6's global unicast block (RFC 4291): all public IPv6 addresses are in it. */
+const GLOBAL_UNICAST_V6 = ipaddr.IPv6.parseCIDR("2000::/3")
+
 /** Why an address may not be fetched from, or undefined for a public unicast address. */
 export const addressProblem = (address: string): string | undefined => {
   if (!ipaddr.isValid(address)) return `${address} is not an IP address`
-  const range = ipaddr.process(address).range()
-  return range === "unicast" ? undefined : `${address} is a ${range} address`
+  const ip = ipaddr.process(address)
+  const range = ip.range()
+  if (range !== "unicast") return `${address} is a ${range} address`
+  // ipaddr.js calls unicast what it has no name for, among it IPv4-compatible
+  // IPv6 (::127.0.0.1, ::169.254.169.254) and unassigned space: outside 2000::/3 none is public.
+  if (ip.kind() === "ipv6" && !ip.match(GLOBAL_UNICAST_V6)) return `${address} is not a global unicast address`
+  return undefined
 }
 
 const isLocalName = (hostname: string): boolean => LOCAL_NAMES.has(hostname) || LOCAL_SUFFIXES.some((suffix) => hostname.endsWith(suffix))
@@ -120,7 +130,9 @@ const resolveTarget = Effect.fnUntraced(function*(url: URL, policy: FetchPolicy)
   if (checked) {
     for (const { address } of addresses) {
       const problem = addressProblem(address)
-      if (problem !== undefined) return yield* refused(url, "private_address", `${hostname} resolves to a private or special-use address (${problem})`)
+      if (problem === undefined) continue
+      // A name's address stays unsaid: repeating it would map the private network's names for whoever asks.
+      return yield* refused(url, "private_address", family !== 0 ? problem : `${hostname} resolves to a private or special-use address`)
     }
   }
   return { url, hostname, addresses } satisfies Target

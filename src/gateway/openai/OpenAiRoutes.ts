@@ -122,7 +122,7 @@ const chatCompletions = Effect.gen(function*() {
     if (endpoint.images?.allowUrl !== true) {
       return errorResponse(invalidField(first.at, `Invalid '${first.at}': images by URL are off for this endpoint (gateway.http.endpoints.chatCompletions.images.allowUrl); send the image inline as a base64 data: URI.`, "url_not_allowed"))
     }
-    const fetched = yield* fetchUrlImages(messages, urlImages, fetchPolicyOf(endpoint.images, endpoint.ssrfPolicy, imageLimits.maxBytesPerImage))
+    const fetched = yield* fetchUrlImages(messages, urlImages, fetchPolicyOf(endpoint.images, endpoint.ssrfPolicy, imageLimits.maxBytesPerImage), imageLimits.maxTotalBytes)
     if (Result.isFailure(fetched)) return errorResponse(fetched.failure)
     messages = fetched.success
   }

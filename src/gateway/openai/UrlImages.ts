@@ -59,12 +59,30 @@ export const urlImagesOf = (messages: ReadonlyArray<ChatMessage>, field: string)
 export const couldNotFetch = (at: string, url: string, error: FetchRefused): OpenAiError =>
   invalidField(at, `Invalid '${at}': could not fetch ${url}: ${error.message}.`, error.reason === "not_allowlisted" || error.reason === "private_address" ? "url_not_allowed" : "url_fetch_failed")
 
-/** `messages` with `images` fetched into data: URIs, or the 400 of the first that could not be. */
-export const fetchUrlImages = Effect.fnUntraced(function*(messages: ReadonlyArray<ChatMessage>, images: ReadonlyArray<UrlImage>, policy: FetchPolicy) {
+/**
+ * `messages` with `images` fetched into data: URIs, or the 400 of the first
+ * that could not be. Together they get `maxTotalBytes` (the prompt builder's
+ * cap on a message's images): each download stops where the sum would pass
+ * it, so a request holds at most that much, not its per-image limit times its
+ * number of images.
+ */
+export const fetchUrlImages = Effect.fnUntraced(function*(
+  messages: ReadonlyArray<ChatMessage>,
+  images: ReadonlyArray<UrlImage>,
+  policy: FetchPolicy,
+  maxTotalBytes: number
+) {
   const out = [...messages]
+  let left = maxTotalBytes
   for (const image of images) {
-    const fetched = yield* Effect.result(guardedFetch(image.url, policy))
-    if (Result.isFailure(fetched)) return Result.fail(couldNotFetch(image.at, image.url, fetched.failure))
+    const fetched = yield* Effect.result(guardedFetch(image.url, { ...policy, maxBytes: Math.min(policy.maxBytes, left) }))
+    if (Result.isFailure(fetched)) {
+      if (fetched.failure.reason === "too_large" && left < policy.maxBytes) {
+        return Result.fail(invalidField(image.at, `Invalid '${image.at}': the images add up to more than ${maxTotalBytes} bytes.`, "invalid_image"))
+      }
+      return Result.fail(couldNotFetch(image.at, image.url, fetched.failure))
+    }
+    left -= fetched.success.bytes.length
     const mime = fetched.success.contentType?.split(";")[0]?.trim().toLowerCase()
     if (mime === undefined || mime === "") {
       return Result.fail(invalidField(image.at, `Invalid '${image.at}': ${image.url} was served without a Content-Type; an image needs one.`, "invalid_image"))

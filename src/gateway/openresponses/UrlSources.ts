@@ -18,6 +18,7 @@ import { Effect, Result } from "effect"
 import type { BeamclawConfig } from "../../config/ConfigSchema.ts"
 import { guardedFetch } from "../../platform/GuardedFetch.ts"
 import { invalidField } from "../openai/OpenAiError.ts"
+import { imageLimitsOf } from "../openai/Prompt.ts"
 import { couldNotFetch, fetchPolicyOf, fetchUrlImages, urlImagesOf } from "../openai/UrlImages.ts"
 import type { InputFile } from "./InputFiles.ts"
 import type { ResponsesRequest } from "./ResponsesRequest.ts"
@@ -61,7 +62,8 @@ export const fetchUrlParts = Effect.fnUntraced(function*(request: ResponsesReque
     return Result.fail(invalidField(filesOff.at, `Invalid '${filesOff.at}': files by URL are turned off (${CONFIG}.files.allowUrl); send the file inline as base64.`, "url_not_allowed"))
   }
 
-  const messages = yield* fetchUrlImages(request.messages, images, fetchPolicyOf(endpoint.images, endpoint.ssrfPolicy, DEFAULT_IMAGE_MAX_BYTES))
+  const imagePolicy = fetchPolicyOf(endpoint.images, endpoint.ssrfPolicy, DEFAULT_IMAGE_MAX_BYTES)
+  const messages = yield* fetchUrlImages(request.messages, images, imagePolicy, imageLimitsOf(endpoint.images).maxTotalBytes)
   if (Result.isFailure(messages)) return Result.fail(messages.failure)
 
   const filePolicy = fetchPolicyOf(endpoint.files, endpoint.ssrfPolicy, DEFAULT_FILE_MAX_BYTES)

@@ -8,7 +8,10 @@
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { Effect, Result } from "effect"
 import OpenAI from "openai"
+import type { ChatMessage } from "../../../src/gateway/openai/ChatRequest.ts"
+import { fetchPolicyOf, fetchUrlImages, urlImagesOf } from "../../../src/gateway/openai/UrlImages.ts"
 import { type FakeAnthropicHandle, lastRequestOf, startFakeAnthropic } from "../../support/FakeAnthropic.ts"
 import { type StartedGateway, startGateway } from "../../support/Gateway.ts"
 
@@ -26,6 +29,7 @@ beforeAll(async () => {
     served.push(request.url ?? "/")
     if (request.url === "/cat.png") response.writeHead(200, { "content-type": "image/png" }).end(PNG)
     else if (request.url === "/huge.png") response.writeHead(200, { "content-type": "image/png" }).end(Buffer.alloc(4096))
+    else if (request.url?.startsWith("/600.png") === true) response.writeHead(200, { "content-type": "image/png" }).end(Buffer.alloc(600))
     else response.writeHead(404).end()
   })
   await new Promise<void>((resolve) => content.listen(0, "127.0.0.1", resolve))
@@ -81,5 +85,20 @@ describe("/v1/chat/completions: images by URL", () => {
     assert.include(missing.message, "404")
     const huge = await refusal(`${base}/huge.png`)
     assert.include(huge.message, "1000")
+  })
+})
+
+describe("fetchUrlImages", () => {
+  it("stops downloading where the images' total would pass its cap, not after every image is in memory", async () => {
+    const message: ChatMessage = { role: "user", text: "look", imageUrls: [1, 2, 3].map((n) => `${base}/600.png?${n}`), toolCalls: [] }
+    const images = urlImagesOf([message], "messages")
+    const policy = fetchPolicyOf(undefined, { allowedHostnames: ["127.0.0.1"] }, 1000)
+    const before = served.length
+    const result = await Effect.runPromise(fetchUrlImages([message], images, policy, 1000))
+    if (Result.isSuccess(result)) return assert.fail("expected 1800 bytes of images to be refused against a total of 1000")
+    assert.strictEqual(result.failure.code, "invalid_image")
+    assert.strictEqual(result.failure.param, "messages[0]")
+    assert.include(result.failure.message, "1000")
+    assert.deepStrictEqual(served.slice(before), ["/600.png?1", "/600.png?2"], "the third image was never asked for")
   })
 })
