@@ -42,6 +42,7 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import * as zlib from "node:zlib"
 import { Effect } from "effect"
+import { isPublicAddress, localNameProblem, normalizeHostname } from "../platform/GuardedFetch.ts"
 import type { OutboundFile } from "./Channel.ts"
 
 /** Discord's upload limit for a bot without boosts; the WS `send` mediaUrl cap too. */
@@ -76,50 +77,13 @@ const SCHEME_URL = /^[a-z][a-z0-9+.-]*:\/\//i
 const HAS_FILE_EXT = /\.\w{1,10}$/
 const TRAVERSAL = /(?:^|[/\\])\.\.(?:[/\\]|$)/
 
-/** A remote host the gateway must not fetch from, and why; undefined for a public one. */
+/** A remote host the gateway must not fetch from, and why; undefined for a public one (the guard of src/platform/GuardedFetch.ts). */
 export const blockedHost = (hostname: string): string | undefined => {
-  const host = hostname.trim().toLowerCase().replace(/^\[|\]$/g, "").replace(/\.+$/, "")
+  const host = normalizeHostname(hostname)
   if (host === "") return "it names no host"
   if (net.isIP(host) !== 0) return isPublicAddress(host) ? undefined : "it is a private or local address"
   if (host.split(".").some((label) => label === "")) return "its host name is not valid"
-  if (!host.includes(".")) return "it is an internal host name"
-  if (
-    host === "localhost" || host.endsWith(".localhost") || host === "localhost.localdomain" || host.endsWith(".local") ||
-    host.endsWith(".internal") || host.endsWith(".home.arpa") || host.endsWith(".lan")
-  ) return "it is an internal host name"
-  return undefined
-}
-
-const BLOCKED_ADDRESSES = (() => {
-  const list = new net.BlockList()
-  const v4: ReadonlyArray<readonly [string, number]> = [
-    ["0.0.0.0", 8], ["10.0.0.0", 8], ["100.64.0.0", 10], ["127.0.0.0", 8], ["169.254.0.0", 16], ["172.16.0.0", 12],
-    ["192.0.0.0", 24], ["192.0.2.0", 24], ["192.88.99.0", 24], ["192.168.0.0", 16], ["198.18.0.0", 15],
-    ["198.51.100.0", 24], ["203.0.113.0", 24], ["224.0.0.0", 4], ["240.0.0.0", 4]
-  ]
-  for (const [address, prefix] of v4) list.addSubnet(address, prefix, "ipv4")
-  // IPv4 inside IPv6 (mapped, NAT64, 6to4) is refused as a whole: a public server does not need it.
-  const v6: ReadonlyArray<readonly [string, number]> = [
-    ["::", 127], ["64:ff9b::", 96], ["64:ff9b:1::", 48], ["100::", 64], ["2001::", 23], ["2001:db8::", 32],
-    ["2002::", 16], ["fc00::", 7], ["fe80::", 10], ["fec0::", 10], ["ff00::", 8]
-  ]
-  for (const [address, prefix] of v6) list.addSubnet(address, prefix, "ipv6")
-  return list
-})()
-
-/** IPv4-mapped IPv6 (`::ffff:a.b.c.d`), kept apart: a BlockList matches IPv4 addresses against it too. */
-const MAPPED = (() => {
-  const list = new net.BlockList()
-  list.addSubnet("::ffff:0:0", 96, "ipv6")
-  return list
-})()
-
-/** A unicast address on the public internet (not loopback, private, link-local, shared, reserved or multicast). */
-export const isPublicAddress = (address: string): boolean => {
-  const family = net.isIP(address)
-  if (family === 0) return false
-  if (family === 6 && MAPPED.check(address, "ipv6")) return false
-  return !BLOCKED_ADDRESSES.check(address, family === 4 ? "ipv4" : "ipv6")
+  return localNameProblem(host) === undefined ? undefined : "it is an internal host name"
 }
 
 /** A remote reference's problem, if any: only public https: URLs without credentials are fetched. */

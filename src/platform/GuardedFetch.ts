@@ -7,7 +7,8 @@
  * - http and https only; an optional hostname allowlist (exact names, or
  *   `*.example.com` for the subdomains but not the apex), checked on every hop;
  * - names that are local by definition (localhost, *.localhost, *.local,
- *   *.internal, metadata.google.internal) refused before any lookup;
+ *   *.internal, *.home.arpa, *.lan, metadata.google.internal) and single-label
+ *   names refused before any lookup;
  * - every address the name resolves to must be a public unicast address
  *   (ipaddr.js's classification: loopback, private, link-local, carrier-grade
  *   NAT, unique-local, multicast, reserved, NAT64, 6to4, Teredo and the like
@@ -60,14 +61,14 @@ export interface Fetched {
 }
 
 const LOCAL_NAMES: ReadonlySet<string> = new Set(["localhost", "localhost.localdomain", "metadata.google.internal"])
-const LOCAL_SUFFIXES = [".localhost", ".local", ".internal"]
+const LOCAL_SUFFIXES = [".localhost", ".local", ".internal", ".home.arpa", ".lan"]
 const REDIRECTS: ReadonlySet<number> = new Set([301, 302, 303, 307, 308])
 
-/** Lower case, without IPv6 brackets or a trailing dot. */
+/** Lower case, without IPv6 brackets or trailing dots. */
 export const normalizeHostname = (hostname: string): string => {
   const lower = hostname.trim().toLowerCase()
   const bare = lower.startsWith("[") && lower.endsWith("]") ? lower.slice(1, -1) : lower
-  return bare.endsWith(".") ? bare.slice(0, -1) : bare
+  return bare.replace(/\.+$/, "")
 }
 
 /** An allowlist entry matches its exact name, or, as `*.suffix`, the names under it (never the suffix itself). */
@@ -85,16 +86,31 @@ const GLOBAL_UNICAST_V6 = ipaddr.IPv6.parseCIDR("2000::/3")
 /** Why an address may not be fetched from, or undefined for a public unicast address. */
 export const addressProblem = (address: string): string | undefined => {
   if (!ipaddr.isValid(address)) return `${address} is not an IP address`
-  const ip = ipaddr.process(address)
+  const ip = ipaddr.parse(address)
   const range = ip.range()
   if (range !== "unicast") return `${address} is a ${range} address`
   // ipaddr.js calls unicast what it has no name for, among it IPv4-compatible
   // IPv6 (::127.0.0.1, ::169.254.169.254) and unassigned space: outside 2000::/3 none is public.
+  // IPv4 inside IPv6 (mapped, NAT64, 6to4) is refused as a whole: a public server does not need it.
   if (ip.kind() === "ipv6" && !ip.match(GLOBAL_UNICAST_V6)) return `${address} is not a global unicast address`
   return undefined
 }
 
-const isLocalName = (hostname: string): boolean => LOCAL_NAMES.has(hostname) || LOCAL_SUFFIXES.some((suffix) => hostname.endsWith(suffix))
+/**
+ * Why a host name (normalised) is one the private network answers, or
+ * undefined: local names by definition, and single-label names, which only a
+ * search domain or the hosts file resolves.
+ */
+export const localNameProblem = (hostname: string): string | undefined => {
+  if (hostname === "") return "it names no host"
+  if (net.isIP(hostname) !== 0) return undefined
+  if (hostname.split(".").some((label) => label === "")) return `${hostname} is not a valid host name`
+  if (!hostname.includes(".") || LOCAL_NAMES.has(hostname) || LOCAL_SUFFIXES.some((suffix) => hostname.endsWith(suffix))) return `${hostname} is a local name`
+  return undefined
+}
+
+/** A unicast address on the public internet (not loopback, private, link-local, shared, reserved or multicast). */
+export const isPublicAddress = (address: string): boolean => addressProblem(address) === undefined
 
 interface Target {
   readonly url: URL
@@ -118,7 +134,8 @@ const resolveTarget = Effect.fnUntraced(function*(url: URL, policy: FetchPolicy)
   const hostname = normalizeHostname(url.hostname)
   if (!hostnameAllowed(hostname, policy.hostnameAllowlist)) return yield* refused(url, "not_allowlisted", `${hostname} is not in the URL allowlist`)
   const checked = !policy.allowPrivateNetwork && !policy.allowedHostnames.some((name) => normalizeHostname(name) === hostname)
-  if (checked && isLocalName(hostname)) return yield* refused(url, "private_address", `${hostname} is a local name`)
+  const local = checked ? localNameProblem(hostname) : undefined
+  if (local !== undefined) return yield* refused(url, "private_address", local)
   const family = net.isIP(hostname)
   const addresses = family !== 0
     ? [{ address: hostname, family }]

@@ -17,13 +17,13 @@ import {
   blockedHost,
   contentProblem,
   downloadFile,
-  isPublicAddress,
   MAX_OUTBOUND_FILE_BYTES,
   MAX_REPLY_FILES,
   resolveReplyMedia,
   splitReplyMedia
 } from "../../src/channels/ReplyMedia.ts"
 import type { DownloadOptions } from "../../src/channels/ReplyMedia.ts"
+import { isPublicAddress } from "../../src/platform/GuardedFetch.ts"
 import * as TestApp from "../support/TestApp.ts"
 
 const values = (reply: string) => splitReplyMedia(reply).media.map((ref) => ref.value)
@@ -224,7 +224,7 @@ describe("splitReplyMedia: what is a MEDIA: line", () => {
 describe("addresses and content", () => {
   it("public addresses only", () => {
     for (const address of ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111"]) assert.isTrue(isPublicAddress(address), address)
-    for (const address of ["127.0.0.1", "10.0.0.1", "172.16.5.4", "192.168.1.1", "169.254.1.1", "100.64.0.1", "0.0.0.0", "224.0.0.1", "::1", "::", "fc00::1", "fe80::1", "::ffff:8.8.8.8", "not-an-ip"]) {
+    for (const address of ["127.0.0.1", "10.0.0.1", "172.16.5.4", "192.168.1.1", "169.254.1.1", "100.64.0.1", "0.0.0.0", "224.0.0.1", "::1", "::", "fc00::1", "fe80::1", "::ffff:8.8.8.8", "::7f00:1", "::a9fe:a9fe", "4000::1", "not-an-ip"]) {
       assert.isFalse(isPublicAddress(address), address)
     }
     assert.isUndefined(blockedHost("example.com"))
