@@ -263,8 +263,9 @@ const SsrfPolicyConfig = Schema.suspend(() =>
  * `files`, `images` and `maxUrlParts` keys are OpenClaw's and mean what they
  * mean there (images by URL and files by URL are fetched through the SSRF
  * guard, src/platform/GuardedFetch.ts; PDFs are read for their text), except
- * `files.pdf.maxPixels` and `files.pdf.minTextChars`, accepted so OpenClaw's
- * config loads (BeamClaw renders no PDF pages as images), and image types
+ * `files.pdf.maxPixels`, accepted so OpenClaw's config loads (BeamClaw
+ * renders no PDF pages as images; `minTextChars` says when a PDF is taken
+ * for a scan and the model told so), and image types
  * without a converter (HEIC, HEIF), which stay refused. `ssrfPolicy` is
  * OpenClaw's shared SSRF policy shape, for URL fetches that must reach a
  * private network.

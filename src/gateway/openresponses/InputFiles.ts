@@ -44,6 +44,8 @@ export interface FileLimits {
   readonly maxChars: number
   /** PDFs: the text of the first `maxPages` pages is read. */
   readonly pdfMaxPages: number
+  /** PDFs with less text than this are said to be scans (OpenClaw renders their pages as images instead). */
+  readonly pdfMinTextChars: number
 }
 
 const PDF = "application/pdf"
@@ -52,13 +54,13 @@ const PDF = "application/pdf"
 const READABLE_TYPES: ReadonlySet<string> = new Set(["text/plain", "text/markdown", "text/html", "text/csv", "application/json", PDF])
 
 /** OpenClaw's defaults: its MIME list, 5 MB, 60,000 characters, 4 PDF pages. */
-export const defaultFileLimits: FileLimits = { allowedMimes: READABLE_TYPES, maxBytes: 5 * 1024 * 1024, maxChars: 60_000, pdfMaxPages: 4 }
+export const defaultFileLimits: FileLimits = { allowedMimes: READABLE_TYPES, maxBytes: 5 * 1024 * 1024, maxChars: 60_000, pdfMaxPages: 4, pdfMinTextChars: 200 }
 
 export const fileLimits = (files: {
   readonly allowedMimes?: ReadonlyArray<string> | undefined
   readonly maxBytes?: number | undefined
   readonly maxChars?: number | undefined
-  readonly pdf?: { readonly maxPages?: number | undefined } | undefined
+  readonly pdf?: { readonly maxPages?: number | undefined; readonly minTextChars?: number | undefined } | undefined
 } | undefined): FileLimits => ({
   // An empty list means the defaults, as in OpenClaw.
   allowedMimes: files?.allowedMimes === undefined || files.allowedMimes.length === 0
@@ -66,7 +68,8 @@ export const fileLimits = (files: {
     : new Set(files.allowedMimes.map((mime) => mime.trim().toLowerCase()).filter((mime) => READABLE_TYPES.has(mime))),
   maxBytes: files?.maxBytes ?? defaultFileLimits.maxBytes,
   maxChars: files?.maxChars ?? defaultFileLimits.maxChars,
-  pdfMaxPages: files?.pdf?.maxPages ?? defaultFileLimits.pdfMaxPages
+  pdfMaxPages: files?.pdf?.maxPages ?? defaultFileLimits.pdfMaxPages,
+  pdfMinTextChars: files?.pdf?.minTextChars ?? defaultFileLimits.pdfMinTextChars
 })
 
 /** An http(s) URL a client gave for a part, or a 400 naming the part. */
@@ -312,7 +315,11 @@ export const readPdfs = Effect.fnUntraced(function*(files: ReadonlyArray<InputFi
       catch: (error) => invalidField(file.at, `Invalid '${file.at}': the file is not a readable PDF (${error instanceof Error ? error.message : String(error)}).`, "invalid_file")
     }))
     if (Result.isFailure(text)) return Result.fail(text.failure)
-    out.push({ ...file, content: { _tag: "Text", text: text.success } })
+    // The model is told why it sees little or nothing, so it can tell the user instead of guessing.
+    const scan = text.success.trim().length < limits.pdfMinTextChars
+      ? `${text.success.trim() === "" ? "" : `${text.success}\n`}[the PDF has little or no text (a scan?); BeamClaw does not render its pages as images]`
+      : text.success
+    out.push({ ...file, content: { _tag: "Text", text: scan } })
   }
   return Result.succeed<ReadonlyArray<InputFile>>(out)
 })

@@ -230,7 +230,7 @@ describe("sessions", () => {
   })
 
   it("reads the text of a PDF input_file, its first files.pdf.maxPages pages (4 by default)", async () => {
-    const pages = Array.from({ length: 6 }, (_, i) => [`Page ${i + 1} heading`, `Body of page ${i + 1} (with parentheses)`])
+    const pages = Array.from({ length: 6 }, (_, i) => [`Page ${i + 1} heading`, `Body of page ${i + 1} (with parentheses), long enough to be read as text.`])
     const response = await client.responses.create({
       model: "beamclaw",
       input: [{ role: "user", content: [{ type: "input_text", text: "summarise the report" }, { type: "input_file", filename: "report.pdf", file_data: `data:application/pdf;base64,${makePdf(pages).toString("base64")}` }] }]
@@ -238,11 +238,19 @@ describe("sessions", () => {
     assert.strictEqual(response.status, "completed")
     const system = systemText(lastRequest())
     assert.include(system, "File: report.pdf (application/pdf)")
-    assert.include(system, "Page 1 heading\nBody of page 1 (with parentheses)")
+    assert.include(system, "Page 1 heading\nBody of page 1 (with parentheses), long enough to be read as text.")
+    assert.notInclude(system, "little or no text")
     assert.include(system, "Body of page 4")
     assert.notInclude(system, "Page 5 heading")
     assert.include(system, "the PDF has 6 pages; the first 4 are read")
     assert.notInclude(JSON.stringify(lastRequest().body?.messages), "Page 1 heading", "the PDF is not in the messages")
+
+    // A PDF without text (a scan): the model is told, rather than shown an empty file.
+    await client.responses.create({
+      model: "beamclaw",
+      input: [{ role: "user", content: [{ type: "input_text", text: "read the scan" }, { type: "input_file", filename: "scan.pdf", file_data: `data:application/pdf;base64,${makePdf([[]]).toString("base64")}` }] }]
+    })
+    assert.include(systemText(lastRequest()), "File: scan.pdf (application/pdf)\n---\n[the PDF has little or no text (a scan?); BeamClaw does not render its pages as images]")
   })
 
   it("reads input_file text in its declared charset, by its byte-order mark, or as Windows-1252 when it is not UTF-8", async () => {
