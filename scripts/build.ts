@@ -97,7 +97,8 @@ const knownHarmless = (log: { readonly code?: string | undefined; readonly messa
 const outDir = process.env["BEAMCLAW_DIST_DIR"] ?? "dist"
 await rm(outDir, { recursive: true, force: true })
 await build({
-  input: { main: "src/main.ts" },
+  // The PDF reader runs in a worker thread, started from a file of its own (src/gateway/openresponses/PdfText.ts).
+  input: { main: "src/main.ts", "pdf-worker": "src/gateway/openresponses/PdfWorker.ts" },
   platform: "node",
   external: nodeBuiltins,
   treeshake: true,

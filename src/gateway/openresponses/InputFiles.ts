@@ -10,7 +10,8 @@
  * fetched by the route before the turn, through the SSRF guard
  * (UrlSources.ts), and read the same way.
  *
- * Text files and PDFs (their text, read with PDF.js through unpdf): the
+ * Text files and PDFs (their text, read with PDF.js through unpdf in a
+ * worker thread, PdfText.ts): the
  * types of `gateway.http.endpoints.responses.files.allowedMimes` (OpenClaw's
  * default list) that BeamClaw can read. Not built: rendering the pages of a
  * PDF with little text as images, and files by id (refused with a 400
@@ -21,6 +22,7 @@ import { Effect, Result } from "effect"
 import { defuseMarkers } from "../ExternalContent.ts"
 import { fail, missing, parseWith, present } from "../openai/FieldChecks.ts"
 import { invalidField, type OpenAiError } from "../openai/OpenAiError.ts"
+import { extractPdfText } from "./PdfText.ts"
 
 /** Where an input_file's content is: inline (base64), at a URL still to fetch, fetched, or already text (a PDF's). */
 export type FileContent =
@@ -271,29 +273,6 @@ const render = (file: InputFile, limits: FileLimits): string => {
   ].join("\n")
 }
 
-interface PdfPage {
-  readonly getTextContent: () => Promise<{ readonly items: ReadonlyArray<object> }>
-}
-
-/** The text of the first `maxPages` pages, a line per text run that ends one, pages apart by a blank line. */
-const pdfText = async (bytes: Uint8Array, maxPages: number): Promise<string> => {
-  // Loaded on the first PDF: PDF.js is large, and most gateways never see one.
-  const { getDocumentProxy } = await import("unpdf")
-  const document = await getDocumentProxy(new Uint8Array(bytes), { verbosity: 0, useSystemFonts: false, disableFontFace: true })
-  try {
-    const pages: Array<string> = []
-    for (let number = 1; number <= Math.min(document.numPages, maxPages); number++) {
-      const page: PdfPage = await document.getPage(number)
-      const { items } = await page.getTextContent()
-      pages.push(items.map((item) => "str" in item && typeof item.str === "string" ? item.str + ("hasEOL" in item && item.hasEOL === true ? "\n" : "") : "").join(""))
-    }
-    const more = document.numPages > maxPages ? `\n[the PDF has ${document.numPages} pages; the first ${maxPages} are read (gateway.http.endpoints.responses.files.pdf.maxPages)]` : ""
-    return pages.map((page) => page.trim()).filter((page) => page !== "").join("\n\n") + more
-  } finally {
-    await document.loadingTask.destroy()
-  }
-}
-
 /**
  * Reads the PDFs among the files (an allowed type, within files.maxBytes)
  * into their text, as OpenClaw does; other files are left as they are. A
@@ -310,15 +289,17 @@ export const readPdfs = Effect.fnUntraced(function*(files: ReadonlyArray<InputFi
     }
     const bytes = parseWith(() => checkedBytes(file, limits))
     if (Result.isFailure(bytes)) return Result.fail(bytes.failure)
-    const text = yield* Effect.result(Effect.tryPromise({
-      try: () => pdfText(bytes.success, limits.pdfMaxPages),
-      catch: (error) => invalidField(file.at, `Invalid '${file.at}': the file is not a readable PDF (${error instanceof Error ? error.message : String(error)}).`, "invalid_file")
-    }))
-    if (Result.isFailure(text)) return Result.fail(text.failure)
+    const read = yield* Effect.result(extractPdfText(bytes.success, limits.pdfMaxPages))
+    if (Result.isFailure(read)) {
+      return Result.fail(invalidField(file.at, `Invalid '${file.at}': the file is not a readable PDF (${read.failure.message}).`, "invalid_file"))
+    }
+    const { text, pages } = read.success
     // The model is told why it sees little or nothing, so it can tell the user instead of guessing.
-    const scan = text.success.trim().length < limits.pdfMinTextChars
-      ? `${text.success.trim() === "" ? "" : `${text.success}\n`}[the PDF has little or no text (a scan?); BeamClaw does not render its pages as images]`
-      : text.success
+    const notes = [
+      ...(text.trim().length < limits.pdfMinTextChars ? ["[the PDF has little or no text (a scan?); BeamClaw does not render its pages as images]"] : []),
+      ...(pages > limits.pdfMaxPages ? [`[the PDF has ${pages} pages; the first ${limits.pdfMaxPages} are read (gateway.http.endpoints.responses.files.pdf.maxPages)]`] : [])
+    ]
+    const scan = [text, ...notes].filter((part) => part.trim() !== "").join("\n")
     out.push({ ...file, content: { _tag: "Text", text: scan } })
   }
   return Result.succeed<ReadonlyArray<InputFile>>(out)

@@ -1,0 +1,73 @@
+/**
+ * The PDF reader in its worker thread (PdfText.ts, PdfWorker.ts), run from
+ * source: the text of the first pages, a clear failure for what is not a PDF,
+ * an event loop that keeps turning while a large PDF is read, and a worker
+ * that is gone after a read that took too long.
+ */
+import * as fs from "node:fs"
+import { assert, describe, it } from "@effect/vitest"
+import { Duration, Effect, Exit } from "effect"
+import { extractPdfText, PdfNotRead } from "../../../src/gateway/openresponses/PdfText.ts"
+import { makePdf } from "../../support/Pdf.ts"
+
+const bigPdf = () => {
+  const lines = Array.from({ length: 20_000 }, (_, i) => `Line ${i} of a long page with some words to read and more words here`)
+  return makePdf([lines, lines, lines, lines])
+}
+
+const failure = async (effect: Effect.Effect<unknown, PdfNotRead>) => {
+  const exit = await Effect.runPromiseExit(effect)
+  if (Exit.isSuccess(exit)) return assert.fail("expected the read to fail")
+  const error = exit.cause.reasons.find((reason) => reason._tag === "Fail")?.error
+  if (!(error instanceof PdfNotRead)) return assert.fail(`expected PdfNotRead, got ${String(exit.cause)}`)
+  return error
+}
+
+/** The process's threads (Linux): a worker thread is one more while it lives. */
+const threads = () => fs.readdirSync("/proc/self/task").length
+
+describe("extractPdfText", () => {
+  it("reads the text of the first pages and counts them all", async () => {
+    const pdf = makePdf([["First page", "second line"], ["Second page"], ["Third page"]])
+    const read = await Effect.runPromise(extractPdfText(pdf, 2))
+    assert.strictEqual(read.pages, 3)
+    assert.strictEqual(read.text, "First page\nsecond line\n\nSecond page")
+  })
+
+  it("refuses bytes that are not a PDF, with PDF.js's reason", async () => {
+    const error = await failure(extractPdfText(Buffer.from("%PDF-1.4 this is not really a PDF"), 4))
+    assert.match(error.message, /PDF/i)
+  })
+
+  it("keeps the event loop turning while a large PDF is read", async () => {
+    let ticks = 0
+    let longest = 0
+    let last = performance.now()
+    const timer = setInterval(() => {
+      const now = performance.now()
+      longest = Math.max(longest, now - last)
+      last = now
+      ticks++
+    }, 5)
+    try {
+      const read = await Effect.runPromise(extractPdfText(bigPdf(), 4))
+      assert.strictEqual(read.pages, 4)
+    } finally {
+      clearInterval(timer)
+    }
+    // On the calling thread this PDF blocks it for about 0.7 s in one stretch.
+    assert.isAbove(ticks, 10)
+    assert.isBelow(longest, 250, `the longest pause between ticks was ${longest.toFixed(0)} ms`)
+  })
+
+  it("gives up on a read that takes too long and terminates its worker", async () => {
+    const before = threads()
+    const reading = Effect.runPromise(Effect.exit(extractPdfText(bigPdf(), 4, Duration.millis(300))))
+    await Effect.runPromise(Effect.sleep("150 millis"))
+    assert.isAbove(threads(), before, "the worker runs in a thread of its own")
+    const exit = await reading
+    assert.isTrue(Exit.isFailure(exit) && String(exit.cause).includes("longer than"), String(exit))
+    await Effect.runPromise(Effect.sleep("300 millis"))
+    assert.strictEqual(threads(), before, "no worker left behind")
+  })
+})
