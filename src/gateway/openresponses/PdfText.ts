@@ -6,15 +6,23 @@
  * has its own heap cap and a deadline; when either is passed, or the caller
  * is interrupted, the scope that owns the worker terminates it.
  */
+import * as os from "node:os"
 import { Worker } from "node:worker_threads"
 import { NodeWorker } from "@effect/platform-node"
-import { Duration, Effect, Layer, Schema } from "effect"
+import { Duration, Effect, Layer, Schema, Semaphore } from "effect"
 import { RpcClient } from "effect/rpc"
 import { PdfRpcs } from "./PdfRpcs.ts"
 
 export class PdfNotRead extends Schema.TaggedError<PdfNotRead>()("PdfNotRead", {
   message: Schema.String
 }) {}
+
+/**
+ * At most one PDF read per core at a time, process-wide: each worker is a
+ * thread and a heap of its own, and requests full of PDFs must not multiply
+ * them without bound. The others wait their turn (their deadline starts then).
+ */
+const readers = Semaphore.makeUnsafe(os.availableParallelism())
 
 /** Plenty for the text of a few pages; a PDF that needs more is refused rather than growing the gateway. */
 const WORKER_HEAP_MB = 256
@@ -44,6 +52,7 @@ export const extractPdfText = (bytes: Uint8Array, maxPages: number, timeout: Dur
       duration: timeout,
       orElse: () => Effect.fail(new PdfNotRead({ message: `reading it took longer than ${Duration.format(timeout)}` }))
     }),
+    Semaphore.withPermit(readers),
     Effect.catchTags({
       PdfUnreadable: (error) => Effect.fail(new PdfNotRead({ message: error.message })),
       WorkerError: (error) => Effect.fail(new PdfNotRead({ message: `the PDF reader stopped (${error.message})` })),

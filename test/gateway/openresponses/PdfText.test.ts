@@ -5,6 +5,7 @@
  * that is gone after a read that took too long.
  */
 import * as fs from "node:fs"
+import * as os from "node:os"
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Exit } from "effect"
 import { extractPdfText, PdfNotRead } from "../../../src/gateway/openresponses/PdfText.ts"
@@ -58,6 +59,22 @@ describe("extractPdfText", () => {
     // On the calling thread this PDF blocks it for about 0.7 s in one stretch.
     assert.isAbove(ticks, 10)
     assert.isBelow(longest, 250, `the longest pause between ticks was ${longest.toFixed(0)} ms`)
+  })
+
+  it("runs at most one reader per core at a time; the others wait their turn", async () => {
+    const before = threads()
+    let most = 0
+    const sampler = setInterval(() => {
+      most = Math.max(most, threads() - before)
+    }, 10)
+    try {
+      const reads = await Effect.runPromise(Effect.all(Array.from({ length: os.availableParallelism() + 2 }, () => extractPdfText(bigPdf(), 1)), { concurrency: "unbounded" }))
+      assert.isTrue(reads.every((read) => read.pages === 4))
+    } finally {
+      clearInterval(sampler)
+    }
+    assert.isAbove(most, 0)
+    assert.isAtMost(most, os.availableParallelism(), `${most} reader threads at once`)
   })
 
   it("gives up on a read that takes too long and terminates its worker", async () => {
