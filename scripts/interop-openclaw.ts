@@ -119,6 +119,44 @@ const main = async (): Promise<number> => {
       OPENCLAW_GATEWAY_TOKEN: gateway.token
     })
     check("openclaw sessions cleanup --enforce runs the pass on the gateway", cleanupCli.status === 0 && cleanupCli.stdout.includes("Applied maintenance. Current entries: 1"), `${cleanupCli.stdout}${cleanupCli.stderr}`)
+    // OpenClaw's own commands, pointed at the gateway by environment, as a user of a remote gateway would.
+    const cliEnv = { ...env, HOME: cliHome, OPENCLAW_STATE_DIR: path.join(cliHome, ".openclaw"), OPENCLAW_GATEWAY_URL: gateway.wsUrl, OPENCLAW_GATEWAY_TOKEN: gateway.token }
+    const json = (text: string): unknown => {
+      try {
+        return JSON.parse(text)
+      } catch {
+        return undefined
+      }
+    }
+    const healthCli = await run(cli, ["health"], cliEnv)
+    check("openclaw health names the default agent", healthCli.status === 0 && healthCli.stdout.includes("Agents: main (default)"), `${healthCli.stdout}${healthCli.stderr}`)
+    // `status --json` reads a gateway only with a config file naming it (gateway.mode remote).
+    const remoteConfig = path.join(cliHome, "remote.json")
+    fs.writeFileSync(remoteConfig, JSON.stringify({ gateway: { mode: "remote", remote: { url: gateway.wsUrl, token: gateway.token } } }))
+    const statusCli = await run(cli, ["status", "--json"], { ...env, HOME: cliHome, OPENCLAW_STATE_DIR: path.join(cliHome, ".openclaw"), OPENCLAW_CONFIG_PATH: remoteConfig })
+    const statusJson = json(statusCli.stdout)
+    const byAgent = field(field(statusJson, "sessions"), "byAgent")
+    check(
+      "openclaw status --json reads the gateway's status summary",
+      statusCli.status === 0 && field(field(statusJson, "gateway"), "reachable") === true && Array.isArray(byAgent) && byAgent.some((row) => field(row, "agentId") === "main"),
+      `${statusCli.stdout}${statusCli.stderr}`
+    )
+    const modelsCli = await run(cli, ["models", "list", "--json"], cliEnv)
+    const modelRows = field(json(modelsCli.stdout), "models")
+    check(
+      "openclaw models list shows the gateway's catalogue",
+      modelsCli.status === 0 && Array.isArray(modelRows) && modelRows.some((row) => field(row, "key") === "anthropic/claude-sonnet-5-5" && JSON.stringify(field(row, "tags")).includes("default")),
+      `${modelsCli.stdout}${modelsCli.stderr}`
+    )
+    const agentCli = await run(cli, ["agent", "--message", "cli agent turn", "--session-key", "agent:main:interop-scratch", "--model", "anthropic/claude-sonnet-5-5", "--thinking", "low", "--json"], cliEnv)
+    check("openclaw agent --model --thinking runs a turn", agentCli.status === 0 && agentCli.stdout.includes("echo: cli agent turn"), `${agentCli.stdout}${agentCli.stderr}`)
+    // `gateway call` asks for the least scope a method needs: operator.write for a label.
+    const patch = await call("sessions.patch", { key: "agent:main:interop-scratch", label: "interop" })
+    check("sessions.patch of a label with operator.write", patch.ok && field(field(patch.json, "entry"), "label") === "interop", patch.output)
+    const deleteCli = await run(cli, ["sessions", "delete", "agent:main:interop-scratch", "--yes", "--json"], cliEnv)
+    check("openclaw sessions delete removes a session through the gateway", deleteCli.status === 0 && field(json(deleteCli.stdout), "ok") === true, `${deleteCli.stdout}${deleteCli.stderr}`)
+    const cronCli = await run(cli, ["cron", "list"], cliEnv)
+    check("a command for a method BeamClaw lacks says so (openclaw cron list)", cronCli.status !== 0 && `${cronCli.stdout}${cronCli.stderr}`.includes("unknown method: cron.list"), `${cronCli.stdout}${cronCli.stderr}`)
     const unknown = await call("no.such.method")
     check("an unknown method is an error", !unknown.ok && unknown.output.includes("unknown method"), unknown.output)
     const bad = await run(cli, ["gateway", "call", "health", "--url", gateway.wsUrl, "--token", "wrong", "--json"], { ...env, HOME: cliHome })

@@ -11,7 +11,7 @@ import { ToolRegistry, type Tool } from "./Tool.ts"
 import { TurnTimeout, type TurnEvent } from "./TurnEvent.ts"
 import * as Compaction from "./Compaction.ts"
 import { Models } from "../provider/Models.ts"
-import type { ProviderError, ToolChoice } from "../provider/Provider.ts"
+import type { ProviderError, ThinkingLevel, ToolChoice } from "../provider/Provider.ts"
 import type { AppendOptions, StoreError } from "../session/SessionStore.ts"
 import type { SessionKind } from "../session/SessionKey.ts"
 import * as Transcript from "../session/Transcript.ts"
@@ -44,6 +44,8 @@ export interface TurnInput {
    * agent's models (OpenClaw's x-openclaw-model); the session keeps its own.
    */
   readonly modelOverride?: string | undefined
+  /** A thinking level for this turn only, over the session's and the agent's (OpenClaw's agent `thinking`). */
+  readonly thinking?: ThinkingLevel | undefined
   /**
    * The session was made for this one turn (an OpenAI request without `user`
    * or session header gets a fresh key): its actor is passivated as soon as

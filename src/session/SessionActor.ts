@@ -432,7 +432,8 @@ export const handle = Effect.fnUntraced(function*(state: SessionState, envelope:
         } else if (trigger !== undefined) yield* startNewSession(state, "reset")
         else if (isStale(state.entry, policy.reset, new Date(yield* Clock.currentTimeMillis))) yield* startNewSession(state, "stale")
         const input = trigger === undefined ? envelope.input : { ...envelope.input, text: trigger.rest === "" ? NEW_SESSION_GREETING : trigger.rest }
-        const settings = turnModel(sessionSettings(yield* agents.settings(state.key.agentId), state.entry), envelope.input.modelOverride)
+        const chosen = turnModel(sessionSettings(yield* agents.settings(state.key.agentId), state.entry), envelope.input.modelOverride)
+        const settings = envelope.input.thinking === undefined ? chosen : { ...chosen, thinking: envelope.input.thinking }
         yield* Queue.offer(envelope.events, { _tag: "TurnStarted", runId: envelope.input.runId, sessionKey: state.key.key, sessionId: state.entry.sessionId })
         turnSettings = settings
         turnSession = {

@@ -29,9 +29,16 @@ import * as Handshake from "./Handshake.ts"
 import { type FrameKind, type Hub, type HubClient, type PresenceEntry, SESSION_SCOPED_EVENTS_CAP } from "./Hub.ts"
 import type { Handler, MethodContext } from "./methods/Method.ts"
 import { healthSummary } from "./methods/System.ts"
-import { missingScope, parseRole, requiredScope } from "./Scopes.ts"
+import { missingScope, parseRole } from "./Scopes.ts"
 
 export const EVENTS = ["connect.challenge", "agent", "chat", "presence", "tick", "shutdown", "health", "sessions.changed", "device.pair.requested", "device.pair.resolved"] as const
+/**
+ * OpenClaw's server capabilities (hello-ok `features.capabilities`) that BeamClaw
+ * honours. Clients check them before some calls: `openclaw models list` refuses
+ * a gateway without `published-model-catalog` (models.list answers from the
+ * gateway's catalogue, with details when asked).
+ */
+export const CAPABILITIES = ["published-model-catalog"] as const
 
 const formatIssue = SchemaIssue.makeFormatterDefault()
 const decodeRequest = Schema.decodeUnknownResult(RequestFrame)
@@ -292,7 +299,7 @@ export const run = (socket: Socket.Socket, peer: Peer, hub: Hub, methods: Record
           type: "hello-ok",
           protocol,
           server: { version: hub.options.version, connId },
-          features: { methods: Object.keys(methods), events: EVENTS },
+          features: { methods: Object.keys(methods), events: EVENTS, capabilities: CAPABILITIES },
           snapshot: {
             presence: [...hub.presenceList(), ...(presence === undefined ? [] : [presence])],
             health,
@@ -319,16 +326,20 @@ export const run = (socket: Socket.Socket, peer: Peer, hub: Hub, methods: Record
         const { id, method } = frame
         if (method === "connect") return respond(responseError(id, { code: "INVALID_REQUEST", message: "connect is only valid as the first request" }))
         if (connected.role !== "operator") return respond(responseError(id, { code: "INVALID_REQUEST", message: `unauthorized role: ${connected.role}` }))
-        const missing = missingScope(method, connected.scopes)
+        // A method this gateway does not have is named as such before any scope check: otherwise a client
+        // without admin would be told "missing scope: operator.admin" (what unlisted methods need) for one
+        // OpenClaw has and BeamClaw does not (cron.list, wake, usage.cost), as if its credentials were wrong.
+        // hello-ok lists the methods anyway, so this tells nobody anything new.
+        const handler = methods[method]
+        if (handler === undefined) return respond(responseError(id, { code: "INVALID_REQUEST", message: `unknown method: ${method}` }))
+        const missing = missingScope(method, connected.scopes, frame.params)
         if (missing !== undefined) {
           return respond(responseError(id, {
             code: "FORBIDDEN",
             message: `missing scope: ${missing}`,
-            details: { code: "MISSING_SCOPE", missingScope: missing, requiredScopes: [requiredScope(method)] }
+            details: { code: "MISSING_SCOPE", missingScope: missing, requiredScopes: [missing] }
           }))
         }
-        const handler = methods[method]
-        if (handler === undefined) return respond(responseError(id, { code: "INVALID_REQUEST", message: `unknown method: ${method}` }))
         const afterResponse: Array<() => void> = []
         const context: MethodContext = {
           ...connected.context,

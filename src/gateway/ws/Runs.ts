@@ -6,6 +6,7 @@
  */
 import { Cause, Deferred, Effect, Stream } from "effect"
 import type { ImagePart } from "../../agent/Message.ts"
+import type { ThinkingLevel } from "../../provider/Provider.ts"
 import { Sessions } from "../../session/Sessions.ts"
 import { SessionEvents } from "../rpc/SessionEvents.ts"
 import type { Hub, RunRecord } from "./Hub.ts"
@@ -19,6 +20,10 @@ export interface RunInput {
   readonly text: string
   readonly images?: ReadonlyArray<ImagePart> | undefined
   readonly kind: "chat" | "agent"
+  /** This turn's own `provider/model`, thinking level and extra instructions (RunLoop.TurnInput). */
+  readonly modelOverride?: string | undefined
+  readonly thinking?: ThinkingLevel | undefined
+  readonly extraSystemPrompt?: string | undefined
 }
 
 const assistantMessage = (text: string) => ({ role: "assistant", content: [{ type: "text", text }], timestamp: Date.now() })
@@ -42,7 +47,14 @@ const drive = (hub: Hub, run: RunRecord, input: RunInput) =>
       chatEvent("delta", { message: assistantMessage(run.text) })
     }
 
-    const exit = yield* sessions.send(run.sessionKey, { runId: run.runId, text: input.text, images: input.images }).pipe(
+    const exit = yield* sessions.send(run.sessionKey, {
+      runId: run.runId,
+      text: input.text,
+      images: input.images,
+      modelOverride: input.modelOverride,
+      thinking: input.thinking,
+      extraSystemPrompt: input.extraSystemPrompt
+    }).pipe(
       Stream.runForEach((event) =>
         Effect.sync(() => {
           switch (event._tag) {

@@ -25,13 +25,30 @@ const READ: ReadonlyArray<string> = [
   "sessions.preview", "sessions.messages.subscribe", "sessions.messages.unsubscribe", "system-presence", "last-heartbeat", "chat.history", "config.get", "config.schema.lookup"
 ]
 const WRITE: ReadonlyArray<string> = ["send", "agent", "agent.wait", "chat.send", "chat.abort"]
-const ADMIN: ReadonlyArray<string> = ["sessions.patch", "sessions.reset", "sessions.delete", "sessions.compact", "chat.inject"]
+const ADMIN: ReadonlyArray<string> = ["sessions.reset", "sessions.delete", "sessions.compact", "chat.inject"]
 const PAIRING: ReadonlyArray<string> = ["device.pair.list", "device.pair.approve", "device.pair.reject", "device.pair.remove", "device.token.rotate", "device.token.revoke"]
 
 const ADMIN_PREFIXES = ["config.", "exec.approvals.", "wizard.", "update."]
 
-/** The scope a method needs: the core table first (config.get is read), then reserved prefixes, else admin. */
-export const requiredScope = (method: string): OperatorScope => {
+// sessions.patch is a write when it only touches these (OpenClaw's session-method-scopes.ts), else admin.
+const PATCH_WRITE_FIELDS: ReadonlySet<string> = new Set([
+  "key", "agentId", "expectedSessionId", "expectedLifecycleRevision", "expectedPermissionMode", "expectedMarkedUnreadAt",
+  "label", "autoLabel", "icon", "color", "category", "boardFace", "boardPresentation", "pinned", "archived", "unread",
+  "model", "agentRuntime", "thinkingLevel", "fastMode", "permissionMode"
+])
+
+const patchScope = (params: unknown): OperatorScope => {
+  if (typeof params !== "object" || params === null || Array.isArray(params)) return "operator.write"
+  if (Reflect.get(params, "permissionMode") === "full") return "operator.admin"
+  return Object.keys(params).every((key) => PATCH_WRITE_FIELDS.has(key)) ? "operator.write" : "operator.admin"
+}
+
+/**
+ * The scope a method needs: the params-dependent methods, then the core table
+ * (config.get is read), then reserved prefixes, else admin.
+ */
+export const requiredScope = (method: string, params?: unknown): OperatorScope => {
+  if (method === "sessions.patch") return patchScope(params)
   if (READ.includes(method)) return "operator.read"
   if (WRITE.includes(method)) return "operator.write"
   if (ADMIN.includes(method)) return "operator.admin"
@@ -41,9 +58,9 @@ export const requiredScope = (method: string): OperatorScope => {
 }
 
 /** The scope that is missing for `method`, or undefined when the held scopes allow it. */
-export const missingScope = (method: string, scopes: ReadonlyArray<string>): OperatorScope | undefined => {
+export const missingScope = (method: string, scopes: ReadonlyArray<string>, params?: unknown): OperatorScope | undefined => {
   if (scopes.includes("operator.admin")) return undefined
-  const required = requiredScope(method)
+  const required = requiredScope(method, params)
   if (scopes.includes(required)) return undefined
   if (required === "operator.read" && scopes.includes("operator.write")) return undefined
   return required

@@ -4,14 +4,16 @@
  */
 import { Deferred, Duration, Effect, Schema } from "effect"
 import type { ImagePart, Message } from "../../../agent/Message.ts"
+import { AgentDirectory } from "../../../agent/AgentDirectory.ts"
 import { AppConfig } from "../../../config/AppConfig.ts"
+import type { ThinkingLevel } from "../../../provider/Provider.ts"
 import { ChannelHost } from "../../../channels/ChannelHost.ts"
 import { Sessions } from "../../../session/Sessions.ts"
 import type * as Transcript from "../../../session/Transcript.ts"
 import { invalidRequest, MethodError, unavailable } from "../Frames.ts"
 import type { Hub, RunRecord } from "../Hub.ts"
 import * as Runs from "../Runs.ts"
-import { decodeParams, type Handler, NonEmptyString, resolveSessionKey, sessionError } from "./Method.ts"
+import { decodeParams, type Handler, type MethodContext, NonEmptyString, resolveModel, resolveSessionKey, sessionError } from "./Method.ts"
 
 const MAX_ATTACHMENT_BYTES = 5_000_000
 const HISTORY_TEXT_LIMIT = 12_000
@@ -69,6 +71,7 @@ const chatSend: Handler = (params, context) =>
     const text = yield* sanitizeMessage(decoded.message)
     const images = yield* decodeAttachments(decoded.attachments ?? [])
     if (text.trim() === "" && images.length === 0) return yield* Effect.fail(invalidRequest("message or attachment required"))
+    const thinking = yield* turnThinking(decoded.thinking)
     if (STOP_COMMANDS.has(text.trim().toLowerCase())) {
       const runIds = runningRunsOf(context.hub, key.key).map((run) => run.runId)
       const aborted = yield* (yield* Sessions).abort(key.key).pipe(Effect.mapError(sessionError))
@@ -80,7 +83,7 @@ const chatSend: Handler = (params, context) =>
       if (existing.sessionKey !== key.key) return yield* Effect.fail(invalidRequest("idempotencyKey already used for another session"))
       return existing.status === "running" ? { runId, status: "in_flight" } : { runId, status: "started" }
     }
-    yield* Runs.start(context.hub, { runId, sessionKey: key.key, text, images: images.length > 0 ? images : undefined, kind: "chat" })
+    yield* Runs.start(context.hub, { runId, sessionKey: key.key, text, images: images.length > 0 ? images : undefined, kind: "chat", thinking })
     return { runId, status: "started" }
   })
 
@@ -217,6 +220,9 @@ const chatInject = (seen: Map<string, { readonly sessionKey: string; readonly me
 const AgentParams = Schema.Struct({
   message: Schema.String,
   agentId: Schema.optionalKey(NonEmptyString),
+  /** A model for this run only (`openclaw agent --model`); admin callers only, as OpenClaw. */
+  provider: Schema.optionalKey(Schema.String),
+  model: Schema.optionalKey(Schema.String),
   to: Schema.optionalKey(Schema.String),
   replyTo: Schema.optionalKey(Schema.String),
   sessionId: Schema.optionalKey(Schema.String),
@@ -236,6 +242,49 @@ const AgentParams = Schema.Struct({
   label: Schema.optionalKey(Schema.String),
   idempotencyKey: NonEmptyString
 })
+
+const TURN_THINKING_LEVELS: ReadonlyArray<ThinkingLevel> = ["off", "minimal", "low", "medium", "high", "xhigh"]
+
+/** A run's own thinking level (chat.send / agent `thinking`); blank is none. */
+const turnThinking = (requested: string | undefined): Effect.Effect<ThinkingLevel | undefined, MethodError> => {
+  const level = requested?.trim().toLowerCase()
+  if (level === undefined || level === "") return Effect.succeed(undefined)
+  const known = TURN_THINKING_LEVELS.find((candidate) => candidate === level)
+  return known === undefined
+    ? Effect.fail(invalidRequest(`invalid thinking level: ${JSON.stringify(requested)} (use ${TURN_THINKING_LEVELS.join(", ")})`))
+    : Effect.succeed(known)
+}
+
+/**
+ * The run's own model from `provider` and `model` (OpenClaw's override): a
+ * `provider/model`, an alias, or a bare model id under `provider` (by default
+ * the provider of the agent's own model). Only an admin may choose one, as
+ * OpenClaw's agent preflight.
+ */
+const turnModel = (decoded: { readonly provider?: string | undefined; readonly model?: string | undefined }, agentId: string, context: MethodContext) =>
+  Effect.gen(function*() {
+    const provider = decoded.provider?.trim() ?? ""
+    const model = decoded.model?.trim() ?? ""
+    if (provider === "" && model === "") return undefined
+    if (!context.scopes.includes("operator.admin")) return yield* Effect.fail(invalidRequest("provider/model overrides are not authorized for this caller."))
+    if (model === "") return yield* Effect.fail(invalidRequest(`provider ${provider} needs a model (provider/model overrides name the model)`))
+    const primary = (yield* (yield* AgentDirectory).settings(agentId).pipe(Effect.mapError(sessionError))).modelChain[0] ?? ""
+    return yield* resolveModel(model, provider !== "" ? provider : primary.slice(0, Math.max(0, primary.indexOf("/"))))
+  })
+
+/**
+ * The session an agent run without a `sessionKey` goes to when it names a
+ * `sessionId`: the agent's session with that id, else a session of its own
+ * under OpenClaw's explicit-id key (`agent:<id>:explicit:<sessionId>`), so
+ * the next run with the same id continues it.
+ */
+const sessionForId = (sessionId: string, agentId: string | undefined) =>
+  Effect.gen(function*() {
+    const agents = yield* AgentDirectory
+    const owner = agentId?.toLowerCase() ?? (yield* agents.defaultAgentId)
+    const rows = yield* (yield* Sessions).list(owner).pipe(Effect.mapError(sessionError))
+    return rows.find((row) => row.entry.sessionId === sessionId)?.key ?? `agent:${owner}:explicit:${sessionId}`
+  })
 
 const agentFinal = (run: RunRecord): Effect.Effect<unknown, MethodError> => {
   if (run.status === "ok") {
@@ -293,7 +342,9 @@ const deliveryTarget = (decoded: typeof AgentParams.Type, sessionKey: string) =>
 const agent: Handler = (params, context) =>
   Effect.gen(function*() {
     const decoded = yield* decodeParams("agent", AgentParams, params)
-    const key = yield* resolveSessionKey(decoded.sessionKey, decoded.agentId)
+    const sessionId = decoded.sessionId?.trim() ?? ""
+    const requestedKey = decoded.sessionKey ?? (sessionId === "" ? undefined : yield* sessionForId(sessionId, decoded.agentId))
+    const key = yield* resolveSessionKey(requestedKey, decoded.agentId)
     if (decoded.agentId !== undefined && key.agentId !== decoded.agentId.toLowerCase()) {
       return yield* Effect.fail(invalidRequest(`sessionKey ${key.key} belongs to agent ${key.agentId}, not ${decoded.agentId}`))
     }
@@ -301,11 +352,22 @@ const agent: Handler = (params, context) =>
     const text = yield* sanitizeMessage(decoded.message)
     const images = yield* decodeAttachments(decoded.attachments ?? [])
     if (text.trim() === "" && images.length === 0) return yield* Effect.fail(invalidRequest("message or attachment required"))
+    const modelOverride = yield* turnModel(decoded, key.agentId, context)
+    const thinking = yield* turnThinking(decoded.thinking)
     const runId = decoded.idempotencyKey
     const existing = context.hub.runs.get(runId)
     // As chat.send: a key already used by a run of another session is not that run.
     if (existing !== undefined && existing.sessionKey !== key.key) return yield* Effect.fail(invalidRequest("idempotencyKey already used for another session"))
-    const run = existing ?? (yield* Runs.start(context.hub, { runId, sessionKey: key.key, text, images: images.length > 0 ? images : undefined, kind: "agent" }))
+    const run = existing ?? (yield* Runs.start(context.hub, {
+      runId,
+      sessionKey: key.key,
+      text,
+      images: images.length > 0 ? images : undefined,
+      kind: "agent",
+      modelOverride,
+      thinking,
+      extraSystemPrompt: decoded.extraSystemPrompt
+    }))
     if (existing === undefined && delivery !== undefined) {
       // Owned by the gateway like the run, so the answer is delivered even if this client leaves.
       const host = yield* ChannelHost

@@ -4,7 +4,7 @@
  */
 import { Effect, Result, Schema, SchemaIssue } from "effect"
 import type { AgentDirectory } from "../../../agent/AgentDirectory.ts"
-import type { AppConfig } from "../../../config/AppConfig.ts"
+import { AppConfig } from "../../../config/AppConfig.ts"
 import type { Paths } from "../../../config/Paths.ts"
 import type { Sessions } from "../../../session/Sessions.ts"
 import type { SessionMaintenance } from "../../../session/SessionMaintenance.ts"
@@ -66,3 +66,26 @@ export const sessionError = (error: { readonly _tag: string; readonly message: s
 
 export const NonEmptyString = Schema.String.check(Schema.isMinLength(1))
 export const PositiveInt = Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(1))
+
+/**
+ * `provider/model`, or an alias from agents.defaults.models; when that map is
+ * set it is also the allowlist, as OpenClaw's. With `defaultProvider`, a bare
+ * model id that is no alias is that provider's model.
+ */
+export const resolveModel = (requested: string, defaultProvider?: string | undefined) =>
+  Effect.gen(function*() {
+    const config = yield* (yield* AppConfig).get
+    const catalog = config.agents.defaults.models
+    const trimmed = requested.trim()
+    const byAlias = Object.entries(catalog).find(([, entry]) => entry.alias !== undefined && entry.alias.toLowerCase() === trimmed.toLowerCase())?.[0]
+    const ref = byAlias ?? (defaultProvider !== undefined && defaultProvider !== "" && !trimmed.includes("/") ? `${defaultProvider}/${trimmed}` : trimmed)
+    const slash = ref.indexOf("/")
+    if (slash <= 0 || slash === ref.length - 1) {
+      return yield* Effect.fail(invalidRequest(`invalid model: ${JSON.stringify(requested)} (use provider/model, e.g. anthropic/claude-sonnet-4-5, or a model alias)`))
+    }
+    const allowed = Object.keys(catalog)
+    if (allowed.length > 0 && !allowed.includes(ref)) {
+      return yield* Effect.fail(invalidRequest(`model not allowed: ${ref} (allowed: ${allowed.join(", ")})`))
+    }
+    return ref
+  })

@@ -14,21 +14,24 @@ import { type SessionRow, Sessions } from "../../../session/Sessions.ts"
 import { SessionMaintenance } from "../../../session/SessionMaintenance.ts"
 import { invalidRequest } from "../Frames.ts"
 import type { Hub } from "../Hub.ts"
-import { decodeParams, type Handler, NonEmptyString, PositiveInt, resolveSessionKey, sessionError } from "./Method.ts"
+import { decodeParams, type Handler, NonEmptyString, PositiveInt, resolveModel, resolveSessionKey, sessionError } from "./Method.ts"
 
-const kindOf = (key: string): "direct" | "group" | "global" | "unknown" => {
+/** A session key's kind as OpenClaw's session rows name it. */
+export const kindOf = (key: string): "direct" | "group" | "global" | "unknown" => {
   const parsed = SessionKey.parse(key)
   if (Result.isFailure(parsed)) return key === "global" ? "global" : "unknown"
   const kind = parsed.success.kind
   return kind === "group" || kind === "channel" ? "group" : "direct"
 }
 
-export const sessionRow = (row: SessionRow, hub: Hub) => {
+export const sessionRow = (row: SessionRow, hub: Hub, mainKey: string) => {
   const entry = row.entry
   const active = [...hub.runs.values()].filter((run) => run.sessionKey === row.key && run.status === "running").map((run) => run.runId)
   return {
     key: row.key,
     kind: kindOf(row.key),
+    // The agent's main session, which cannot be deleted (`openclaw sessions delete --dry-run` refuses it from this).
+    isMain: row.key === SessionKey.mainKey(entry.agentId, mainKey),
     ...(entry.label === undefined ? {} : { label: entry.label }),
     ...(entry.displayName === undefined ? {} : { displayName: entry.displayName }),
     ...(entry.channel === undefined ? {} : { channel: entry.channel }),
@@ -58,7 +61,23 @@ export const sessionRow = (row: SessionRow, hub: Hub) => {
 
 const ListParams = Schema.Struct({
   limit: Schema.optionalKey(PositiveInt),
+  offset: Schema.optionalKey(Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0))),
   activeMinutes: Schema.optionalKey(PositiveInt),
+  /** Only sessions with a run going now. */
+  activeOnly: Schema.optionalKey(Schema.Boolean),
+  // BeamClaw keeps one activity time per session (updatedAt), so every order is by it.
+  sortBy: Schema.optionalKey(Schema.Literals(["updatedAt", "lastInteractionAt", "activity"])),
+  /**
+   * OpenClaw's archived sessions: true lists only them, "all" them and the
+   * active ones. BeamClaw sessions are never archived (a deleted session's
+   * transcript is, but the session is gone), so true lists nothing.
+   */
+  archived: Schema.optionalKey(Schema.Union([Schema.Boolean, Schema.Literal("all")])),
+  // Every agent BeamClaw lists sessions for is configured; it has no subagent, cron or system sessions to leave out.
+  configuredAgentsOnly: Schema.optionalKey(Schema.Boolean),
+  excludeSubagents: Schema.optionalKey(Schema.Boolean),
+  excludeCron: Schema.optionalKey(Schema.Boolean),
+  excludeSystem: Schema.optionalKey(Schema.Boolean),
   includeGlobal: Schema.optionalKey(Schema.Boolean),
   includeUnknown: Schema.optionalKey(Schema.Boolean),
   includeDerivedTitles: Schema.optionalKey(Schema.Boolean),
@@ -81,12 +100,18 @@ const list: Handler = (params, context) =>
     const rows = yield* sessions.list(agentId).pipe(Effect.mapError(sessionError))
     const now = Date.now()
     const search = decoded.search?.trim().toLowerCase()
+    const running = new Set([...context.hub.runs.values()].filter((run) => run.status === "running").map((run) => run.sessionKey))
     const matching = rows
+      .filter(() => decoded.archived !== true)
+      .filter((row) => decoded.activeOnly !== true || running.has(row.key))
       .filter((row) => decoded.activeMinutes === undefined || now - row.entry.updatedAt <= decoded.activeMinutes * 60_000)
       .filter((row) => decoded.label === undefined || row.entry.label === decoded.label)
       .filter((row) => search === undefined || search === "" || row.key.includes(search) || (row.entry.label ?? "").toLowerCase().includes(search) || (row.entry.displayName ?? "").toLowerCase().includes(search))
       .sort((a, b) => b.entry.updatedAt - a.entry.updatedAt)
-    const limited = decoded.limit === undefined ? matching : matching.slice(0, decoded.limit)
+    const offset = decoded.offset ?? 0
+    const limited = decoded.limit === undefined ? matching.slice(offset) : matching.slice(offset, offset + decoded.limit)
+    const nextOffset = offset + limited.length
+    const policy = yield* agents.sessionPolicy
     const settings = yield* agents.settings(agentId ?? defaultId).pipe(Effect.mapError(sessionError))
     const primary = settings.modelChain[0] ?? ""
     const slash = primary.indexOf("/")
@@ -96,12 +121,15 @@ const list: Handler = (params, context) =>
       count: limited.length,
       totalCount: matching.length,
       limitApplied: decoded.limit !== undefined && matching.length > limited.length,
+      // OpenClaw's paging: clients walk the list with `offset` while `hasMore`.
+      hasMore: nextOffset < matching.length,
+      ...(nextOffset < matching.length ? { nextOffset } : {}),
       defaults: {
         modelProvider: slash > 0 ? primary.slice(0, slash) : null,
         model: slash > 0 ? primary.slice(slash + 1) : null,
         contextTokens: settings.contextTokens
       },
-      sessions: limited.map((row) => sessionRow(row, context.hub))
+      sessions: limited.map((row) => sessionRow(row, context.hub, policy.mainKey))
     }
   })
 
@@ -119,7 +147,8 @@ const get: Handler = (params, context) =>
     const decoded = yield* decodeParams("sessions.get", KeyParams, params)
     const { key, row } = yield* findRow(decoded.key)
     if (row === undefined) return yield* Effect.fail(invalidRequest(`session not found: ${key.key}`))
-    return { ok: true, key: key.key, entry: row.entry, session: sessionRow(row, context.hub) }
+    const policy = yield* (yield* AgentDirectory).sessionPolicy
+    return { ok: true, key: key.key, entry: row.entry, session: sessionRow(row, context.hub, policy.mainKey) }
   })
 
 const PreviewParams = Schema.Struct({
@@ -165,7 +194,10 @@ const reset: Handler = (params, context) =>
 /** Fields OpenClaw's sessions.patch knows that BeamClaw sessions do not have; asking to set one is refused by name. */
 const UNSUPPORTED_PATCH_FIELDS: ReadonlyArray<string> = [
   "verboseLevel", "reasoningLevel", "responseUsage", "elevatedLevel", "execHost", "execSecurity", "execAsk", "execNode",
-  "spawnedBy", "sendPolicy", "groupActivation", "fastMode", "traceLevel", "spawnDepth", "subagentRole", "envelope", "contextWindow"
+  "spawnedBy", "sendPolicy", "groupActivation", "fastMode", "traceLevel", "spawnDepth", "subagentRole", "envelope", "contextWindow",
+  // Control UI organisation and lifecycle fields (`openclaw sessions archive` sends archived: true).
+  "autoLabel", "icon", "color", "category", "boardFace", "boardPresentation", "pinned", "archived", "unread", "agentRuntime",
+  "permissionMode", "sandboxMode"
 ]
 const SUPPORTED_PATCH_FIELDS = ["label", "thinkingLevel", "model"]
 
@@ -173,34 +205,31 @@ const THINKING_LEVELS = ["off", "minimal", "low", "medium", "high", "xhigh"] as 
 
 const PatchParams = Schema.Struct({
   key: NonEmptyString,
+  agentId: Schema.optionalKey(NonEmptyString),
+  /** Applies only while the session is still this one (not reset or replaced since the client read it). */
+  expectedSessionId: Schema.optionalKey(NonEmptyString),
   label: Schema.optionalKey(Schema.NullOr(Schema.String.check(Schema.isMaxLength(100)))),
   thinkingLevel: Schema.optionalKey(Schema.NullOr(Schema.Literals(THINKING_LEVELS))),
   model: Schema.optionalKey(Schema.NullOr(Schema.String))
 })
 
-/** `provider/model`, or an alias from agents.defaults.models; when that map is set it is also the allowlist, as OpenClaw's. */
-const resolveModel = (requested: string) =>
-  Effect.gen(function*() {
-    const config = yield* (yield* AppConfig).get
-    const catalog = config.agents.defaults.models
-    const trimmed = requested.trim()
-    const byAlias = Object.entries(catalog).find(([, entry]) => entry.alias !== undefined && entry.alias.toLowerCase() === trimmed.toLowerCase())?.[0]
-    const ref = byAlias ?? trimmed
-    const slash = ref.indexOf("/")
-    if (slash <= 0 || slash === ref.length - 1) {
-      return yield* Effect.fail(invalidRequest(`invalid model: ${JSON.stringify(requested)} (use provider/model, e.g. anthropic/claude-sonnet-4-5, or a model alias)`))
-    }
-    const allowed = Object.keys(catalog)
-    if (allowed.length > 0 && !allowed.includes(ref)) {
-      return yield* Effect.fail(invalidRequest(`model not allowed: ${ref} (allowed: ${allowed.join(", ")})`))
-    }
-    return ref
-  })
-
 const splitModel = (ref: string | undefined) => {
   const slash = ref?.indexOf("/") ?? -1
   return ref === undefined || slash <= 0 ? { modelProvider: null, model: ref ?? null } : { modelProvider: ref.slice(0, slash), model: ref.slice(slash + 1) }
 }
+
+/**
+ * OpenClaw's `expectedSessionId`: a lifecycle change applies only to the
+ * session the client read, not one reset or replaced since (a new session id).
+ */
+const expectSession = (key: string, expected: string | undefined) =>
+  Effect.gen(function*() {
+    if (expected === undefined) return
+    const entry = yield* (yield* Sessions).entry(key).pipe(Effect.mapError(sessionError))
+    if (entry?.sessionId !== expected) {
+      return yield* Effect.fail(invalidRequest(`Session changed: ${key} is no longer session ${expected}; re-read it and retry`, { code: "SESSION_CHANGED" }))
+    }
+  })
 
 const patch: Handler = (params, context) =>
   Effect.gen(function*() {
@@ -218,7 +247,8 @@ const patch: Handler = (params, context) =>
       ? Object.fromEntries(Object.entries(params).filter(([name]) => !UNSUPPORTED_PATCH_FIELDS.includes(name)))
       : params
     const decoded = yield* decodeParams("sessions.patch", PatchParams, stripped)
-    const key = yield* resolveSessionKey(decoded.key)
+    const key = yield* subscriptionKey(decoded.key, decoded.agentId)
+    yield* expectSession(key.key, decoded.expectedSessionId)
     const sessions = yield* Sessions
     let label: string | null | undefined = decoded.label
     if (typeof label === "string") {
@@ -246,12 +276,20 @@ const patch: Handler = (params, context) =>
     }
   })
 
-const DeleteParams = Schema.Struct({ key: NonEmptyString, deleteTranscript: Schema.optionalKey(Schema.Boolean) })
+const DeleteParams = Schema.Struct({
+  key: NonEmptyString,
+  agentId: Schema.optionalKey(NonEmptyString),
+  deleteTranscript: Schema.optionalKey(Schema.Boolean),
+  expectedSessionId: Schema.optionalKey(NonEmptyString),
+  /** Delete only an archived session; BeamClaw sessions are never archived, so it is refused. */
+  archivedOnly: Schema.optionalKey(Schema.Boolean)
+})
 
 const remove: Handler = (params, context) =>
   Effect.gen(function*() {
     const decoded = yield* decodeParams("sessions.delete", DeleteParams, params)
-    const key = yield* resolveSessionKey(decoded.key)
+    const key = yield* subscriptionKey(decoded.key, decoded.agentId)
+    if (decoded.archivedOnly === true) return yield* Effect.fail(invalidRequest(`Session ${key.key} is not archived (BeamClaw sessions are never archived)`))
     const policy = yield* (yield* AgentDirectory).sessionPolicy
     if (key.key === SessionKey.mainKey(key.agentId, policy.mainKey)) {
       return yield* Effect.fail(invalidRequest(`Cannot delete the main session (${key.key}).`))
@@ -259,6 +297,7 @@ const remove: Handler = (params, context) =>
     if (decoded.deleteTranscript === false) {
       return yield* Effect.fail(invalidRequest("sessions.delete: deleteTranscript false is not supported; BeamClaw always archives the transcript of a deleted session (as *.deleted.<ts>, nothing is erased)"))
     }
+    yield* expectSession(key.key, decoded.expectedSessionId)
     const { deleted } = yield* (yield* Sessions).delete(key.key).pipe(Effect.mapError(sessionError))
     if (deleted) context.hub.broadcast("sessions.changed", { sessionKey: key.key, reason: "delete", agentId: key.agentId })
     return { ok: true, key: key.key, deleted }

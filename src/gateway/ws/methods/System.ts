@@ -8,17 +8,32 @@ import { AgentDirectory } from "../../../agent/AgentDirectory.ts"
 import { AppConfig } from "../../../config/AppConfig.ts"
 import { agentModel, defaultAgentId } from "../../../config/ConfigSchema.ts"
 import { Paths } from "../../../config/Paths.ts"
+import type { SessionEntry } from "../../../session/SessionStore.ts"
 import { Sessions } from "../../../session/Sessions.ts"
 import { SessionMaintenance } from "../../../session/SessionMaintenance.ts"
 import { type AccountStatus, ChannelSupervisor } from "../../../channels/ChannelSupervisor.ts"
 import { Readiness } from "../../Readiness.ts"
 import { LogRing } from "../LogRing.ts"
 import type { Hub } from "../Hub.ts"
-import { decodeParams, type Handler, sessionError } from "./Method.ts"
+import { invalidRequest } from "../Frames.ts"
+import { isLoopbackAddress } from "../../auth/GatewayAuth.ts"
+import { decodeParams, type Handler, NonEmptyString, sessionError } from "./Method.ts"
+import { kindOf } from "./SessionMethods.ts"
 
 const HEALTH_RECENT = 5
 
-/** OpenClaw's HealthSummary, from what BeamClaw has (no channels yet, no heartbeat). */
+/**
+ * OpenClaw's heartbeat summary for an agent. BeamClaw runs no heartbeats yet,
+ * so every agent reads as disabled (the CLI prints "disabled (<agent>)").
+ */
+const heartbeatSummary = { enabled: false, every: "disabled", everyMs: null }
+
+/**
+ * OpenClaw's HealthSummary, from what BeamClaw has (channels are reported by
+ * channels.status, no heartbeat). `agents` carries OpenClaw's per-agent rows
+ * ({agentId, isDefault, heartbeat, sessions}): `openclaw health` labels its
+ * "Agents:" line and picks the default agent's session store from them.
+ */
 export const healthSummary = Effect.gen(function*() {
   const started = Date.now()
   const agents = yield* AgentDirectory
@@ -29,24 +44,31 @@ export const healthSummary = Effect.gen(function*() {
   const report = yield* readiness.report
   const defaultId = yield* agents.defaultAgentId
   const ids = yield* agents.agentIds
-  const rows = yield* sessions.list(defaultId).pipe(Effect.catch(() => Effect.succeed([])))
   const now = Date.now()
-  const recent = [...rows].sort((a, b) => b.entry.updatedAt - a.entry.updatedAt).slice(0, HEALTH_RECENT)
+  const sessionsOf = (id: string) =>
+    sessions.list(id).pipe(
+      Effect.catch(() => Effect.succeed([])),
+      Effect.map((rows) => ({
+        path: Path.join(paths.home, "agents", id, "sessions", "sessions.json"),
+        count: rows.length,
+        recent: [...rows].sort((a, b) => b.entry.updatedAt - a.entry.updatedAt).slice(0, HEALTH_RECENT)
+          .map((row) => ({ key: row.key, updatedAt: row.entry.updatedAt, age: now - row.entry.updatedAt }))
+      }))
+    )
+  const perAgent = yield* Effect.forEach(ids, (id) =>
+    sessionsOf(id).pipe(Effect.map((agentSessions) => {
+      const name = config.agents.list.find((agent) => agent.id === id)?.name
+      return { agentId: id, ...(name === undefined ? {} : { name }), isDefault: id === defaultId, heartbeat: heartbeatSummary, sessions: agentSessions }
+    })))
+  const defaultSessions = perAgent.find((agent) => agent.isDefault)?.sessions ?? (yield* sessionsOf(defaultId))
   return {
     ok: report.ready,
     ts: now,
     durationMs: Date.now() - started,
     heartbeatSeconds: 0,
     defaultAgentId: defaultId,
-    agents: ids.map((id) => {
-      const name = config.agents.list.find((agent) => agent.id === id)?.name
-      return name === undefined ? { id } : { id, name }
-    }),
-    sessions: {
-      path: Path.join(paths.home, "agents", defaultId, "sessions", "sessions.json"),
-      count: rows.length,
-      recent: recent.map((row) => ({ key: row.key, updatedAt: row.entry.updatedAt, age: now - row.entry.updatedAt }))
-    },
+    agents: perAgent,
+    sessions: defaultSessions,
     channels: {},
     channelOrder: [],
     channelLabels: {}
@@ -61,29 +83,127 @@ const health: Handler = (params) =>
     return yield* healthSummary
   })
 
+const StatusParams = Schema.Struct({
+  includeChannelSummary: Schema.optionalKey(Schema.Boolean),
+  includeCliProjection: Schema.optionalKey(Schema.Boolean)
+})
+
+const STATUS_RECENT = 10
+const TASK_STATUSES = ["queued", "running", "succeeded", "failed", "timed_out", "cancelled", "lost"] as const
+const TASK_RUNTIMES = ["subagent", "acp", "cli", "cron"] as const
+const TASK_AUDIT_CODES = ["stale_queued", "stale_running", "lost", "delivery_failed", "missing_cleanup", "inconsistent_timestamps"] as const
+const zeroes = (keys: ReadonlyArray<string>) => Object.fromEntries(keys.map((key) => [key, 0]))
+
+/** A session as a row of OpenClaw's status summary. */
+const statusSessionRow = (row: { readonly key: string; readonly entry: SessionEntry }, now: number, contextTokens: number) => {
+  const entry = row.entry
+  return {
+    agentId: entry.agentId,
+    key: row.key,
+    kind: kindOf(row.key),
+    sessionId: entry.sessionId,
+    updatedAt: entry.updatedAt,
+    age: now - entry.updatedAt,
+    ...(entry.thinkingLevel === undefined ? {} : { thinkingLevel: entry.thinkingLevel }),
+    ...(entry.abortedLastRun === undefined ? {} : { abortedLastRun: entry.abortedLastRun }),
+    inputTokens: entry.inputTokens,
+    outputTokens: entry.outputTokens,
+    cacheRead: entry.cacheRead,
+    cacheWrite: entry.cacheWrite,
+    totalTokens: entry.totalTokens,
+    totalTokensFresh: true,
+    remainingTokens: Math.max(0, contextTokens - entry.totalTokens),
+    percentUsed: contextTokens > 0 ? Math.min(999, Math.round(entry.totalTokens / contextTokens * 100)) : null,
+    model: entry.model ?? null,
+    ...(entry.modelProvider === undefined || entry.model === undefined ? {} : { selectedModel: `${entry.modelProvider}/${entry.model}` }),
+    contextTokens,
+    flags: [
+      ...(entry.thinkingLevel === undefined ? [] : [`think:${entry.thinkingLevel}`]),
+      ...(entry.abortedLastRun === true ? ["aborted"] : []),
+      `id:${entry.sessionId}`
+    ]
+  }
+}
+
+/**
+ * OpenClaw's StatusSummary (heartbeat, tasks, sessions by agent, and with
+ * `includeCliProjection` the agent roster `openclaw status --json` reads),
+ * plus what BeamClaw adds: process facts, session host stats under
+ * `sessions`, fibers, connections and process memory.
+ */
 const status: Handler = (params, context) =>
   Effect.gen(function*() {
-    yield* decodeParams("status", Schema.Struct({}), params)
+    const decoded = yield* decodeParams("status", StatusParams, params)
     const sessions = yield* Sessions
     const agents = yield* AgentDirectory
     const config = yield* (yield* AppConfig).get
+    const paths = yield* Paths
     const stats = yield* sessions.stats
     const rows = yield* sessions.list().pipe(Effect.mapError(sessionError))
     const memory = process.memoryUsage()
     const running = [...context.hub.runs.values()].filter((run) => run.status === "running").length
     const maintenance = yield* (yield* SessionMaintenance).last
+    const defaultId = yield* agents.defaultAgentId
+    const ids = yield* agents.agentIds
+    const now = Date.now()
+    const defaults = yield* agents.settings(defaultId).pipe(Effect.mapError(sessionError))
+    // Each agent's context window, against which a session's use is a percentage (the entry's contextTokens is its use).
+    const windows = new Map(yield* Effect.forEach(ids, (id) =>
+      agents.settings(id).pipe(Effect.map((settings) => [id, settings.contextTokens] as const), Effect.mapError(sessionError))))
+    const newest = (of: ReadonlyArray<(typeof rows)[number]>) =>
+      [...of].sort((a, b) => b.entry.updatedAt - a.entry.updatedAt).slice(0, STATUS_RECENT)
+        .map((row) => statusSessionRow(row, now, windows.get(row.entry.agentId) ?? defaults.contextTokens))
+    const storePath = (id: string) => Path.join(paths.home, "agents", id, "sessions", "sessions.json")
+    const primary = defaults.modelChain[0]
     return {
+      runtimeVersion: context.hub.options.version,
+      ...(decoded.includeCliProjection === true
+        ? {
+          cliProjection: {
+            agents: {
+              defaultId,
+              ownership: ids.length === 1 ? "sole" : "explicit",
+              selectionRequired: false,
+              rows: ids.map((id) => {
+                const name = config.agents.list.find((agent) => agent.id === id)?.name
+                return name === undefined ? { id } : { id, name }
+              })
+            },
+            updateChannel: null,
+            // BeamClaw has no memory plugin slot, so the CLI shows memory as off rather than probing one.
+            memoryPlugin: { enabled: false, slot: null, reason: "not provided by this gateway" }
+          }
+        }
+        : {}),
+      heartbeat: {
+        defaultAgentId: defaultId,
+        agents: ids.map((id) => ({ agentId: id, ...heartbeatSummary, waitingForRoute: false }))
+      },
+      channelSummary: [],
+      queuedSystemEvents: [],
+      degradedSecretOwners: [],
+      degradedPlugins: [],
+      // BeamClaw has no background task registry: the counts OpenClaw reports are all zero.
+      tasks: { total: 0, active: 0, terminal: 0, failures: 0, byStatus: zeroes(TASK_STATUSES), byRuntime: zeroes(TASK_RUNTIMES) },
+      taskAudit: { total: 0, warnings: 0, errors: 0, byCode: zeroes(TASK_AUDIT_CODES) },
       ok: true,
-      ts: Date.now(),
+      ts: now,
       version: context.hub.options.version,
-      uptimeMs: Date.now() - context.hub.startedAt,
+      uptimeMs: now - context.hub.startedAt,
       pid: process.pid,
       platform: process.platform,
       node: process.version,
-      defaultAgentId: yield* agents.defaultAgentId,
+      defaultAgentId: defaultId,
       authMode: config.gateway.auth.mode,
       sessions: {
+        paths: ids.map(storePath),
         count: rows.length,
+        defaults: { model: primary === undefined ? null : primary.slice(primary.indexOf("/") + 1), contextTokens: defaults.contextTokens },
+        recent: newest(rows),
+        byAgent: ids.map((id) => {
+          const own = rows.filter((row) => row.entry.agentId === id)
+          return { agentId: id, path: storePath(id), count: own.length, recent: newest(own) }
+        }),
         live: stats.live,
         restarts: stats.restarts,
         passivations: stats.passivations,
@@ -100,7 +220,9 @@ const status: Handler = (params, context) =>
       // Live session actors are fibers; runs are the gateway-owned fibers draining chat and agent turns.
       fibers: { sessionActors: stats.live, runs: running },
       connections: context.hub.clients.size,
-      memory: { rss: memory.rss, heapUsed: memory.heapUsed, heapTotal: memory.heapTotal, external: memory.external, arrayBuffers: memory.arrayBuffers }
+      memory: { rss: memory.rss, heapUsed: memory.heapUsed, heapTotal: memory.heapTotal, external: memory.external, arrayBuffers: memory.arrayBuffers },
+      // OpenClaw's name and units for the same numbers.
+      processMemory: { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed, heapTotalBytes: memory.heapTotal, externalBytes: memory.external, arrayBuffersBytes: memory.arrayBuffers }
     }
   })
 
@@ -133,36 +255,95 @@ const logsTail: Handler = (params) =>
     }
   })
 
-const ModelsListParams = Schema.Struct({ view: Schema.optionalKey(Schema.Literals(["default", "configured", "all"])) })
+// OpenClaw's models.list params. BeamClaw's catalogue is the configuration (there is no provider discovery), so
+// every view lists it, `refresh` and `preparedOnly` have nothing to refresh or wait for, and `sessionKey` /
+// `authProfileId` (a session's or an auth profile's view) see the same models.
+const ModelsListParams = Schema.Struct({
+  agentId: Schema.optionalKey(NonEmptyString),
+  sessionKey: Schema.optionalKey(NonEmptyString),
+  authProfileId: Schema.optionalKey(NonEmptyString),
+  provider: Schema.optionalKey(NonEmptyString),
+  includeDetails: Schema.optionalKey(Schema.Boolean),
+  includeProviderCapabilities: Schema.optionalKey(Schema.Boolean),
+  includeDefaultModels: Schema.optionalKey(Schema.Boolean),
+  preparedOnly: Schema.optionalKey(Schema.Boolean),
+  refresh: Schema.optionalKey(Schema.Boolean),
+  view: Schema.optionalKey(Schema.Literals(["default", "configured", "provider-config", "all"]))
+})
 
+interface ModelRow {
+  id: string
+  name: string
+  provider: string
+  alias?: string
+  tags: Array<string>
+  contextWindow?: number
+  reasoning?: boolean
+  local?: boolean
+}
+
+const isLocalBaseUrl = (baseUrl: string): boolean => {
+  try {
+    return isLoopbackAddress(new URL(baseUrl).hostname.replace(/^\[|\]$/g, ""))
+  } catch {
+    return false
+  }
+}
+
+/**
+ * The published catalogue (hello-ok advertises `published-model-catalog`):
+ * the agent's model and fallbacks, the configured model settings and every
+ * model a provider declares, tagged as OpenClaw tags them (`default`,
+ * `fallback#n`, `configured`) for the agent asked about.
+ */
 const modelsList: Handler = (params) =>
   Effect.gen(function*() {
-    yield* decodeParams("models.list", ModelsListParams, params)
+    const decoded = yield* decodeParams("models.list", ModelsListParams, params)
     const config = yield* (yield* AppConfig).get
-    const seen = new Map<string, { id: string; name: string; provider: string; alias?: string; contextWindow?: number; reasoning?: boolean }>()
-    const add = (ref: string) => {
+    const agents = yield* AgentDirectory
+    const agentId = decoded.agentId?.toLowerCase() ?? (yield* agents.defaultAgentId)
+    if (!(yield* agents.agentIds).includes(agentId)) return yield* Effect.fail(invalidRequest(`unknown agent id "${agentId}"`))
+    const providerFilter = decoded.provider?.toLowerCase()
+    const seen = new Map<string, ModelRow>()
+    const add = (ref: string, tag: string | undefined) => {
       const slash = ref.indexOf("/")
-      if (slash <= 0 || seen.has(ref)) return
+      if (slash <= 0) return
+      const existing = seen.get(ref)
+      if (existing !== undefined) {
+        if (tag !== undefined && !existing.tags.includes(tag)) existing.tags.push(tag)
+        return
+      }
       const provider = ref.slice(0, slash)
       const id = ref.slice(slash + 1)
-      const declared = config.models.providers[provider]?.models.find((model) => model.id === id)
+      const settings = config.models.providers[provider]
+      const declared = settings?.models.find((model) => model.id === id)
       const alias = config.agents.defaults.models[ref]?.alias
       seen.set(ref, {
         id,
         name: declared?.name ?? id,
         provider,
         ...(alias === undefined ? {} : { alias }),
+        tags: tag === undefined ? [] : [tag],
         ...(declared?.contextWindow === undefined ? {} : { contextWindow: declared.contextWindow }),
-        ...(declared?.reasoning === undefined ? {} : { reasoning: declared.reasoning })
+        ...(declared?.reasoning === undefined ? {} : { reasoning: declared.reasoning }),
+        ...(decoded.includeDetails === true && settings !== undefined ? { local: isLocalBaseUrl(settings.baseUrl) } : {})
       })
     }
-    const selections = [config.agents.defaults.model, ...config.agents.list.map((agent) => agentModel(config, agent.id))]
-    for (const selection of selections) [selection.primary, ...selection.fallbacks].forEach(add)
-    Object.keys(config.agents.defaults.models).forEach(add)
-    for (const [provider, settings] of Object.entries(config.models.providers)) {
-      for (const model of settings.models) add(`${provider}/${model.id}`)
+    const selection = agentModel(config, agentId)
+    add(selection.primary, "default")
+    selection.fallbacks.forEach((ref, index) => add(ref, `fallback#${index + 1}`))
+    Object.keys(config.agents.defaults.models).forEach((ref) => add(ref, "configured"))
+    // The defaults' and other agents' models are still models this gateway serves.
+    for (const other of [config.agents.defaults.model, ...config.agents.list.map((entry) => agentModel(config, entry.id))]) {
+      for (const ref of [other.primary, ...other.fallbacks]) add(ref, undefined)
     }
-    return { models: [...seen.values()] }
+    for (const [provider, settings] of Object.entries(config.models.providers)) {
+      for (const model of settings.models) add(`${provider}/${model.id}`, undefined)
+    }
+    const models = [...seen.values()]
+      .filter((row) => providerFilter === undefined || row.provider.toLowerCase() === providerFilter)
+      .map(({ tags, ...row }) => tags.length === 0 ? row : { ...row, tags })
+    return { models }
   })
 
 const agentsList: Handler = (params) =>
