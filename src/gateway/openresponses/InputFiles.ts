@@ -295,11 +295,13 @@ export const readPdfs = Effect.fnUntraced(function*(files: ReadonlyArray<InputFi
     }
     const { text, pages } = read.success
     // The model is told why it sees little or nothing, so it can tell the user instead of guessing.
+    const readPages = limits.pdfMaxPages === 1 ? "only its first page is read" : `the first ${limits.pdfMaxPages} are read`
     const notes = [
       ...(text.trim().length < limits.pdfMinTextChars ? ["[the PDF has little or no text (a scan?); BeamClaw does not render its pages as images]"] : []),
-      ...(pages > limits.pdfMaxPages ? [`[the PDF has ${pages} pages; the first ${limits.pdfMaxPages} are read (gateway.http.endpoints.responses.files.pdf.maxPages)]`] : [])
+      ...(pages > limits.pdfMaxPages ? [`[the PDF has ${pages} pages; ${readPages} (gateway.http.endpoints.responses.files.pdf.maxPages)]`] : [])
     ]
-    const scan = [text, ...notes].filter((part) => part.trim() !== "").join("\n")
+    // Notes first: text past files.maxChars is cut when the file is rendered, and they would go with it.
+    const scan = [...notes, text].filter((part) => part.trim() !== "").join("\n")
     out.push({ ...file, content: { _tag: "Text", text: scan } })
   }
   return Result.succeed<ReadonlyArray<InputFile>>(out)

@@ -5,10 +5,11 @@
  * rendering is checked directly; the rest against a gateway process.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { Result } from "effect"
+import { Effect, Result } from "effect"
 import { type FakeAnthropicHandle, lastRequestOf, startFakeAnthropic, systemText } from "../../support/FakeAnthropic.ts"
 import { type StartedGateway, startGateway } from "../../support/Gateway.ts"
-import { defaultFileLimits, fileLimits, type InputFile, parseInputFile, renderInputFiles } from "../../../src/gateway/openresponses/InputFiles.ts"
+import { defaultFileLimits, fileLimits, type InputFile, parseInputFile, readPdfs, renderInputFiles } from "../../../src/gateway/openresponses/InputFiles.ts"
+import { makePdf } from "../../support/Pdf.ts"
 
 const render = (file: Omit<InputFile, "at">, limits = defaultFileLimits): string => {
   const result = renderInputFiles([{ at: "input[0].content[1]", ...file }], limits)
@@ -38,6 +39,29 @@ describe("input_file: the untrusted block cannot be forged", () => {
     const lines = out.split("\n")
     assert.strictEqual(lines.filter((line) => line.startsWith("Source:")).length, 1, out)
     assert.strictEqual(count(out, "<<<END_EXTERNAL_UNTRUSTED_CONTENT"), 1, out)
+  })
+})
+
+describe("input_file: PDFs", () => {
+  const readPdf = async (pdf: Buffer, limits: typeof defaultFileLimits): Promise<string> => {
+    const read = await Effect.runPromise(readPdfs([{ at: "input[0].content[1]", filename: "r.pdf", mediaType: "application/pdf", content: b64(pdf) }], limits))
+    if (Result.isFailure(read)) throw new Error(`refused: ${JSON.stringify(read.failure)}`)
+    const [file] = read.success
+    if (file === undefined) throw new Error("no file")
+    return render(file, limits)
+  }
+
+  it("keeps its notes when the text read is cut at files.maxChars, and says 'page' for one", async () => {
+    const out = await readPdf(makePdf([["Lorem ipsum dolor sit amet. ".repeat(20)], ["The second page"]]), { ...defaultFileLimits, maxChars: 200, pdfMaxPages: 1 })
+    assert.include(out, "[truncated:")
+    assert.include(out, "[the PDF has 2 pages; only its first page is read (gateway.http.endpoints.responses.files.pdf.maxPages)]")
+  })
+
+  it("names a probable scan below files.pdf.minTextChars, not at it", async () => {
+    const limits = { ...defaultFileLimits, pdfMinTextChars: 10 }
+    assert.include(await readPdf(makePdf([["123456789"]]), limits), "little or no text")
+    assert.notInclude(await readPdf(makePdf([["1234567890"]]), limits), "little or no text")
+    assert.include(await readPdf(makePdf([[]]), { ...defaultFileLimits, pdfMinTextChars: 0 }), "[No extractable text]")
   })
 })
 
