@@ -23,6 +23,20 @@ export class LoadFailed extends Schema.TaggedError<LoadFailed>()("LoadFailed", {
   message: Schema.String
 }) {}
 
+/**
+ * The session is no longer the one a caller read (reset or replaced since):
+ * OpenClaw's SESSION_CHANGED. Checked where the change is made, in turn with
+ * the session's other mail, so a reset queued ahead of the change is seen.
+ */
+export class SessionChanged extends Schema.TaggedError<SessionChanged>()("SessionChanged", {
+  sessionKey: Schema.String,
+  expectedSessionId: Schema.String,
+  message: Schema.String
+}) {}
+
+const sessionChanged = (sessionKey: string, expectedSessionId: string) =>
+  new SessionChanged({ sessionKey, expectedSessionId, message: `Session changed: ${sessionKey} is no longer session ${expectedSessionId}; re-read it and retry` })
+
 export type TurnFailure = TurnError | TurnAborted | SessionCrashed | SessionUnavailable | UnknownAgent | StoreError
 
 export type Envelope =
@@ -35,9 +49,21 @@ export type Envelope =
   }
   | { readonly _tag: "Reset"; readonly reply: Deferred.Deferred<SessionEntry, StoreError | SessionUnavailable> }
   | { readonly _tag: "History"; readonly reply: Deferred.Deferred<ReadonlyArray<Transcript.Entry>, SessionUnavailable> }
-  | { readonly _tag: "Patch"; readonly patch: SessionPatch; readonly reply: Deferred.Deferred<SessionEntry, StoreError | SessionUnavailable> }
+  | {
+    readonly _tag: "Patch"
+    readonly patch: SessionPatch
+    /** Applies only while the session is still this one (OpenClaw's expectedSessionId). */
+    readonly expectedSessionId?: string | undefined
+    readonly reply: Deferred.Deferred<SessionEntry, StoreError | SessionUnavailable | SessionChanged>
+  }
   | { readonly _tag: "Inject"; readonly text: string; readonly label: string | undefined; readonly reply: Deferred.Deferred<{ readonly messageId: string }, StoreError | Transcript.TranscriptInvariantError | SessionUnavailable | UnknownAgent> }
-  | { readonly _tag: "Delete"; readonly deleteTranscript: boolean; readonly reply: Deferred.Deferred<{ readonly deleted: boolean }, StoreError | SessionUnavailable> }
+  | {
+    readonly _tag: "Delete"
+    readonly deleteTranscript: boolean
+    /** Deletes only while the session is still this one (OpenClaw's expectedSessionId). */
+    readonly expectedSessionId?: string | undefined
+    readonly reply: Deferred.Deferred<{ readonly deleted: boolean }, StoreError | SessionUnavailable | SessionChanged>
+  }
   | { readonly _tag: "Compact"; readonly instructions: string | undefined; readonly reply: Deferred.Deferred<CompactOutcome, CompactFailure> }
 
 /** What an on-demand compaction did: summarised older history, or nothing and why. */
@@ -203,6 +229,8 @@ export const withoutLoading = Effect.fnUntraced(function*(key: SessionKey.Parsed
     })
   if (envelope._tag === "Delete") {
     return yield* Deferred.complete(envelope.reply, Effect.gen(function*() {
+      const expected = envelope.expectedSessionId
+      if (expected !== undefined && (yield* store.getEntry(key.key))?.sessionId !== expected) return yield* sessionChanged(key.key, expected)
       const entry = yield* setAside("deleted")
       yield* store.deleteEntry(key.key)
       return { deleted: entry !== undefined }
@@ -372,6 +400,8 @@ export const handle = Effect.fnUntraced(function*(state: SessionState, envelope:
       return yield* Deferred.complete(envelope.reply, Effect.exit(startNewSession(state, "reset")).pipe(Effect.flatten))
     case "Patch":
       return yield* Deferred.complete(envelope.reply, Effect.gen(function*() {
+        const expected = envelope.expectedSessionId
+        if (expected !== undefined && state.entry.sessionId !== expected) return yield* sessionChanged(state.key.key, expected)
         // A channel records its route on every message; the index is written only when it changed.
         const { lastRoute, ...rest } = envelope.patch
         if (lastRoute !== undefined && sameRoute(state.entry, lastRoute) && Object.values(rest).every((value) => value === undefined)) return state.entry
@@ -399,6 +429,8 @@ export const handle = Effect.fnUntraced(function*(state: SessionState, envelope:
       }))
     case "Delete":
       return yield* Deferred.complete(envelope.reply, Effect.gen(function*() {
+        const expected = envelope.expectedSessionId
+        if (expected !== undefined && state.entry.sessionId !== expected) return yield* sessionChanged(state.key.key, expected)
         const existed = (yield* store.getEntry(state.key.key)) !== undefined || state.headerWritten
         if (state.headerWritten) yield* store.archiveTranscript(state.entry.agentId, state.entry.sessionId, "deleted")
         yield* store.deleteEntry(state.key.key)

@@ -72,12 +72,26 @@ export class Sessions extends Context.Service<Sessions, {
   readonly abort: (key: string) => Effect.Effect<boolean, SessionKey.InvalidSessionKey>
   readonly reset: (key: string) => Effect.Effect<SessionEntry, StoreError | SessionKey.InvalidSessionKey | SessionUnavailable>
   readonly history: (key: string) => Effect.Effect<ReadonlyArray<Transcript.Entry>, SessionKey.InvalidSessionKey | SessionUnavailable>
-  /** Changes a session's own settings (label, thinking level, model override). */
-  readonly patch: (key: string, patch: SessionActor.SessionPatch) => Effect.Effect<SessionEntry, StoreError | SessionKey.InvalidSessionKey | SessionUnavailable>
+  /**
+   * Changes a session's own settings (label, thinking level, model override);
+   * with `expectedSessionId`, only while the session is still that one.
+   */
+  readonly patch: (
+    key: string,
+    patch: SessionActor.SessionPatch,
+    options?: { readonly expectedSessionId?: string | undefined }
+  ) => Effect.Effect<SessionEntry, StoreError | SessionKey.InvalidSessionKey | SessionUnavailable | SessionActor.SessionChanged>
   /** Appends an assistant note to the transcript without running the agent (OpenClaw's chat.inject). */
   readonly inject: (key: string, text: string, label?: string) => Effect.Effect<{ readonly messageId: string }, StoreError | Transcript.TranscriptInvariantError | SessionKey.InvalidSessionKey | SessionUnavailable | UnknownAgent>
-  /** Aborts any running turn, archives the transcript (`.deleted.<ts>`) and forgets the session. */
-  readonly delete: (key: string) => Effect.Effect<{ readonly deleted: boolean }, StoreError | SessionKey.InvalidSessionKey | SessionUnavailable>
+  /**
+   * Aborts any running turn, archives the transcript (`.deleted.<ts>`) and
+   * forgets the session; with `expectedSessionId`, only while the session is
+   * still that one (a reset queued ahead of the delete is seen).
+   */
+  readonly delete: (
+    key: string,
+    options?: { readonly expectedSessionId?: string | undefined }
+  ) => Effect.Effect<{ readonly deleted: boolean }, StoreError | SessionKey.InvalidSessionKey | SessionUnavailable | SessionActor.SessionChanged>
   /**
    * Summarises the history before the recent tail into a compaction entry now
    * (OpenClaw's `/compact [instructions]`), in turn with the session's other mail.
@@ -371,14 +385,20 @@ export class Sessions extends Context.Service<Sessions, {
         }),
       reset: (key) => ask<SessionEntry, StoreError | SessionUnavailable>(key, (reply) => ({ _tag: "Reset", reply })),
       history: (key) => ask<ReadonlyArray<Transcript.Entry>, SessionUnavailable>(key, (reply) => ({ _tag: "History", reply })),
-      patch: (key, patch) => ask<SessionEntry, StoreError | SessionUnavailable>(key, (reply) => ({ _tag: "Patch", patch, reply })),
+      patch: (key, patch, options) =>
+        ask<SessionEntry, StoreError | SessionUnavailable | SessionActor.SessionChanged>(key, (reply) => ({ _tag: "Patch", patch, expectedSessionId: options?.expectedSessionId, reply })),
       inject: (key, text, label) => ask<{ readonly messageId: string }, StoreError | Transcript.TranscriptInvariantError | SessionUnavailable | UnknownAgent>(key, (reply) => ({ _tag: "Inject", text, label, reply })),
-      delete: (key) =>
+      delete: (key, options) =>
         Effect.gen(function*() {
           const parsed = yield* parseKey(key)
           const current = actors.get(parsed.key)?.current
           if (current?._tag === "Turn") yield* Deferred.succeed(current.cancel, undefined)
-          return yield* ask<{ readonly deleted: boolean }, StoreError | SessionUnavailable>(key, (reply) => ({ _tag: "Delete", deleteTranscript: true, reply }))
+          return yield* ask<{ readonly deleted: boolean }, StoreError | SessionUnavailable | SessionActor.SessionChanged>(key, (reply) => ({
+            _tag: "Delete",
+            deleteTranscript: true,
+            expectedSessionId: options?.expectedSessionId,
+            reply
+          }))
         }),
       compact: (key, instructions) =>
         ask<SessionActor.CompactOutcome, SessionActor.CompactFailure>(key, (reply) => ({ _tag: "Compact", instructions, reply })),

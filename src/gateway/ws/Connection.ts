@@ -329,8 +329,9 @@ export const run = (socket: Socket.Socket, peer: Peer, hub: Hub, methods: Record
         // A method this gateway does not have is named as such before any scope check: otherwise a client
         // without admin would be told "missing scope: operator.admin" (what unlisted methods need) for one
         // OpenClaw has and BeamClaw does not (cron.list, wake, usage.cost), as if its credentials were wrong.
-        // hello-ok lists the methods anyway, so this tells nobody anything new.
-        const handler = methods[method]
+        // hello-ok lists the methods anyway, so this tells nobody anything new. Own entries only: the table is
+        // an object, and `toString` or `constructor` from its prototype is no handler (called, it never answered).
+        const handler = Object.hasOwn(methods, method) ? methods[method] : undefined
         if (handler === undefined) return respond(responseError(id, { code: "INVALID_REQUEST", message: `unknown method: ${method}` }))
         const missing = missingScope(method, connected.scopes, frame.params)
         if (missing !== undefined) {

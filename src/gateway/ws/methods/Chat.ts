@@ -245,11 +245,26 @@ const AgentParams = Schema.Struct({
 
 const TURN_THINKING_LEVELS: ReadonlyArray<ThinkingLevel> = ["off", "minimal", "low", "medium", "high", "xhigh"]
 
-/** A run's own thinking level (chat.send / agent `thinking`); blank is none. */
+/**
+ * The other names OpenClaw's normalizeThinkLevel takes for a level: its CLI
+ * (`openclaw agent --thinking max`) and TUI send what the user typed.
+ * `adaptive` / `auto` are a level of their own there, which BeamClaw lacks.
+ */
+const THINKING_ALIASES: ReadonlyMap<string, ThinkingLevel> = new Map<string, ThinkingLevel>([
+  ["on", "low"], ["enable", "low"], ["enabled", "low"], ["thinkhard", "low"], ["think-hard", "low"], ["think_hard", "low"],
+  ["min", "minimal"], ["think", "minimal"],
+  ["mid", "medium"], ["med", "medium"], ["thinkharder", "medium"], ["think-harder", "medium"], ["harder", "medium"],
+  ["ultra", "high"], ["ultrathink", "high"], ["thinkhardest", "high"], ["highest", "high"], ["max", "high"]
+])
+
+/** A run's own thinking level (chat.send / agent `thinking`), by its name or OpenClaw's aliases; blank is none. */
 const turnThinking = (requested: string | undefined): Effect.Effect<ThinkingLevel | undefined, MethodError> => {
   const level = requested?.trim().toLowerCase()
   if (level === undefined || level === "") return Effect.succeed(undefined)
-  const known = TURN_THINKING_LEVELS.find((candidate) => candidate === level)
+  // As OpenClaw: x-high, x_high and extra high are xhigh.
+  const collapsed = level.replace(/[\s_-]+/g, "")
+  const known = TURN_THINKING_LEVELS.find((candidate) => candidate === level) ??
+    (collapsed === "xhigh" || collapsed === "extrahigh" ? "xhigh" : THINKING_ALIASES.get(level))
   return known === undefined
     ? Effect.fail(invalidRequest(`invalid thinking level: ${JSON.stringify(requested)} (use ${TURN_THINKING_LEVELS.join(", ")})`))
     : Effect.succeed(known)

@@ -10,6 +10,7 @@ import { textOf } from "../../../agent/Message.ts"
 import { AppConfig } from "../../../config/AppConfig.ts"
 import { Paths } from "../../../config/Paths.ts"
 import * as SessionKey from "../../../session/SessionKey.ts"
+import { SessionChanged } from "../../../session/SessionActor.ts"
 import { type SessionRow, Sessions } from "../../../session/Sessions.ts"
 import { SessionMaintenance } from "../../../session/SessionMaintenance.ts"
 import { invalidRequest } from "../Frames.ts"
@@ -218,17 +219,25 @@ const splitModel = (ref: string | undefined) => {
   return ref === undefined || slash <= 0 ? { modelProvider: null, model: ref ?? null } : { modelProvider: ref.slice(0, slash), model: ref.slice(slash + 1) }
 }
 
+const sessionChanged = (key: string, expected: string) =>
+  invalidRequest(`Session changed: ${key} is no longer session ${expected}; re-read it and retry`, { code: "SESSION_CHANGED" })
+
+/** Session-layer failures of a change made with `expectedSessionId`: a replaced session is OpenClaw's SESSION_CHANGED. */
+const changeError = (error: { readonly _tag: string; readonly message: string }) =>
+  error instanceof SessionChanged ? invalidRequest(error.message, { code: "SESSION_CHANGED" }) : sessionError(error)
+
 /**
  * OpenClaw's `expectedSessionId`: a lifecycle change applies only to the
  * session the client read, not one reset or replaced since (a new session id).
+ * Checked here first, so a delete of a session already replaced aborts none
+ * of its turns; the session checks again when the change reaches it
+ * (Sessions.patch / delete), since a reset may be queued ahead of it.
  */
 const expectSession = (key: string, expected: string | undefined) =>
   Effect.gen(function*() {
     if (expected === undefined) return
     const entry = yield* (yield* Sessions).entry(key).pipe(Effect.mapError(sessionError))
-    if (entry?.sessionId !== expected) {
-      return yield* Effect.fail(invalidRequest(`Session changed: ${key} is no longer session ${expected}; re-read it and retry`, { code: "SESSION_CHANGED" }))
-    }
+    if (entry?.sessionId !== expected) return yield* Effect.fail(sessionChanged(key, expected))
   })
 
 const patch: Handler = (params, context) =>
@@ -263,7 +272,7 @@ const patch: Handler = (params, context) =>
       ...(label === undefined ? {} : { label }),
       ...(decoded.thinkingLevel === undefined ? {} : { thinkingLevel: decoded.thinkingLevel }),
       ...(modelOverride === undefined ? {} : { modelOverride })
-    }).pipe(Effect.mapError(sessionError))
+    }, { expectedSessionId: decoded.expectedSessionId }).pipe(Effect.mapError(changeError))
     const settings = yield* (yield* AgentDirectory).settings(key.agentId).pipe(Effect.mapError(sessionError))
     const paths = yield* Paths
     context.hub.broadcast("sessions.changed", { sessionKey: key.key, reason: "patch", agentId: key.agentId })
@@ -298,7 +307,7 @@ const remove: Handler = (params, context) =>
       return yield* Effect.fail(invalidRequest("sessions.delete: deleteTranscript false is not supported; BeamClaw always archives the transcript of a deleted session (as *.deleted.<ts>, nothing is erased)"))
     }
     yield* expectSession(key.key, decoded.expectedSessionId)
-    const { deleted } = yield* (yield* Sessions).delete(key.key).pipe(Effect.mapError(sessionError))
+    const { deleted } = yield* (yield* Sessions).delete(key.key, { expectedSessionId: decoded.expectedSessionId }).pipe(Effect.mapError(changeError))
     if (deleted) context.hub.broadcast("sessions.changed", { sessionKey: key.key, reason: "delete", agentId: key.agentId })
     return { ok: true, key: key.key, deleted }
   })

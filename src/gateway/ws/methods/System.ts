@@ -129,7 +129,9 @@ const statusSessionRow = (row: { readonly key: string; readonly entry: SessionEn
  * OpenClaw's StatusSummary (heartbeat, tasks, sessions by agent, and with
  * `includeCliProjection` the agent roster `openclaw status --json` reads),
  * plus what BeamClaw adds: process facts, session host stats under
- * `sessions`, fibers, connections and process memory.
+ * `sessions`, fibers, connections and process memory. A client without
+ * admin gets OpenClaw's redacted summary (its redactSensitiveStatusSummary):
+ * no store paths, default model or recent session rows, only the counts.
  */
 const status: Handler = (params, context) =>
   Effect.gen(function*() {
@@ -155,6 +157,8 @@ const status: Handler = (params, context) =>
         .map((row) => statusSessionRow(row, now, windows.get(row.entry.agentId) ?? defaults.contextTokens))
     const storePath = (id: string) => Path.join(paths.home, "agents", id, "sessions", "sessions.json")
     const primary = defaults.modelChain[0]
+    // OpenClaw's status passes includeSensitive only to admin callers: the others see no paths and no sessions by name.
+    const sensitive = context.scopes.includes("operator.admin")
     return {
       runtimeVersion: context.hub.options.version,
       ...(decoded.includeCliProjection === true
@@ -196,13 +200,15 @@ const status: Handler = (params, context) =>
       defaultAgentId: defaultId,
       authMode: config.gateway.auth.mode,
       sessions: {
-        paths: ids.map(storePath),
+        paths: sensitive ? ids.map(storePath) : [],
         count: rows.length,
-        defaults: { model: primary === undefined ? null : primary.slice(primary.indexOf("/") + 1), contextTokens: defaults.contextTokens },
-        recent: newest(rows),
+        defaults: sensitive
+          ? { model: primary === undefined ? null : primary.slice(primary.indexOf("/") + 1), contextTokens: defaults.contextTokens }
+          : { model: null, contextTokens: null },
+        recent: sensitive ? newest(rows) : [],
         byAgent: ids.map((id) => {
           const own = rows.filter((row) => row.entry.agentId === id)
-          return { agentId: id, path: storePath(id), count: own.length, recent: newest(own) }
+          return { agentId: id, path: sensitive ? storePath(id) : "[redacted]", count: own.length, recent: sensitive ? newest(own) : [] }
         }),
         live: stats.live,
         restarts: stats.restarts,
